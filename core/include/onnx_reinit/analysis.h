@@ -1,0 +1,44 @@
+// What every float tensor of a model is: its role, fans, matrix view and the
+// activation that follows it, worked out from the graph (DESIGN.md sections
+// 5 and 6). The CLI shows exactly this; a C++ user gets the same through here.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <onnx/onnx_pb.h>
+
+#include "onnx_reinit/model_tensors.h"
+#include "onnx_reinit/tensor_info.h"
+
+namespace onnx_reinit {
+
+enum class fan_convention { semantic, torch };
+
+struct analysis_options {
+  fan_convention convention = fan_convention::semantic;
+};
+
+struct tensor_analysis {
+  tensor_ref ref;
+  // name, shape, dtype, role, fans, receptive field, groups, gates, matrix
+  // view, activation, gain. dtype is meaningful only when `is_float`.
+  tensor_info info;
+  bool is_float = false;          // float32/float16/bfloat16/float64
+  std::string consumer_op;        // "Conv", "com.microsoft.FusedConv", "" when none
+  std::int64_t consumer_input = -1;  // input slot at the real consumer
+  std::string keep_reason;        // non-empty: must be kept byte for byte, and why
+  std::vector<std::string> notes; // e.g. shared tensor whose consumers imply other fans
+  // Element ranges [begin, end) holding LSTM forget-gate input biases
+  // (the default policy sets them to 1), already mapped through any
+  // Slice/Concat gate reordering between the initializer and the LSTM.
+  std::vector<std::pair<std::int64_t, std::int64_t>> forget_gate_ranges;
+};
+
+// One entry per tensor of collect_model_tensors(), in the same order.
+std::vector<tensor_analysis> analyze_model(const onnx::ModelProto& model,
+                                           const analysis_options& options = {});
+
+}  // namespace onnx_reinit

@@ -1,0 +1,36 @@
+// Finding every tensor of a model that may hold weights: graph initializers
+// and Constant-node values, in the main graph and in subgraphs (If/Loop/Scan
+// bodies), each with a stable identity used by analysis, planning and rewrite.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include <onnx/onnx_pb.h>
+
+namespace onnx_reinit {
+
+enum class tensor_origin { initializer, constant_node };
+
+// Identity of a tensor within a model. `graph_path` is "" for the main graph
+// and "<node>/<attribute>" for a subgraph, nested with '/', where <node> is
+// the node's name or "#<index>" when it has none (e.g. "If_0/then_branch").
+// `name` is the initializer name or the Constant node's output name.
+struct tensor_ref {
+  std::string graph_path;
+  std::string name;
+  tensor_origin origin = tensor_origin::initializer;
+  friend bool operator==(const tensor_ref&, const tensor_ref&) = default;
+};
+
+struct model_tensor {
+  tensor_ref ref;
+  onnx::TensorProto* proto = nullptr;  // owned by the model
+  const onnx::GraphProto* graph = nullptr;
+};
+
+// Model order: per graph, initializers first, then Constant nodes in node
+// order; subgraphs depth-first after the graph that holds them.
+std::vector<model_tensor> collect_model_tensors(onnx::ModelProto& model);
+
+}  // namespace onnx_reinit

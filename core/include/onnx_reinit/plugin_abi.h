@@ -1,0 +1,182 @@
+/* The plugin boundary in plain C: the one entry point a strategy plugin
+ * exports, the descriptor it returns, and the host services (random streams)
+ * it may call. Nothing but C types crosses it; no exception ever does.
+ *
+ * Rules (DESIGN.md section 3):
+ *  - A plugin exports exactly one symbol, ONNX_REINIT_PLUGIN_ENTRY_NAME, of type
+ *    onnx_reinit_plugin_entry_fn. It returns a pointer to a static, constant
+ *    descriptor that lives as long as the library is loaded.
+ *  - The host checks abi_version == ONNX_REINIT_ABI_VERSION and
+ *    struct_size >= sizeof(onnx_reinit_plugin_desc) before reading further.
+ *  - Every function that can fail returns an onnx_reinit_status and writes a
+ *    NUL-terminated message into the caller's buffer.
+ * C++ plugin authors use plugin.h, which writes all of this for them. */
+#ifndef ONNX_REINIT_PLUGIN_ABI_H
+#define ONNX_REINIT_PLUGIN_ABI_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Bumped on any change to the layout or meaning of the structs below. */
+#define ONNX_REINIT_ABI_VERSION 1u
+#define ONNX_REINIT_PLUGIN_ENTRY_NAME "onnx_reinit_plugin_entry"
+
+#if defined(_WIN32)
+#define ONNX_REINIT_EXPORT __declspec(dllexport)
+#else
+#define ONNX_REINIT_EXPORT __attribute__((visibility("default")))
+#endif
+
+typedef enum onnx_reinit_status {
+  ONNX_REINIT_OK = 0,
+  ONNX_REINIT_ERROR = 1,            /* any other failure; message says what */
+  ONNX_REINIT_INVALID_ARGUMENT = 2, /* parameters, or a tensor the strategy cannot fill */
+  ONNX_REINIT_OUT_OF_MEMORY = 3,
+} onnx_reinit_status;
+
+/* Element types, numbered as onnx_reinit::element_type. Fill buffers are only
+ * ever FLOAT32 or FLOAT64. */
+typedef enum onnx_reinit_dtype {
+  ONNX_REINIT_FLOAT32 = 1,
+  ONNX_REINIT_FLOAT64 = 2,
+  ONNX_REINIT_FLOAT16 = 3,
+  ONNX_REINIT_BFLOAT16 = 4,
+} onnx_reinit_dtype;
+
+/* ---- Parameters ---------------------------------------------------------- */
+
+typedef enum onnx_reinit_param_type {
+  ONNX_REINIT_PARAM_FLOAT = 0,  /* a double */
+  ONNX_REINIT_PARAM_INT = 1,    /* an integer, carried in a double */
+  ONNX_REINIT_PARAM_BOOL = 2,   /* 0 or 1, carried in a double */
+  ONNX_REINIT_PARAM_CHOICE = 3, /* one of a '|'-separated list of words */
+} onnx_reinit_param_type;
+
+/* Range flags for onnx_reinit_param_schema::range_flags. */
+#define ONNX_REINIT_RANGE_MIN_EXCLUSIVE 1u
+#define ONNX_REINIT_RANGE_MAX_EXCLUSIVE 2u
+
+typedef struct onnx_reinit_param_schema {
+  const char* name;
+  uint32_t type;         /* onnx_reinit_param_type */
+  uint32_t range_flags;  /* ONNX_REINIT_RANGE_* */
+  double default_number; /* FLOAT, INT, BOOL */
+  double min_value;      /* FLOAT, INT: -HUGE_VAL for none */
+  double max_value;      /* FLOAT, INT: HUGE_VAL for none */
+  const char* choices;   /* CHOICE: "fan_in|fan_out|fan_avg" */
+  const char* default_choice;
+  const char* help;
+} onnx_reinit_param_schema;
+
+/* One validated parameter value. The host passes every parameter of the
+ * schema, in schema order, defaults filled in. */
+typedef struct onnx_reinit_param_value {
+  const char* name;
+  double number;      /* FLOAT, INT, BOOL */
+  const char* choice; /* CHOICE; NULL otherwise */
+} onnx_reinit_param_value;
+
+/* ---- Tensors ------------------------------------------------------------- */
+
+/* Mirrors onnx_reinit::tensor_info (tensor_info.h). Enum fields carry the
+ * numeric values of onnx_reinit::tensor_role / activation_kind. */
+typedef struct onnx_reinit_tensor_info {
+  uint32_t struct_size;
+  const char* name;
+  const int64_t* shape;
+  uint32_t rank;
+  uint32_t dtype;
+  uint32_t role;
+  uint32_t activation;
+  double activation_param;
+  double gain;
+  double fan_in;
+  double fan_out;
+  double receptive_field;
+  int64_t groups;
+  int64_t gate_count;
+  int64_t block_count;
+  int64_t block_rows;
+  int64_t block_cols;
+} onnx_reinit_tensor_info;
+
+/* A piece of a tensor to fill: `count` elements of `dtype` (FLOAT32 or
+ * FLOAT64) starting at element index `first` of the whole tensor. */
+typedef struct onnx_reinit_span {
+  void* data;
+  uint64_t first;
+  uint64_t count;
+  uint32_t dtype;
+} onnx_reinit_span;
+
+/* ---- Random streams (provided by the host) -------------------------------- */
+
+struct onnx_reinit_rng_api;
+
+/* A counter-based Philox4x32-10 stream. `key` is derived from the seed and
+ * the tensor name (rng.h documents how); `stream` separates independent
+ * sequences for the same tensor (e.g. values and positions). */
+typedef struct onnx_reinit_rng {
+  uint32_t key[2];
+  uint64_t stream;
+  const struct onnx_reinit_rng_api* api;
+} onnx_reinit_rng;
+
+/* Fills `out` with values whose element i depends only on (key, stream,
+ * out->first + i), so any chunking gives the same bytes. Truncated normal
+ * bounds `a`, `b` are in units of `std` around `mean`. */
+typedef struct onnx_reinit_rng_api {
+  uint32_t struct_size;
+  void (*uniform)(const onnx_reinit_rng* rng, const onnx_reinit_span* out, double low,
+                  double high);
+  void (*normal)(const onnx_reinit_rng* rng, const onnx_reinit_span* out, double mean,
+                 double std);
+  void (*truncated_normal)(const onnx_reinit_rng* rng, const onnx_reinit_span* out,
+                           double mean, double std, double a, double b);
+} onnx_reinit_rng_api;
+
+/* ---- Strategies and the plugin descriptor --------------------------------- */
+
+/* Element i of the result depends only on i and the random stream, never on
+ * other elements: the host may fill one tensor in chunks, in parallel. */
+#define ONNX_REINIT_STRATEGY_ELEMENTWISE 1u
+
+typedef struct onnx_reinit_strategy_desc {
+  const char* name;    /* unique across all plugins, [a-z0-9_]+ */
+  const char* summary; /* one line */
+  const char* formula; /* e.g. "U(-b, b), b = gain * sqrt(6 / (fan_in + fan_out))" */
+  const onnx_reinit_param_schema* params;
+  uint32_t param_count;
+  uint32_t flags; /* ONNX_REINIT_STRATEGY_* */
+  /* Creates a configured instance from validated values (all of them, schema
+   * order). May still refuse combinations (e.g. low >= high). */
+  int (*create)(const onnx_reinit_param_value* values, uint32_t value_count, void** instance,
+                char* error, size_t error_size);
+  void (*destroy)(void* instance);
+  /* Fills `out`. For strategies without the ELEMENTWISE flag the host always
+   * passes the whole tensor (first == 0, count == element count). */
+  int (*fill)(const void* instance, const onnx_reinit_tensor_info* tensor,
+              const onnx_reinit_rng* rng, const onnx_reinit_span* out, char* error,
+              size_t error_size);
+} onnx_reinit_strategy_desc;
+
+typedef struct onnx_reinit_plugin_desc {
+  uint32_t abi_version; /* ONNX_REINIT_ABI_VERSION */
+  uint32_t struct_size; /* sizeof(onnx_reinit_plugin_desc) */
+  const char* plugin_id;
+  const char* plugin_version;
+  const onnx_reinit_strategy_desc* strategies;
+  uint32_t strategy_count;
+} onnx_reinit_plugin_desc;
+
+typedef const onnx_reinit_plugin_desc* (*onnx_reinit_plugin_entry_fn)(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* ONNX_REINIT_PLUGIN_ABI_H */

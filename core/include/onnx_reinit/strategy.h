@@ -1,0 +1,87 @@
+// The C++ interface a strategy implements, and the conversions between
+// tensor_info and its C mirror used on both sides of the plugin boundary.
+// Part of the plugin SDK: standard library only.
+#pragma once
+
+#include <cstdint>
+#include <span>
+
+#include "onnx_reinit/plugin_abi.h"
+#include "onnx_reinit/rng.h"
+#include "onnx_reinit/tensor_info.h"
+
+namespace onnx_reinit {
+
+// A configured initialization strategy. `first` is the index, within the
+// whole tensor, of out[0]: element-wise strategies may be called on chunks;
+// the others always get the whole tensor (first == 0). Throw
+// std::invalid_argument for a tensor the strategy cannot fill.
+class strategy {
+ public:
+  virtual ~strategy() = default;
+  virtual void fill(const tensor_info& tensor, const rng_stream& rng, std::uint64_t first,
+                    std::span<float> out) const = 0;
+  virtual void fill(const tensor_info& tensor, const rng_stream& rng, std::uint64_t first,
+                    std::span<double> out) const = 0;
+};
+
+// Implements both fill overloads with one template member of Derived:
+//   template <class T> void fill_values(const tensor_info&, const rng_stream&,
+//                                       std::uint64_t first, std::span<T>) const;
+template <class Derived>
+class basic_strategy : public strategy {
+ public:
+  void fill(const tensor_info& tensor, const rng_stream& rng, std::uint64_t first,
+            std::span<float> out) const final {
+    static_cast<const Derived*>(this)->fill_values(tensor, rng, first, out);
+  }
+  void fill(const tensor_info& tensor, const rng_stream& rng, std::uint64_t first,
+            std::span<double> out) const final {
+    static_cast<const Derived*>(this)->fill_values(tensor, rng, first, out);
+  }
+};
+
+// The C mirror of a tensor_info; valid while `info` lives and is unchanged.
+inline onnx_reinit_tensor_info to_c(const tensor_info& info) {
+  onnx_reinit_tensor_info c{};
+  c.struct_size = sizeof(onnx_reinit_tensor_info);
+  c.name = info.name.c_str();
+  c.shape = info.shape.data();
+  c.rank = static_cast<std::uint32_t>(info.shape.size());
+  c.dtype = static_cast<std::uint32_t>(info.dtype);
+  c.role = static_cast<std::uint32_t>(info.role);
+  c.activation = static_cast<std::uint32_t>(info.activation);
+  c.activation_param = info.activation_param;
+  c.gain = info.gain;
+  c.fan_in = info.fan_in;
+  c.fan_out = info.fan_out;
+  c.receptive_field = info.receptive_field;
+  c.groups = info.groups;
+  c.gate_count = info.gate_count;
+  c.block_count = info.block_count;
+  c.block_rows = info.block_rows;
+  c.block_cols = info.block_cols;
+  return c;
+}
+
+inline tensor_info from_c(const onnx_reinit_tensor_info& c) {
+  tensor_info info;
+  info.name = c.name != nullptr ? c.name : "";
+  info.shape.assign(c.shape, c.shape + c.rank);
+  info.dtype = static_cast<element_type>(c.dtype);
+  info.role = static_cast<tensor_role>(c.role);
+  info.activation = static_cast<activation_kind>(c.activation);
+  info.activation_param = c.activation_param;
+  info.gain = c.gain;
+  info.fan_in = c.fan_in;
+  info.fan_out = c.fan_out;
+  info.receptive_field = c.receptive_field;
+  info.groups = c.groups;
+  info.gate_count = c.gate_count;
+  info.block_count = c.block_count;
+  info.block_rows = c.block_rows;
+  info.block_cols = c.block_cols;
+  return info;
+}
+
+}  // namespace onnx_reinit
