@@ -29,8 +29,19 @@ struct model_tensor {
   const onnx::GraphProto* graph = nullptr;
 };
 
-// Model order: per graph, initializers first, then Constant nodes in node
-// order; subgraphs depth-first after the graph that holds them.
+// The same, read-only: for code that only inspects a model.
+struct const_model_tensor {
+  tensor_ref ref;
+  const onnx::TensorProto* proto = nullptr;  // owned by the model
+  const onnx::GraphProto* graph = nullptr;
+};
+
+// Model order: per graph, initializers first, then Constant nodes (op
+// "Constant" with a `value` tensor) in node order; subgraphs depth-first
+// after the graph that holds them. A GRAPHS-list attribute's graphs are
+// "<node>/<attribute>[<i>]". Pointers stay valid while the model's graphs
+// are not structurally changed (no initializers/nodes added or removed).
 std::vector<model_tensor> collect_model_tensors(onnx::ModelProto& model);
+std::vector<const_model_tensor> collect_model_tensors(const onnx::ModelProto& model);
 
 }  // namespace onnx_reinit

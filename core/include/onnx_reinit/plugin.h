@@ -28,6 +28,7 @@
 #include <exception>
 #include <iterator>
 #include <new>
+#include <optional>
 #include <span>
 #include <stdexcept>
 #include <string_view>
@@ -96,6 +97,20 @@ inline int fill(const void* instance, const onnx_reinit_tensor_info* tensor,
   });
 }
 
+inline int target_moments(const void* instance, const onnx_reinit_tensor_info* tensor,
+                          double* mean, double* std) noexcept {
+  try {
+    const strategy& s = *static_cast<const strategy*>(instance);
+    std::optional<strategy::moments> m = s.target_moments(from_c(*tensor));
+    if (!m) return ONNX_REINIT_ERROR;
+    *mean = m->mean;
+    *std = m->std;
+    return ONNX_REINIT_OK;
+  } catch (...) {
+    return ONNX_REINIT_ERROR;
+  }
+}
+
 }  // namespace plugin_detail
 
 // The descriptor entry for strategy class T (constructible from
@@ -109,15 +124,23 @@ constexpr onnx_reinit_strategy_desc describe_strategy(const char* name, const ch
           formula, params,
           static_cast<std::uint32_t>(N), flags,
           &plugin_detail::create<T>, &plugin_detail::destroy,
-          &plugin_detail::fill};
+          &plugin_detail::fill, &plugin_detail::target_moments};
 }
 
 // The same for a strategy without parameters.
 template <class T>
 constexpr onnx_reinit_strategy_desc describe_strategy(const char* name, const char* summary,
                                                       const char* formula, std::uint32_t flags) {
-  return {name,    summary, formula, nullptr, 0, flags, &plugin_detail::create<T>,
-          &plugin_detail::destroy, &plugin_detail::fill};
+  return {name,
+          summary,
+          formula,
+          nullptr,
+          0,
+          flags,
+          &plugin_detail::create<T>,
+          &plugin_detail::destroy,
+          &plugin_detail::fill,
+          &plugin_detail::target_moments};
 }
 
 }  // namespace onnx_reinit

@@ -162,6 +162,11 @@ typedef struct onnx_reinit_strategy_desc {
   int (*fill)(const void* instance, const onnx_reinit_tensor_info* tensor,
               const onnx_reinit_rng* rng, const onnx_reinit_span* out, char* error,
               size_t error_size);
+  /* Optional (may be NULL): the mean and standard deviation the strategy
+   * aims at for this tensor, for reports. Returns ONNX_REINIT_OK when known,
+   * ONNX_REINIT_ERROR when the strategy cannot say. */
+  int (*target_moments)(const void* instance, const onnx_reinit_tensor_info* tensor,
+                        double* mean, double* std);
 } onnx_reinit_strategy_desc;
 
 typedef struct onnx_reinit_plugin_desc {

@@ -26,6 +26,8 @@
 //             double: block i/2, u = u53(w[2j+1], w[2j]) + 2^-54 with j = i%2
 //             z = Phi^-1(Phi(a) + u (Phi(b) - Phi(a))), clamped to [a, b]
 //             x = mean + std * z        (inverse CDF: one counter, one value)
+//             when a > 0 the mirrored interval [-b, -a] is sampled and z negated,
+//             which keeps Phi away from 1 where doubles lose precision
 //
 // The float paths compute in double and round once to float.
 #pragma once

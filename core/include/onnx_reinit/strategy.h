@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <span>
 
 #include "onnx_reinit/plugin_abi.h"
@@ -23,6 +24,17 @@ class strategy {
                     std::span<float> out) const = 0;
   virtual void fill(const tensor_info& tensor, const rng_stream& rng, std::uint64_t first,
                     std::span<double> out) const = 0;
+
+  struct moments {
+    double mean = 0.0;
+    double std = 0.0;
+  };
+  // The mean and standard deviation this strategy aims at for `tensor`
+  // (shown in reports beside what was achieved); nullopt when it cannot say.
+  virtual std::optional<moments> target_moments(const tensor_info& tensor) const {
+    (void)tensor;
+    return std::nullopt;
+  }
 };
 
 // Implements both fill overloads with one template member of Derived:

@@ -1,0 +1,184 @@
+// Reading and writing ONNX models (DESIGN.md section 1, ModelReader and
+// ModelWriter): parse the protobuf, map external data read-only after
+// checking every location is safe, read tensor values as float/double from
+// any storage form, write new values back in the same form, and save through
+// temp files renamed into place.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include <onnx/onnx_pb.h>
+
+#include "onnx_reinit/tensor_info.h"
+
+namespace onnx_reinit {
+
+// ---------------------------------------------------------------------------
+// 16-bit float conversions (round to nearest, ties to even; NaN stays NaN).
+
+std::uint16_t float_to_half_bits(float value);
+std::uint16_t float_to_bfloat16_bits(float value);
+float half_bits_to_float(std::uint16_t bits);      // exact
+float bfloat16_bits_to_float(std::uint16_t bits);  // exact
+
+// ---------------------------------------------------------------------------
+// Tensor metadata, from the proto alone.
+
+// Which field holds a tensor's data.
+enum class tensor_storage { raw_data, float_data, int32_data, double_data, external };
+
+// The element type of a float tensor, nullopt for any other data type.
+std::optional<element_type> float_element_type(const onnx::TensorProto& tensor);
+// Bytes per element of a float element type (4, 8, 2, 2).
+std::size_t element_size(element_type type);
+// Product of dims. Throws model_error (naming the tensor) for a negative dim
+// or a product that overflows int64.
+std::int64_t tensor_element_count(const onnx::TensorProto& tensor);
+tensor_storage storage_of(const onnx::TensorProto& tensor);
+
+// ---------------------------------------------------------------------------
+// A loaded model: the proto, where it came from, its mapped external data and
+// the new bytes of external tensors waiting to be written at save.
+
+struct load_options {
+  // Inline protobufs cannot exceed 2 GiB; larger files are refused with a
+  // model_error pointing at external data.
+  std::uint64_t max_model_bytes = (std::uint64_t{1} << 31) - 1;
+};
+
+struct save_options {
+  // Allow OUT to be the input model (and its data files to be replaced).
+  bool in_place = false;
+  // Non-empty: put the data of every external tensor (and, when the input
+  // had no external data, of every float initializer of at least
+  // `external_min_bytes`) into this one file beside OUT, each tensor
+  // aligned to `external_alignment` bytes. Empty: keep the input's layout.
+  std::string external_data_name;
+  std::uint64_t external_min_bytes = 1024;
+  std::uint64_t external_alignment = 4096;
+  // Run onnx::checker::check_model on the written model before it is renamed
+  // into place; a failure is a model_error and nothing is written.
+  bool check = true;
+};
+
+// Receives a tensor's new little-endian bytes in order, in one or more calls.
+using byte_sink = std::function<void(std::span<const std::byte>)>;
+// Produces a tensor's new bytes into a sink, at save time for external
+// tensors; lets large tensors be generated in chunks without holding them
+// whole in memory (issue 4).
+using tensor_data_producer = std::function<void(const byte_sink&)>;
+
+class mapped_file;
+
+// A read view of one tensor's data as little-endian element bytes: a view
+// into the proto or a mapped file when possible, otherwise an owned copy.
+class tensor_bytes_view {
+ public:
+  tensor_bytes_view() = default;
+  explicit tensor_bytes_view(std::span<const std::byte> view) : view_(view) {}
+  explicit tensor_bytes_view(std::vector<std::byte> owned) : owned_(std::move(owned)), own_(true) {}
+  std::span<const std::byte> bytes() const { return own_ ? std::span<const std::byte>(owned_) : view_; }
+  std::size_t size() const { return bytes().size(); }
+
+ private:
+  std::span<const std::byte> view_;
+  std::vector<std::byte> owned_;
+  bool own_ = false;
+};
+
+class loaded_model {
+ public:
+  loaded_model();
+  ~loaded_model();
+  loaded_model(loaded_model&&) noexcept;
+  loaded_model& operator=(loaded_model&&) noexcept;
+  loaded_model(const loaded_model&) = delete;
+  loaded_model& operator=(const loaded_model&) = delete;
+
+  onnx::ModelProto& proto() { return proto_; }
+  const onnx::ModelProto& proto() const { return proto_; }
+  // Absolute path of the model file; empty for a model built in memory.
+  const std::filesystem::path& path() const { return path_; }
+  // Canonical directory external data locations are resolved against.
+  const std::filesystem::path& directory() const { return directory_; }
+  bool has_external_data() const;
+
+  // Wraps an in-memory model (tests, tools); external data would resolve
+  // against `directory`.
+  static loaded_model from_proto(onnx::ModelProto proto, std::filesystem::path directory = {});
+
+ private:
+  friend struct model_io_access;
+  onnx::ModelProto proto_;
+  std::filesystem::path path_;
+  std::filesystem::path directory_;
+  struct state;
+  std::unique_ptr<state> state_;
+};
+
+// Parses `path` and validates every external data reference (location safe
+// and inside the model directory, regular file, offset+length within it),
+// mapping each data file read-only. Throws model_error, external_data_error
+// or io_error, all naming the file (and tensor).
+loaded_model load_model(const std::filesystem::path& path, const load_options& options = {});
+
+// Writes `model` to `out`. See save_options. Throws usage_error when `out` is
+// the input without `in_place`; model_error when the checker rejects the
+// result; io_error for file system failures. On any failure no file at the
+// destination is created or changed and no temp file is left behind.
+void save_model(loaded_model& model, const std::filesystem::path& out,
+                const save_options& options = {});
+
+// ---------------------------------------------------------------------------
+// Tensor data. `tensor` must belong to `model` (external data and pending
+// writes are looked up through it). Reads see earlier writes.
+
+// The tensor's data as little-endian element bytes, whatever the storage
+// (typed fields are converted). Validates the length against dims.
+tensor_bytes_view tensor_bytes(const loaded_model& model, const onnx::TensorProto& tensor);
+
+// Values of a float tensor (float32/float16/bfloat16/float64) converted to
+// T (float or double); `first` is the element index of out[0].
+template <class T>
+void read_tensor_values(const loaded_model& model, const onnx::TensorProto& tensor,
+                        std::uint64_t first, std::span<T> out);
+template <class T>
+std::vector<T> read_tensor_values(const loaded_model& model, const onnx::TensorProto& tensor);
+
+// Sets all values of a float tensor, keeping dtype, dims and storage field;
+// rounds to nearest-even for 16-bit types. values.size() must equal the
+// element count. External tensors keep the new bytes pending until save.
+template <class T>
+void write_tensor_values(loaded_model& model, onnx::TensorProto& tensor,
+                         std::span<const T> values);
+// The same with the new little-endian element bytes.
+void write_tensor_bytes(loaded_model& model, onnx::TensorProto& tensor,
+                        std::span<const std::byte> bytes);
+// The same through a producer: called at save for external tensors (so a
+// large tensor need never be whole in memory), at once for inline ones. The
+// producer must emit exactly the tensor's byte size.
+void write_tensor_data(loaded_model& model, onnx::TensorProto& tensor,
+                       tensor_data_producer producer);
+
+extern template void read_tensor_values<float>(const loaded_model&, const onnx::TensorProto&,
+                                               std::uint64_t, std::span<float>);
+extern template void read_tensor_values<double>(const loaded_model&, const onnx::TensorProto&,
+                                                std::uint64_t, std::span<double>);
+extern template std::vector<float> read_tensor_values<float>(const loaded_model&,
+                                                             const onnx::TensorProto&);
+extern template std::vector<double> read_tensor_values<double>(const loaded_model&,
+                                                               const onnx::TensorProto&);
+extern template void write_tensor_values<float>(loaded_model&, onnx::TensorProto&,
+                                                std::span<const float>);
+extern template void write_tensor_values<double>(loaded_model&, onnx::TensorProto&,
+                                                 std::span<const double>);
+
+}  // namespace onnx_reinit

@@ -1,0 +1,162 @@
+// The host's Philox kernels: every value is a pure function of (key, stream,
+// element index), as defined in rng.h, so any chunking or thread count gives
+// the same bytes.
+#include "onnx_reinit/random.h"
+
+#include <boost/math/policies/policy.hpp>
+#include <boost/math/special_functions/erf.hpp>
+
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <cstdint>
+
+namespace onnx_reinit {
+namespace {
+
+constexpr double two_pi = 6.283185307179586476925286766559;
+constexpr double sqrt2 = 1.4142135623730950488016887242097;
+
+using words = std::array<std::uint32_t, 4>;
+
+double u24(std::uint32_t w) { return static_cast<double>(w >> 8) * 0x1p-24; }
+
+double u53(std::uint32_t hi, std::uint32_t lo) {
+  std::uint64_t bits = (static_cast<std::uint64_t>(hi) << 32) | lo;
+  return static_cast<double>(bits >> 11) * 0x1p-53;
+}
+
+// Element i of a T fill lives in block i / values_per_block<T>.
+template <class T>
+constexpr std::uint64_t values_per_block = std::is_same_v<T, float> ? 4 : 2;
+
+// Walks the blocks covering [first, first + count), calls `make(w, values)`
+// once per block to compute all of its values, and copies the lanes that fall
+// inside the span. Computing whole blocks keeps Box-Muller pairs together.
+template <class T, class Make>
+void fill_blocks(const onnx_reinit_rng& rng, const onnx_reinit_span& out, Make make) {
+  constexpr std::uint64_t per_block = values_per_block<T>;
+  const std::array<std::uint32_t, 2> key = {rng.key[0], rng.key[1]};
+  T* data = static_cast<T*>(out.data);
+  std::uint64_t i = out.first;
+  const std::uint64_t end = out.first + out.count;
+  while (i < end) {
+    const std::uint64_t block = i / per_block;
+    std::array<double, per_block> values;
+    make(philox_block(key, rng.stream, block), values);
+    const std::uint64_t block_end = std::min(end, (block + 1) * per_block);
+    for (; i < block_end; ++i) data[i - out.first] = static_cast<T>(values[i % per_block]);
+  }
+}
+
+// Uniform draws in [0, 1) for one block: 4 of 24 bits or 2 of 53 bits.
+template <class T>
+std::array<double, values_per_block<T>> unit_uniforms(const words& w) {
+  if constexpr (std::is_same_v<T, float>)
+    return {u24(w[0]), u24(w[1]), u24(w[2]), u24(w[3])};
+  else
+    return {u53(w[1], w[0]), u53(w[3], w[2])};
+}
+
+template <class T>
+void uniform_impl(const onnx_reinit_rng& rng, const onnx_reinit_span& out, double low,
+                  double high) {
+  const double width = high - low;
+  fill_blocks<T>(rng, out, [&](const words& w, auto& values) {
+    auto u = unit_uniforms<T>(w);
+    for (std::size_t k = 0; k < values.size(); ++k) values[k] = low + u[k] * width;
+  });
+}
+
+template <class T>
+void normal_impl(const onnx_reinit_rng& rng, const onnx_reinit_span& out, double mean,
+                 double std) {
+  fill_blocks<T>(rng, out, [&](const words& w, auto& values) {
+    // u1 is shifted into (0, 1] so the logarithm is finite.
+    constexpr double step = std::is_same_v<T, float> ? 0x1p-24 : 0x1p-53;
+    auto u = unit_uniforms<T>(w);
+    for (std::size_t pair = 0; pair < values.size() / 2; ++pair) {
+      const double u1 = u[2 * pair] + step;
+      const double u2 = u[2 * pair + 1];
+      const double r = std::sqrt(-2.0 * std::log(u1));
+      const double t = two_pi * u2;
+      values[2 * pair] = mean + std * r * std::cos(t);
+      values[2 * pair + 1] = mean + std * r * std::sin(t);
+    }
+  });
+}
+
+// Boost.Math reports domain and overflow errors through errno instead of
+// exceptions: these functions are called from C and must not throw.
+using no_throw_policy = boost::math::policies::policy<
+    boost::math::policies::domain_error<boost::math::policies::errno_on_error>,
+    boost::math::policies::overflow_error<boost::math::policies::errno_on_error>,
+    boost::math::policies::evaluation_error<boost::math::policies::errno_on_error>>;
+
+double normal_cdf(double x) { return 0.5 * boost::math::erfc(-x / sqrt2, no_throw_policy()); }
+
+double normal_quantile(double p) {
+  return -sqrt2 * boost::math::erfc_inv(2.0 * p, no_throw_policy());
+}
+
+template <class T>
+void truncated_normal_impl(const onnx_reinit_rng& rng, const onnx_reinit_span& out,
+                           double mean, double std, double a, double b) {
+  // Sampling the side nearer zero keeps the CDF values away from 1, where
+  // double precision runs out; a right-side interval is mirrored.
+  const bool mirror = a > 0.0;
+  const double lo = mirror ? -b : a;
+  // A reversed interval from a careless caller degenerates to its lower end
+  // instead of reaching std::clamp with lo > hi.
+  const double hi = std::max(lo, mirror ? -a : b);
+  const double cdf_lo = normal_cdf(lo);
+  const double cdf_width = normal_cdf(hi) - cdf_lo;
+  constexpr double half_step = std::is_same_v<T, float> ? 0x1p-25 : 0x1p-54;
+  fill_blocks<T>(rng, out, [&](const words& w, auto& values) {
+    auto u = unit_uniforms<T>(w);
+    for (std::size_t k = 0; k < values.size(); ++k) {
+      double z = normal_quantile(cdf_lo + (u[k] + half_step) * cdf_width);
+      z = std::isnan(z) ? lo : std::clamp(z, lo, hi);
+      values[k] = mean + std * (mirror ? -z : z);
+    }
+  });
+}
+
+// C entry points of the function table: dispatch on the buffer's dtype.
+void c_uniform(const onnx_reinit_rng* rng, const onnx_reinit_span* out, double low,
+               double high) {
+  if (out->dtype == ONNX_REINIT_FLOAT32)
+    uniform_impl<float>(*rng, *out, low, high);
+  else if (out->dtype == ONNX_REINIT_FLOAT64)
+    uniform_impl<double>(*rng, *out, low, high);
+}
+
+void c_normal(const onnx_reinit_rng* rng, const onnx_reinit_span* out, double mean,
+              double std) {
+  if (out->dtype == ONNX_REINIT_FLOAT32)
+    normal_impl<float>(*rng, *out, mean, std);
+  else if (out->dtype == ONNX_REINIT_FLOAT64)
+    normal_impl<double>(*rng, *out, mean, std);
+}
+
+void c_truncated_normal(const onnx_reinit_rng* rng, const onnx_reinit_span* out, double mean,
+                        double std, double a, double b) {
+  if (out->dtype == ONNX_REINIT_FLOAT32)
+    truncated_normal_impl<float>(*rng, *out, mean, std, a, b);
+  else if (out->dtype == ONNX_REINIT_FLOAT64)
+    truncated_normal_impl<double>(*rng, *out, mean, std, a, b);
+}
+
+constexpr onnx_reinit_rng_api api_table = {sizeof(onnx_reinit_rng_api), &c_uniform, &c_normal,
+                                           &c_truncated_normal};
+
+}  // namespace
+
+const onnx_reinit_rng_api& host_rng_api() { return api_table; }
+
+onnx_reinit_rng make_tensor_rng(std::uint64_t seed, std::string_view tensor_name) {
+  const std::array<std::uint32_t, 2> key = derive_key(seed, tensor_name);
+  return onnx_reinit_rng{{key[0], key[1]}, 0, &api_table};
+}
+
+}  // namespace onnx_reinit

@@ -1,0 +1,1 @@
+target_link_libraries(rng_test PRIVATE onnx_reinit_rng)
