@@ -1,0 +1,46 @@
+// The planner: user rules first, then the default policy, decide for every
+// tensor whether and how it is rewritten (DESIGN.md section 1, Planner).
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "onnx_reinit/analysis.h"
+#include "onnx_reinit/rules.h"
+
+namespace onnx_reinit {
+
+enum class plan_action { rewrite, keep };
+
+struct tensor_plan {
+  tensor_analysis tensor;
+  plan_action action = plan_action::keep;
+  strategy_call call;       // rewrite: the strategy and its parameters, `auto` resolved
+  std::string rule;         // the deciding rule's text, or "" when kept by analysis
+  std::string rule_origin;  // "--rule 1", "rules.yaml:3", "policy"
+  std::string reason;       // keep: why
+  // Host-applied after the strategy: LSTM forget-gate input biases set to
+  // this value (the policy's `forget_bias=1`).
+  std::optional<double> forget_bias;
+};
+
+struct plan_options {
+  std::vector<rule> rules;          // user rules, tried before the policy
+  std::vector<std::string> only;    // name globs; non-empty: others are kept
+  std::vector<std::string> skip;    // name globs kept
+  bool use_default_policy = true;
+};
+
+// One plan per analysed tensor, in the same order. Parameters written
+// `auto` are resolved here: gain=auto becomes the tensor's activation gain.
+// `forget_bias` is taken out of the parameters into tensor_plan.
+std::vector<tensor_plan> make_plan(const std::vector<tensor_analysis>& tensors,
+                                   const plan_options& options);
+
+// True when `name` matches the shell glob `pattern` (fnmatch, no flags).
+bool glob_matches(const std::string& pattern, const std::string& name);
+
+}  // namespace onnx_reinit

@@ -1,0 +1,42 @@
+// What the tool tells the user: the per-tensor table on the terminal, the
+// JSON report (DESIGN.md section 8) and the default policy as text. Built
+// only from library values, so C++ users get the same output.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "onnx_reinit/analysis.h"
+#include "onnx_reinit/plan.h"
+#include "onnx_reinit/registry.h"
+#include "onnx_reinit/rewrite.h"
+
+namespace onnx_reinit {
+
+struct report_header {
+  std::string model;
+  std::uint64_t seed = 0;
+  fan_convention convention = fan_convention::semantic;
+};
+
+std::string_view to_string(fan_convention c);
+
+// For --plan: the outcome each plan would have, with parameters resolved and
+// target moments, without sampling (achieved figures are NaN).
+std::vector<tensor_outcome> preview_outcomes(const std::vector<tensor_plan>& plans,
+                                             const registry& strategies);
+
+// The JSON report: tool_version, model, seed, fan_convention, tensors[] with
+// one entry per tensor in model order. NaN figures are written as null.
+std::string report_json(const report_header& header, const std::vector<tensor_plan>& plans,
+                        const std::vector<tensor_outcome>& outcomes);
+
+// A fixed-width table, one row per tensor. `verbose` adds notes and rules.
+std::string plan_table(const std::vector<tensor_plan>& plans,
+                       const std::vector<tensor_outcome>& outcomes, bool verbose);
+
+// The default policy, one rule per line with what it is for.
+std::string policy_text();
+
+}  // namespace onnx_reinit

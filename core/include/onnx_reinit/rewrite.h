@@ -1,0 +1,59 @@
+// The sampler and rewrite step: creates each planned strategy once through
+// the registry, fills every planned tensor from its reproducible stream
+// (chunks in parallel where the strategy is element-wise), checks the values
+// and stores them in the model, keeping dtype and storage form.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "onnx_reinit/model_io.h"
+#include "onnx_reinit/plan.h"
+#include "onnx_reinit/registry.h"
+
+namespace onnx_reinit {
+
+struct rewrite_options {
+  std::uint64_t seed = 0;
+  unsigned threads = 0;  // 0: all cores. Never changes the output.
+  // Element-wise strategies fill tensors in chunks of this many elements.
+  std::uint64_t chunk_elements = std::uint64_t{1} << 18;
+  // Called after each rewritten tensor with (done, total) element counts.
+  std::function<void(std::uint64_t, std::uint64_t)> progress;
+};
+
+// What happened to one tensor; one per plan, in plan order.
+struct tensor_outcome {
+  bool rewritten = false;
+  std::string strategy;  // "kaiming_normal(a=0, mode=fan_in, nonlinearity=auto)"
+  std::vector<resolved_param> params;
+  double target_mean = 0.0;  // NaN when the strategy cannot say
+  double target_std = 0.0;   // NaN when the strategy cannot say
+  double achieved_mean = 0.0;  // of the values written (after 16-bit rounding)
+  double achieved_std = 0.0;   // population std of the values written
+};
+
+// The name a tensor's random stream is keyed by: its name, prefixed by the
+// graph path for tensors inside subgraphs (so equal names in different
+// subgraphs get different values).
+std::string stream_name(const tensor_ref& ref);
+
+// Creates one configured strategy per distinct call in `plans`, so unknown
+// strategies and bad parameters fail before any tensor is touched.
+// Throws unknown_strategy_error / param_error naming the rule.
+void validate_plan(const std::vector<tensor_plan>& plans, const registry& strategies);
+
+// Fills every tensor planned for rewrite and stores the values in `model`
+// (write_tensor_values; external tensors are written at save). `plans` must
+// come from analyze_model(model.proto()) in order. Throws strategy_error when
+// a strategy fails or produces a non-finite value, naming the tensor,
+// strategy and plugin; the model is then partly rewritten and must not be
+// saved.
+std::vector<tensor_outcome> rewrite_model(loaded_model& model,
+                                          const std::vector<tensor_plan>& plans,
+                                          const registry& strategies,
+                                          const rewrite_options& options);
+
+}  // namespace onnx_reinit

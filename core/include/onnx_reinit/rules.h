@@ -1,0 +1,56 @@
+// Rules that choose a strategy per tensor: `MATCH=STRATEGY(k=v,...)` from the
+// command line or a YAML file, and the default policy written as the same
+// rules (DESIGN.md section 7). The first rule that matches a tensor decides.
+#pragma once
+
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "onnx_reinit/analysis.h"
+
+namespace onnx_reinit {
+
+// One `key:value` term of a match, or a bare name glob. Values may list
+// alternatives with '|': "act:relu|gelu".
+struct match_term {
+  enum class kind { name, op, role, act, dtype };
+  kind field = kind::name;
+  std::vector<std::string> alternatives;  // globs for `name`, exact words otherwise
+};
+
+// A strategy and its parameters as text, e.g. kaiming_normal(mode=fan_out).
+// The strategy name `keep` keeps tensors byte for byte.
+struct strategy_call {
+  std::string strategy;
+  std::vector<std::pair<std::string, std::string>> params;
+  std::string to_string() const;
+};
+
+struct rule {
+  std::vector<match_term> terms;  // all must hold ('&')
+  strategy_call call;
+  std::string text;    // canonical `MATCH=STRATEGY(...)` form
+  std::string origin;  // "--rule 2", "rules.yaml:4", "policy"
+
+  bool keeps() const { return call.strategy == "keep"; }
+  bool has_name_term() const;
+  bool matches(const tensor_analysis& tensor) const;
+};
+
+// Parses `MATCH=STRATEGY(k=v,...)`; MATCH terms are joined with '&' and are
+// a name glob or op:TYPE, role:ROLE, act:ACTIVATION, dtype:TYPE. Throws
+// rule_error naming `origin` and what is wrong (unknown role/activation
+// words included).
+rule parse_rule(const std::string& text, const std::string& origin);
+
+// Reads rules from YAML: a list (or a `rules:` key holding a list) whose
+// items are either rule strings or maps {match, strategy, params}.
+std::vector<rule> load_rules_file(const std::filesystem::path& path);
+
+// The default policy, in order.
+const std::vector<rule>& default_policy();
+
+}  // namespace onnx_reinit

@@ -1,0 +1,155 @@
+// The terminal table, the JSON report and the policy listing.
+#include "onnx_reinit/report.h"
+
+#include <fmt/format.h>
+
+#include <cmath>
+#include <limits>
+#include <map>
+#include <nlohmann/json.hpp>
+
+#include "onnx_reinit/version.h"
+
+namespace onnx_reinit {
+namespace {
+
+using json = nlohmann::ordered_json;
+
+constexpr double not_known = std::numeric_limits<double>::quiet_NaN();
+
+json number_or_null(double v) { return std::isfinite(v) ? json(v) : json(nullptr); }
+
+json params_json(const std::vector<resolved_param>& params) {
+  json out = json::object();
+  for (const resolved_param& p : params) {
+    switch (p.type) {
+      case param_type::number: out[p.name] = p.number; break;
+      case param_type::integer: out[p.name] = static_cast<std::int64_t>(p.number); break;
+      case param_type::boolean: out[p.name] = p.number != 0.0; break;
+      case param_type::choice: out[p.name] = p.choice; break;
+    }
+  }
+  return out;
+}
+
+json tensor_json(const tensor_plan& plan, const tensor_outcome& outcome) {
+  const tensor_analysis& t = plan.tensor;
+  const tensor_info& info = t.info;
+  const bool rewrite = plan.action == plan_action::rewrite;
+  json j;
+  j["name"] = info.name;
+  j["dtype"] = t.is_float ? std::string(to_string(info.dtype)) : t.data_type;
+  j["shape"] = info.shape;
+  j["consumer_op"] = t.consumer_op;
+  j["role"] = std::string(to_string(info.role));
+  j["fan_in"] = number_or_null(t.is_float ? info.fan_in : not_known);
+  j["fan_out"] = number_or_null(t.is_float ? info.fan_out : not_known);
+  j["activation"] = std::string(to_string(info.activation));
+  j["activation_param"] = info.activation_param;
+  j["gain"] = info.gain;
+  j["strategy"] = rewrite ? json(plan.call.strategy) : json(nullptr);
+  j["params"] = rewrite ? params_json(outcome.params) : json::object();
+  j["action"] = outcome.rewritten ? "rewritten" : (rewrite ? "planned" : "kept");
+  j["reason"] = rewrite ? fmt::format("rule '{}' ({})", plan.rule, plan.rule_origin) : plan.reason;
+  j["target_std"] = number_or_null(rewrite ? outcome.target_std : not_known);
+  j["achieved_mean"] = number_or_null(outcome.rewritten ? outcome.achieved_mean : not_known);
+  j["achieved_std"] = number_or_null(outcome.rewritten ? outcome.achieved_std : not_known);
+  // Additions beyond DESIGN.md section 8.
+  j["target_mean"] = number_or_null(rewrite ? outcome.target_mean : not_known);
+  j["graph"] = t.ref.graph_path;
+  j["origin"] = t.ref.origin == tensor_origin::initializer ? "initializer" : "constant_node";
+  j["rule"] = plan.rule;
+  j["forget_bias"] = plan.forget_bias ? json(*plan.forget_bias) : json(nullptr);
+  j["notes"] = t.notes;
+  return j;
+}
+
+std::string shape_text(const std::vector<std::int64_t>& shape) {
+  return fmt::format("[{}]", fmt::join(shape, ","));
+}
+
+std::string fan_text(double v) { return fmt::format("{:.6g}", v); }
+
+}  // namespace
+
+std::string_view to_string(fan_convention c) {
+  return c == fan_convention::torch ? "torch" : "semantic";
+}
+
+std::vector<tensor_outcome> preview_outcomes(const std::vector<tensor_plan>& plans,
+                                             const registry& strategies) {
+  std::map<std::string, configured_strategy> cache;
+  std::vector<tensor_outcome> outcomes(plans.size());
+  for (std::size_t i = 0; i < plans.size(); ++i) {
+    const tensor_plan& plan = plans[i];
+    tensor_outcome& o = outcomes[i];
+    o.target_mean = o.target_std = o.achieved_mean = o.achieved_std = not_known;
+    if (plan.action != plan_action::rewrite) continue;
+    const std::string key = plan.call.to_string();
+    auto it = cache.find(key);
+    if (it == cache.end())
+      it = cache.emplace(key, strategies.create(plan.call.strategy, plan.call.params)).first;
+    o.strategy = it->second.description();
+    o.params = it->second.params();
+    if (auto m = it->second.target_moments(plan.tensor.info)) {
+      o.target_mean = m->mean;
+      o.target_std = m->std;
+    }
+  }
+  return outcomes;
+}
+
+std::string report_json(const report_header& header, const std::vector<tensor_plan>& plans,
+                        const std::vector<tensor_outcome>& outcomes) {
+  json root;
+  root["tool_version"] = tool_version;
+  root["model"] = header.model;
+  root["seed"] = header.seed;
+  root["fan_convention"] = std::string(to_string(header.convention));
+  json tensors = json::array();
+  for (std::size_t i = 0; i < plans.size(); ++i) tensors.push_back(tensor_json(plans[i], outcomes[i]));
+  root["tensors"] = std::move(tensors);
+  return root.dump(2) + "\n";
+}
+
+std::string plan_table(const std::vector<tensor_plan>& plans,
+                       const std::vector<tensor_outcome>& outcomes, bool verbose) {
+  std::string out = fmt::format("{:<32} {:<14} {:<18} {:<16} {:>9} {:>9} {:<11} {}\n", "tensor",
+                                "shape", "op", "role", "fan_in", "fan_out", "activation",
+                                "decision");
+  for (std::size_t i = 0; i < plans.size(); ++i) {
+    const tensor_plan& p = plans[i];
+    const tensor_info& info = p.tensor.info;
+    const bool rewrite = p.action == plan_action::rewrite;
+    std::string decision = rewrite ? outcomes[i].strategy : "keep: " + p.reason;
+    if (rewrite && std::isfinite(outcomes[i].target_std))
+      decision += fmt::format("  std={:.4g}", outcomes[i].target_std);
+    if (rewrite && outcomes[i].rewritten)
+      decision += fmt::format("  got={:.4g}", outcomes[i].achieved_std);
+    if (p.forget_bias) decision += fmt::format("  forget_bias={}", *p.forget_bias);
+    out += fmt::format("{:<32} {:<14} {:<18} {:<16} {:>9} {:>9} {:<11} {}\n", info.name,
+                       shape_text(info.shape), p.tensor.consumer_op, to_string(info.role),
+                       p.tensor.is_float ? fan_text(info.fan_in) : "-",
+                       p.tensor.is_float ? fan_text(info.fan_out) : "-",
+                       to_string(info.activation), decision);
+    if (verbose) {
+      if (rewrite) out += fmt::format("    rule: {} ({})\n", p.rule, p.rule_origin);
+      for (const std::string& note : p.tensor.notes) out += fmt::format("    note: {}\n", note);
+    }
+  }
+  return out;
+}
+
+std::string policy_text() {
+  std::string out =
+      "# The default policy: tried after user rules, in order; the first match decides.\n"
+      "# MATCH terms: name glob, op:TYPE, role:ROLE, act:ACTIVATION, dtype:TYPE, joined by '&'.\n"
+      "# gain=auto is the gain of the tensor's activation; forget_bias=V sets the LSTM\n"
+      "# forget-gate input bias after the strategy; keep leaves the bytes untouched.\n"
+      "# Non-float and quantized tensors are always kept; tensors of unknown role are\n"
+      "# rewritten only by user rules that name them (a name glob other than '*').\n";
+  for (const rule& r : default_policy()) out += r.text + "\n";
+  return out;
+}
+
+}  // namespace onnx_reinit

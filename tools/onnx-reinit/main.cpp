@@ -1,0 +1,247 @@
+// onnx-reinit: rewrite the weight initializers of an ONNX model with fresh,
+// principled values. Parses arguments, calls the library, prints; all
+// analysis and planning live in core/.
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "cli_output.h"
+#include "onnx_reinit/analysis.h"
+#include "onnx_reinit/errors.h"
+#include "onnx_reinit/model_io.h"
+#include "onnx_reinit/plan.h"
+#include "onnx_reinit/registry.h"
+#include "onnx_reinit/report.h"
+#include "onnx_reinit/rewrite.h"
+#include "onnx_reinit/rules.h"
+#include "onnx_reinit/version.h"
+
+namespace fs = std::filesystem;
+namespace ori = onnx_reinit;
+
+namespace {
+
+struct arguments {
+  std::string model;
+  std::string output;
+  bool plan = false;
+  bool json = false;
+  bool list = false;
+  std::string describe;
+  bool print_policy = false;
+  std::uint64_t seed = 0;
+  unsigned threads = 0;
+  std::vector<std::string> rules;
+  std::string rules_file;
+  std::vector<std::string> only;
+  std::vector<std::string> skip;
+  std::string fan_convention = "semantic";
+  std::string report;
+  std::vector<std::string> plugins;
+  std::vector<std::string> plugin_dirs;
+  std::string external_data;
+  bool in_place = false;
+  bool quiet = false;
+  bool verbose = false;
+};
+
+void add_options(CLI::App& app, arguments& a) {
+  app.add_option("MODEL", a.model, "the ONNX model to read");
+  app.add_option("-o,--output", a.output, "write the rewritten model to OUT");
+  app.add_flag("--plan", a.plan, "show the per-tensor plan and write nothing");
+  app.add_flag("--json", a.json, "with --plan or --list: print JSON");
+  app.add_flag("--list", a.list, "list strategies from all plugins, with parameters");
+  app.add_option("--describe", a.describe, "show one strategy's formula and parameters");
+  app.add_flag("--print-policy", a.print_policy, "print the default policy as rules");
+  app.add_option("--seed", a.seed, "random seed; the same seed gives the same bytes (default 0)");
+  app.add_option("--threads", a.threads, "worker threads (default: all cores); never changes the output");
+  app.add_option("--rule", a.rules, "MATCH=STRATEGY(k=v,...); repeatable, tried in order before the policy");
+  app.add_option("--rules", a.rules_file, "rules from a YAML file, tried after --rule");
+  app.add_option("--only", a.only, "rewrite only tensors whose name matches GLOB; repeatable");
+  app.add_option("--skip", a.skip, "keep tensors whose name matches GLOB; repeatable");
+  app.add_option("--fan-convention", a.fan_convention, "semantic (default) or torch")
+      ->check(CLI::IsMember({"semantic", "torch"}));
+  app.add_option("--report", a.report, "write the JSON report to FILE");
+  app.add_option("--plugin", a.plugins, "load a strategy plugin FILE; repeatable");
+  app.add_option("--plugin-dir", a.plugin_dirs, "load every plugin in DIR; repeatable");
+  app.add_option("--external-data", a.external_data,
+                 "write tensor data to one external file NAME beside OUT");
+  app.add_flag("--in-place", a.in_place, "overwrite MODEL (otherwise writing onto it is refused)");
+  app.add_flag("-q,--quiet", a.quiet, "no progress or summary on stderr");
+  app.add_flag("-v,--verbose", a.verbose, "per-tensor detail");
+  app.set_version_flag("--version", std::string("onnx-reinit ") + ori::tool_version);
+}
+
+void check_usage(const arguments& a) {
+  const bool listing = a.list || !a.describe.empty() || a.print_policy;
+  if (listing) return;
+  if (a.model.empty()) throw ori::usage_error("no MODEL given (see --help)", "");
+  if (a.plan && (!a.output.empty() || a.in_place))
+    throw ori::usage_error("--plan writes nothing; drop -o/--in-place", "");
+  if (a.plan) return;
+  if (a.output.empty() && !a.in_place)
+    throw ori::usage_error("say where to write: -o OUT, or --in-place to overwrite MODEL", "");
+  if (!a.output.empty() && a.in_place)
+    throw ori::usage_error("-o and --in-place exclude each other", "");
+  if (a.json) throw ori::usage_error("--json goes with --plan or --list; use --report FILE", "");
+}
+
+ori::registry load_registry(const arguments& a) {
+  ori::discovery_options options;
+  for (const std::string& p : a.plugins) options.plugin_files.emplace_back(p);
+  for (const std::string& d : a.plugin_dirs) options.plugin_dirs.emplace_back(d);
+  ori::registry r = ori::registry::discover(options);
+  // A plugin the user named must load; failures elsewhere are warnings.
+  for (const ori::plugin_load_error& e : r.load_errors()) {
+    bool explicit_file = false;
+    for (const std::string& p : a.plugins)
+      explicit_file = explicit_file || fs::weakly_canonical(p) == fs::weakly_canonical(e.path);
+    if (explicit_file && e.kind != ori::plugin_load_error_kind::duplicate_strategy)
+      throw ori::error(fmt::format("cannot load plugin ({}): {}", to_string(e.kind), e.message),
+                       e.path);
+    if (!a.quiet)
+      fmt::print(stderr, "onnx-reinit: warning: plugin not loaded ({}): {} ({})\n",
+                 to_string(e.kind), e.message, e.path);
+  }
+  return r;
+}
+
+std::vector<ori::rule> user_rules(const arguments& a) {
+  std::vector<ori::rule> rules;
+  for (std::size_t i = 0; i < a.rules.size(); ++i)
+    rules.push_back(ori::parse_rule(a.rules[i], fmt::format("--rule {}", i + 1)));
+  if (!a.rules_file.empty())
+    for (ori::rule& r : ori::load_rules_file(a.rules_file)) rules.push_back(std::move(r));
+  return rules;
+}
+
+void write_text_file(const std::string& path, const std::string& text) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out << text;
+  out.close();
+  if (!out) throw ori::io_error("cannot write file", path);
+}
+
+// A progress line on a terminal, for models large enough to wait for.
+std::function<void(std::uint64_t, std::uint64_t)> progress_printer(const arguments& a) {
+  if (a.quiet || !isatty(STDERR_FILENO)) return {};
+  return [](std::uint64_t done, std::uint64_t total) {
+    if (total < (std::uint64_t{1} << 24)) return;
+    fmt::print(stderr, "\r  sampling {:5.1f}%", 100.0 * static_cast<double>(done) / total);
+    if (done == total) fmt::print(stderr, "\n");
+  };
+}
+
+int run(const arguments& a) {
+  check_usage(a);
+  if (a.print_policy) {
+    fmt::print("{}", ori::policy_text());
+    return 0;
+  }
+  ori::registry strategies = load_registry(a);
+  if (a.list) {
+    fmt::print("{}", a.json ? ori::cli::list_json(strategies) : ori::cli::list_text(strategies));
+    return 0;
+  }
+  if (!a.describe.empty()) {
+    fmt::print("{}", ori::cli::describe_text(strategies, a.describe));
+    return 0;
+  }
+
+  const auto start = std::chrono::steady_clock::now();
+  ori::plan_options plan_options;
+  plan_options.rules = user_rules(a);
+  plan_options.only = a.only;
+  plan_options.skip = a.skip;
+  ori::analysis_options analysis_options;
+  analysis_options.convention =
+      a.fan_convention == "torch" ? ori::fan_convention::torch : ori::fan_convention::semantic;
+
+  ori::loaded_model model = ori::load_model(a.model);
+  const std::vector<ori::tensor_plan> plans =
+      ori::make_plan(ori::analyze_model(model.proto(), analysis_options), plan_options);
+  ori::validate_plan(plans, strategies);
+  const ori::report_header header{a.model, a.seed, analysis_options.convention};
+
+  if (a.plan) {
+    const auto outcomes = ori::preview_outcomes(plans, strategies);
+    fmt::print("{}", a.json ? ori::report_json(header, plans, outcomes)
+                            : ori::plan_table(plans, outcomes, a.verbose));
+    return 0;
+  }
+
+  ori::rewrite_options rewrite_options;
+  rewrite_options.seed = a.seed;
+  rewrite_options.threads = a.threads;
+  rewrite_options.progress = progress_printer(a);
+  const auto outcomes = ori::rewrite_model(model, plans, strategies, rewrite_options);
+
+  ori::save_options save_options;
+  save_options.in_place = a.in_place;
+  save_options.external_data_name = a.external_data;
+  const std::string out = a.in_place ? a.model : a.output;
+  ori::save_model(model, out, save_options);
+  if (!a.report.empty()) write_text_file(a.report, ori::report_json(header, plans, outcomes));
+  if (a.verbose) fmt::print("{}", ori::plan_table(plans, outcomes, true));
+
+  if (!a.quiet) {
+    std::size_t rewritten = 0;
+    for (const auto& o : outcomes) rewritten += o.rewritten ? 1 : 0;
+    const double seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    fmt::print(stderr, "onnx-reinit: rewrote {} of {} tensors in {:.2f} s -> {}\n", rewritten,
+               plans.size(), seconds, out);
+  }
+  return 0;
+}
+
+void print_error(const ori::error& e) {
+  if (e.where().empty())
+    fmt::print(stderr, "onnx-reinit: error: {}\n", e.what());
+  else
+    fmt::print(stderr, "onnx-reinit: error: {} ({})\n", e.what(), e.where());
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"onnx-reinit: fresh, principled initial weights for ONNX models", "onnx-reinit"};
+  arguments args;
+  add_options(app, args);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    fmt::print(stderr, "onnx-reinit: error: {} (command line)\n", e.what());
+    return 2;
+  }
+  try {
+    return run(args);
+  } catch (const ori::usage_error& e) {
+    print_error(e);
+    return 2;
+  } catch (const ori::rule_error& e) {
+    print_error(e);
+    return 2;
+  } catch (const ori::error& e) {
+    print_error(e);
+    return 1;
+  } catch (const std::bad_alloc&) {
+    fmt::print(stderr, "onnx-reinit: error: out of memory\n");
+    return 1;
+  } catch (const std::exception& e) {
+    fmt::print(stderr, "onnx-reinit: error: {}\n", e.what());
+    return 1;
+  }
+}

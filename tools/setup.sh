@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Installs every Debian package onnx-reinit needs (quietly, only what is
+# missing), then configures and builds. Usage:
+#   tools/setup.sh [BUILD_DIR] [extra cmake args...]     default BUILD_DIR: build
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+packages=(
+  build-essential cmake ninja-build pkg-config clang-format
+  libonnx-dev libprotobuf-dev protobuf-compiler libfmt-dev
+  libboost-dev libboost-filesystem-dev catch2 librandom123-dev libhwy-dev libeigen3-dev
+  libcli11-dev nlohmann-json3-dev libyaml-cpp-dev libtbb-dev libbenchmark-dev
+  libonnx-testdata python3-onnx python3-numpy
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "setup: installing ${missing[*]}" >&2
+  sudo_cmd=()
+  [ "$(id -u)" -eq 0 ] || sudo_cmd=(sudo)
+  "${sudo_cmd[@]}" apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends \
+    "${missing[@]}" >/dev/null
+fi
+
+build_dir=${1:-build}
+shift || true
+cmake -S . -B "$build_dir" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo "$@" >/dev/null
+cmake --build "$build_dir" -j"$(nproc)"

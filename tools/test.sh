@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Sets up, builds and runs every test: the normal build, then the
+# ASan+UBSan build (skip it with ONNX_REINIT_SKIP_SANITIZE=1).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+jobs=$(nproc)
+
+tools/setup.sh build
+ctest --test-dir build --output-on-failure -j"$jobs"
+
+if [ "${ONNX_REINIT_SKIP_SANITIZE:-0}" != 1 ]; then
+  tools/setup.sh build-sanitize -DONNX_REINIT_SANITIZE=ON
+  ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
+    ctest --test-dir build-sanitize --output-on-failure -j"$jobs" -LE no_sanitize
+fi
