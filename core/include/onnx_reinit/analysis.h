@@ -27,6 +27,7 @@ struct tensor_analysis {
   // view, activation, gain. dtype is meaningful only when `is_float`.
   tensor_info info;
   bool is_float = false;          // float32/float16/bfloat16/float64
+  std::string data_type;          // ONNX data type as stored: "float", "int64", "float16", ...
   std::string consumer_op;        // "Conv", "com.microsoft.FusedConv", "" when none
   std::int64_t consumer_input = -1;  // input slot at the real consumer
   std::string keep_reason;        // non-empty: must be kept byte for byte, and why

@@ -1,0 +1,517 @@
+// analyze_model: traces every tensor to its real consumer, derives role,
+// fans and matrix view from that consumer (DESIGN.md section 5) and the
+// activation that follows the layer (section 6).
+#include "onnx_reinit/analysis.h"
+
+#include <algorithm>
+#include <cctype>
+#include <map>
+#include <unordered_set>
+
+#include <fmt/format.h>
+
+#include "activation.h"
+#include "graph_index.h"
+#include "layout.h"
+#include "onnx_reinit/gains.h"
+
+namespace onnx_reinit {
+namespace {
+
+using namespace detail;
+
+struct consumer {
+  int node = -1;
+  int slot = 0;
+};
+
+struct trace_result {
+  std::vector<consumer> consumers;  // real consumers, node order
+  bool quantized = false;           // reaches DequantizeLinear as the data
+};
+
+// What one consumer makes of the tensor.
+struct view {
+  tensor_role role = tensor_role::unknown;
+  std::string reason;  // why the role is unknown
+  double fan_in = 1.0, fan_out = 1.0, rf = 1.0;
+  std::int64_t groups = 1, gates = 1;
+  std::int64_t block_count = 0, block_rows = 1, block_cols = 1;  // 0: default view
+  int layer = -1;  // node whose output the activation walk starts from
+  bool recurrent_cell = false;
+  std::string note;
+};
+
+bool is_rnn(const onnx::NodeProto& n) {
+  return is_op(n, "LSTM") || is_op(n, "GRU") || is_op(n, "RNN");
+}
+bool is_conv(const onnx::NodeProto& n) {
+  return is_op(n, "Conv") || is_ms_op(n, "FusedConv");
+}
+bool is_gemm(const onnx::NodeProto& n) {
+  return is_op(n, "Gemm") || is_ms_op(n, "FusedGemm");
+}
+bool is_matmul(const onnx::NodeProto& n) {
+  return is_op(n, "MatMul") || is_ms_op(n, "FusedMatMul");
+}
+bool is_weighted(const onnx::NodeProto& n) {
+  return is_conv(n) || is_gemm(n) || is_matmul(n) || is_op(n, "ConvTranspose");
+}
+bool is_norm(const onnx::NodeProto& n) {
+  return is_op(n, "LayerNormalization") || is_op(n, "InstanceNormalization") ||
+         is_op(n, "GroupNormalization") || is_ms_op(n, "LayerNormalization") ||
+         is_ms_op(n, "SimplifiedLayerNormalization");
+}
+
+std::int64_t gate_count(const onnx::NodeProto& n) {
+  return is_op(n, "LSTM") ? 4 : is_op(n, "GRU") ? 3 : 1;
+}
+
+// Forward over layout ops, breadth-first with a visited set: cycles and long
+// chains end. Non-data inputs of layout ops (Reshape's shape, Slice's
+// starts) count as real uses, which get no weight role.
+trace_result trace(const model_index& index, const std::string& name, int scope) {
+  trace_result r;
+  std::unordered_set<std::string> visited{name};
+  std::vector<std::pair<std::string, int>> queue{{name, scope}};
+  for (std::size_t q = 0; q < queue.size(); ++q) {
+    auto [value, g] = queue[q];
+    for (const auto& u : index.uses(value, g)) {
+      const auto& node = index.node(u.node);
+      bool dequant = is_op(node, "DequantizeLinear") && u.slot == 0;
+      if (!dequant && !is_layout_op(node, u.slot)) {
+        r.consumers.push_back({u.node, u.slot});
+        continue;
+      }
+      r.quantized = r.quantized || dequant;
+      for (const auto& out : node.output())
+        if (!out.empty() && visited.insert(out).second)
+          queue.emplace_back(out, index.node_graph(u.node));
+    }
+  }
+  std::sort(r.consumers.begin(), r.consumers.end(), [](const consumer& a, const consumer& b) {
+    return a.node != b.node ? a.node < b.node : a.slot < b.slot;
+  });
+  return r;
+}
+
+std::int64_t dim(const shape_t& s, std::ptrdiff_t i) {
+  if (i < 0) i += static_cast<std::ptrdiff_t>(s.size());
+  return i >= 0 && i < static_cast<std::ptrdiff_t>(s.size()) ? s[static_cast<std::size_t>(i)] : 1;
+}
+
+double product_of(const std::optional<std::vector<std::int64_t>>& v) {
+  double p = 1.0;
+  if (v)
+    for (auto x : *v) p *= static_cast<double>(x);
+  return p;
+}
+
+struct analyzer {
+  const model_index& index;
+  layout_evaluator& layout;
+  fan_convention convention;
+
+  bool torch() const { return convention == fan_convention::torch; }
+
+  // Conv [M, C/g, k...] or ConvTranspose [C, M/g, k...].
+  void conv_fans(const onnx::NodeProto& node, const shape_t& s, view& v) const {
+    bool transposed = is_op(node, "ConvTranspose");
+    v.groups = std::max<std::int64_t>(1, int_attribute(node, "group").value_or(1));
+    v.rf = 1.0;
+    for (std::size_t i = 2; i < s.size(); ++i) v.rf *= static_cast<double>(s[i]);
+    double st = product_of(ints_attribute(node, "strides"));
+    auto d0 = static_cast<double>(dim(s, 0)), d1 = static_cast<double>(dim(s, 1));
+    auto g = static_cast<double>(v.groups);
+    if (torch()) {
+      v.fan_in = d1 * v.rf;
+      v.fan_out = d0 * v.rf;
+    } else if (!transposed) {
+      v.fan_in = d1 * v.rf;
+      v.fan_out = d0 / g * v.rf / st;
+    } else {
+      v.fan_in = d0 / g * v.rf / st;
+      v.fan_out = d1 * v.rf;
+    }
+  }
+
+  // Gemm and MatMul: which of the last two dims is the input dim.
+  void matrix_fans(const onnx::NodeProto& node, int slot, const shape_t& s, const shape_t& orig,
+                   view& v) const {
+    if (s.size() < 2) {
+      v.fan_in = static_cast<double>(dim(s, 0));
+      v.fan_out = 1.0;
+      return;
+    }
+    bool trans = int_attribute(node, slot == 0 ? "transA" : "transB").value_or(0) != 0;
+    // x·W: W is [K, N], input dim first; W·x: W is [M, K], input dim last.
+    bool input_first = (slot == 1) != trans;
+    auto a = static_cast<double>(dim(s, -2)), b = static_cast<double>(dim(s, -1));
+    v.fan_in = input_first ? a : b;
+    v.fan_out = input_first ? b : a;
+    if (s.size() > 2 && orig.size() == s.size() &&
+        std::equal(s.begin(), s.end() - 2, orig.begin())) {
+      // Leading dims are batch: one matrix per slice.
+      v.block_count = element_count(shape_t(orig.begin(), orig.end() - 2));
+      v.block_rows = dim(orig, -2);
+      v.block_cols = dim(orig, -1);
+    }
+  }
+
+  void rnn_fans(const onnx::NodeProto& node, int slot, const shape_t& s, const shape_t& orig,
+                view& v) const {
+    v.gates = gate_count(node);
+    v.recurrent_cell = true;
+    std::int64_t hidden = int_attribute(node, "hidden_size").value_or(0);
+    if (hidden <= 0) hidden = slot == 3 ? dim(s, -1) / (2 * v.gates) : dim(s, -2) / v.gates;
+    auto h = static_cast<double>(hidden);
+    v.fan_in = v.fan_out = h;
+    if (slot == 3 || slot == 7) return;
+    std::int64_t cols = slot == 1 ? dim(s, -1) : hidden;
+    v.fan_in = static_cast<double>(cols);
+    if (torch()) v.fan_out = h * static_cast<double>(v.gates);
+    if (hidden > 0 && cols > 0 && element_count(orig) % (hidden * cols) == 0) {
+      v.block_count = element_count(orig) / (hidden * cols);
+      v.block_rows = hidden;
+      v.block_cols = cols;
+    } else {
+      v.note = "gate blocks do not tile the stored tensor; default matrix view";
+    }
+  }
+
+  std::optional<shape_t> input_shape(int n, int slot) const {
+    const auto& node = index.node(n);
+    if (slot >= node.input_size() || node.input(slot).empty()) return std::nullopt;
+    return layout.shape_of(node.input(slot), index.node_graph(n));
+  }
+
+  // Fans of the weight of layer `n`, used for its bias (PyTorch scales a
+  // default bias by the weight's fan_in).
+  void bias_fans(int n, view& v) const {
+    const auto& node = index.node(n);
+    int weight_slot = 1;
+    if (is_matmul(node) || is_gemm(node)) {
+      int g = index.node_graph(n);
+      if (node.input_size() > 1 && index.constant(node.input(1), g) == nullptr &&
+          node.input_size() > 0 && index.constant(node.input(0), g) != nullptr)
+        weight_slot = 0;
+    }
+    auto ws = input_shape(n, weight_slot);
+    if (!ws) return;
+    view w;
+    weight_view(n, weight_slot, *ws, *ws, w);
+    v.fan_in = w.fan_in;
+    v.fan_out = w.fan_out;
+  }
+
+  void weight_view(int n, int slot, const shape_t& s, const shape_t& orig, view& v) const {
+    const auto& node = index.node(n);
+    if (is_conv(node) || is_op(node, "ConvTranspose"))
+      conv_fans(node, s, v);
+    else if (is_gemm(node) || is_matmul(node))
+      matrix_fans(node, slot, s, orig, v);
+  }
+
+  view describe(const consumer& c, const shape_t& orig) const {
+    view v;
+    const auto& node = index.node(c.node);
+    shape_t s = input_shape(c.node, c.slot).value_or(orig);
+    auto numel = static_cast<double>(element_count(s));
+    v.fan_in = v.fan_out = numel;
+    v.layer = c.node;
+    auto set = [&](tensor_role r) { v.role = r; };
+    if (is_conv(node) || is_op(node, "ConvTranspose")) {
+      if (c.slot == 1 && s.size() >= 3) {
+        set(tensor_role::weight);
+        conv_fans(node, s, v);
+      } else if (c.slot == 2) {
+        set(tensor_role::bias);
+        bias_fans(c.node, v);
+      }
+    } else if (is_gemm(node) || is_matmul(node)) {
+      if (c.slot <= 1 && !s.empty()) {
+        set(tensor_role::weight);
+        matrix_fans(node, c.slot, s, orig, v);
+      } else if (c.slot == 2 && is_gemm(node)) {
+        set(tensor_role::bias);
+        bias_fans(c.node, v);
+      }
+    } else if (is_rnn(node)) {
+      if (c.slot >= 1 && c.slot <= 3) {
+        set(c.slot == 1   ? tensor_role::weight
+            : c.slot == 2 ? tensor_role::recurrent_weight
+                          : tensor_role::bias);
+        rnn_fans(node, c.slot, s, orig, v);
+      } else if (c.slot == 7) {
+        // ONNX-only peepholes (PyTorch has none): start them at zero like a bias.
+        set(tensor_role::bias);
+        rnn_fans(node, c.slot, s, orig, v);
+        v.note = "LSTM peephole weights, treated as a bias";
+      } else {
+        v.reason = fmt::format("input {} of {} (initial state or lengths)", c.slot, node.op_type());
+      }
+    } else if (is_op(node, "Gather") && c.slot == 0 && s.size() == 2) {
+      set(tensor_role::embedding);
+      v.fan_in = static_cast<double>(torch() ? s[1] : s[0]);
+      v.fan_out = static_cast<double>(torch() ? s[0] : s[1]);
+      v.layer = -1;
+    } else if (is_op(node, "BatchNormalization") && c.slot >= 1 && c.slot <= 4) {
+      constexpr tensor_role roles[] = {tensor_role::norm_scale, tensor_role::norm_bias,
+                                       tensor_role::running_mean, tensor_role::running_var};
+      set(roles[c.slot - 1]);
+      v.layer = -1;
+    } else if (is_norm(node) && (c.slot == 1 || c.slot == 2)) {
+      set(c.slot == 1 ? tensor_role::norm_scale : tensor_role::norm_bias);
+      v.layer = -1;
+    } else if (is_op(node, "PRelu") && c.slot == 1) {
+      set(tensor_role::prelu_slope);
+      v.layer = -1;
+    } else if (is_op(node, "Add") && c.slot <= 1) {
+      add_bias(c, v);
+    }
+    if (v.role == tensor_role::unknown) {
+      v.layer = -1;
+      if (v.reason.empty()) v.reason = unknown_reason(c, s);
+    }
+    return v;
+  }
+
+  // MatMul/Conv followed by Add of a constant: PyTorch's Linear on 3-D
+  // inputs exports exactly this; the constant is the layer's bias.
+  void add_bias(const consumer& c, view& v) const {
+    const auto& node = index.node(c.node);
+    if (node.input_size() != 2) return;
+    int g = index.node_graph(c.node);
+    std::string other = node.input(1 - c.slot);
+    for (int step = 0; step < 4; ++step) {
+      int p = index.producer(other, g);
+      if (p < 0) return;
+      const auto& prod = index.node(p);
+      if (is_weighted(prod)) {
+        v.role = tensor_role::bias;
+        v.layer = p;
+        bias_fans(p, v);
+        return;
+      }
+      if (!(is_op(prod, "Reshape") || is_op(prod, "Transpose") || is_op(prod, "Identity")) ||
+          prod.input_size() == 0)
+        return;
+      other = prod.input(0);
+    }
+  }
+
+  std::string unknown_reason(const consumer& c, const shape_t& s) const {
+    const auto& node = index.node(c.node);
+    const std::string op = qualified_op(node);
+    if (is_op(node, "DequantizeLinear") || is_op(node, "QuantizeLinear") ||
+        node.op_type().starts_with("QLinear") || node.op_type().ends_with("Integer"))
+      return c.slot == 1 || c.slot == 2
+                 ? fmt::format("quantization {} of {}", c.slot == 1 ? "scale" : "zero point", op)
+                 : fmt::format("input {} of quantized op {}", c.slot, op);
+    if (is_layout_op(node, 0) && c.slot > 0)
+      return fmt::format("shape/index input {} of {}", c.slot, op);
+    if (element_count(s) <= 1) return fmt::format("scalar operand of {}", op);
+    return fmt::format("unknown role: input {} of {}", c.slot, op);
+  }
+
+  activation_result activation_of(const view& v) const {
+    if (v.layer < 0 || (v.role != tensor_role::weight && v.role != tensor_role::bias &&
+                        v.role != tensor_role::recurrent_weight))
+      return {};
+    const auto& node = index.node(v.layer);
+    if (v.recurrent_cell) return cell_activation(node);
+    if (is_ms_op(node, "FusedConv") || is_ms_op(node, "FusedGemm")) {
+      if (auto name = string_attribute(node, "activation")) {
+        std::vector<float> params;
+        if (const auto* a = find_attribute(node, "activation_params"))
+          params.assign(a->floats().begin(), a->floats().end());
+        if (auto alpha = float_attribute(node, "activation_alpha"))
+          params.insert(params.begin(), *alpha);
+        return activation_from_name(*name, params).value_or(activation_result{});
+      }
+    }
+    return find_activation(index, v.layer);
+  }
+
+  // The cell's own nonlinearity, not what follows the layer: tanh (the cell
+  // input/output activation g), or what the `activations` attribute says.
+  activation_result cell_activation(const onnx::NodeProto& node) const {
+    std::size_t i = is_op(node, "RNN") ? 0 : 1;
+    if (const auto* a = find_attribute(node, "activations");
+        a != nullptr && a->strings_size() > static_cast<int>(i)) {
+      std::vector<float> params;
+      if (a->strings(static_cast<int>(i)) == "LeakyRelu") {
+        if (const auto* al = find_attribute(node, "activation_alpha");
+            al != nullptr && al->floats_size() > static_cast<int>(i))
+          params.push_back(al->floats(static_cast<int>(i)));
+      }
+      if (auto r = activation_from_name(a->strings(static_cast<int>(i)), params)) return *r;
+    }
+    return {activation_kind::tanh, 0.0};
+  }
+};
+
+bool is_float_type(int t) {
+  return t == onnx::TensorProto::FLOAT || t == onnx::TensorProto::FLOAT16 ||
+         t == onnx::TensorProto::BFLOAT16 || t == onnx::TensorProto::DOUBLE;
+}
+
+element_type to_element_type(int t) {
+  switch (t) {
+    case onnx::TensorProto::DOUBLE:
+      return element_type::float64;
+    case onnx::TensorProto::FLOAT16:
+      return element_type::float16;
+    case onnx::TensorProto::BFLOAT16:
+      return element_type::bfloat16;
+    default:
+      return element_type::float32;
+  }
+}
+
+std::string dtype_name(int t) {
+  return onnx::TensorProto::DataType_IsValid(t)
+             ? onnx::TensorProto::DataType_Name(static_cast<onnx::TensorProto::DataType>(t))
+             : fmt::format("type {}", t);
+}
+
+range_list merged(range_list r) {
+  std::sort(r.begin(), r.end());
+  range_list out;
+  for (auto p : r) {
+    if (!out.empty() && p.first <= out.back().second)
+      out.back().second = std::max(out.back().second, p.second);
+    else
+      out.push_back(p);
+  }
+  return out;
+}
+
+// Forget-gate input-bias rows of every LSTM, mapped back to the constants
+// its B input is made of. LSTM nodes whose B cannot be mapped are listed.
+struct forget_gates {
+  std::map<const onnx::TensorProto*, range_list> ranges;
+  std::unordered_set<int> unmapped;
+};
+
+forget_gates find_forget_gates(const model_index& index, layout_evaluator& layout) {
+  forget_gates out;
+  for (int n = 0; n < static_cast<int>(index.nodes().size()); ++n) {
+    const auto& node = index.node(n);
+    if (!is_op(node, "LSTM") || node.input_size() < 4 || node.input(3).empty()) continue;
+    int g = index.node_graph(n);
+    auto s = layout.shape_of(node.input(3), g);
+    std::int64_t hidden = int_attribute(node, "hidden_size").value_or(0);
+    if (s && hidden <= 0) hidden = dim(*s, -1) / 8;
+    std::optional<std::vector<source_ranges>> sources;
+    if (s && hidden > 0 && element_count(*s) % (8 * hidden) == 0) {
+      // B is [dirs, 8H]: Wb (gates i, o, f, c) then Rb; f is gate 2.
+      range_list r;
+      for (std::int64_t d = 0; d < element_count(*s) / (8 * hidden); ++d)
+        r.emplace_back(d * 8 * hidden + 2 * hidden, d * 8 * hidden + 3 * hidden);
+      sources = layout.map_back(node.input(3), g, r);
+    }
+    if (!sources) {
+      out.unmapped.insert(n);
+      continue;
+    }
+    for (auto& src : *sources) {
+      auto& dst = out.ranges[src.proto];
+      dst.insert(dst.end(), src.ranges.begin(), src.ranges.end());
+    }
+  }
+  for (auto& [proto, r] : out.ranges) r = merged(std::move(r));
+  return out;
+}
+
+std::string describe_consumer(const model_index& index, const consumer& c) {
+  const auto& node = index.node(c.node);
+  return fmt::format(
+      "{} '{}' input {}", qualified_op(node),
+      node.name().empty() ? (node.output_size() > 0 ? node.output(0) : "") : node.name(), c.slot);
+}
+
+void apply_view(tensor_analysis& a, const view& v) {
+  a.info.role = v.role;
+  a.info.fan_in = v.fan_in;
+  a.info.fan_out = v.fan_out;
+  a.info.receptive_field = v.rf;
+  a.info.groups = v.groups;
+  a.info.gate_count = v.gates;
+  if (v.block_count > 0) {
+    a.info.block_count = v.block_count;
+    a.info.block_rows = v.block_rows;
+    a.info.block_cols = v.block_cols;
+  }
+  if (!v.note.empty()) a.notes.push_back(v.note);
+}
+
+}  // namespace
+
+std::vector<tensor_analysis> analyze_model(const onnx::ModelProto& model,
+                                           const analysis_options& options) {
+  model_index index(model);
+  layout_evaluator layout(index);
+  analyzer an{index, layout, options.convention};
+  forget_gates gates = find_forget_gates(index, layout);
+  std::vector<tensor_analysis> out;
+  out.reserve(index.tensors().size());
+  for (const auto& t : index.tensors()) {
+    tensor_analysis a;
+    a.ref = t.ref;
+    a.info.name = t.ref.name;
+    a.info.shape = tensor_dims(*t.proto);
+    a.info.set_default_blocks();
+    a.is_float = is_float_type(t.proto->data_type());
+    a.info.dtype = to_element_type(t.proto->data_type());
+    a.data_type = dtype_name(t.proto->data_type());
+    std::transform(a.data_type.begin(), a.data_type.end(), a.data_type.begin(),
+                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    trace_result tr = trace(index, t.ref.name, t.graph);
+    std::string reason;
+    if (!tr.consumers.empty()) {
+      const consumer& first = tr.consumers.front();
+      view v = an.describe(first, a.info.shape);
+      apply_view(a, v);
+      a.consumer_op = qualified_op(index.node(first.node));
+      a.consumer_input = first.slot;
+      activation_result act = an.activation_of(v);
+      a.info.activation = act.kind;
+      a.info.activation_param = act.param;
+      a.info.gain = activation_gain(act.kind, act.param);
+      reason = v.reason;
+      for (std::size_t i = 1; i < tr.consumers.size(); ++i) {
+        view o = an.describe(tr.consumers[i], a.info.shape);
+        if (o.role == v.role && o.fan_in == v.fan_in && o.fan_out == v.fan_out) continue;
+        a.notes.push_back(fmt::format(
+            "shared by {} uses with different fans; used the first in node order, {} (fan_in {}, "
+            "fan_out {}), not {} (role {}, fan_in {}, fan_out {})",
+            tr.consumers.size(), describe_consumer(index, first), v.fan_in, v.fan_out,
+            describe_consumer(index, tr.consumers[i]), to_string(o.role), o.fan_in, o.fan_out));
+        break;
+      }
+      if (is_op(index.node(first.node), "LSTM") && first.slot == 3) {
+        if (auto it = gates.ranges.find(t.proto); it != gates.ranges.end())
+          a.forget_gate_ranges = it->second;
+        else if (gates.unmapped.count(first.node) != 0)
+          a.notes.push_back("LSTM forget-gate bias rows could not be traced to this tensor");
+      }
+    } else {
+      reason = "no consumer";
+    }
+    if (tr.quantized)
+      a.keep_reason = "quantized";
+    else if (reason.starts_with("quantization"))
+      a.keep_reason = reason;  // more telling than the dtype for int8 zero points
+    else if (!a.is_float)
+      a.keep_reason = fmt::format("non-float dtype {}", dtype_name(t.proto->data_type()));
+    else if (a.info.element_count() == 0)
+      a.keep_reason = "empty tensor";
+    else
+      a.keep_reason = reason;
+    out.push_back(std::move(a));
+  }
+  return out;
+}
+
+}  // namespace onnx_reinit

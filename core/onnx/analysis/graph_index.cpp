@@ -1,0 +1,352 @@
+// The model index: graphs, nodes, producers, uses and constants with scoping.
+#include "graph_index.h"
+
+#include <algorithm>
+#include <bit>
+#include <cmath>
+#include <cstring>
+#include <limits>
+
+namespace onnx_reinit::detail {
+namespace {
+
+bool is_constant_node(const onnx::NodeProto& node) {
+  return node.op_type() == "Constant" && is_default_domain(node);
+}
+
+// A Constant given as value_float / value_ints / ... becomes a small tensor,
+// so that attribute-style constants (Clip bounds, shapes) can be read too.
+std::optional<onnx::TensorProto> scalar_attribute_tensor(const onnx::AttributeProto& a) {
+  onnx::TensorProto t;
+  if (a.name() == "value_float") {
+    t.set_data_type(onnx::TensorProto::FLOAT);
+    t.add_float_data(a.f());
+  } else if (a.name() == "value_floats") {
+    t.set_data_type(onnx::TensorProto::FLOAT);
+    t.add_dims(a.floats_size());
+    for (float f : a.floats()) t.add_float_data(f);
+  } else if (a.name() == "value_int") {
+    t.set_data_type(onnx::TensorProto::INT64);
+    t.add_int64_data(a.i());
+  } else if (a.name() == "value_ints") {
+    t.set_data_type(onnx::TensorProto::INT64);
+    t.add_dims(a.ints_size());
+    for (std::int64_t i : a.ints()) t.add_int64_data(i);
+  } else {
+    return std::nullopt;
+  }
+  return t;
+}
+
+template <class T>
+std::vector<double> raw_values(const std::string& raw, std::size_t n) {
+  std::vector<double> out(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    T v;
+    std::memcpy(&v, raw.data() + i * sizeof(T), sizeof(T));
+    out[i] = static_cast<double>(v);
+  }
+  return out;
+}
+
+double half_to_double(std::uint16_t h) {
+  int sign = (h >> 15) & 1, exp = (h >> 10) & 0x1f, mant = h & 0x3ff;
+  double v = exp == 0    ? std::ldexp(mant, -24)
+             : exp == 31 ? (mant ? std::numeric_limits<double>::quiet_NaN()
+                                 : std::numeric_limits<double>::infinity())
+                         : std::ldexp(mant + 1024, exp - 25);
+  return sign ? -v : v;
+}
+
+double bfloat_to_double(std::uint16_t b) {
+  return static_cast<double>(std::bit_cast<float>(static_cast<std::uint32_t>(b) << 16));
+}
+
+std::vector<double> sixteen_bit_values(const onnx::TensorProto& t, std::size_t n, bool bf16) {
+  std::vector<double> out(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    std::uint16_t bits;
+    if (t.has_raw_data())
+      std::memcpy(&bits, t.raw_data().data() + 2 * i, 2);
+    else
+      bits = static_cast<std::uint16_t>(t.int32_data(static_cast<int>(i)));
+    out[i] = bf16 ? bfloat_to_double(bits) : half_to_double(bits);
+  }
+  return out;
+}
+
+template <class Field>
+std::vector<double> field_values(const Field& field) {
+  return std::vector<double>(field.begin(), field.end());
+}
+
+}  // namespace
+
+std::string qualified_op(const onnx::NodeProto& node) {
+  return is_default_domain(node) ? node.op_type() : node.domain() + "." + node.op_type();
+}
+bool is_default_domain(const onnx::NodeProto& node) {
+  return node.domain().empty() || node.domain() == "ai.onnx";
+}
+bool is_op(const onnx::NodeProto& node, std::string_view op) {
+  return node.op_type() == op && is_default_domain(node);
+}
+bool is_ms_op(const onnx::NodeProto& node, std::string_view op) {
+  return node.op_type() == op && node.domain() == "com.microsoft";
+}
+
+const onnx::AttributeProto* find_attribute(const onnx::NodeProto& node, std::string_view name) {
+  for (const auto& a : node.attribute())
+    if (a.name() == name) return &a;
+  return nullptr;
+}
+std::optional<std::int64_t> int_attribute(const onnx::NodeProto& node, std::string_view name) {
+  const auto* a = find_attribute(node, name);
+  if (a == nullptr || !a->has_i()) return std::nullopt;
+  return a->i();
+}
+std::optional<float> float_attribute(const onnx::NodeProto& node, std::string_view name) {
+  const auto* a = find_attribute(node, name);
+  if (a == nullptr || !a->has_f()) return std::nullopt;
+  return a->f();
+}
+std::optional<std::vector<std::int64_t>> ints_attribute(const onnx::NodeProto& node,
+                                                        std::string_view name) {
+  const auto* a = find_attribute(node, name);
+  if (a == nullptr) return std::nullopt;
+  return std::vector<std::int64_t>(a->ints().begin(), a->ints().end());
+}
+std::optional<std::string> string_attribute(const onnx::NodeProto& node, std::string_view name) {
+  const auto* a = find_attribute(node, name);
+  if (a == nullptr || !a->has_s()) return std::nullopt;
+  return a->s();
+}
+
+std::vector<std::int64_t> tensor_dims(const onnx::TensorProto& t) {
+  return std::vector<std::int64_t>(t.dims().begin(), t.dims().end());
+}
+
+std::optional<std::vector<double>> tensor_values(const onnx::TensorProto& t,
+                                                 std::size_t max_elements) {
+  if (t.data_location() == onnx::TensorProto::EXTERNAL) return std::nullopt;
+  std::int64_t count = 1;
+  for (std::int64_t d : t.dims()) {
+    if (d < 0 || (d > 0 && count > static_cast<std::int64_t>(max_elements) / d))
+      return std::nullopt;
+    count *= d;
+  }
+  auto n = static_cast<std::size_t>(count);
+  if (n > max_elements) return std::nullopt;
+  using tp = onnx::TensorProto;
+  int type = t.data_type();
+  std::size_t width = 0;
+  switch (type) {
+    case tp::FLOAT:
+    case tp::INT32:
+    case tp::UINT32:
+      width = 4;
+      break;
+    case tp::DOUBLE:
+    case tp::INT64:
+    case tp::UINT64:
+      width = 8;
+      break;
+    case tp::FLOAT16:
+    case tp::BFLOAT16:
+    case tp::INT16:
+    case tp::UINT16:
+      width = 2;
+      break;
+    case tp::INT8:
+    case tp::UINT8:
+    case tp::BOOL:
+      width = 1;
+      break;
+    default:
+      return std::nullopt;
+  }
+  std::vector<double> out;
+  if (type == tp::FLOAT16 || type == tp::BFLOAT16) {
+    bool ok = t.has_raw_data() ? t.raw_data().size() >= n * 2
+                               : static_cast<std::size_t>(t.int32_data_size()) >= n;
+    if (!ok) return std::nullopt;
+    return sixteen_bit_values(t, n, type == tp::BFLOAT16);
+  }
+  if (t.has_raw_data()) {
+    if (t.raw_data().size() < n * width) return std::nullopt;
+    const std::string& raw = t.raw_data();
+    switch (type) {
+      case tp::FLOAT:
+        return raw_values<float>(raw, n);
+      case tp::INT32:
+        return raw_values<std::int32_t>(raw, n);
+      case tp::UINT32:
+        return raw_values<std::uint32_t>(raw, n);
+      case tp::DOUBLE:
+        return raw_values<double>(raw, n);
+      case tp::INT64:
+        return raw_values<std::int64_t>(raw, n);
+      case tp::UINT64:
+        return raw_values<std::uint64_t>(raw, n);
+      case tp::INT16:
+        return raw_values<std::int16_t>(raw, n);
+      case tp::UINT16:
+        return raw_values<std::uint16_t>(raw, n);
+      case tp::INT8:
+        return raw_values<std::int8_t>(raw, n);
+      default:
+        return raw_values<std::uint8_t>(raw, n);
+    }
+  }
+  switch (type) {
+    case tp::FLOAT:
+      out = field_values(t.float_data());
+      break;
+    case tp::DOUBLE:
+      out = field_values(t.double_data());
+      break;
+    case tp::INT64:
+      out = field_values(t.int64_data());
+      break;
+    case tp::UINT32:
+    case tp::UINT64:
+      out = field_values(t.uint64_data());
+      break;
+    default:
+      out = field_values(t.int32_data());
+      break;
+  }
+  if (out.size() != n) return std::nullopt;
+  return out;
+}
+
+model_index::model_index(const onnx::ModelProto& model) {
+  if (!model.has_graph()) return;
+  // Explicit stack, not recursion: deeply nested subgraphs must not overflow.
+  // Children are pushed in reverse so they pop in order: depth-first,
+  // each after the whole graph that holds it (collect_model_tensors order).
+  struct pending {
+    const onnx::GraphProto* graph;
+    int parent;
+    std::string path;
+  };
+  std::vector<pending> stack{{&model.graph(), -1, ""}};
+  while (!stack.empty()) {
+    pending p = std::move(stack.back());
+    stack.pop_back();
+    index_graph(*p.graph, p.parent, p.path);
+    int self = static_cast<int>(graphs_.size()) - 1;
+    std::vector<pending> children;
+    for (int i = 0; i < p.graph->node_size(); ++i) {
+      const auto& node = p.graph->node(i);
+      std::string id = node.name().empty() ? "#" + std::to_string(i) : node.name();
+      std::string prefix = p.path.empty() ? id : p.path + "/" + id;
+      for (const auto& a : node.attribute()) {
+        if (a.has_g()) children.push_back({&a.g(), self, prefix + "/" + a.name()});
+        for (int g = 0; g < a.graphs_size(); ++g)
+          children.push_back(
+              {&a.graphs(g), self, prefix + "/" + a.name() + "[" + std::to_string(g) + "]"});
+      }
+    }
+    for (auto it = children.rbegin(); it != children.rend(); ++it) stack.push_back(std::move(*it));
+  }
+}
+
+void model_index::index_graph(const onnx::GraphProto& graph, int parent, const std::string& path) {
+  int self = static_cast<int>(graphs_.size());
+  graphs_.push_back({&graph, parent, path});
+  for (const auto& t : graph.initializer()) {
+    tensors_.push_back({{path, t.name(), tensor_origin::initializer}, &t, self});
+    constants_[t.name()].push_back({self, &t});
+  }
+  for (const auto& in : graph.input()) graph_inputs_[in.name()].push_back(self);
+  for (const auto& out : graph.output()) outputs_[out.name()].push_back(self);
+  for (const auto& node : graph.node()) {
+    if (!is_constant_node(node) || node.output_size() == 0) continue;
+    for (const auto& a : node.attribute()) {
+      if (a.name() == "value" && a.has_t()) {
+        tensors_.push_back({{path, node.output(0), tensor_origin::constant_node}, &a.t(), self});
+        constants_[node.output(0)].push_back({self, &a.t()});
+      } else if (auto t = scalar_attribute_tensor(a)) {
+        scalar_constants_.push_back(std::move(*t));
+        constants_[node.output(0)].push_back({self, &scalar_constants_.back()});
+      }
+    }
+  }
+  index_nodes(self);
+}
+
+void model_index::index_nodes(int graph_index) {
+  const auto& graph = *graphs_[static_cast<std::size_t>(graph_index)].graph;
+  for (const auto& node : graph.node()) {
+    int id = static_cast<int>(nodes_.size());
+    nodes_.push_back({&node, graph_index});
+    for (int s = 0; s < node.input_size(); ++s)
+      if (!node.input(s).empty()) uses_[node.input(s)].push_back({id, s});
+    for (const auto& out : node.output())
+      if (!out.empty()) producers_[out].push_back({graph_index, id});
+  }
+}
+
+bool model_index::is_ancestor_or_self(int ancestor, int graph) const {
+  // Bounded by the nesting depth; graphs_ parents always precede children.
+  while (graph >= 0) {
+    if (graph == ancestor) return true;
+    graph = graphs_[static_cast<std::size_t>(graph)].parent;
+  }
+  return false;
+}
+
+std::vector<value_use> model_index::uses(const std::string& name, int scope) const {
+  std::vector<value_use> out;
+  auto it = uses_.find(name);
+  if (it == uses_.end()) return out;
+  for (const auto& u : it->second)
+    if (is_ancestor_or_self(scope, node_graph(u.node))) out.push_back(u);
+  return out;
+}
+
+int model_index::producer(const std::string& name, int scope) const {
+  auto it = producers_.find(name);
+  if (it == producers_.end()) return -1;
+  // The nearest enclosing definition wins, as in ONNX name resolution.
+  for (int g = scope; g >= 0; g = graphs_[static_cast<std::size_t>(g)].parent)
+    for (const auto& p : it->second)
+      if (p.graph == g) return p.node;
+  return -1;
+}
+
+const onnx::TensorProto* model_index::constant(const std::string& name, int scope) const {
+  auto it = constants_.find(name);
+  if (it == constants_.end()) return nullptr;
+  for (int g = scope; g >= 0; g = graphs_[static_cast<std::size_t>(g)].parent)
+    for (const auto& c : it->second)
+      if (c.graph == g) return c.proto;
+  return nullptr;
+}
+
+int model_index::defining_graph(const std::string& name, int scope) const {
+  for (int g = scope; g >= 0; g = graphs_[static_cast<std::size_t>(g)].parent) {
+    auto c = constants_.find(name);
+    if (c != constants_.end())
+      for (const auto& e : c->second)
+        if (e.graph == g) return g;
+    auto p = producers_.find(name);
+    if (p != producers_.end())
+      for (const auto& e : p->second)
+        if (e.graph == g) return g;
+    auto i = graph_inputs_.find(name);
+    if (i != graph_inputs_.end() &&
+        std::find(i->second.begin(), i->second.end(), g) != i->second.end())
+      return g;
+  }
+  return -1;
+}
+
+bool model_index::is_graph_output(const std::string& name, int graph) const {
+  auto it = outputs_.find(name);
+  if (it == outputs_.end()) return false;
+  return std::find(it->second.begin(), it->second.end(), graph) != it->second.end();
+}
+
+}  // namespace onnx_reinit::detail

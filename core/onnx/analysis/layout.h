@@ -1,0 +1,57 @@
+// Shapes of values built from constants by layout ops, and the mapping of
+// element ranges of such a value back to the constants it was made from
+// (e.g. LSTM forget-gate bias rows through PyTorch's Slice/Concat gate
+// reordering). Everything here is bounded: depth caps and visited sets.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "graph_index.h"
+
+namespace onnx_reinit::detail {
+
+using shape_t = std::vector<std::int64_t>;
+using range_list = std::vector<std::pair<std::int64_t, std::int64_t>>;  // [begin, end)
+
+// Ops that only move or relabel a tensor's elements; an initializer is
+// traced through them to its real consumer. `slot` is the input slot.
+bool is_layout_op(const onnx::NodeProto& node, int slot);
+
+struct source_ranges {
+  const onnx::TensorProto* proto = nullptr;
+  range_list ranges;
+};
+
+class layout_evaluator {
+ public:
+  explicit layout_evaluator(const model_index& index) : index_(index) {}
+
+  // The static shape of `name` as seen from graph `scope`, when it follows
+  // from constants through layout ops; nullopt otherwise.
+  std::optional<shape_t> shape_of(const std::string& name, int scope);
+  // The constants (and their flat element ranges) that elements `ranges` of
+  // `name` come from; nullopt if the path holds an op we cannot map.
+  std::optional<std::vector<source_ranges>> map_back(const std::string& name, int scope,
+                                                     const range_list& ranges);
+
+ private:
+  std::optional<shape_t> shape_uncached(const std::string& name, int scope, int depth);
+  std::optional<shape_t> shape_at(const std::string& name, int scope, int depth);
+  std::optional<shape_t> node_output_shape(int node, int output, int depth);
+  std::optional<std::vector<std::int64_t>> const_ints(const onnx::NodeProto& node, int slot,
+                                                      int scope);
+  // Per-axis start offsets of a Slice/Split output inside its input.
+  std::optional<std::pair<int, std::int64_t>> slice_offset(int node, int output, int depth);
+
+  const model_index& index_;
+  std::map<std::pair<int, std::string>, std::optional<shape_t>> memo_;
+};
+
+std::int64_t element_count(const shape_t& shape);
+
+}  // namespace onnx_reinit::detail
