@@ -33,7 +33,15 @@ float bfloat16_bits_to_float(std::uint16_t bits);  // exact
 // Tensor metadata, from the proto alone.
 
 // Which field holds a tensor's data.
-enum class tensor_storage { raw_data, float_data, int32_data, double_data, external };
+enum class tensor_storage {
+  raw_data,
+  float_data,
+  int32_data,
+  int64_data,
+  uint64_data,
+  double_data,
+  external,
+};
 
 // The element type of a float tensor, nullopt for any other data type.
 std::optional<element_type> float_element_type(const onnx::TensorProto& tensor);
@@ -76,16 +84,18 @@ using byte_sink = std::function<void(std::span<const std::byte>)>;
 // whole in memory (issue 4).
 using tensor_data_producer = std::function<void(const byte_sink&)>;
 
-class mapped_file;
-
 // A read view of one tensor's data as little-endian element bytes: a view
-// into the proto or a mapped file when possible, otherwise an owned copy.
+// into the proto or a mapped file when possible, otherwise an owned copy (so
+// keep the view alive while using bytes()). Views into the model are valid
+// until the tensor is written or the model is destroyed.
 class tensor_bytes_view {
  public:
   tensor_bytes_view() = default;
   explicit tensor_bytes_view(std::span<const std::byte> view) : view_(view) {}
   explicit tensor_bytes_view(std::vector<std::byte> owned) : owned_(std::move(owned)), own_(true) {}
-  std::span<const std::byte> bytes() const { return own_ ? std::span<const std::byte>(owned_) : view_; }
+  std::span<const std::byte> bytes() const {
+    return own_ ? std::span<const std::byte>(owned_) : view_;
+  }
   std::size_t size() const { return bytes().size(); }
 
  private:
@@ -139,10 +149,13 @@ void save_model(loaded_model& model, const std::filesystem::path& out,
 
 // ---------------------------------------------------------------------------
 // Tensor data. `tensor` must belong to `model` (external data and pending
-// writes are looked up through it). Reads see earlier writes.
+// writes are looked up through it). Reads see earlier writes. Different
+// tensors may be read and written from several threads at once; save_model
+// must not run concurrently with them.
 
 // The tensor's data as little-endian element bytes, whatever the storage
-// (typed fields are converted). Validates the length against dims.
+// (typed fields are converted), for any fixed-size data type; for byte
+// identity checks. Validates the length against dims (model_error).
 tensor_bytes_view tensor_bytes(const loaded_model& model, const onnx::TensorProto& tensor);
 
 // Values of a float tensor (float32/float16/bfloat16/float64) converted to
@@ -157,8 +170,7 @@ std::vector<T> read_tensor_values(const loaded_model& model, const onnx::TensorP
 // rounds to nearest-even for 16-bit types. values.size() must equal the
 // element count. External tensors keep the new bytes pending until save.
 template <class T>
-void write_tensor_values(loaded_model& model, onnx::TensorProto& tensor,
-                         std::span<const T> values);
+void write_tensor_values(loaded_model& model, onnx::TensorProto& tensor, std::span<const T> values);
 // The same with the new little-endian element bytes.
 void write_tensor_bytes(loaded_model& model, onnx::TensorProto& tensor,
                         std::span<const std::byte> bytes);

@@ -1,0 +1,634 @@
+// Loading and saving models: protobuf parsing from a mapped file, the safety
+// checks on external data locations, and saving through a staging directory
+// beside the output whose files are checked, then renamed into place.
+// No <sys/mman.h> here: its MAP_TYPE macro breaks onnx/defs/parser.h,
+// which the checker pulls in; mapping lives in mapped_file.cpp.
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <charconv>
+#include <cstdlib>
+#include <cstring>
+#include <limits>
+#include <mutex>
+#include <set>
+
+#include <fmt/format.h>
+#include <fmt/std.h>
+#include <google/protobuf/io/coded_stream.h>
+#include <google/protobuf/io/zero_copy_stream_impl.h>
+#include <google/protobuf/io/zero_copy_stream_impl_lite.h>
+#include <onnx/checker.h>
+
+#include "io_internal.h"
+#include "onnx_reinit/errors.h"
+#include "onnx_reinit/model_tensors.h"
+
+namespace onnx_reinit {
+
+namespace fs = std::filesystem;
+
+// ---------------------------------------------------------------------------
+// loaded_model
+
+loaded_model::loaded_model() : state_(std::make_unique<state>()) {}
+loaded_model::~loaded_model() = default;
+loaded_model::loaded_model(loaded_model&&) noexcept = default;
+loaded_model& loaded_model::operator=(loaded_model&&) noexcept = default;
+
+bool loaded_model::has_external_data() const {
+  return !state_->externals.empty();
+}
+
+loaded_model loaded_model::from_proto(onnx::ModelProto proto, fs::path directory) {
+  loaded_model m;
+  m.proto_ = std::move(proto);
+  if (!directory.empty()) directory = fs::canonical(directory);
+  m.directory_ = std::move(directory);
+  index_external_data(m);
+  return m;
+}
+
+// ---------------------------------------------------------------------------
+// Walking every tensor
+
+namespace {
+
+void walk_graph(onnx::GraphProto& g, const std::function<void(onnx::TensorProto&)>& fn);
+
+void walk_attribute(onnx::AttributeProto& a, const std::function<void(onnx::TensorProto&)>& fn) {
+  if (a.has_t()) fn(*a.mutable_t());
+  for (auto& t : *a.mutable_tensors()) fn(t);
+  if (a.has_sparse_tensor()) {
+    fn(*a.mutable_sparse_tensor()->mutable_values());
+    fn(*a.mutable_sparse_tensor()->mutable_indices());
+  }
+  for (auto& s : *a.mutable_sparse_tensors()) {
+    fn(*s.mutable_values());
+    fn(*s.mutable_indices());
+  }
+  if (a.has_g()) walk_graph(*a.mutable_g(), fn);
+  for (auto& g : *a.mutable_graphs()) walk_graph(g, fn);
+}
+
+void walk_graph(onnx::GraphProto& g, const std::function<void(onnx::TensorProto&)>& fn) {
+  for (auto& t : *g.mutable_initializer()) fn(t);
+  for (auto& s : *g.mutable_sparse_initializer()) {
+    fn(*s.mutable_values());
+    fn(*s.mutable_indices());
+  }
+  for (auto& n : *g.mutable_node())
+    for (auto& a : *n.mutable_attribute()) walk_attribute(a, fn);
+}
+
+}  // namespace
+
+void for_each_tensor(onnx::ModelProto& model, const std::function<void(onnx::TensorProto&)>& fn) {
+  if (model.has_graph()) walk_graph(*model.mutable_graph(), fn);
+  for (auto& f : *model.mutable_functions())
+    for (auto& n : *f.mutable_node())
+      for (auto& a : *n.mutable_attribute()) walk_attribute(a, fn);
+}
+
+// ---------------------------------------------------------------------------
+// External data
+
+namespace {
+
+std::uint64_t parse_size(const onnx::TensorProto& t, const std::string& key,
+                         const std::string& value, const fs::path& model_path) {
+  std::uint64_t v = 0;
+  const char* end = value.data() + value.size();
+  auto [ptr, ec] = std::from_chars(value.data(), end, v);
+  if (value.empty() || ec != std::errc() || ptr != end)
+    throw external_data_error(fmt::format("tensor '{}': external data {} '{}' is not a "
+                                          "non-negative integer",
+                                          t.name(), key, value),
+                              model_path.string());
+  return v;
+}
+
+// Resolves a location to a canonical regular file inside `dir`, refusing
+// anything that could read outside it or block.
+fs::path resolve_location(const fs::path& dir, const std::string& location,
+                          const onnx::TensorProto& t, const fs::path& model_path) {
+  auto fail = [&](const std::string& why) {
+    return external_data_error(
+        fmt::format("tensor '{}': external data location '{}' {}", t.name(), location, why),
+        model_path.string());
+  };
+  if (location.empty()) throw fail("is empty");
+  const fs::path rel(location);
+  if (rel.is_absolute() || rel.has_root_name() || rel.has_root_directory())
+    throw fail("is absolute; it must be relative to the model's directory");
+  for (const fs::path& part : rel)
+    if (part == "..") throw fail("contains '..'; it must stay inside the model's directory");
+  if (dir.empty()) throw fail("cannot be resolved: the model has no directory");
+  const fs::path joined = dir / rel;
+  std::error_code ec;
+  const fs::file_status link_status = fs::symlink_status(joined, ec);
+  if (ec || !fs::exists(link_status)) throw fail("does not exist");
+  const fs::path target = fs::canonical(joined, ec);
+  if (ec) throw fail("does not exist (dangling symbolic link)");
+  const fs::path inside = target.lexically_relative(dir);
+  if (inside.empty() || *inside.begin() == ".." || inside == ".")
+    throw fail(fmt::format("resolves to {}, outside the model's directory", target));
+  const fs::file_status status = fs::status(target, ec);
+  if (ec || !fs::is_regular_file(status)) throw fail("is not a regular file");
+  return target;
+}
+
+external_ref resolve_external(const loaded_model& model, const onnx::TensorProto& t) {
+  auto& st = model_io_access::state(model);
+  external_ref ref;
+  bool has_location = false;
+  std::optional<std::uint64_t> length;
+  for (const auto& entry : t.external_data()) {
+    if (entry.key() == "location") {
+      ref.location = entry.value();
+      has_location = true;
+    } else if (entry.key() == "offset") {
+      ref.offset = parse_size(t, entry.key(), entry.value(), model.path());
+    } else if (entry.key() == "length") {
+      length = parse_size(t, entry.key(), entry.value(), model.path());
+    }
+  }
+  if (!has_location)
+    throw external_data_error(
+        fmt::format("tensor '{}' is stored externally but has no location", t.name()),
+        model.path().string());
+  ref.file = resolve_location(model.directory(), ref.location, t, model.path());
+  auto it = st.files.find(ref.file);
+  if (it == st.files.end()) {
+    try {
+      it = st.files.emplace(ref.file, mapped_file::open(ref.file)).first;
+    } catch (const io_error& e) {
+      throw external_data_error(fmt::format("tensor '{}': external data location '{}': {}",
+                                            t.name(), ref.location, e.what()),
+                                model.path().string());
+    }
+  }
+  ref.map = it->second;
+  const std::uint64_t file_size = ref.map->bytes().size();
+  // ONNX: a missing length means "to the end of the file".
+  if (ref.offset > file_size || (length && *length > file_size - ref.offset))
+    throw external_data_error(
+        fmt::format("tensor '{}': external data offset {} + length {} is past the end of '{}' "
+                    "({} bytes)",
+                    t.name(), ref.offset, length ? fmt::to_string(*length) : "(to end)",
+                    ref.location, file_size),
+        model.path().string());
+  ref.length = length ? *length : file_size - ref.offset;
+  return ref;
+}
+
+}  // namespace
+
+const external_ref& external_of(const loaded_model& model, const onnx::TensorProto& tensor) {
+  auto& st = model_io_access::state(model);
+  std::lock_guard lock(st.mutex);  // also covers the file cache used by resolve_external
+  auto it = st.externals.find(&tensor);
+  if (it == st.externals.end())
+    it = st.externals.emplace(&tensor, resolve_external(model, tensor)).first;
+  return it->second;
+}
+
+void index_external_data(loaded_model& model) {
+  for_each_tensor(model.proto(), [&](onnx::TensorProto& t) {
+    if (t.data_location() == onnx::TensorProto::EXTERNAL) external_of(model, t);
+  });
+}
+
+// ---------------------------------------------------------------------------
+// load_model
+
+loaded_model load_model(const fs::path& path, const load_options& options) {
+  std::error_code ec;
+  const fs::path absolute = fs::absolute(path, ec).lexically_normal();
+  const fs::file_status status = fs::status(absolute, ec);
+  if (ec || !fs::exists(status))
+    throw io_error(fmt::format("model file {} does not exist", path), path.string());
+  if (!fs::is_regular_file(status))
+    throw io_error(fmt::format("model file {} is not a regular file", path), path.string());
+  std::shared_ptr<const mapped_file> file = mapped_file::open(absolute);
+  const std::span<const std::byte> bytes = file->bytes();
+  if (bytes.size() > options.max_model_bytes)
+    throw model_error(fmt::format("model file {} is {} bytes; a protobuf model cannot exceed 2 GiB "
+                                  "(store large tensors as external data)",
+                                  path, bytes.size()),
+                      path.string());
+
+  loaded_model model;
+  {
+    google::protobuf::io::ArrayInputStream array(bytes.data(), static_cast<int>(bytes.size()));
+    google::protobuf::io::CodedInputStream coded(&array);
+    // Protobuf's default 64 MiB cap is for untrusted network messages; a
+    // model may use the format's full 2 GiB.
+    coded.SetTotalBytesLimit(std::numeric_limits<int>::max());
+    if (!model.proto().ParseFromCodedStream(&coded) || !coded.ConsumedEntireMessage())
+      throw model_error(
+          fmt::format("{} is not a valid ONNX model (corrupt or truncated protobuf)", path),
+          path.string());
+  }
+  if (!model.proto().has_graph())
+    throw model_error(fmt::format("{} is not a valid ONNX model (no graph)", path), path.string());
+  model_io_access::set_paths(model, absolute, fs::canonical(absolute.parent_path()));
+  // Every location is checked (and mapped) now, before any tensor is read
+  // or anything is written.
+  index_external_data(model);
+  return model;
+}
+
+// ---------------------------------------------------------------------------
+// save_model
+
+namespace {
+
+// A file written in the staging directory: all-or-nothing writes, fsync.
+class output_file {
+ public:
+  explicit output_file(const fs::path& path) : path_(path) {
+    fs::create_directories(path.parent_path());
+    fd_ = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    if (fd_ < 0)
+      throw io_error(fmt::format("cannot create {}: {}", path, std::strerror(errno)),
+                     path.string());
+  }
+  ~output_file() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  output_file(const output_file&) = delete;
+  output_file& operator=(const output_file&) = delete;
+
+  void write(std::span<const std::byte> data) {
+    while (!data.empty()) {
+      // Bounded calls: Linux caps one write at ~2 GiB anyway.
+      const std::size_t n = std::min<std::size_t>(data.size(), std::size_t{1} << 26);
+      const ssize_t w = ::write(fd_, data.data(), n);
+      if (w < 0) {
+        if (errno == EINTR) continue;
+        throw io_error(fmt::format("cannot write {}: {}", path_, std::strerror(errno)),
+                       path_.string());
+      }
+      data = data.subspan(static_cast<std::size_t>(w));
+      written_ += static_cast<std::uint64_t>(w);
+    }
+  }
+  void zeros(std::uint64_t n) {
+    static const std::byte block[4096] = {};
+    while (n > 0) {
+      const std::size_t k = static_cast<std::size_t>(std::min<std::uint64_t>(n, sizeof block));
+      write(std::span<const std::byte>(block, k));
+      n -= k;
+    }
+  }
+  std::uint64_t written() const { return written_; }
+  int fd() const { return fd_; }
+  // fsync then close: the data is on disk before the rename publishes it.
+  void finish() {
+    if (::fsync(fd_) != 0 || ::close(fd_) != 0) {
+      fd_ = -1;
+      throw io_error(fmt::format("cannot flush {}: {}", path_, std::strerror(errno)),
+                     path_.string());
+    }
+    fd_ = -1;
+  }
+
+ private:
+  fs::path path_;
+  int fd_ = -1;
+  std::uint64_t written_ = 0;
+};
+
+// Removes the staging directory on every path out of save_model.
+struct staging_dir {
+  fs::path path;
+  ~staging_dir() {
+    std::error_code ec;
+    if (!path.empty()) fs::remove_all(path, ec);
+  }
+};
+
+// Temporary edits to the model's proto for serialising (new locations,
+// inline data moved out); undone in reverse order so save leaves the loaded
+// model as it was. Swaps keep it free of copies of tensor data.
+class proto_patch {
+ public:
+  ~proto_patch() { undo(); }
+  void add(std::function<void()> undo) { undo_.push_back(std::move(undo)); }
+  void undo() {
+    while (!undo_.empty()) {
+      undo_.back()();
+      undo_.pop_back();
+    }
+  }
+
+ private:
+  std::vector<std::function<void()>> undo_;
+};
+
+void set_external_entries(proto_patch& patch, onnx::TensorProto& t,
+                          std::vector<std::pair<std::string, std::string>> entries) {
+  auto saved = std::make_shared<google::protobuf::RepeatedPtrField<onnx::StringStringEntryProto>>();
+  saved->Swap(t.mutable_external_data());
+  for (auto& [k, v] : entries) {
+    auto* e = t.add_external_data();
+    e->set_key(k);
+    e->set_value(v);
+  }
+  patch.add([&t, saved] { t.mutable_external_data()->Swap(saved.get()); });
+}
+
+// Moves a tensor's in-proto data out (kept by the patch) and marks it
+// external.
+void make_external(proto_patch& patch, onnx::TensorProto& t) {
+  struct saved_data {
+    bool had_raw;
+    std::string raw;
+    google::protobuf::RepeatedField<float> f;
+    google::protobuf::RepeatedField<std::int32_t> i32;
+    google::protobuf::RepeatedField<std::int64_t> i64;
+    google::protobuf::RepeatedField<std::uint64_t> u64;
+    google::protobuf::RepeatedField<double> d;
+    bool had_location;
+    onnx::TensorProto::DataLocation location;
+  };
+  auto s = std::make_shared<saved_data>();
+  s->had_raw = t.has_raw_data();
+  s->raw.swap(*t.mutable_raw_data());
+  t.clear_raw_data();
+  s->f.Swap(t.mutable_float_data());
+  s->i32.Swap(t.mutable_int32_data());
+  s->i64.Swap(t.mutable_int64_data());
+  s->u64.Swap(t.mutable_uint64_data());
+  s->d.Swap(t.mutable_double_data());
+  s->had_location = t.has_data_location();
+  s->location = t.data_location();
+  t.set_data_location(onnx::TensorProto::EXTERNAL);
+  patch.add([&t, s] {
+    if (s->had_raw) t.mutable_raw_data()->swap(s->raw);
+    t.mutable_float_data()->Swap(&s->f);
+    t.mutable_int32_data()->Swap(&s->i32);
+    t.mutable_int64_data()->Swap(&s->i64);
+    t.mutable_uint64_data()->Swap(&s->u64);
+    t.mutable_double_data()->Swap(&s->d);
+    if (s->had_location)
+      t.set_data_location(s->location);
+    else
+      t.clear_data_location();
+  });
+}
+
+// Writes one tensor's current data (pending, mapped or inline) to `out`.
+void write_tensor(const loaded_model& model, const onnx::TensorProto& t, output_file& out) {
+  auto& pending = model_io_access::state(model).pending;
+  auto it = pending.find(&t);
+  if (it != pending.end() && it->second.producer) {
+    const std::uint64_t start = out.written();
+    it->second.producer([&](std::span<const std::byte> chunk) { out.write(chunk); });
+    if (out.written() - start != it->second.size)
+      throw model_error(fmt::format("tensor '{}': the data producer wrote {} bytes, {} expected",
+                                    t.name(), out.written() - start, it->second.size),
+                        t.name());
+    return;
+  }
+  out.write(tensor_bytes(model, t).bytes());
+}
+
+bool same_file(const fs::path& a, const fs::path& b) {
+  std::error_code ec;
+  return fs::exists(a, ec) && fs::exists(b, ec) && fs::equivalent(a, b, ec);
+}
+
+// The same layout as the input: each input data file is reproduced with the
+// rewritten tensors' ranges replaced (offsets and unreferenced bytes kept).
+// Returns the staged relative names.
+std::vector<fs::path> stage_same_layout(loaded_model& model, const fs::path& out,
+                                        const fs::path& stage, bool in_place, proto_patch& patch) {
+  auto& st = model_io_access::state(model);
+  struct data_file {
+    std::string location;  // first spelling seen
+    fs::path out_name;
+    std::vector<onnx::TensorProto*> tensors;
+  };
+  std::map<fs::path, data_file> files;  // by canonical source file
+  std::vector<fs::path> order;
+  for_each_tensor(model.proto(), [&](onnx::TensorProto& t) {
+    if (t.data_location() != onnx::TensorProto::EXTERNAL) return;
+    const external_ref& ref = external_of(model, t);
+    auto [it, inserted] = files.try_emplace(ref.file);
+    if (inserted) {
+      it->second.location = fs::path(ref.location).lexically_normal().string();
+      order.push_back(ref.file);
+    }
+    it->second.tensors.push_back(&t);
+  });
+
+  // Keeping the input's names would overwrite the input's data files when
+  // OUT sits beside them; then (unless in place) derive new names from the
+  // output file name.
+  bool collides = false;
+  for (const fs::path& source : order)
+    collides = collides || same_file(out.parent_path() / files[source].location, source);
+  const bool rename_files = collides && !in_place;
+  std::vector<fs::path> staged;
+  std::size_t index = 0;
+  for (const fs::path& source : order) {
+    data_file& df = files[source];
+    df.out_name = df.location;
+    if (rename_files) {
+      for (;;) {
+        const std::string name = index == 0 ? out.filename().string() + ".data"
+                                            : fmt::format("{}.{}.data", out.filename(), index);
+        ++index;
+        const fs::path target = out.parent_path() / name;
+        if (!std::any_of(order.begin(), order.end(),
+                         [&](const fs::path& f) { return same_file(f, target); })) {
+          df.out_name = name;
+          break;
+        }
+      }
+      for (onnx::TensorProto* t : df.tensors) {
+        std::vector<std::pair<std::string, std::string>> entries;
+        for (const auto& e : t->external_data())
+          entries.emplace_back(e.key(), e.key() == "location" ? df.out_name.string() : e.value());
+        set_external_entries(patch, *t, std::move(entries));
+      }
+    }
+
+    // Rewritten ranges in file order, then copy the rest through.
+    std::vector<std::pair<std::uint64_t, const onnx::TensorProto*>> rewritten;
+    for (onnx::TensorProto* t : df.tensors)
+      if (st.pending.contains(t)) rewritten.emplace_back(external_of(model, *t).offset, t);
+    std::sort(rewritten.begin(), rewritten.end());
+    const std::span<const std::byte> source_bytes = st.files.at(source)->bytes();
+    output_file file(stage / df.out_name);
+    std::uint64_t pos = 0;
+    for (const auto& [offset, t] : rewritten) {
+      if (offset < pos)
+        throw model_error(fmt::format("tensor '{}': its external data overlaps another rewritten "
+                                      "tensor's in '{}'",
+                                      t->name(), df.location),
+                          t->name());
+      file.write(source_bytes.subspan(pos, offset - pos));
+      write_tensor(model, *t, file);
+      pos = offset + external_of(model, *t).length;
+    }
+    file.write(source_bytes.subspan(pos));
+    file.finish();
+    staged.push_back(df.out_name);
+  }
+  return staged;
+}
+
+// One data file holding every external tensor (and large float initializers
+// of a model that had none), each aligned.
+fs::path stage_consolidated(loaded_model& model, const fs::path& stage, const save_options& opt,
+                            proto_patch& patch) {
+  std::vector<onnx::TensorProto*> tensors;
+  const bool had_external = model.has_external_data();
+  std::set<const onnx::TensorProto*> chosen;
+  for_each_tensor(model.proto(), [&](onnx::TensorProto& t) {
+    if (t.data_location() == onnx::TensorProto::EXTERNAL && chosen.insert(&t).second)
+      tensors.push_back(&t);
+  });
+  if (!had_external) {
+    for (const model_tensor& mt : collect_model_tensors(model.proto())) {
+      if (mt.ref.origin != tensor_origin::initializer || !float_element_type(*mt.proto)) continue;
+      if (tensor_byte_size(*mt.proto) < opt.external_min_bytes) continue;
+      if (chosen.insert(mt.proto).second) tensors.push_back(mt.proto);
+    }
+  }
+  const std::uint64_t align = std::max<std::uint64_t>(opt.external_alignment, 1);
+  output_file file(stage / opt.external_data_name);
+  for (onnx::TensorProto* t : tensors) {
+    const std::uint64_t offset = (file.written() + align - 1) / align * align;
+    file.zeros(offset - file.written());
+    write_tensor(model, *t, file);
+    const std::uint64_t length = file.written() - offset;
+    // The data leaves the proto only after it is safely in the file.
+    if (t->data_location() != onnx::TensorProto::EXTERNAL) make_external(patch, *t);
+    set_external_entries(patch, *t,
+                         {{"location", opt.external_data_name},
+                          {"offset", std::to_string(offset)},
+                          {"length", std::to_string(length)}});
+  }
+  file.finish();
+  return opt.external_data_name;
+}
+
+void fsync_directory(const fs::path& dir) {
+  const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd >= 0) {
+    ::fsync(fd);
+    ::close(fd);
+  }
+}
+
+}  // namespace
+
+namespace {
+
+void save_model_impl(loaded_model& model, const fs::path& out_arg, const save_options& options) {
+  std::error_code ec;
+  const fs::path out = fs::absolute(out_arg, ec).lexically_normal();
+  if (out.filename().empty())
+    throw usage_error(fmt::format("output path {} names no file", out_arg), out_arg.string());
+  const fs::path out_dir = out.parent_path();
+  if (!fs::is_directory(out_dir, ec))
+    throw io_error(fmt::format("output directory {} does not exist", out_dir), out.string());
+  const bool onto_input = !model.path().empty() && same_file(out, model.path());
+  if (onto_input && !options.in_place)
+    throw usage_error(
+        fmt::format("refusing to overwrite the input model {} (use in-place)", model.path()),
+        out.string());
+  if (!options.external_data_name.empty()) {
+    const fs::path name(options.external_data_name);
+    if (name.has_parent_path() || name == "." || name == ".." || name.filename() != name)
+      throw usage_error(fmt::format("external data name '{}' must be a plain file name",
+                                    options.external_data_name),
+                        options.external_data_name);
+    const fs::path target = out_dir / name;
+    if (same_file(target, out) || name == out.filename())
+      throw usage_error(fmt::format("external data name '{}' is the output model itself",
+                                    options.external_data_name),
+                        options.external_data_name);
+    if (!options.in_place) {
+      for (const auto& [file, _] : model_io_access::state(model).files)
+        if (same_file(target, file))
+          throw usage_error(fmt::format("external data file {} would overwrite an input data "
+                                        "file (use in-place, or another name)",
+                                        target),
+                            target.string());
+      if (!model.path().empty() && same_file(target, model.path()))
+        throw usage_error(
+            fmt::format("external data file {} would overwrite the input model", target),
+            target.string());
+    }
+  }
+
+  // Everything is staged in a fresh directory beside OUT (same file system,
+  // so the final renames are atomic), checked there, then moved into place.
+  std::string pattern =
+      (out_dir / ("." + out.filename().string() + ".onnx-reinit-XXXXXX")).string();
+  if (::mkdtemp(pattern.data()) == nullptr)
+    throw io_error(
+        fmt::format("cannot create a temporary directory in {}: {}", out_dir, std::strerror(errno)),
+        out.string());
+  staging_dir stage{fs::path(pattern)};
+
+  std::vector<fs::path> data_files;
+  {
+    proto_patch patch;
+    if (!options.external_data_name.empty())
+      data_files.push_back(stage_consolidated(model, stage.path, options, patch));
+    else if (model.has_external_data())
+      data_files = stage_same_layout(model, out, stage.path, options.in_place, patch);
+
+    const std::size_t size = model.proto().ByteSizeLong();
+    if (size > static_cast<std::size_t>(std::numeric_limits<int>::max()))
+      throw model_error(fmt::format("the output model would be {} bytes, over protobuf's 2 GiB "
+                                    "limit; write tensors as external data",
+                                    size),
+                        out.string());
+    output_file file(stage.path / out.filename());
+    {
+      google::protobuf::io::FileOutputStream stream(file.fd());
+      if (!model.proto().SerializeToZeroCopyStream(&stream) || !stream.Flush())
+        throw io_error(fmt::format("cannot write {}", out), out.string());
+    }
+    file.finish();
+  }  // proto restored here
+
+  if (options.check) {
+    try {
+      onnx::checker::check_model((stage.path / out.filename()).string());
+    } catch (const std::exception& e) {
+      throw model_error(fmt::format("the written model fails the ONNX checker: {}", e.what()),
+                        out.string());
+    }
+  }
+
+  // Data files first, the model last: a reader never sees the new model
+  // without its data.
+  for (const fs::path& rel : data_files) {
+    fs::create_directories((out_dir / rel).parent_path());
+    fs::rename(stage.path / rel, out_dir / rel);
+  }
+  fs::rename(stage.path / out.filename(), out);
+  fsync_directory(out_dir);
+}
+
+}  // namespace
+
+void save_model(loaded_model& model, const fs::path& out, const save_options& options) {
+  try {
+    save_model_impl(model, out, options);
+  } catch (const fs::filesystem_error& e) {
+    throw io_error(fmt::format("cannot write {}: {}", out, e.what()), out.string());
+  }
+}
+
+}  // namespace onnx_reinit

@@ -1,0 +1,560 @@
+// Tensor data access: 16-bit float conversions, element counts and storage
+// forms, reading values from any storage field and writing them back in the
+// same field and dtype.
+#include <bit>
+#include <cstring>
+#include <limits>
+#include <mutex>
+#include <type_traits>
+
+#include <fmt/format.h>
+
+#include "io_internal.h"
+#include "onnx_reinit/errors.h"
+
+namespace onnx_reinit {
+
+// raw_data and external data are little-endian; on a little-endian host they
+// are the in-memory representation, which keeps every path a memcpy.
+static_assert(std::endian::native == std::endian::little, "model I/O assumes a little-endian host");
+
+// ---------------------------------------------------------------------------
+// 16-bit floats
+
+std::uint16_t float_to_half_bits(float value) {
+  const std::uint32_t x = std::bit_cast<std::uint32_t>(value);
+  const std::uint16_t sign = static_cast<std::uint16_t>((x >> 16) & 0x8000u);
+  const std::uint32_t abs = x & 0x7fffffffu;
+  if (abs >= 0x7f800000u) {
+    if (abs > 0x7f800000u)  // NaN: quiet, keep the top payload bits
+      return static_cast<std::uint16_t>(sign | 0x7e00u | ((abs >> 13) & 0x3ffu));
+    return static_cast<std::uint16_t>(sign | 0x7c00u);
+  }
+  // 65520 is halfway between the largest half (65504) and 2^16; ties go to
+  // the even side, which is infinity.
+  if (abs >= 0x477ff000u) return static_cast<std::uint16_t>(sign | 0x7c00u);
+  if (abs < 0x38800000u) {
+    // Below the smallest normal half (2^-14): a multiple of 2^-24. Up to
+    // and including 2^-25 (a tie with the even 0) rounds to zero.
+    if (abs <= 0x33000000u) return sign;
+    const std::uint32_t exponent = abs >> 23;
+    const std::uint32_t mantissa = (abs & 0x7fffffu) | 0x800000u;
+    const std::uint32_t shift = 126u - exponent;  // 14..24
+    std::uint32_t q = mantissa >> shift;
+    const std::uint32_t rem = mantissa & ((1u << shift) - 1u);
+    const std::uint32_t half = 1u << (shift - 1u);
+    if (rem > half || (rem == half && (q & 1u))) ++q;  // may carry into the smallest normal
+    return static_cast<std::uint16_t>(sign | q);
+  }
+  // Normal: rebias the exponent (127 -> 15) and round 23 -> 10 mantissa bits;
+  // a carry out of the mantissa correctly bumps the exponent.
+  const std::uint32_t rebased = abs - 0x38000000u;
+  std::uint32_t q = rebased >> 13;
+  const std::uint32_t rem = rebased & 0x1fffu;
+  if (rem > 0x1000u || (rem == 0x1000u && (q & 1u))) ++q;
+  return static_cast<std::uint16_t>(sign | q);
+}
+
+std::uint16_t float_to_bfloat16_bits(float value) {
+  std::uint32_t x = std::bit_cast<std::uint32_t>(value);
+  if ((x & 0x7fffffffu) > 0x7f800000u)  // NaN: keep sign, force quiet
+    return static_cast<std::uint16_t>((x >> 16) | 0x0040u);
+  // Adding 0x7fff plus the lsb of the kept part rounds to nearest-even;
+  // overflow carries into the exponent and ends at infinity as it should.
+  x += 0x7fffu + ((x >> 16) & 1u);
+  return static_cast<std::uint16_t>(x >> 16);
+}
+
+float half_bits_to_float(std::uint16_t bits) {
+  const std::uint32_t sign = static_cast<std::uint32_t>(bits & 0x8000u) << 16;
+  const std::uint32_t exponent = (bits >> 10) & 0x1fu;
+  const std::uint32_t mantissa = bits & 0x3ffu;
+  if (exponent == 0) {
+    // Zero or subnormal: mantissa * 2^-24, exact in float.
+    const float magnitude = static_cast<float>(mantissa) * 0x1p-24f;
+    return std::bit_cast<float>(std::bit_cast<std::uint32_t>(magnitude) | sign);
+  }
+  if (exponent == 31) return std::bit_cast<float>(sign | 0x7f800000u | (mantissa << 13));
+  return std::bit_cast<float>(sign | ((exponent + 112u) << 23) | (mantissa << 13));
+}
+
+float bfloat16_bits_to_float(std::uint16_t bits) {
+  return std::bit_cast<float>(static_cast<std::uint32_t>(bits) << 16);
+}
+
+// ---------------------------------------------------------------------------
+// Metadata
+
+namespace {
+
+struct dtype_layout {
+  std::size_t size;         // bytes per element
+  tensor_storage field;     // typed field used when raw_data is not
+  std::size_t per_element;  // field entries per element (2 for complex)
+};
+
+std::optional<dtype_layout> layout_of(int data_type) {
+  using tp = onnx::TensorProto;
+  switch (data_type) {
+    case tp::FLOAT:
+      return dtype_layout{4, tensor_storage::float_data, 1};
+    case tp::UINT8:
+      return dtype_layout{1, tensor_storage::int32_data, 1};
+    case tp::INT8:
+      return dtype_layout{1, tensor_storage::int32_data, 1};
+    case tp::UINT16:
+      return dtype_layout{2, tensor_storage::int32_data, 1};
+    case tp::INT16:
+      return dtype_layout{2, tensor_storage::int32_data, 1};
+    case tp::INT32:
+      return dtype_layout{4, tensor_storage::int32_data, 1};
+    case tp::INT64:
+      return dtype_layout{8, tensor_storage::int64_data, 1};
+    case tp::BOOL:
+      return dtype_layout{1, tensor_storage::int32_data, 1};
+    case tp::FLOAT16:
+      return dtype_layout{2, tensor_storage::int32_data, 1};
+    case tp::DOUBLE:
+      return dtype_layout{8, tensor_storage::double_data, 1};
+    case tp::UINT32:
+      return dtype_layout{4, tensor_storage::uint64_data, 1};
+    case tp::UINT64:
+      return dtype_layout{8, tensor_storage::uint64_data, 1};
+    case tp::COMPLEX64:
+      return dtype_layout{8, tensor_storage::float_data, 2};
+    case tp::COMPLEX128:
+      return dtype_layout{16, tensor_storage::double_data, 2};
+    case tp::BFLOAT16:
+      return dtype_layout{2, tensor_storage::int32_data, 1};
+    default:
+      return std::nullopt;
+  }
+}
+
+dtype_layout require_layout(const onnx::TensorProto& tensor) {
+  std::optional<dtype_layout> layout = layout_of(tensor.data_type());
+  if (!layout)
+    throw model_error(fmt::format("tensor '{}' has data type {}, which has no fixed element size",
+                                  tensor.name(), tensor.data_type()),
+                      tensor.name());
+  return *layout;
+}
+
+element_type require_float(const onnx::TensorProto& tensor) {
+  std::optional<element_type> type = float_element_type(tensor);
+  if (!type)
+    throw model_error(fmt::format("tensor '{}' is not a float tensor (data type {})", tensor.name(),
+                                  tensor.data_type()),
+                      tensor.name());
+  return *type;
+}
+
+std::size_t typed_field_size(const onnx::TensorProto& t, tensor_storage field) {
+  switch (field) {
+    case tensor_storage::float_data:
+      return static_cast<std::size_t>(t.float_data_size());
+    case tensor_storage::int32_data:
+      return static_cast<std::size_t>(t.int32_data_size());
+    case tensor_storage::int64_data:
+      return static_cast<std::size_t>(t.int64_data_size());
+    case tensor_storage::uint64_data:
+      return static_cast<std::size_t>(t.uint64_data_size());
+    case tensor_storage::double_data:
+      return static_cast<std::size_t>(t.double_data_size());
+    default:
+      return 0;
+  }
+}
+
+const char* field_name(tensor_storage s) {
+  switch (s) {
+    case tensor_storage::raw_data:
+      return "raw_data";
+    case tensor_storage::float_data:
+      return "float_data";
+    case tensor_storage::int32_data:
+      return "int32_data";
+    case tensor_storage::int64_data:
+      return "int64_data";
+    case tensor_storage::uint64_data:
+      return "uint64_data";
+    case tensor_storage::double_data:
+      return "double_data";
+    case tensor_storage::external:
+      return "external data";
+  }
+  return "?";
+}
+
+// Checks that the stored data has exactly the length dims call for.
+void check_data_length(const loaded_model* model, const onnx::TensorProto& t) {
+  const std::uint64_t bytes = tensor_byte_size(t);
+  const tensor_storage storage = storage_of(t);
+  if (storage == tensor_storage::external) {
+    if (model == nullptr)
+      throw model_error(
+          fmt::format("tensor '{}' has external data but no model to read it from", t.name()),
+          t.name());
+    const external_ref& ref = external_of(*model, t);
+    if (ref.length != bytes)
+      throw model_error(fmt::format("tensor '{}': external data length {} disagrees with dims x "
+                                    "element size = {} bytes",
+                                    t.name(), ref.length, bytes),
+                        t.name());
+    return;
+  }
+  if (storage == tensor_storage::raw_data) {
+    if (t.raw_data().size() != bytes)
+      throw model_error(fmt::format("tensor '{}': raw_data holds {} bytes but dims x element size "
+                                    "= {} bytes",
+                                    t.name(), t.raw_data().size(), bytes),
+                        t.name());
+    return;
+  }
+  const dtype_layout layout = require_layout(t);
+  const std::uint64_t entries = bytes / layout.size * layout.per_element;
+  if (typed_field_size(t, storage) != entries)
+    throw model_error(fmt::format("tensor '{}': {} holds {} values but dims call for {}", t.name(),
+                                  field_name(storage), typed_field_size(t, storage), entries),
+                      t.name());
+}
+
+const pending_data* pending_of(const loaded_model& model, const onnx::TensorProto& t) {
+  auto& st = model_io_access::state(model);
+  std::lock_guard lock(st.mutex);
+  auto it = st.pending.find(&t);
+  return it == st.pending.end() ? nullptr : &it->second;
+}
+
+// Element i of a little-endian byte buffer of the given float type.
+template <class T>
+T decode(element_type type, const std::byte* p) {
+  switch (type) {
+    case element_type::float32: {
+      float v;
+      std::memcpy(&v, p, 4);
+      return static_cast<T>(v);
+    }
+    case element_type::float64: {
+      double v;
+      std::memcpy(&v, p, 8);
+      return static_cast<T>(v);
+    }
+    case element_type::float16:
+    case element_type::bfloat16: {
+      std::uint16_t bits;
+      std::memcpy(&bits, p, 2);
+      return static_cast<T>(type == element_type::float16 ? half_bits_to_float(bits)
+                                                          : bfloat16_bits_to_float(bits));
+    }
+  }
+  return T{};
+}
+
+// 16-bit types are rounded from float: a double is first rounded to float
+// (the host fills 16-bit tensors in float, so this path is rare).
+std::uint16_t to_16(element_type type, double v) {
+  const float f = static_cast<float>(v);
+  return type == element_type::float16 ? float_to_half_bits(f) : float_to_bfloat16_bits(f);
+}
+
+template <class T>
+void encode(element_type type, T v, std::byte* p) {
+  switch (type) {
+    case element_type::float32: {
+      const float f = static_cast<float>(v);
+      std::memcpy(p, &f, 4);
+      return;
+    }
+    case element_type::float64: {
+      const double d = static_cast<double>(v);
+      std::memcpy(p, &d, 8);
+      return;
+    }
+    case element_type::float16:
+    case element_type::bfloat16: {
+      const std::uint16_t bits = to_16(type, static_cast<double>(v));
+      std::memcpy(p, &bits, 2);
+      return;
+    }
+  }
+}
+
+// Stores little-endian element bytes into the tensor's in-proto field.
+void store_inline(onnx::TensorProto& t, element_type type, std::span<const std::byte> bytes) {
+  const std::size_t size = element_size(type);
+  const std::size_t n = bytes.size() / size;
+  switch (storage_of(t)) {
+    case tensor_storage::raw_data:
+      t.mutable_raw_data()->assign(reinterpret_cast<const char*>(bytes.data()), bytes.size());
+      return;
+    case tensor_storage::float_data:
+      for (std::size_t i = 0; i < n; ++i)
+        t.set_float_data(static_cast<int>(i), decode<float>(type, bytes.data() + i * size));
+      return;
+    case tensor_storage::double_data:
+      for (std::size_t i = 0; i < n; ++i)
+        t.set_double_data(static_cast<int>(i), decode<double>(type, bytes.data() + i * size));
+      return;
+    case tensor_storage::int32_data:
+      // fp16/bf16 bits, zero-extended as the ONNX spec stores them.
+      for (std::size_t i = 0; i < n; ++i) {
+        std::uint16_t bits;
+        std::memcpy(&bits, bytes.data() + i * size, 2);
+        t.set_int32_data(static_cast<int>(i), static_cast<std::int32_t>(bits));
+      }
+      return;
+    default:
+      throw model_error(fmt::format("tensor '{}': cannot store float values in {}", t.name(),
+                                    field_name(storage_of(t))),
+                        t.name());
+  }
+}
+
+}  // namespace
+
+std::optional<element_type> float_element_type(const onnx::TensorProto& tensor) {
+  switch (tensor.data_type()) {
+    case onnx::TensorProto::FLOAT:
+      return element_type::float32;
+    case onnx::TensorProto::DOUBLE:
+      return element_type::float64;
+    case onnx::TensorProto::FLOAT16:
+      return element_type::float16;
+    case onnx::TensorProto::BFLOAT16:
+      return element_type::bfloat16;
+    default:
+      return std::nullopt;
+  }
+}
+
+std::size_t element_size(element_type type) {
+  switch (type) {
+    case element_type::float32:
+      return 4;
+    case element_type::float64:
+      return 8;
+    case element_type::float16:
+    case element_type::bfloat16:
+      return 2;
+  }
+  return 0;
+}
+
+std::int64_t tensor_element_count(const onnx::TensorProto& tensor) {
+  std::int64_t n = 1;
+  for (std::int64_t d : tensor.dims()) {
+    if (d < 0)
+      throw model_error(fmt::format("tensor '{}' has a negative dimension ({})", tensor.name(), d),
+                        tensor.name());
+    if (d != 0 && n > std::numeric_limits<std::int64_t>::max() / d)
+      throw model_error(
+          fmt::format("tensor '{}': the product of its dims overflows int64", tensor.name()),
+          tensor.name());
+    n *= d;
+  }
+  return n;
+}
+
+std::uint64_t tensor_byte_size(const onnx::TensorProto& tensor) {
+  const dtype_layout layout = require_layout(tensor);
+  const std::uint64_t n = static_cast<std::uint64_t>(tensor_element_count(tensor));
+  if (n > std::numeric_limits<std::uint64_t>::max() / 2 / layout.size)
+    throw model_error(fmt::format("tensor '{}': dims x element size overflows", tensor.name()),
+                      tensor.name());
+  return n * layout.size;
+}
+
+tensor_storage storage_of(const onnx::TensorProto& tensor) {
+  if (tensor.data_location() == onnx::TensorProto::EXTERNAL) return tensor_storage::external;
+  if (tensor.has_raw_data()) return tensor_storage::raw_data;
+  std::optional<dtype_layout> layout = layout_of(tensor.data_type());
+  return layout ? layout->field : tensor_storage::raw_data;
+}
+
+tensor_bytes_view tensor_bytes(const loaded_model& model, const onnx::TensorProto& t) {
+  const dtype_layout layout = require_layout(t);
+  if (const pending_data* p = pending_of(model, t)) {
+    if (!p->producer) return tensor_bytes_view(std::span<const std::byte>(p->bytes));
+    std::vector<std::byte> out;
+    out.reserve(static_cast<std::size_t>(p->size));
+    p->producer([&](std::span<const std::byte> chunk) {
+      out.insert(out.end(), chunk.begin(), chunk.end());
+    });
+    return tensor_bytes_view(std::move(out));
+  }
+  check_data_length(&model, t);
+  const tensor_storage storage = storage_of(t);
+  if (storage == tensor_storage::external) return tensor_bytes_view(external_of(model, t).bytes());
+  if (storage == tensor_storage::raw_data)
+    return tensor_bytes_view(std::as_bytes(std::span(t.raw_data().data(), t.raw_data().size())));
+  // Typed field: convert to little-endian element bytes; a value wider than
+  // the element (int32_data for int8, uint64_data for uint32) keeps its low
+  // bytes, as the ONNX spec packs them.
+  const std::size_t entries = typed_field_size(t, storage);
+  const std::size_t entry_size = layout.size / layout.per_element;
+  std::vector<std::byte> out(entries * entry_size);
+  for (std::size_t i = 0; i < entries; ++i) {
+    std::byte* dst = out.data() + i * entry_size;
+    const int k = static_cast<int>(i);
+    switch (storage) {
+      case tensor_storage::float_data: {
+        const float v = t.float_data(k);
+        std::memcpy(dst, &v, entry_size);
+        break;
+      }
+      case tensor_storage::double_data: {
+        const double v = t.double_data(k);
+        std::memcpy(dst, &v, entry_size);
+        break;
+      }
+      case tensor_storage::int32_data: {
+        const std::int32_t v = t.int32_data(k);
+        std::memcpy(dst, &v, entry_size);
+        break;
+      }
+      case tensor_storage::int64_data: {
+        const std::int64_t v = t.int64_data(k);
+        std::memcpy(dst, &v, entry_size);
+        break;
+      }
+      case tensor_storage::uint64_data: {
+        const std::uint64_t v = t.uint64_data(k);
+        std::memcpy(dst, &v, entry_size);
+        break;
+      }
+      default:
+        break;
+    }
+  }
+  return tensor_bytes_view(std::move(out));
+}
+
+template <class T>
+void read_tensor_values(const loaded_model& model, const onnx::TensorProto& t, std::uint64_t first,
+                        std::span<T> out) {
+  static_assert(std::is_same_v<T, float> || std::is_same_v<T, double>);
+  const element_type type = require_float(t);
+  const std::uint64_t count = static_cast<std::uint64_t>(tensor_element_count(t));
+  if (first > count || out.size() > count - first)
+    throw usage_error(fmt::format("tensor '{}': reading elements [{}, {}) of {}", t.name(), first,
+                                  first + out.size(), count),
+                      t.name());
+  const tensor_storage storage = storage_of(t);
+  const bool typed = pending_of(model, t) == nullptr && storage != tensor_storage::raw_data &&
+                     storage != tensor_storage::external;
+  if (!typed) {
+    const tensor_bytes_view view = tensor_bytes(model, t);
+    const std::size_t size = element_size(type);
+    const std::byte* base = view.bytes().data() + first * size;
+    for (std::size_t i = 0; i < out.size(); ++i) out[i] = decode<T>(type, base + i * size);
+    return;
+  }
+  check_data_length(&model, t);
+  for (std::size_t i = 0; i < out.size(); ++i) {
+    const int k = static_cast<int>(first + i);
+    switch (storage) {
+      case tensor_storage::float_data:
+        out[i] = static_cast<T>(t.float_data(k));
+        break;
+      case tensor_storage::double_data:
+        out[i] = static_cast<T>(t.double_data(k));
+        break;
+      case tensor_storage::int32_data: {
+        const auto bits = static_cast<std::uint16_t>(t.int32_data(k) & 0xffff);
+        out[i] = static_cast<T>(type == element_type::float16 ? half_bits_to_float(bits)
+                                                              : bfloat16_bits_to_float(bits));
+        break;
+      }
+      default:
+        throw model_error(
+            fmt::format("tensor '{}': float values stored in {}", t.name(), field_name(storage)),
+            t.name());
+    }
+  }
+}
+
+template <class T>
+std::vector<T> read_tensor_values(const loaded_model& model, const onnx::TensorProto& tensor) {
+  require_float(tensor);
+  std::vector<T> out(static_cast<std::size_t>(tensor_element_count(tensor)));
+  read_tensor_values<T>(model, tensor, 0, std::span<T>(out));
+  return out;
+}
+
+void write_tensor_bytes(loaded_model& model, onnx::TensorProto& t,
+                        std::span<const std::byte> bytes) {
+  const element_type type = require_float(t);
+  const std::uint64_t expected = tensor_byte_size(t);
+  if (bytes.size() != expected)
+    throw usage_error(
+        fmt::format("tensor '{}': {} new bytes given, {} needed", t.name(), bytes.size(), expected),
+        t.name());
+  // The stored form must be consistent before it is overwritten in place.
+  check_data_length(&model, t);
+  auto& st = model_io_access::state(model);
+  if (storage_of(t) == tensor_storage::external) {
+    std::vector<std::byte> copy(bytes.begin(), bytes.end());  // outside the lock
+    std::lock_guard lock(st.mutex);
+    pending_data& p = st.pending[&t];
+    p.bytes = std::move(copy);
+    p.producer = nullptr;
+    p.size = expected;
+    return;
+  }
+  {
+    std::lock_guard lock(st.mutex);
+    st.pending.erase(&t);
+  }
+  store_inline(t, type, bytes);
+}
+
+void write_tensor_data(loaded_model& model, onnx::TensorProto& t, tensor_data_producer producer) {
+  require_float(t);
+  const std::uint64_t expected = tensor_byte_size(t);
+  check_data_length(&model, t);
+  if (storage_of(t) == tensor_storage::external) {
+    auto& st = model_io_access::state(model);
+    std::lock_guard lock(st.mutex);
+    pending_data& p = st.pending[&t];
+    p.bytes.clear();
+    p.producer = std::move(producer);
+    p.size = expected;
+    return;
+  }
+  std::vector<std::byte> bytes;
+  bytes.reserve(static_cast<std::size_t>(expected));
+  producer([&](std::span<const std::byte> chunk) {
+    bytes.insert(bytes.end(), chunk.begin(), chunk.end());
+  });
+  write_tensor_bytes(model, t, bytes);
+}
+
+template <class T>
+void write_tensor_values(loaded_model& model, onnx::TensorProto& t, std::span<const T> values) {
+  static_assert(std::is_same_v<T, float> || std::is_same_v<T, double>);
+  const element_type type = require_float(t);
+  const std::uint64_t count = static_cast<std::uint64_t>(tensor_element_count(t));
+  if (values.size() != count)
+    throw usage_error(
+        fmt::format("tensor '{}': {} new values given, {} needed", t.name(), values.size(), count),
+        t.name());
+  const std::size_t size = element_size(type);
+  std::vector<std::byte> bytes(values.size() * size);
+  for (std::size_t i = 0; i < values.size(); ++i) encode(type, values[i], bytes.data() + i * size);
+  write_tensor_bytes(model, t, bytes);
+}
+
+template void read_tensor_values<float>(const loaded_model&, const onnx::TensorProto&,
+                                        std::uint64_t, std::span<float>);
+template void read_tensor_values<double>(const loaded_model&, const onnx::TensorProto&,
+                                         std::uint64_t, std::span<double>);
+template std::vector<float> read_tensor_values<float>(const loaded_model&,
+                                                      const onnx::TensorProto&);
+template std::vector<double> read_tensor_values<double>(const loaded_model&,
+                                                        const onnx::TensorProto&);
+template void write_tensor_values<float>(loaded_model&, onnx::TensorProto&, std::span<const float>);
+template void write_tensor_values<double>(loaded_model&, onnx::TensorProto&,
+                                          std::span<const double>);
+
+}  // namespace onnx_reinit
