@@ -1,0 +1,51 @@
+# The installable package: public headers, the header-only SDK and the
+# static registry and RNG libraries, exported as OnnxReinit::sdk,
+# OnnxReinit::registry and OnnxReinit::rng so that out-of-tree plugins and
+# programs use find_package(OnnxReinit). These rules are in the `devel`
+# component: `cmake --install <build> --component devel` installs the
+# package alone, without tools or plugins.
+include(CMakePackageConfigHelpers)
+
+set(ONNX_REINIT_INSTALL_CMAKEDIR ${CMAKE_INSTALL_LIBDIR}/cmake/OnnxReinit)
+
+install(DIRECTORY ${PROJECT_SOURCE_DIR}/core/include/onnx_reinit
+  DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}
+  COMPONENT devel
+  FILES_MATCHING PATTERN "*.h")
+if(EXISTS ${PROJECT_BINARY_DIR}/generated/include/onnx_reinit/version.h)
+  install(FILES ${PROJECT_BINARY_DIR}/generated/include/onnx_reinit/version.h
+    DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/onnx_reinit
+    COMPONENT devel)
+endif()
+
+set(onnx_reinit_exported onnx_reinit_sdk)
+set_target_properties(onnx_reinit_sdk PROPERTIES EXPORT_NAME sdk)
+foreach(part registry rng)
+  if(TARGET onnx_reinit_${part})
+    set_target_properties(onnx_reinit_${part} PROPERTIES EXPORT_NAME ${part})
+    list(APPEND onnx_reinit_exported onnx_reinit_${part})
+  endif()
+endforeach()
+
+install(TARGETS ${onnx_reinit_exported}
+  EXPORT OnnxReinitTargets
+  ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR} COMPONENT devel
+  INCLUDES DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
+install(EXPORT OnnxReinitTargets
+  NAMESPACE OnnxReinit::
+  DESTINATION ${ONNX_REINIT_INSTALL_CMAKEDIR}
+  COMPONENT devel)
+
+configure_package_config_file(${PROJECT_SOURCE_DIR}/cmake/OnnxReinitConfig.cmake.in
+  ${PROJECT_BINARY_DIR}/OnnxReinitConfig.cmake
+  INSTALL_DESTINATION ${ONNX_REINIT_INSTALL_CMAKEDIR}
+  PATH_VARS ONNX_REINIT_INSTALL_PLUGIN_DIR CMAKE_INSTALL_INCLUDEDIR)
+# 0.x: minor versions may break the ABI; 1.x on, the major version.
+write_basic_package_version_file(${PROJECT_BINARY_DIR}/OnnxReinitConfigVersion.cmake
+  VERSION ${PROJECT_VERSION}
+  COMPATIBILITY SameMinorVersion)
+install(FILES
+  ${PROJECT_BINARY_DIR}/OnnxReinitConfig.cmake
+  ${PROJECT_BINARY_DIR}/OnnxReinitConfigVersion.cmake
+  DESTINATION ${ONNX_REINIT_INSTALL_CMAKEDIR}
+  COMPONENT devel)

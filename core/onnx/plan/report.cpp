@@ -122,7 +122,7 @@ std::string plan_table(const std::vector<tensor_plan>& plans,
     const tensor_info& info = p.tensor.info;
     const bool rewrite = p.action == plan_action::rewrite;
     std::string decision = rewrite ? outcomes[i].strategy : "keep: " + p.reason;
-    if (rewrite && std::isfinite(outcomes[i].target_std))
+    if (rewrite && std::isfinite(outcomes[i].target_std) && outcomes[i].target_std > 0)
       decision += fmt::format("  std={:.4g}", outcomes[i].target_std);
     if (rewrite && outcomes[i].rewritten)
       decision += fmt::format("  got={:.4g}", outcomes[i].achieved_std);

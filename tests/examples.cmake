@@ -1,0 +1,61 @@
+# The examples, built the way a user builds them: install the package into a
+# temporary prefix, build examples/custom_plugin and examples/query_registry
+# out of tree with find_package(OnnxReinit), then load the custom plugin
+# with the query program and sample it.
+if(NOT TARGET onnx_reinit_registry OR NOT TARGET onnx_reinit_rng)
+  return()
+endif()
+
+set(examples_work ${CMAKE_CURRENT_BINARY_DIR}/examples)
+set(examples_prefix ${examples_work}/prefix)
+
+add_test(NAME examples_clean
+  COMMAND ${CMAKE_COMMAND} -E rm -rf ${examples_work})
+set_tests_properties(examples_clean PROPERTIES FIXTURES_SETUP onnx_reinit_examples_clean)
+
+# Only the `devel` component: headers, SDK, libraries and CMake package.
+add_test(NAME examples_install
+  COMMAND ${CMAKE_COMMAND} --install ${PROJECT_BINARY_DIR} --prefix ${examples_prefix}
+          --component devel)
+set_tests_properties(examples_install PROPERTIES
+  FIXTURES_REQUIRED onnx_reinit_examples_clean
+  FIXTURES_SETUP onnx_reinit_installed)
+
+# The examples' own builds must match a sanitized package.
+set(examples_options
+  -DCMAKE_PREFIX_PATH=${examples_prefix}
+  -DCMAKE_BUILD_TYPE=${CMAKE_BUILD_TYPE}
+  -DCMAKE_CXX_COMPILER=${CMAKE_CXX_COMPILER})
+if(ONNX_REINIT_SANITIZE)
+  list(APPEND examples_options
+    "-DCMAKE_CXX_FLAGS=-fsanitize=address,undefined -fno-omit-frame-pointer")
+endif()
+
+add_test(NAME examples_custom_plugin
+  COMMAND ${CMAKE_CTEST_COMMAND} --build-and-test
+          ${PROJECT_SOURCE_DIR}/examples/custom_plugin ${examples_work}/custom_plugin
+          --build-generator ${CMAKE_GENERATOR}
+          --build-makeprogram ${CMAKE_MAKE_PROGRAM}
+          --build-project onnx_reinit_custom_plugin
+          --build-options ${examples_options})
+set_tests_properties(examples_custom_plugin PROPERTIES
+  FIXTURES_REQUIRED onnx_reinit_installed
+  FIXTURES_SETUP onnx_reinit_custom_plugin
+  LABELS example)
+
+# --strict: any load error fails the test; --no-default: only the example
+# plugin is loaded, so the sample really comes from it.
+add_test(NAME examples_query_registry
+  COMMAND ${CMAKE_CTEST_COMMAND} --build-and-test
+          ${PROJECT_SOURCE_DIR}/examples/query_registry ${examples_work}/query_registry
+          --build-generator ${CMAKE_GENERATOR}
+          --build-makeprogram ${CMAKE_MAKE_PROGRAM}
+          --build-project onnx_reinit_query_registry
+          --build-options ${examples_options}
+          --test-command ${examples_work}/query_registry/query_registry
+            --plugin ${examples_work}/custom_plugin/scaled_init.so
+            --no-default --strict
+            --sample scaled_normal --param depth=4)
+set_tests_properties(examples_query_registry PROPERTIES
+  FIXTURES_REQUIRED "onnx_reinit_installed;onnx_reinit_custom_plugin"
+  LABELS example)

@@ -1,0 +1,1 @@
+target_link_libraries(plan_test PRIVATE onnx_reinit_plan)

@@ -1,0 +1,234 @@
+// Tests of rules, the default policy and the planner: parsing and its
+// errors, matching, rule order, --only/--skip, `auto` resolution and the
+// tensors that must always be kept.
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+
+#include "onnx_reinit/errors.h"
+#include "onnx_reinit/gains.h"
+#include "onnx_reinit/plan.h"
+#include "onnx_reinit/report.h"
+#include "onnx_reinit/rules.h"
+
+namespace ori = onnx_reinit;
+
+namespace {
+
+ori::tensor_analysis tensor(std::string name, ori::tensor_role role,
+                            ori::activation_kind act = ori::activation_kind::linear,
+                            std::string op = "Gemm", double act_param = 0.0) {
+  ori::tensor_analysis t;
+  t.ref.name = name;
+  t.info.name = std::move(name);
+  t.info.shape = {4, 4};
+  t.info.role = role;
+  t.info.activation = act;
+  t.info.activation_param = act_param;
+  t.info.gain = ori::activation_gain(act, act_param);
+  t.is_float = true;
+  t.data_type = "float";
+  t.consumer_op = std::move(op);
+  return t;
+}
+
+ori::tensor_plan plan_for(const ori::tensor_analysis& t, std::vector<ori::rule> rules = {}) {
+  ori::plan_options options;
+  options.rules = std::move(rules);
+  return ori::make_plan({t}, options).front();
+}
+
+std::string param(const ori::tensor_plan& p, const std::string& key) {
+  for (const auto& [k, v] : p.call.params)
+    if (k == key) return v;
+  return "<absent>";
+}
+
+}  // namespace
+
+TEST_CASE("rules parse into terms and a strategy call") {
+  ori::rule r = ori::parse_rule(" op:Conv & role:weight = kaiming_normal( mode=fan_out , a=0.1 )",
+                                "--rule 1");
+  REQUIRE(r.terms.size() == 2);
+  CHECK(r.call.strategy == "kaiming_normal");
+  REQUIRE(r.call.params.size() == 2);
+  CHECK(r.call.params[0] == std::make_pair(std::string("mode"), std::string("fan_out")));
+  CHECK(r.text == "op:Conv&role:weight=kaiming_normal(mode=fan_out,a=0.1)");
+  CHECK(r.origin == "--rule 1");
+  CHECK(ori::parse_rule("*.bias=zeros", "x").has_name_term());
+  CHECK_FALSE(ori::parse_rule("role:bias=zeros", "x").has_name_term());
+}
+
+TEST_CASE("bad rules are refused with what is wrong") {
+  auto message = [](const std::string& text) {
+    try {
+      ori::parse_rule(text, "--rule 3");
+    } catch (const ori::rule_error& e) {
+      CHECK(e.where() == "--rule 3");
+      return std::string(e.what());
+    }
+    FAIL("rule '" << text << "' was accepted");
+    return std::string();
+  };
+  CHECK_THAT(message("role:weight"), Catch::Contains("no '='"));
+  CHECK_THAT(message("role:wieght=zeros"), Catch::Contains("unknown role 'wieght'"));
+  CHECK_THAT(message("act:rleu=zeros"), Catch::Contains("unknown act 'rleu'"));
+  CHECK_THAT(message("kind:weight=zeros"), Catch::Contains("unknown match key 'kind'"));
+  CHECK_THAT(message("*=normal(std)"), Catch::Contains("not key=value"));
+  CHECK_THAT(message("*=normal(std=1"), Catch::Contains("missing ')'"));
+  CHECK_THAT(message("*="), Catch::Contains("no strategy"));
+  CHECK_THAT(message("&role:bias=zeros"), Catch::Contains("empty match term"));
+}
+
+TEST_CASE("match terms: globs, ops, roles, activations, alternatives, conjunction") {
+  auto conv = tensor("features.0.weight", ori::tensor_role::weight, ori::activation_kind::relu, "Conv");
+  CHECK(ori::parse_rule("features.*=zeros", "x").matches(conv));
+  CHECK_FALSE(ori::parse_rule("classifier.*=zeros", "x").matches(conv));
+  CHECK(ori::parse_rule("op:Gemm|Conv=zeros", "x").matches(conv));
+  CHECK(ori::parse_rule("role:weight&act:relu|gelu=zeros", "x").matches(conv));
+  CHECK_FALSE(ori::parse_rule("role:weight&act:tanh=zeros", "x").matches(conv));
+  CHECK(ori::parse_rule("dtype:float32=zeros", "x").matches(conv));
+  CHECK_FALSE(ori::parse_rule("dtype:float16=zeros", "x").matches(conv));
+}
+
+TEST_CASE("the default policy follows DESIGN.md section 7") {
+  using R = ori::tensor_role;
+  using A = ori::activation_kind;
+  struct row {
+    ori::tensor_analysis t;
+    std::string strategy;
+  };
+  const row rows[] = {
+      {tensor("w", R::weight, A::relu), "kaiming_normal"},
+      {tensor("w", R::weight, A::leaky_relu, "Gemm", 0.2), "kaiming_normal"},
+      {tensor("w", R::weight, A::gelu), "kaiming_normal"},
+      {tensor("w", R::weight, A::silu), "kaiming_normal"},
+      {tensor("w", R::weight, A::selu), "lecun_normal"},
+      {tensor("w", R::weight, A::tanh), "xavier_uniform"},
+      {tensor("w", R::weight, A::sigmoid), "xavier_uniform"},
+      {tensor("w", R::weight, A::linear), "xavier_uniform"},
+      {tensor("W", R::weight, A::tanh, "LSTM"), "xavier_uniform"},
+      {tensor("R", R::recurrent_weight, A::tanh, "LSTM"), "orthogonal"},
+      {tensor("b", R::bias), "zeros"},
+      {tensor("g", R::norm_scale), "ones"},
+      {tensor("v", R::running_var), "ones"},
+      {tensor("beta", R::norm_bias), "zeros"},
+      {tensor("m", R::running_mean), "zeros"},
+      {tensor("e", R::embedding), "normal"},
+      {tensor("s", R::prelu_slope), "constant"},
+  };
+  for (const row& r : rows) {
+    INFO(r.t.info.name << " " << to_string(r.t.info.role) << " " << to_string(r.t.info.activation));
+    ori::tensor_plan p = plan_for(r.t);
+    CHECK(p.action == ori::plan_action::rewrite);
+    CHECK(p.call.strategy == r.strategy);
+    CHECK(p.rule_origin == "policy");
+  }
+}
+
+TEST_CASE("gain=auto becomes the activation gain; LSTM biases get forget_bias") {
+  ori::tensor_plan tanh_plan = plan_for(tensor("w", ori::tensor_role::weight, ori::activation_kind::tanh));
+  CHECK(std::stod(param(tanh_plan, "gain")) == Approx(5.0 / 3.0).epsilon(1e-12));
+  ori::tensor_plan relu_plan = plan_for(tensor("w", ori::tensor_role::weight, ori::activation_kind::relu));
+  CHECK(param(relu_plan, "nonlinearity") == "auto");
+  CHECK(param(relu_plan, "mode") == "fan_in");
+
+  ori::tensor_plan lstm_bias = plan_for(tensor("B", ori::tensor_role::bias, ori::activation_kind::tanh, "LSTM"));
+  CHECK(lstm_bias.call.strategy == "zeros");
+  CHECK(lstm_bias.call.params.empty());
+  REQUIRE(lstm_bias.forget_bias.has_value());
+  CHECK(*lstm_bias.forget_bias == 1.0);
+  CHECK_FALSE(plan_for(tensor("B", ori::tensor_role::bias, ori::activation_kind::tanh, "GRU"))
+                  .forget_bias.has_value());
+}
+
+TEST_CASE("user rules come first, in order; the first match decides") {
+  auto t = tensor("fc.weight", ori::tensor_role::weight, ori::activation_kind::relu);
+  ori::tensor_plan p = plan_for(t, {ori::parse_rule("role:bias=ones", "--rule 1"),
+                                    ori::parse_rule("fc.*=normal(std=0.01)", "--rule 2"),
+                                    ori::parse_rule("*=uniform", "--rule 3")});
+  CHECK(p.call.strategy == "normal");
+  CHECK(p.rule_origin == "--rule 2");
+  CHECK(param(p, "std") == "0.01");
+  ori::tensor_plan kept = plan_for(t, {ori::parse_rule("fc.*=keep", "--rule 1")});
+  CHECK(kept.action == ori::plan_action::keep);
+  CHECK_THAT(kept.reason, Catch::Contains("fc.*=keep"));
+}
+
+TEST_CASE("--only and --skip restrict what is rewritten") {
+  std::vector<ori::tensor_analysis> ts = {tensor("a.weight", ori::tensor_role::weight),
+                                          tensor("b.weight", ori::tensor_role::weight),
+                                          tensor("b.bias", ori::tensor_role::bias)};
+  ori::plan_options options;
+  options.only = {"b.*"};
+  options.skip = {"*.bias"};
+  auto plans = ori::make_plan(ts, options);
+  CHECK(plans[0].action == ori::plan_action::keep);
+  CHECK(plans[0].reason == "not selected by --only");
+  CHECK(plans[1].action == ori::plan_action::rewrite);
+  CHECK(plans[2].action == ori::plan_action::keep);
+  CHECK(plans[2].reason == "excluded by --skip");
+}
+
+TEST_CASE("non-float, quantized and unknown tensors are protected") {
+  auto shape = tensor("shape", ori::tensor_role::unknown);
+  shape.is_float = false;
+  shape.data_type = "int64";
+  shape.keep_reason = "non-float dtype int64";
+  auto everything = {ori::parse_rule("*=zeros", "--rule 1"), ori::parse_rule("shape=zeros", "--rule 2")};
+  ori::tensor_plan p = plan_for(shape, everything);
+  CHECK(p.action == ori::plan_action::keep);
+  CHECK(p.reason == "non-float dtype int64");
+
+  auto quantized = tensor("qw", ori::tensor_role::weight);
+  quantized.keep_reason = "quantized";
+  CHECK(plan_for(quantized, {ori::parse_rule("qw=zeros", "--rule 1")}).action ==
+        ori::plan_action::keep);
+
+  auto unknown = tensor("pow_exponent", ori::tensor_role::unknown);
+  unknown.keep_reason = "unknown role (Pow input 1)";
+  ori::tensor_plan by_star = plan_for(unknown, {ori::parse_rule("*=zeros", "--rule 1")});
+  CHECK(by_star.action == ori::plan_action::keep);
+  CHECK(by_star.reason == "unknown role (Pow input 1)");
+  CHECK(plan_for(unknown, {ori::parse_rule("role:unknown=zeros", "--rule 1")}).action ==
+        ori::plan_action::keep);
+  CHECK(plan_for(unknown, {ori::parse_rule("pow_*=ones", "--rule 1")}).action ==
+        ori::plan_action::rewrite);
+}
+
+TEST_CASE("rules files: strings and maps, errors with their line") {
+  const auto dir = std::filesystem::temp_directory_path() / "onnx_reinit_plan_test";
+  std::filesystem::create_directories(dir);
+  const auto good = dir / "rules.yaml";
+  std::ofstream(good) << "rules:\n"
+                         "  - \"op:Conv&role:weight=kaiming_normal(mode=fan_out)\"\n"
+                         "  - match: \"fc2.*\"\n"
+                         "    strategy: normal\n"
+                         "    params: {std: 0.01}\n";
+  auto rules = ori::load_rules_file(good);
+  REQUIRE(rules.size() == 2);
+  CHECK(rules[0].text == "op:Conv&role:weight=kaiming_normal(mode=fan_out)");
+  CHECK(rules[1].text == "fc2.*=normal(std=0.01)");
+  CHECK(rules[1].origin == good.string() + ":3");
+
+  const auto bad = dir / "bad.yaml";
+  std::ofstream(bad) << "- \"role:bias=zeros\"\n- \"role:bais=zeros\"\n";
+  try {
+    ori::load_rules_file(bad);
+    FAIL("bad rule accepted");
+  } catch (const ori::rule_error& e) {
+    CHECK(e.where() == bad.string() + ":2");
+    CHECK_THAT(e.what(), Catch::Contains("unknown role 'bais'"));
+  }
+  CHECK_THROWS_AS(ori::load_rules_file(dir / "missing.yaml"), ori::io_error);
+  std::ofstream(dir / "notyaml.yaml") << "rules: [unclosed\n";
+  CHECK_THROWS_AS(ori::load_rules_file(dir / "notyaml.yaml"), ori::rule_error);
+  std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("the policy text lists every policy rule") {
+  const std::string text = ori::policy_text();
+  for (const ori::rule& r : ori::default_policy()) CHECK_THAT(text, Catch::Contains(r.text));
+}

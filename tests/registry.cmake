@@ -1,0 +1,55 @@
+# The registry test and its purpose-built plugins, good and bad. Fixtures go
+# to their own directories, never the default plugin directory.
+if(NOT TARGET registry_test)
+  return()
+endif()
+
+set(registry_fixture_dir ${CMAKE_CURRENT_BINARY_DIR}/fixture_plugins)
+set(registry_fixture_env_dir ${CMAKE_CURRENT_BINARY_DIR}/fixture_plugins_env)
+
+function(onnx_reinit_fixture_plugin name source dir)
+  add_library(fixture_${name} MODULE ${CMAKE_CURRENT_SOURCE_DIR}/fixtures/plugins/${source})
+  target_link_libraries(fixture_${name} PRIVATE onnx_reinit_sdk)
+  set_target_properties(fixture_${name} PROPERTIES
+    PREFIX ""
+    OUTPUT_NAME ${name}
+    CXX_VISIBILITY_PRESET hidden
+    VISIBILITY_INLINES_HIDDEN ON
+    LIBRARY_OUTPUT_DIRECTORY ${dir})
+  onnx_reinit_warnings(fixture_${name})
+  add_dependencies(registry_test fixture_${name})
+endfunction()
+
+onnx_reinit_fixture_plugin(good good.cpp ${registry_fixture_dir})
+onnx_reinit_fixture_plugin(duplicate duplicate.cpp ${registry_fixture_dir})
+onnx_reinit_fixture_plugin(throwing_factory throwing_factory.cpp ${registry_fixture_dir})
+onnx_reinit_fixture_plugin(no_entry no_entry.cpp ${registry_fixture_dir})
+onnx_reinit_fixture_plugin(null_entry null_entry.cpp ${registry_fixture_dir})
+onnx_reinit_fixture_plugin(wrong_abi wrong_abi.cpp ${registry_fixture_dir})
+onnx_reinit_fixture_plugin(small_descriptor wrong_abi.cpp ${registry_fixture_dir})
+target_compile_definitions(fixture_small_descriptor PRIVATE FIXTURE_SMALL_DESCRIPTOR)
+# Links only because module libraries may leave symbols undefined; keep it
+# that way even if someone adds -z defs globally.
+onnx_reinit_fixture_plugin(unresolved unresolved.cpp ${registry_fixture_dir})
+target_link_options(fixture_unresolved PRIVATE -Wl,-z,undefs)
+foreach(variant RANGE 1 6)
+  onnx_reinit_fixture_plugin(bad_descriptor_${variant} bad_descriptor.cpp ${registry_fixture_dir})
+  target_compile_definitions(fixture_bad_descriptor_${variant} PRIVATE
+    FIXTURE_BAD_VARIANT=${variant})
+endforeach()
+onnx_reinit_fixture_plugin(env_plugin env_plugin.cpp ${registry_fixture_env_dir})
+
+# Not a library at all, and a file the directory scan must skip.
+file(MAKE_DIRECTORY ${registry_fixture_dir})
+file(WRITE ${registry_fixture_dir}/not_a_library.so "this is a text file, not a library\n")
+file(WRITE ${registry_fixture_dir}/README.txt "ignored: not a .so file\n")
+
+target_link_libraries(registry_test PRIVATE onnx_reinit_registry)
+target_compile_definitions(registry_test PRIVATE
+  ONNX_REINIT_FIXTURE_PLUGIN_DIR="${registry_fixture_dir}"
+  ONNX_REINIT_FIXTURE_ENV_PLUGIN_DIR="${registry_fixture_env_dir}")
+if(TARGET onnx_reinit_rng)
+  target_link_libraries(registry_test PRIVATE onnx_reinit_rng)
+  target_compile_definitions(registry_test PRIVATE ONNX_REINIT_HAVE_HOST_RNG=1)
+endif()
+set_tests_properties(registry_test PROPERTIES LABELS "unit;registry")
