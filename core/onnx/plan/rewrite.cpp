@@ -3,6 +3,7 @@
 #include "onnx_reinit/rewrite.h"
 
 #include <fmt/format.h>
+#include <tbb/info.h>
 #include <tbb/parallel_for.h>
 #include <tbb/task_arena.h>
 
@@ -161,8 +162,12 @@ std::vector<tensor_outcome> rewrite_model(loaded_model& model,
   for (const tensor_plan& plan : plans)
     if (plan.action == plan_action::rewrite) total += plan.tensor.info.element_count();
 
-  tbb::task_arena arena(options.threads == 0 ? tbb::task_arena::automatic
-                                             : static_cast<int>(options.threads));
+  // More threads than TBB's default concurrency cannot run anyway, and asking
+  // for them makes TBB print a warning on stderr; the output never depends on
+  // the thread count, so clamp.
+  const int threads = static_cast<int>(
+      std::min<unsigned>(options.threads, static_cast<unsigned>(tbb::info::default_concurrency())));
+  tbb::task_arena arena(options.threads == 0 ? tbb::task_arena::automatic : threads);
   std::vector<tensor_outcome> outcomes(plans.size());
   arena.execute([&] {
     for (std::size_t i = 0; i < plans.size(); ++i) {
