@@ -156,6 +156,13 @@ int run(const arguments& a) {
     return 0;
   }
 
+  // Refuse before any work: save_model would refuse too, but only after the
+  // whole model had been sampled.
+  std::error_code ec;
+  if (!a.in_place && !a.output.empty() && fs::equivalent(a.output, a.model, ec))
+    throw ori::usage_error("refusing to write onto the input model; use --in-place to overwrite it",
+                           a.output);
+
   const auto start = std::chrono::steady_clock::now();
   ori::plan_options plan_options;
   plan_options.rules = user_rules(a);

@@ -1,0 +1,84 @@
+// onnx-reinit-bench-sampling: raw float32 sampling throughput of the host RNG
+// (issue 4), normal and uniform, on one thread and on all threads, through
+// the stable stream API (make_tensor_rng + rng_stream) that strategies use,
+// so it measures what a plugin gets. Google Benchmark reports
+// items_per_second; tools/bench/run.sh puts it beside numpy's figures.
+#include <benchmark/benchmark.h>
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "onnx_reinit/random.h"
+#include "onnx_reinit/rng.h"
+
+namespace ori = onnx_reinit;
+
+namespace {
+
+// 64 MB: well past the caches, like a real weight matrix, and large enough
+// that starting threads per iteration costs nothing measurable.
+constexpr std::size_t buffer_elements = std::size_t{1} << 24;
+
+enum class distribution { normal, uniform };
+
+void fill(const ori::rng_stream& rng, distribution dist, std::span<float> out,
+          std::uint64_t first) {
+  if (dist == distribution::normal)
+    rng.normal(out, first, 0.0, 1.0);
+  else
+    rng.uniform(out, first, -1.0, 1.0);
+}
+
+// Fills the buffer split into one chunk per thread, as the rewrite does for
+// a large tensor. Chunks start on multiples of 4 elements (one Philox block)
+// so no block is computed twice.
+void bench_fill(benchmark::State& state, distribution dist, unsigned threads) {
+  const ori::rng_stream rng(ori::make_tensor_rng(0, "bench.weight"));
+  std::vector<float> buffer(buffer_elements);
+  const std::size_t chunk = (buffer_elements / threads + 3) / 4 * 4;
+  for (auto _ : state) {
+    if (threads == 1) {
+      fill(rng, dist, buffer, 0);
+    } else {
+      std::vector<std::thread> workers;
+      for (std::size_t begin = 0; begin < buffer_elements; begin += chunk) {
+        const std::size_t count = std::min(chunk, buffer_elements - begin);
+        workers.emplace_back(
+            [&, begin, count] { fill(rng, dist, std::span(buffer).subspan(begin, count), begin); });
+      }
+      for (auto& w : workers) w.join();
+    }
+    benchmark::DoNotOptimize(buffer.data());
+    benchmark::ClobberMemory();
+  }
+  state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations()) *
+                          static_cast<std::int64_t>(buffer_elements));
+  state.counters["threads_used"] = threads;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const unsigned all = std::max(1u, std::thread::hardware_concurrency());
+  for (unsigned threads : {1u, all}) {
+    if (threads == all && all == 1) continue;
+    for (auto [name, dist] : {std::pair{"normal_f32", distribution::normal},
+                              std::pair{"uniform_f32", distribution::uniform}}) {
+      benchmark::RegisterBenchmark(
+          (std::string(name) + (threads == 1 ? "/1_thread" : "/all_threads")).c_str(),
+          [dist, threads](benchmark::State& s) { bench_fill(s, dist, threads); })
+          ->Unit(benchmark::kMillisecond)
+          ->UseRealTime();
+    }
+  }
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}

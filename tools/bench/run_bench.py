@@ -1,0 +1,364 @@
+#!/usr/bin/python3
+"""The onnx-reinit benchmark (issue 4), driven by tools/bench/run.sh.
+
+Generates the synthetic models (onnx-reinit-bench-model) once, then times, in
+interleaved rounds so that noise from other load hits every tool alike:
+cp of the model files, the python baseline (python_baseline.py) and
+onnx-reinit, each figure the median over the rounds, with every run's peak
+RSS from wait4(). Then the raw sampling throughput from
+onnx-reinit-bench-sampling (Google Benchmark) beside numpy's generator,
+measured in this same process. Prints a markdown report and writes it to
+WORKDIR/results.md.
+
+Runs under Debian's /usr/bin/python3 so that numpy and onnx are the
+python3-numpy / python3-onnx packages the baseline uses.
+"""
+import argparse
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent.parent
+
+# The targets of issue 4, verbatim; reported, never adjusted.
+TARGET_NORMAL_1T = 300e6  # normal float32 samples/s on one core
+TARGET_BIG_VS_CP = 2.0  # end-to-end big model at most 2x cp
+TARGET_BIG_VS_PY = 8.0  # big model at least 8x faster than python
+TARGET_BIG_RSS_MB = 512.0  # big model peak RSS under 512 MB
+TARGET_INLINE_VS_PY = 5.0  # 100 MB inline model at least 5x faster than python
+
+
+def log(msg):
+    print(msg, file=sys.stderr, flush=True)
+
+
+def parse_args():
+    p = argparse.ArgumentParser(
+        prog="tools/bench/run.sh",
+        description="onnx-reinit benchmark: end-to-end vs cp and python, and raw sampling "
+        "throughput vs numpy.")
+    p.add_argument("--quick", action="store_true",
+                   help="3 runs per figure instead of 5 and shorter sampling runs")
+    p.add_argument("--runs", type=int, help="runs per figure (default 5, --quick 3)")
+    p.add_argument("--build", default=str(REPO / "build"),
+                   help="build directory holding bin/ (default: build/)")
+    p.add_argument("--workdir", default=os.environ.get("ONNX_REINIT_BENCH_DIR",
+                                                       "/tmp/onnx-reinit-bench"),
+                   help="models, outputs and results.md "
+                   "(default $ONNX_REINIT_BENCH_DIR or /tmp/onnx-reinit-bench)")
+    p.add_argument("--inline-mb", type=float, default=100, help="inline model size (default 100)")
+    p.add_argument("--big-mb", type=float, default=1200,
+                   help="external-data model size (default 1200)")
+    p.add_argument("--skip-e2e", action="store_true", help="only the sampling throughput")
+    p.add_argument("--skip-sampling", action="store_true", help="only the end-to-end runs")
+    args = p.parse_args()
+    if args.runs is None:
+        args.runs = 3 if args.quick else 5
+    if args.runs < 1:
+        p.error("--runs must be at least 1")
+    return args
+
+
+# ---------------------------------------------------------------------------
+# Running and measuring one command.
+
+def run_measured(runner, argv):
+    """Runs argv through onnx-reinit-bench-run, returns (seconds, peak RSS in
+    MB). The runner forks from a small process: a child forked from this
+    python would carry python's peak RSS across exec."""
+    proc = subprocess.run([str(runner), *map(str, argv)], stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True)
+    if proc.returncode != 0:
+        sys.exit(f"bench: {' '.join(map(str, argv))} failed ({proc.returncode}):\n{proc.stderr}")
+    seconds, rss_kib = proc.stdout.split()
+    return float(seconds), int(rss_kib) / 1024.0
+
+
+def model_files(model):
+    """The model file and its external data files (every file beside it that
+    starts with its name, which is how the generator names them)."""
+    return [model] + sorted(p for p in model.parent.glob(model.name + ".*")
+                            if p.is_file())
+
+
+def files_size(paths):
+    return sum(p.stat().st_size for p in paths)
+
+
+def warm_page_cache(paths):
+    # Every tool then reads from the page cache, as cp's own later runs do.
+    for p in paths:
+        with open(p, "rb") as f:
+            while f.read(1 << 24):
+                pass
+
+
+# ---------------------------------------------------------------------------
+# End-to-end cases.
+
+class case:
+    def __init__(self, tool, make_argv):
+        self.tool = tool
+        self.make_argv = make_argv  # out_dir -> argv
+        self.seconds = []
+        self.rss_mb = []
+
+
+def ensure_model(gen, path, mb, hidden, external):
+    if path.exists():
+        return
+    argv = [str(gen), str(path), "--mb", str(mb), "--hidden", str(hidden)]
+    if external:
+        argv += ["--external-data", path.name + ".data"]
+    log(f"bench: generating {path.name} ({mb:g} MB)")
+    subprocess.run(argv, check=True)
+
+
+def e2e_cases(model, external, bin_dir, py):
+    files = model_files(model)
+    cases = [
+        case("cp", lambda out: ["cp", *map(str, files), str(out)]),
+        # onnx-reinit fsyncs what it writes (save_model), plain cp does not:
+        # this row shows what durability costs at the disk bound.
+        case("cp + fsync", lambda out: [
+            "sh", "-c", 'cp "$@" "$0" && cd "$0" && sync -- *', str(out), *map(str, files)]),
+    ]
+    if external:
+        cases.append(case("python baseline", lambda out: [
+            py, str(HERE / "python_baseline.py"), str(model), str(out / "py.onnx"),
+            "--external-data", "py.onnx.data"]))
+        cases.append(case("onnx-reinit", lambda out: [
+            str(bin_dir / "onnx-reinit"), str(model), "-o", str(out / "out.onnx"), "-q"]))
+        cases.append(case("onnx-reinit --external-data", lambda out: [
+            str(bin_dir / "onnx-reinit"), str(model), "-o", str(out / "out.onnx"), "-q",
+            "--external-data", "out.data"]))
+    else:
+        cases.append(case("python baseline", lambda out: [
+            py, str(HERE / "python_baseline.py"), str(model), str(out / "py.onnx")]))
+        cases.append(case("onnx-reinit", lambda out: [
+            str(bin_dir / "onnx-reinit"), str(model), "-o", str(out / "out.onnx"), "-q"]))
+    return cases
+
+
+def run_e2e(label, model, external, args, bin_dir, py, out_root):
+    files = model_files(model)
+    warm_page_cache(files)
+    cases = e2e_cases(model, external, bin_dir, py)
+    for r in range(args.runs):
+        for c in cases:
+            out = out_root / "out"
+            shutil.rmtree(out, ignore_errors=True)
+            out.mkdir(parents=True)
+            # Flush the previous run's writeback now, untimed, so it is not
+            # charged to this run.
+            os.sync()
+            seconds, rss = run_measured(bin_dir / "onnx-reinit-bench-run", c.make_argv(out))
+            c.seconds.append(seconds)
+            c.rss_mb.append(rss)
+            log(f"bench: {label} run {r + 1}/{args.runs} {c.tool:28s} {seconds:7.2f} s "
+                f"{rss:7.0f} MB")
+            # Delete before the next sync: dirty pages of a deleted file are
+            # dropped, not written.
+            shutil.rmtree(out, ignore_errors=True)
+    return {"label": label, "bytes": files_size(files), "cases": cases}
+
+
+# ---------------------------------------------------------------------------
+# Sampling throughput.
+
+def run_sampling(args, bin_dir):
+    exe = bin_dir / "onnx-reinit-bench-sampling"
+    argv = [str(exe), "--benchmark_format=json",
+            f"--benchmark_repetitions={args.runs}",
+            f"--benchmark_min_time={0.2 if args.quick else 0.5}"]
+    log("bench: sampling throughput (Google Benchmark)")
+    out = subprocess.run(argv, check=True, stdout=subprocess.PIPE).stdout
+    # With one repetition Google Benchmark reports no aggregates: take the
+    # median of whatever repetitions there are ourselves.
+    rates = {}
+    for b in json.loads(out)["benchmarks"]:
+        if b.get("run_type", "iteration") == "iteration":
+            name = b.get("run_name", b["name"]).removesuffix("/real_time")
+            rates.setdefault(name, []).append(b["items_per_second"])
+    return {name: statistics.median(r) for name, r in rates.items()}
+
+
+def numpy_throughput(runs):
+    """numpy's default generator (PCG64; ziggurat normals), float32, one
+    thread, samples/s: median of `runs` fills of a 64 MB buffer, the same size
+    as the C++ benchmark's."""
+    n = 1 << 24
+    rng = np.random.default_rng(0)
+    buf = np.empty(n, dtype=np.float32)
+    out = {}
+    for name, fill in [("normal", lambda: rng.standard_normal(dtype=np.float32, out=buf)),
+                       ("uniform", lambda: rng.random(dtype=np.float32, out=buf))]:
+        fill()  # first touch of the buffer, untimed
+        times = []
+        for _ in range(max(runs, 3)):
+            t0 = time.perf_counter()
+            fill()
+            times.append(time.perf_counter() - t0)
+        out[name] = n / statistics.median(times)
+    return out
+
+
+# ---------------------------------------------------------------------------
+# Report.
+
+def machine_lines(bin_dir):
+    cpu = "unknown"
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem_gb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    version = subprocess.run([str(bin_dir / "onnx-reinit"), "--version"], stdout=subprocess.PIPE,
+                             text=True).stdout.strip()
+    import onnx  # the baseline's onnx, for the record
+    return [
+        f"- machine: {os.cpu_count()} CPUs (nproc {len(os.sched_getaffinity(0))}), {cpu}, "
+        f"{mem_gb:.0f} GiB RAM, Linux {platform.release()}",
+        f"- {version}; python {platform.python_version()}, numpy {np.__version__}, "
+        f"onnx {onnx.__version__}",
+    ]
+
+
+def mark(ok):
+    return "met" if ok else "NOT met"
+
+
+def e2e_table(results):
+    lines = ["| model | size | tool | median s | × cp | speedup vs python | peak RSS MB |",
+             "|---|---:|---|---:|---:|---:|---:|"]
+    for res in results:
+        cases = {c.tool: c for c in res["cases"]}
+        cp = statistics.median(cases["cp"].seconds)
+        py = statistics.median(cases["python baseline"].seconds)
+        for c in res["cases"]:
+            med = statistics.median(c.seconds)
+            lines.append(f"| {res['label']} | {res['bytes'] / 1e6:.0f} MB | {c.tool} | {med:.2f} | "
+                         f"{med / cp:.2f} | {py / med:.2f} | {max(c.rss_mb):.0f} |")
+    return lines
+
+
+def sampling_table(results, numpy_rates):
+    lines = ["| sampler | float32 samples/s | vs numpy (1 thread) |", "|---|---:|---:|"]
+    for name, rate in sorted(results.items()):
+        kind = "normal" if name.startswith("normal") else "uniform"
+        lines.append(f"| onnx-reinit {name} | {rate / 1e6:.0f} M/s | "
+                     f"{rate / numpy_rates[kind]:.2f}× |")
+    lines.append(f"| numpy standard_normal(dtype=float32) | {numpy_rates['normal'] / 1e6:.0f} M/s"
+                 " | 1.00× |")
+    lines.append(f"| numpy random(dtype=float32) | {numpy_rates['uniform'] / 1e6:.0f} M/s"
+                 " | 1.00× |")
+    return lines
+
+
+def target_lines(e2e, sampling):
+    lines = []
+    if sampling:
+        one = sampling.get("normal_f32/1_thread")
+        if one is not None:
+            lines.append(f"- normal float32 on one core ≥ 300 M/s: {one / 1e6:.0f} M/s — "
+                         f"{mark(one >= TARGET_NORMAL_1T)}")
+        allt = sampling.get("normal_f32/all_threads")
+        if one and allt:
+            lines.append(f"- normal float32 scaling with cores: all threads "
+                         f"{allt / 1e6:.0f} M/s = {allt / one:.2f}× one thread on "
+                         f"{len(os.sched_getaffinity(0))} CPUs (no number given; reported)")
+    for res in e2e:
+        cases = {c.tool: c for c in res["cases"]}
+        cp = statistics.median(cases["cp"].seconds)
+        py = statistics.median(cases["python baseline"].seconds)
+        for tool, c in cases.items():
+            if not tool.startswith("onnx-reinit"):
+                continue
+            med = statistics.median(c.seconds)
+            rss = max(c.rss_mb)
+            if res["external"]:
+                lines.append(f"- {res['label']}, `{tool}`: ≤ 2× cp: {med / cp:.2f}× — "
+                             f"{mark(med / cp <= TARGET_BIG_VS_CP)}; ≥ 8× faster than python: "
+                             f"{py / med:.2f}× — {mark(py / med >= TARGET_BIG_VS_PY)}; "
+                             f"peak RSS < 512 MB: {rss:.0f} MB — "
+                             f"{mark(rss < TARGET_BIG_RSS_MB)}")
+            else:
+                lines.append(f"- {res['label']}, `{tool}`: ≥ 5× faster than python: "
+                             f"{py / med:.2f}× — {mark(py / med >= TARGET_INLINE_VS_PY)}")
+    return lines
+
+
+def main():
+    args = parse_args()
+    build = Path(args.build).resolve()
+    bin_dir = build / "bin"
+    work = Path(args.workdir).resolve()
+    needed = ["onnx-reinit", "onnx-reinit-bench-model", "onnx-reinit-bench-run"]
+    if not args.skip_sampling:
+        needed.append("onnx-reinit-bench-sampling")
+    missing = [n for n in needed if not (bin_dir / n).exists()]
+    if missing:
+        sys.exit(f"bench: {', '.join(missing)} not found in {bin_dir}; build first "
+                 f"(tools/setup.sh, or ninja -C {build})")
+    py = "/usr/bin/python3"  # Debian's, with python3-onnx and python3-numpy
+
+    models = work / "models"
+    out_root = work / "runs"
+    models.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(out_root, ignore_errors=True)
+
+    e2e = []
+    if not args.skip_e2e:
+        free = shutil.disk_usage(work).free
+        need = args.big_mb * 1e6 * 2.2
+        if free < need:
+            log(f"bench: warning: {free / 1e9:.1f} GB free in {work}, about "
+                f"{need / 1e9:.1f} GB needed")
+        inline = models / f"inline_{args.inline_mb:g}mb.onnx"
+        big = models / f"big_{args.big_mb:g}mb.onnx"
+        ensure_model(bin_dir / "onnx-reinit-bench-model", inline, args.inline_mb, 1024, False)
+        ensure_model(bin_dir / "onnx-reinit-bench-model", big, args.big_mb, 2048, True)
+        for label, model, external in [(f"inline {args.inline_mb:g} MB", inline, False),
+                                       (f"external data {args.big_mb:g} MB", big, True)]:
+            res = run_e2e(label, model, external, args, bin_dir, py, out_root)
+            res["external"] = external
+            e2e.append(res)
+        shutil.rmtree(out_root, ignore_errors=True)
+
+    sampling, numpy_rates = {}, {}
+    if not args.skip_sampling:
+        sampling = run_sampling(args, bin_dir)
+        log("bench: numpy throughput")
+        numpy_rates = numpy_throughput(args.runs)
+
+    report = ["# onnx-reinit benchmark", ""]
+    report += machine_lines(bin_dir)
+    report.append(f"- {args.runs} runs per figure, median; peak RSS is the largest of the runs; "
+                  f"warm page cache; outputs deleted and `sync` between runs (untimed)")
+    report.append("")
+    if e2e:
+        report += ["## End to end", ""] + e2e_table(e2e) + [""]
+    if sampling:
+        report += ["## Sampling throughput (64 MB buffer, median)", ""]
+        report += sampling_table(sampling, numpy_rates) + [""]
+    report += ["## Targets (issue 4)", ""] + target_lines(e2e, sampling) + [""]
+    text = "\n".join(report)
+    print(text)
+    (work / "results.md").write_text(text)
+    log(f"bench: written to {work / 'results.md'}")
+
+
+if __name__ == "__main__":
+    main()
