@@ -893,9 +893,9 @@ TEST_CASE("usage and input failures leave everything as it was") {
 
   check_error(run_cli({in}), 2, {"-o OUT"});
   check_error(run_cli({"-o", out}), 2, {"no MODEL"});
-  check_error(run_cli({in, "-o", in}), 2, {"refusing to overwrite the input", "in-place"});
+  check_error(run_cli({in, "-o", in}), 2, {"refusing to overwrite the input", "--in-place"});
   check_error(run_cli({in, "-o", (dir / "sub" / ".." / "in.onnx").string()}), 2,
-              {"refusing to overwrite the input", "in-place"});
+              {"refusing to overwrite the input", "--in-place"});
   check_error(run_cli({in, "-o", out, "--in-place"}), 2, {"--in-place"});
   check_error(run_cli({in, "-o", out, "--json"}), 2, {"--json"});
   check_error(run_cli({in, "-o", out, "--bogus-flag"}), 2, {"--bogus-flag"});

@@ -160,7 +160,7 @@ int run(const arguments& a) {
   // whole model had been sampled.
   std::error_code ec;
   if (!a.in_place && !a.output.empty() && fs::equivalent(a.output, a.model, ec))
-    throw ori::usage_error("refusing to write onto the input model; use --in-place to overwrite it",
+    throw ori::usage_error("refusing to overwrite the input model; use --in-place to allow it",
                            a.output);
 
   const auto start = std::chrono::steady_clock::now();
