@@ -4,19 +4,24 @@
 #include <catch2/catch.hpp>
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <numbers>
 #include <numeric>
+#include <random>
 #include <span>
+#include <string>
 #include <thread>
 #include <vector>
 
+#include "kernels.h"
 #include "onnx_reinit/random.h"
 #include "onnx_reinit/rng.h"
 
 namespace ori = onnx_reinit;
+namespace detail = onnx_reinit::rng_detail;
 
 namespace {
 
@@ -37,7 +42,9 @@ std::vector<T> fill_normal(const ori::rng_stream& s, std::size_t n, std::uint64_
 
 template <class T>
 bool same_bytes(const std::vector<T>& a, const std::vector<T>& b) {
-  return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(T)) == 0;
+  // Empty vectors may hold null pointers, which memcmp must not see.
+  return a.size() == b.size() &&
+         (a.empty() || std::memcmp(a.data(), b.data(), a.size() * sizeof(T)) == 0);
 }
 
 struct moments {
@@ -94,8 +101,9 @@ TEST_CASE("uniform values follow the documented counter mapping") {
   auto d = fill_uniform<double>(s, 5, 0, -2.0, 3.0);
   for (std::uint64_t i = 0; i < f.size(); ++i) {
     auto w = ori::philox_block(key, 0, i / 4);
-    const double u = static_cast<double>(w[i % 4] >> 8) * 0x1p-24;
-    CHECK(f[i] == static_cast<float>(-2.0 + u * 5.0));
+    // Float arithmetic, two roundings: low_f + u * width_f.
+    const float u = static_cast<float>(w[i % 4] >> 8) * 0x1p-24f;
+    CHECK(f[i] == -2.0f + u * 5.0f);
   }
   for (std::uint64_t i = 0; i < d.size(); ++i) {
     auto w = ori::philox_block(key, 0, i / 2);
@@ -109,15 +117,21 @@ TEST_CASE("uniform values follow the documented counter mapping") {
 TEST_CASE("normal values follow the documented Box-Muller mapping") {
   auto s = stream(5, "w");
   auto key = ori::derive_key(5, "w");
-  auto f = fill_normal<float>(s, 8);
+  std::vector<float> f(64);
+  s.normal(std::span<float>(f), 0, 0.25, 2.0);
   for (std::uint64_t i = 0; i < f.size(); ++i) {
     auto w = ori::philox_block(key, 0, i / 4);
     const std::uint64_t pair = (i % 4) / 2;
-    const double u1 = static_cast<double>(w[2 * pair] >> 8) * 0x1p-24 + 0x1p-24;
+    const float u1 = static_cast<float>((w[2 * pair] >> 8) + 1) * 0x1p-24f;
+    const float r = std::sqrt(-2.0f * detail::reference_log(u1));
+    const auto sc = detail::reference_sincos_turns(w[2 * pair + 1] >> 8);
+    const float z = i % 2 == 0 ? r * sc.cos : r * sc.sin;
+    CHECK(f[i] == 0.25f + 2.0f * z);
+    // The float functions stand for the exact Box-Muller transform.
     const double u2 = static_cast<double>(w[2 * pair + 1] >> 8) * 0x1p-24;
-    const double r = std::sqrt(-2.0 * std::log(u1));
-    const double t = 6.283185307179586476925286766559 * u2;
-    CHECK(f[i] == static_cast<float>(i % 2 == 0 ? r * std::cos(t) : r * std::sin(t)));
+    const double rd = std::sqrt(-2.0 * std::log(static_cast<double>(u1)));
+    const double t = 2 * std::numbers::pi * u2;
+    CHECK(std::abs(z - (i % 2 == 0 ? rd * std::cos(t) : rd * std::sin(t))) < 2e-6);
   }
 }
 
@@ -241,6 +255,210 @@ TEST_CASE("the standard truncation constant is the std of N(0,1) cut at +-2") {
   stream(8, "c").truncated_normal(std::span<double>(v), 0, 0.0, 1.0, -2.0, 2.0);
   const double expected = 0.87962566103423978;
   const double n = static_cast<double>(sample_size);
-  CHECK(std::abs(std::sqrt(moments_of(v).var) - expected) <
-        6 * expected * std::sqrt(3.0 / n) / 2);
+  CHECK(std::abs(std::sqrt(moments_of(v).var) - expected) < 6 * expected * std::sqrt(3.0 / n) / 2);
+}
+
+namespace {
+
+// Runs `body` once per Highway target compiled in and supported here, with
+// dispatch forced to that target, and restores normal dispatch afterwards.
+template <class Body>
+void for_each_target(Body body) {
+  detail::force_simd_target(0);
+  const std::vector<std::int64_t> targets = detail::simd_targets();
+  REQUIRE(!targets.empty());
+  for (std::int64_t target : targets) {
+    detail::force_simd_target(target);
+    const std::string name = detail::simd_target_name(target);
+    INFO("target " << name);
+    CHECK(name == detail::simd_target_name());
+    body();
+  }
+  detail::force_simd_target(0);
+}
+
+// Distance in units in the last place of `expected` (the exact value rounded
+// to float), so 0.5 is the best a float function can do.
+double ulp_error(float actual, double expected) {
+  const float rounded = static_cast<float>(expected);
+  const float next = std::nextafter(std::abs(rounded), 1e30f);
+  const double ulp = static_cast<double>(next) - std::abs(rounded);
+  return std::abs(static_cast<double>(actual) - expected) / ulp;
+}
+
+}  // namespace
+
+TEST_CASE("vector Philox gives Random123's words on every target") {
+  std::mt19937_64 gen(42);
+  std::vector<detail::philox_stream> streams = {{{0, 0}, 0}, {{0xFFFFFFFFu, 0xFFFFFFFFu}, ~0ull}};
+  for (int k = 0; k < 6; ++k)
+    streams.push_back(
+        {{static_cast<std::uint32_t>(gen()), static_cast<std::uint32_t>(gen())}, gen()});
+  // Starts include a low counter word about to wrap into the high word.
+  const std::uint64_t starts[] = {0, 1, 7, 0xFFFFFFFFull - 5, 0x1FFFFFFF0ull, gen() >> 4};
+  for_each_target([&] {
+    for (const auto& ps : streams) {
+      for (std::uint64_t start : starts) {
+        const std::uint64_t count = 45;
+        std::vector<std::uint32_t> words(4 * count);
+        detail::simd_philox_blocks(ps, start, count, words.data());
+        bool all_equal = true;
+        for (std::uint64_t b = 0; b < count; ++b) {
+          auto w = ori::philox_block({ps.key[0], ps.key[1]}, ps.stream, start + b);
+          for (int j = 0; j < 4; ++j) all_equal = all_equal && words[4 * b + j] == w[j];
+        }
+        INFO("stream " << ps.stream << " start " << start);
+        CHECK(all_equal);
+      }
+    }
+  });
+}
+
+TEST_CASE("vector fills give the scalar reference's bytes on every target") {
+  const onnx_reinit_rng rng = ori::make_tensor_rng(17, "decoder.0.attn.weight");
+  onnx_reinit_rng other = ori::make_tensor_rng(3, "x");
+  other.stream = 0x100000007ull;
+  auto check_range = [](const onnx_reinit_rng& r, std::uint64_t first, std::uint64_t count) {
+    std::vector<float> got(count), want(count);
+    ori::fill_uniform_f32(r, got.data(), first, count, -0.3, 1.7);
+    detail::reference_fill_uniform(r, want.data(), first, count, -0.3, 1.7);
+    INFO("uniform first " << first << " count " << count);
+    CHECK(same_bytes(got, want));
+    ori::fill_normal_f32(r, got.data(), first, count, 0.1, 0.02);
+    detail::reference_fill_normal(r, want.data(), first, count, 0.1, 0.02);
+    INFO("normal first " << first << " count " << count);
+    CHECK(same_bytes(got, want));
+  };
+  for_each_target([&] {
+    for (std::uint64_t first = 0; first < 37; ++first)
+      for (std::uint64_t count = 0; count <= 100; count += first % 2 == 0 ? 1 : 7)
+        check_range(rng, first, count);
+    check_range(rng, 0, 100000);
+    check_range(rng, 12345, 54321);
+    check_range(other, (1ull << 34) - 301, 1003);  // across a low-word wrap
+  });
+}
+
+TEST_CASE("every target gives the same bytes for any chunking") {
+  const onnx_reinit_rng rng = ori::make_tensor_rng(5, "emb");
+  const std::size_t n = 5003;
+  std::vector<float> whole_u(n), whole_n(n);
+  detail::reference_fill_uniform(rng, whole_u.data(), 0, n, 0.0, 1.0);
+  detail::reference_fill_normal(rng, whole_n.data(), 0, n, 0.0, 1.0);
+  for_each_target([&] {
+    for (std::size_t chunk : {1u, 3u, 4u, 17u, 64u, 1001u}) {
+      std::vector<float> u(n), z(n);
+      for (std::size_t start = 0; start < n; start += chunk) {
+        const std::size_t len = std::min(chunk, n - start);
+        ori::fill_uniform_f32(rng, u.data() + start, start, len, 0.0, 1.0);
+        ori::fill_normal_f32(rng, z.data() + start, start, len, 0.0, 1.0);
+      }
+      INFO("chunk " << chunk);
+      CHECK(same_bytes(u, whole_u));
+      CHECK(same_bytes(z, whole_n));
+    }
+  });
+}
+
+TEST_CASE("the float log is within 1 ulp over every u1 and matches on every target") {
+  // Every input Box-Muller can see, k 2^-24 for k = 1 .. 2^24, and more
+  // exponents below; then the vector versions on a strided subset.
+  std::vector<float> xs;
+  for (std::uint32_t k = 1; k <= (1u << 24); ++k) xs.push_back(static_cast<float>(k) * 0x1p-24f);
+  for (float x = 0x1p-100f; x < 1e30f; x *= 1.0001f) xs.push_back(x);
+  double worst = 0;
+  float worst_x = 0;
+  for (float x : xs) {
+    const float got = detail::reference_log(x);
+    const double want = std::log(static_cast<double>(x));
+    const double err = want == 0 ? std::abs(got) : ulp_error(got, want);
+    if (err > worst) {
+      worst = err;
+      worst_x = x;
+    }
+  }
+  INFO("worst " << worst << " ulp at " << worst_x);
+  CHECK(worst < 1.0);
+  CHECK(detail::reference_log(1.0f) == 0.0f);
+  std::vector<float> some;
+  for (std::size_t i = 0; i < xs.size(); i += 97) some.push_back(xs[i]);
+  for_each_target([&] {
+    std::vector<float> got(some.size());
+    detail::simd_log(some.data(), got.data(), some.size());
+    bool all_equal = true;
+    for (std::size_t i = 0; i < some.size(); ++i)
+      all_equal = all_equal && std::bit_cast<std::uint32_t>(got[i]) ==
+                                   std::bit_cast<std::uint32_t>(detail::reference_log(some[i]));
+    CHECK(all_equal);
+  });
+}
+
+TEST_CASE("the float sin and cos of 2 pi u2 are within 2 ulp and match on every target") {
+  // The reduction is exact; the error is the rounding of pi/2 and of the
+  // polynomial evaluation in float (measured worst: 1.72 ulp).
+  double worst_sin = 0, worst_cos = 0;
+  std::uint32_t worst_sin_m = 0, worst_cos_m = 0;
+  for (std::uint32_t m = 0; m < (1u << 24); ++m) {
+    const auto sc = detail::reference_sincos_turns(m);
+    const double t = 2 * std::numbers::pi * (static_cast<double>(m) * 0x1p-24);
+    // Exact zeros at the quarter turns; elsewhere the error in ulps.
+    const bool sin_zero = m % (1u << 23) == 0, cos_zero = (m + (1u << 22)) % (1u << 23) == 0;
+    const double es = sin_zero ? std::abs(sc.sin) * 1e30 : ulp_error(sc.sin, std::sin(t));
+    const double ec = cos_zero ? std::abs(sc.cos) * 1e30 : ulp_error(sc.cos, std::cos(t));
+    if (es > worst_sin) worst_sin = es, worst_sin_m = m;
+    if (ec > worst_cos) worst_cos = ec, worst_cos_m = m;
+  }
+  INFO("sin: worst " << worst_sin << " ulp at m " << worst_sin_m);
+  INFO("cos: worst " << worst_cos << " ulp at m " << worst_cos_m);
+  CHECK(worst_sin < 2.0);
+  CHECK(worst_cos < 2.0);
+  std::vector<std::uint32_t> ms;
+  for (std::uint32_t m = 0; m < (1u << 24); m += 61) ms.push_back(m);
+  for (std::uint32_t m = (1u << 24) - 40; m < (1u << 24); ++m) ms.push_back(m);
+  for_each_target([&] {
+    std::vector<float> s(ms.size()), c(ms.size());
+    detail::simd_sincos_turns(ms.data(), s.data(), c.data(), ms.size());
+    bool all_equal = true;
+    for (std::size_t i = 0; i < ms.size(); ++i) {
+      const auto sc = detail::reference_sincos_turns(ms[i]);
+      all_equal = all_equal &&
+                  std::bit_cast<std::uint32_t>(s[i]) == std::bit_cast<std::uint32_t>(sc.sin) &&
+                  std::bit_cast<std::uint32_t>(c[i]) == std::bit_cast<std::uint32_t>(sc.cos);
+    }
+    CHECK(all_equal);
+  });
+}
+
+TEST_CASE("float normals have the normal distribution function and tails") {
+  const std::size_t n = 1000000;
+  auto v = fill_normal<float>(stream(21, "tails"), n);
+  const double nd = static_cast<double>(n);
+  // Kolmogorov-Smirnov: sup |F_n - Phi| exceeds sqrt(ln(2 / alpha) / 2 n)
+  // with probability below alpha; alpha = 1e-8.
+  std::vector<float> sorted = v;
+  std::sort(sorted.begin(), sorted.end());
+  double d = 0;
+  for (std::size_t i = 0; i < n; ++i) {
+    const double cdf = 0.5 * std::erfc(-sorted[i] / std::numbers::sqrt2);
+    d = std::max({d, std::abs(cdf - static_cast<double>(i) / nd),
+                  std::abs(static_cast<double>(i + 1) / nd - cdf)});
+  }
+  CHECK(d < std::sqrt(std::log(2 / 1e-8) / (2 * nd)));
+  // Tail counts are binomial: within 6 standard deviations of n p.
+  for (double cut : {2.0, 3.0, 4.0}) {
+    const double p = std::erfc(cut / std::numbers::sqrt2);
+    const auto count =
+        std::count_if(v.begin(), v.end(), [&](float x) { return std::abs(x) > cut; });
+    INFO("P(|z| > " << cut << ")");
+    CHECK(std::abs(static_cast<double>(count) - nd * p) < 6 * std::sqrt(nd * p * (1 - p)));
+  }
+  // u1 >= 2^-24 bounds |z| by sqrt(48 ln 2) = 5.77.
+  CHECK(std::abs(sorted.front()) < 5.8f);
+  CHECK(std::abs(sorted.back()) < 5.8f);
+}
+
+TEST_CASE("the SIMD target is reported") {
+  const std::string name = ori::rng_simd_target();
+  CHECK_FALSE(name.empty());
+  CHECK(name == detail::simd_target_name(detail::simd_targets().front()));
 }

@@ -1,7 +1,10 @@
 // The host's Philox kernels: every value is a pure function of (key, stream,
 // element index), as defined in rng.h, so any chunking or thread count gives
-// the same bytes.
+// the same bytes. Uniform and normal float32 run the vector kernels of
+// simd.cpp; the double paths and the truncated normal are scalar here.
 #include "onnx_reinit/random.h"
+
+#include "kernels.h"
 
 #include <boost/math/policies/policy.hpp>
 #include <boost/math/special_functions/erf.hpp>
@@ -19,7 +22,9 @@ constexpr double sqrt2 = 1.4142135623730950488016887242097;
 
 using words = std::array<std::uint32_t, 4>;
 
-double u24(std::uint32_t w) { return static_cast<double>(w >> 8) * 0x1p-24; }
+double u24(std::uint32_t w) {
+  return static_cast<double>(w >> 8) * 0x1p-24;
+}
 
 double u53(std::uint32_t hi, std::uint32_t lo) {
   std::uint64_t bits = (static_cast<std::uint64_t>(hi) << 32) | lo;
@@ -69,8 +74,7 @@ void uniform_impl(const onnx_reinit_rng& rng, const onnx_reinit_span& out, doubl
 }
 
 template <class T>
-void normal_impl(const onnx_reinit_rng& rng, const onnx_reinit_span& out, double mean,
-                 double std) {
+void normal_impl(const onnx_reinit_rng& rng, const onnx_reinit_span& out, double mean, double std) {
   fill_blocks<T>(rng, out, [&](const words& w, auto& values) {
     // u1 is shifted into (0, 1] so the logarithm is finite.
     constexpr double step = std::is_same_v<T, float> ? 0x1p-24 : 0x1p-53;
@@ -93,15 +97,17 @@ using no_throw_policy = boost::math::policies::policy<
     boost::math::policies::overflow_error<boost::math::policies::errno_on_error>,
     boost::math::policies::evaluation_error<boost::math::policies::errno_on_error>>;
 
-double normal_cdf(double x) { return 0.5 * boost::math::erfc(-x / sqrt2, no_throw_policy()); }
+double normal_cdf(double x) {
+  return 0.5 * boost::math::erfc(-x / sqrt2, no_throw_policy());
+}
 
 double normal_quantile(double p) {
   return -sqrt2 * boost::math::erfc_inv(2.0 * p, no_throw_policy());
 }
 
 template <class T>
-void truncated_normal_impl(const onnx_reinit_rng& rng, const onnx_reinit_span& out,
-                           double mean, double std, double a, double b) {
+void truncated_normal_impl(const onnx_reinit_rng& rng, const onnx_reinit_span& out, double mean,
+                           double std, double a, double b) {
   // Sampling the side nearer zero keeps the CDF values away from 1, where
   // double precision runs out; a right-side interval is mirrored.
   const bool mirror = a > 0.0;
@@ -123,18 +129,18 @@ void truncated_normal_impl(const onnx_reinit_rng& rng, const onnx_reinit_span& o
 }
 
 // C entry points of the function table: dispatch on the buffer's dtype.
-void c_uniform(const onnx_reinit_rng* rng, const onnx_reinit_span* out, double low,
-               double high) {
+// (uniform_impl and normal_impl serve float64 only; float32 has its own
+// float-arithmetic definition, computed by the vector kernels.)
+void c_uniform(const onnx_reinit_rng* rng, const onnx_reinit_span* out, double low, double high) {
   if (out->dtype == ONNX_REINIT_FLOAT32)
-    uniform_impl<float>(*rng, *out, low, high);
+    fill_uniform_f32(*rng, static_cast<float*>(out->data), out->first, out->count, low, high);
   else if (out->dtype == ONNX_REINIT_FLOAT64)
     uniform_impl<double>(*rng, *out, low, high);
 }
 
-void c_normal(const onnx_reinit_rng* rng, const onnx_reinit_span* out, double mean,
-              double std) {
+void c_normal(const onnx_reinit_rng* rng, const onnx_reinit_span* out, double mean, double std) {
   if (out->dtype == ONNX_REINIT_FLOAT32)
-    normal_impl<float>(*rng, *out, mean, std);
+    fill_normal_f32(*rng, static_cast<float*>(out->data), out->first, out->count, mean, std);
   else if (out->dtype == ONNX_REINIT_FLOAT64)
     normal_impl<double>(*rng, *out, mean, std);
 }
@@ -150,9 +156,31 @@ void c_truncated_normal(const onnx_reinit_rng* rng, const onnx_reinit_span* out,
 constexpr onnx_reinit_rng_api api_table = {sizeof(onnx_reinit_rng_api), &c_uniform, &c_normal,
                                            &c_truncated_normal};
 
+rng_detail::philox_stream philox_of(const onnx_reinit_rng& rng) {
+  return {{rng.key[0], rng.key[1]}, rng.stream};
+}
+
 }  // namespace
 
-const onnx_reinit_rng_api& host_rng_api() { return api_table; }
+void fill_uniform_f32(const onnx_reinit_rng& rng, float* out, std::uint64_t first,
+                      std::uint64_t count, double low, double high) {
+  rng_detail::simd_fill_uniform(philox_of(rng), out, first, count, static_cast<float>(low),
+                                static_cast<float>(high - low));
+}
+
+void fill_normal_f32(const onnx_reinit_rng& rng, float* out, std::uint64_t first,
+                     std::uint64_t count, double mean, double std) {
+  rng_detail::simd_fill_normal(philox_of(rng), out, first, count, static_cast<float>(mean),
+                               static_cast<float>(std));
+}
+
+const char* rng_simd_target() {
+  return rng_detail::simd_target_name();
+}
+
+const onnx_reinit_rng_api& host_rng_api() {
+  return api_table;
+}
 
 onnx_reinit_rng make_tensor_rng(std::uint64_t seed, std::string_view tensor_name) {
   const std::array<std::uint32_t, 2> key = derive_key(seed, tensor_name);

@@ -13,23 +13,66 @@
 //   words     = Philox4x32-10(counter, key)      -> w[0..3]
 //
 // Element i of a fill maps to Philox blocks as follows (float = 24-bit
-// mantissa draws, double = 53-bit draws; u24(w) = (w >> 8) * 2^-24,
-// u53(hi, lo) = (((hi << 32) | lo) >> 11) * 2^-53):
+// mantissa draws, double = 53-bit draws; u53(hi, lo) = (((hi << 32) | lo)
+// >> 11) * 2^-53):
 //
-//   uniform   float : block i/4, u = u24(w[i%4]);      x = low + u * (high - low)
-//             double: block i/2, u = u53(w[2j+1], w[2j]) with j = i%2
-//   normal    float : block i/4, pair j = (i%4)/2: u1 = u24(w[2j]) + 2^-24, u2 = u24(w[2j+1])
-//             double: block i/2, u1 = u53(w[1], w[0]) + 2^-53, u2 = u53(w[3], w[2])
+//   uniform   double: block i/2, u = u53(w[2j+1], w[2j]) with j = i%2
+//                     x = low + u * (high - low)
+//   normal    double: block i/2, u1 = u53(w[1], w[0]) + 2^-53, u2 = u53(w[3], w[2])
 //             r = sqrt(-2 ln u1), t = 2 pi u2, z = (i even) ? r cos t : r sin t
 //             x = mean + std * z
-//   truncated float : block i/4, u = u24(w[i%4]) + 2^-25
+//   truncated float : block i/4, u = u24(w[i%4]) + 2^-25, u24(w) = (w >> 8) * 2^-24
 //             double: block i/2, u = u53(w[2j+1], w[2j]) + 2^-54 with j = i%2
 //             z = Phi^-1(Phi(a) + u (Phi(b) - Phi(a))), clamped to [a, b]
 //             x = mean + std * z        (inverse CDF: one counter, one value)
 //             when a > 0 the mirrored interval [-b, -a] is sampled and z negated,
 //             which keeps Phi away from 1 where doubles lose precision
 //
-// The float paths compute in double and round once to float.
+// The double paths and truncated float compute in double (std::log/sqrt/
+// cos/sin, Boost erfc/erfc_inv) and round once at the end.
+//
+// Uniform and normal float32 compute in IEEE binary32 arithmetic, every
+// operation rounded to nearest even, never a fused multiply-add, so the bits
+// do not depend on the instruction set. With low_f = (float)low, width_f =
+// (float)(high - low), mean_f = (float)mean, std_f = (float)std (roundings
+// of doubles), "*" "+" "-" float operations in the order written and sqrt
+// correctly rounded:
+//
+//   uniform   float : block i/4, m = w[i%4] >> 8, u = (float)m * 2^-24 (exact)
+//                     x = low_f + u * width_f
+//   normal    float : block i/4, pair j = (i%4)/2,
+//                     u1 = (float)((w[2j] >> 8) + 1) * 2^-24 in (0, 1] (exact)
+//                     r  = sqrt(-2 * log_f(u1))
+//                     (s, c) = sincos_f(w[2j+1] >> 8)      ~ sin, cos of 2 pi u2
+//                     x  = mean_f + std_f * (r * c)   for even i
+//                     x  = mean_f + std_f * (r * s)   for odd i
+//                     so |x - mean_f| <= std_f * 5.77 (u1 >= 2^-24)
+//
+//   log_f(x), x > 0 normal (Cephes logf; measured max error 0.83 ulp):
+//     b = bits of x; e = (int)(b >> 23) - 126
+//     m = the float with bits (b & 0x807FFFFF) | 0x3F000000    (in [0.5, 1))
+//     small = m < sqrt_half; if small: e = e - 1
+//     t = m - 1; t = t + (small ? m : 0); fe = (float)e; z = t * t
+//     y = P[0]; y = y * t + P[k] for k = 1..8; y = y * t; y = y * z
+//     y = y + fe * Q1; y = y - z * 0.5
+//     log_f = (t + y) + fe * Q2
+//     P = {0x1.204376p-4, -0x1.d7a37p-4, 0x1.de4a34p-4, -0x1.fcba9ep-4, 0x1.23d37ep-3,
+//          -0x1.555cap-3, 0x1.999d58p-3, -0x1.fffff8p-3, 0x1.555554p-2}
+//     Q1 = -0x1.bd0106p-13, Q2 = 0x1.63p-1, sqrt_half = 0x1.6a09e6p-1
+//
+//   sincos_f(m), m < 2^24, ~ sin and cos of 2 pi m 2^-24 (measured max error 1.72 ulp):
+//     n = (m + 2^21) >> 22                  (the nearest quarter turn, 0..4)
+//     f = (float)(int32)(m - (n << 22)) * 2^-22        (in [-0.5, 0.5), exact)
+//     f2 = f * f; S = S[4]; S = S * f2 + S[k] for k = 3..0; S = S * f
+//                 C = C[5]; C = C * f2 + C[k] for k = 4..0
+//     S = {0x1.921fb6p+0, -0x1.4abbcep-1, 0x1.466bc6p-4, -0x1.32d2ccp-8, 0x1.507834p-13}
+//     C = {0x1p+0, -0x1.3bd3ccp+0, 0x1.03c1fp-2, -0x1.55d3c8p-6, 0x1.e1f506p-11,
+//          -0x1.a6d1f2p-16}  (Taylor coefficients of sin, cos of (pi/2) f)
+//     (s, c) = (n odd) ? (C, S) : (S, C); then flip the sign bit of s when
+//     n & 2, and of c when (n + 1) & 2
+//
+// core/rng/reference.cpp is this definition as scalar code; the vectorized
+// kernels are tested to give its bytes on every instruction set.
 #pragma once
 
 #include <Random123/philox.h>
@@ -61,7 +104,8 @@ constexpr std::uint64_t splitmix64(std::uint64_t x) {
 }
 
 // The Philox key for one tensor under one seed.
-constexpr std::array<std::uint32_t, 2> derive_key(std::uint64_t seed, std::string_view tensor_name) {
+constexpr std::array<std::uint32_t, 2> derive_key(std::uint64_t seed,
+                                                  std::string_view tensor_name) {
   std::uint64_t k = splitmix64(splitmix64(seed) ^ fnv1a64(tensor_name));
   return {static_cast<std::uint32_t>(k), static_cast<std::uint32_t>(k >> 32)};
 }
@@ -70,10 +114,9 @@ constexpr std::array<std::uint32_t, 2> derive_key(std::uint64_t seed, std::strin
 inline std::array<std::uint32_t, 4> philox_block(const std::array<std::uint32_t, 2>& key,
                                                  std::uint64_t stream, std::uint64_t block) {
   r123::Philox4x32 philox;
-  r123::Philox4x32::ctr_type ctr = {{static_cast<std::uint32_t>(block),
-                                     static_cast<std::uint32_t>(block >> 32),
-                                     static_cast<std::uint32_t>(stream),
-                                     static_cast<std::uint32_t>(stream >> 32)}};
+  r123::Philox4x32::ctr_type ctr = {
+      {static_cast<std::uint32_t>(block), static_cast<std::uint32_t>(block >> 32),
+       static_cast<std::uint32_t>(stream), static_cast<std::uint32_t>(stream >> 32)}};
   r123::Philox4x32::key_type k = {{key[0], key[1]}};
   r123::Philox4x32::ctr_type out = philox(ctr, k);
   return {out[0], out[1], out[2], out[3]};
@@ -81,8 +124,7 @@ inline std::array<std::uint32_t, 4> philox_block(const std::array<std::uint32_t,
 
 template <class T>
 constexpr std::uint32_t dtype_code() {
-  static_assert(std::is_same_v<T, float> || std::is_same_v<T, double>,
-                "fills are float or double");
+  static_assert(std::is_same_v<T, float> || std::is_same_v<T, double>, "fills are float or double");
   return std::is_same_v<T, float> ? ONNX_REINIT_FLOAT32 : ONNX_REINIT_FLOAT64;
 }
 

@@ -1,0 +1,105 @@
+// The scalar reference of the float32 kernels: one value at a time, with the
+// operation sequence of the vector code in simd.cpp, written out as the
+// definition in rng.h states it. Tests compare the vector code against it.
+#include <array>
+#include <bit>
+#include <cmath>
+#include <cstdint>
+
+#include "kernels.h"
+#include "onnx_reinit/rng.h"
+
+namespace onnx_reinit::rng_detail {
+
+float reference_log(float x) {
+  const std::uint32_t bits = std::bit_cast<std::uint32_t>(x);
+  // x = m 2^e with m in [0.5, 1); the exponent field gives e directly.
+  std::int32_t e = static_cast<std::int32_t>(bits >> 23) - 126;
+  const float m = std::bit_cast<float>((bits & 0x807FFFFFu) | 0x3F000000u);
+  // Below sqrt(1/2), use 2m and e - 1 so that the series argument stays
+  // within [sqrt(1/2) - 1, sqrt(2) - 1); both subtractions are exact.
+  const bool small = m < sqrt_half;
+  e -= small ? 1 : 0;
+  float t = m - 1.0f;
+  t = t + (small ? m : 0.0f);
+  const float fe = static_cast<float>(e);
+  const float z = t * t;
+  float y = log_p[0];
+  for (int k = 1; k < 9; ++k) y = y * t + log_p[k];
+  y = y * t;
+  y = y * z;
+  y = y + fe * log_q1;
+  y = y - z * 0.5f;
+  float r = t + y;
+  r = r + fe * log_q2;
+  return r;
+}
+
+sin_cos reference_sincos_turns(std::uint32_t m24) {
+  // The angle is 2 pi m24 2^-24 = (pi/2) (n + f) with n the nearest quarter
+  // turn and f = m24 2^-22 - n in [-1/2, 1/2): an exact integer reduction.
+  const std::uint32_t n = (m24 + 0x200000u) >> 22;
+  const std::int32_t fi = static_cast<std::int32_t>(m24) - static_cast<std::int32_t>(n << 22);
+  const float f = static_cast<float>(fi) * 0x1p-22f;
+  const float f2 = f * f;
+  float s = sin_c[4];
+  for (int k = 3; k >= 0; --k) s = s * f2 + sin_c[k];
+  s = s * f;
+  float c = cos_c[5];
+  for (int k = 4; k >= 0; --k) c = c * f2 + cos_c[k];
+  // Quarter turn n: odd n swaps sin and cos; sin is negated for n = 2, 3 and
+  // cos for n = 1, 2 (sign-bit flips, so -0 and +0 follow the same rule).
+  const bool swap = (n & 1u) != 0;
+  const std::uint32_t sin_sign = (n & 2u) << 30;
+  const std::uint32_t cos_sign = ((n + 1u) & 2u) << 30;
+  const float sv = swap ? c : s;
+  const float cv = swap ? s : c;
+  return {std::bit_cast<float>(std::bit_cast<std::uint32_t>(sv) ^ sin_sign),
+          std::bit_cast<float>(std::bit_cast<std::uint32_t>(cv) ^ cos_sign)};
+}
+
+float reference_uniform(std::uint32_t w, float low, float width) {
+  const float u = static_cast<float>(w >> 8) * 0x1p-24f;  // exact
+  return low + u * width;
+}
+
+void reference_normal_pair(std::uint32_t w_radius, std::uint32_t w_angle, float mean, float std,
+                           float out[2]) {
+  // u1 in (0, 1] keeps the logarithm finite; the product is exact.
+  const float u1 = static_cast<float>((w_radius >> 8) + 1u) * 0x1p-24f;
+  const float r = std::sqrt(-2.0f * reference_log(u1));
+  const sin_cos sc = reference_sincos_turns(w_angle >> 8);
+  out[0] = mean + std * (r * sc.cos);
+  out[1] = mean + std * (r * sc.sin);
+}
+
+namespace {
+
+std::array<std::uint32_t, 4> block_words(const onnx_reinit_rng& rng, std::uint64_t block) {
+  return philox_block({rng.key[0], rng.key[1]}, rng.stream, block);
+}
+
+}  // namespace
+
+void reference_fill_uniform(const onnx_reinit_rng& rng, float* out, std::uint64_t first,
+                            std::uint64_t count, double low, double high) {
+  const float low_f = static_cast<float>(low);
+  const float width_f = static_cast<float>(high - low);
+  for (std::uint64_t i = first; i < first + count; ++i)
+    out[i - first] = reference_uniform(block_words(rng, i / 4)[i % 4], low_f, width_f);
+}
+
+void reference_fill_normal(const onnx_reinit_rng& rng, float* out, std::uint64_t first,
+                           std::uint64_t count, double mean, double std) {
+  const float mean_f = static_cast<float>(mean);
+  const float std_f = static_cast<float>(std);
+  for (std::uint64_t i = first; i < first + count; ++i) {
+    const auto w = block_words(rng, i / 4);
+    const std::uint64_t pair = (i % 4) / 2;
+    float values[2];
+    reference_normal_pair(w[2 * pair], w[2 * pair + 1], mean_f, std_f, values);
+    out[i - first] = values[i % 2];
+  }
+}
+
+}  // namespace onnx_reinit::rng_detail

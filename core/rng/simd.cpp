@@ -1,0 +1,306 @@
+// The vector float32 kernels: Philox4x32-10 on N counters at once (one
+// counter per lane, words in separate vectors), then uniform or Box-Muller
+// values with the float log and sin/cos of kernels.h. Compiled once per
+// Highway target (foreach_target.h) and chosen at run time, so one portable
+// binary uses AVX-512 or AVX2 where present. Only separate multiplies and
+// adds (never MulAdd, whose fusing differs per target), integer operations,
+// exact conversions and Sqrt, so every target gives the reference's bits.
+#undef HWY_TARGET_INCLUDE
+#define HWY_TARGET_INCLUDE "simd.cpp"
+#include <hwy/foreach_target.h>  // IWYU pragma: keep
+#include <hwy/highway.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+
+#include "kernels.h"
+
+HWY_BEFORE_NAMESPACE();
+namespace onnx_reinit::rng_detail::HWY_NAMESPACE {
+namespace hn = hwy::HWY_NAMESPACE;
+
+using du_t = hn::ScalableTag<std::uint32_t>;
+using di_t = hn::ScalableTag<std::int32_t>;
+using df_t = hn::ScalableTag<float>;
+using vu_t = hn::Vec<du_t>;
+using vf_t = hn::Vec<df_t>;
+
+constexpr std::size_t max_lanes = HWY_MAX_BYTES / sizeof(std::uint32_t);
+
+// hi:lo = a * m for every u32 lane, from two 32x32->64 multiplies (even
+// lanes, then odd lanes shifted down); `m` is the same in every lane.
+HWY_INLINE void mul_hi_lo(vu_t a, vu_t m, vu_t& hi, vu_t& lo) {
+  const du_t du;
+#if HWY_TARGET == HWY_SCALAR
+  // One lane: no u64 view of a u32 vector.
+  const std::uint64_t p = std::uint64_t{hn::GetLane(a)} * hn::GetLane(m);
+  lo = hn::Set(du, static_cast<std::uint32_t>(p));
+  hi = hn::Set(du, static_cast<std::uint32_t>(p >> 32));
+#else
+  const hn::Repartition<std::uint64_t, du_t> d64;
+  const auto even = hn::MulEven(a, m);
+  const auto odd = hn::MulEven(hn::BitCast(du, hn::ShiftRight<32>(hn::BitCast(d64, a))), m);
+  lo = hn::OddEven(hn::BitCast(du, hn::ShiftLeft<32>(odd)), hn::BitCast(du, even));
+  hi = hn::OddEven(hn::BitCast(du, odd), hn::BitCast(du, hn::ShiftRight<32>(even)));
+#endif
+}
+
+struct philox_words {
+  vu_t w0, w1, w2, w3;
+};
+
+// Philox4x32-10 of counters {block + j, stream} for lanes j = 0..N-1.
+HWY_INLINE philox_words philox(const philox_stream& s, std::uint64_t block) {
+  const du_t du;
+  const std::uint32_t lo = static_cast<std::uint32_t>(block);
+  const std::uint32_t hi = static_cast<std::uint32_t>(block >> 32);
+  vu_t c0 = hn::Add(hn::Set(du, lo), hn::Iota(du, 0));  // wraps modulo 2^32
+  vu_t c1 = hn::Set(du, hi);
+  const std::size_t n = hn::Lanes(du);
+  if (HWY_UNLIKELY(lo > 0xFFFFFFFFu - (n - 1))) {
+    // Lanes past the wrap of the low word carry into the high word.
+    HWY_ALIGN std::uint32_t high[max_lanes];
+    for (std::size_t j = 0; j < n; ++j)
+      high[j] = hi + (static_cast<std::uint32_t>(lo + j) < lo ? 1u : 0u);
+    c1 = hn::Load(du, high);
+  }
+  vu_t c2 = hn::Set(du, static_cast<std::uint32_t>(s.stream));
+  vu_t c3 = hn::Set(du, static_cast<std::uint32_t>(s.stream >> 32));
+  const vu_t m0 = hn::Set(du, philox_m0);
+  const vu_t m1 = hn::Set(du, philox_m1);
+  std::uint32_t k0 = s.key[0], k1 = s.key[1];
+  for (int round = 0; round < 10; ++round) {
+    if (round > 0) {
+      k0 += philox_w0;
+      k1 += philox_w1;
+    }
+    vu_t hi0, lo0, hi1, lo1;
+    mul_hi_lo(c0, m0, hi0, lo0);
+    mul_hi_lo(c2, m1, hi1, lo1);
+    c0 = hn::Xor(hn::Xor(hi1, c1), hn::Set(du, k0));
+    c1 = lo1;
+    c2 = hn::Xor(hn::Xor(hi0, c3), hn::Set(du, k1));
+    c3 = lo0;
+  }
+  return {c0, c1, c2, c3};
+}
+
+// (w >> 8) as a float, exact.
+HWY_INLINE vf_t top24(vu_t w) {
+  return hn::ConvertTo(df_t(), hn::BitCast(di_t(), hn::ShiftRight<8>(w)));
+}
+
+// reference_log, lane-wise.
+HWY_INLINE vf_t log_f(vf_t x) {
+  const df_t df;
+  const du_t du;
+  const di_t di;
+  const vu_t bits = hn::BitCast(du, x);
+  auto e = hn::Sub(hn::BitCast(di, hn::ShiftRight<23>(bits)), hn::Set(di, 126));
+  const vf_t m =
+      hn::BitCast(df, hn::Or(hn::And(bits, hn::Set(du, 0x807FFFFFu)), hn::Set(du, 0x3F000000u)));
+  const auto small = hn::Lt(m, hn::Set(df, sqrt_half));
+  e = hn::Sub(e, hn::IfThenElseZero(hn::RebindMask(di, small), hn::Set(di, 1)));
+  vf_t t = hn::Sub(m, hn::Set(df, 1.0f));
+  t = hn::Add(t, hn::IfThenElseZero(small, m));
+  const vf_t fe = hn::ConvertTo(df, e);
+  const vf_t z = hn::Mul(t, t);
+  vf_t y = hn::Set(df, log_p[0]);
+  for (int k = 1; k < 9; ++k) y = hn::Add(hn::Mul(y, t), hn::Set(df, log_p[k]));
+  y = hn::Mul(y, t);
+  y = hn::Mul(y, z);
+  y = hn::Add(y, hn::Mul(fe, hn::Set(df, log_q1)));
+  y = hn::Sub(y, hn::Mul(z, hn::Set(df, 0.5f)));
+  vf_t r = hn::Add(t, y);
+  return hn::Add(r, hn::Mul(fe, hn::Set(df, log_q2)));
+}
+
+// reference_sincos_turns, lane-wise, of m24 = w >> 8.
+HWY_INLINE void sincos_turns(vu_t m24, vf_t& sin, vf_t& cos) {
+  const df_t df;
+  const du_t du;
+  const di_t di;
+  const vu_t n = hn::ShiftRight<22>(hn::Add(m24, hn::Set(du, 0x200000u)));
+  const auto fi = hn::Sub(hn::BitCast(di, m24), hn::BitCast(di, hn::ShiftLeft<22>(n)));
+  const vf_t f = hn::Mul(hn::ConvertTo(df, fi), hn::Set(df, 0x1p-22f));
+  const vf_t f2 = hn::Mul(f, f);
+  vf_t s = hn::Set(df, sin_c[4]);
+  for (int k = 3; k >= 0; --k) s = hn::Add(hn::Mul(s, f2), hn::Set(df, sin_c[k]));
+  s = hn::Mul(s, f);
+  vf_t c = hn::Set(df, cos_c[5]);
+  for (int k = 4; k >= 0; --k) c = hn::Add(hn::Mul(c, f2), hn::Set(df, cos_c[k]));
+  const auto swap = hn::TestBit(n, hn::Set(du, 1u));
+  const vu_t su = hn::BitCast(du, s), cu = hn::BitCast(du, c);
+  const vu_t sin_sign = hn::ShiftLeft<30>(hn::And(n, hn::Set(du, 2u)));
+  const vu_t cos_sign = hn::ShiftLeft<30>(hn::And(hn::Add(n, hn::Set(du, 1u)), hn::Set(du, 2u)));
+  sin = hn::BitCast(df, hn::Xor(hn::IfThenElse(swap, cu, su), sin_sign));
+  cos = hn::BitCast(df, hn::Xor(hn::IfThenElse(swap, su, cu), cos_sign));
+}
+
+HWY_INLINE vf_t uniform_values(vu_t w, vf_t low, vf_t width) {
+  const vf_t u = hn::Mul(top24(w), hn::Set(df_t(), 0x1p-24f));
+  return hn::Add(low, hn::Mul(u, width));
+}
+
+HWY_INLINE void normal_pairs(vu_t w_radius, vu_t w_angle, vf_t mean, vf_t std, vf_t& x_cos,
+                             vf_t& x_sin) {
+  const df_t df;
+  const vu_t m1 = hn::Add(hn::ShiftRight<8>(w_radius), hn::Set(du_t(), 1u));
+  const vf_t u1 = hn::Mul(hn::ConvertTo(df, hn::BitCast(di_t(), m1)), hn::Set(df, 0x1p-24f));
+  const vf_t r = hn::Sqrt(hn::Mul(hn::Set(df, -2.0f), log_f(u1)));
+  vf_t s, c;
+  sincos_turns(hn::ShiftRight<8>(w_angle), s, c);
+  x_cos = hn::Add(mean, hn::Mul(std, hn::Mul(r, c)));
+  x_sin = hn::Add(mean, hn::Mul(std, hn::Mul(r, s)));
+}
+
+// Fills elements [first, first + count) from `make(block, dst)`, which writes
+// the 4 N values of blocks [block, block + N) to dst. Whole aligned groups go
+// straight to `out`; a ragged head or tail goes through a small buffer.
+template <class Make>
+HWY_INLINE void fill_values(float* out, std::uint64_t first, std::uint64_t count, Make make) {
+  const std::uint64_t per_step = 4 * hn::Lanes(du_t());
+  HWY_ALIGN float buffer[4 * max_lanes];
+  std::uint64_t i = first;
+  const std::uint64_t end = first + count;
+  while (i < end) {
+    const std::uint64_t block = i / 4;
+    if (i % 4 == 0 && end - i >= per_step) {
+      make(block, out + (i - first));
+      i += per_step;
+      continue;
+    }
+    make(block, buffer);
+    const std::uint64_t stop = std::min(end, 4 * block + per_step);
+    std::memcpy(out + (i - first), buffer + (i - 4 * block), (stop - i) * sizeof(float));
+    i = stop;
+  }
+}
+
+void fill_uniform_impl(const philox_stream& s, float* out, std::uint64_t first, std::uint64_t count,
+                       float low, float width) {
+  const df_t df;
+  const vf_t lo = hn::Set(df, low), wi = hn::Set(df, width);
+  fill_values(out, first, count, [&](std::uint64_t block, float* dst) {
+    const philox_words w = philox(s, block);
+    hn::StoreInterleaved4(uniform_values(w.w0, lo, wi), uniform_values(w.w1, lo, wi),
+                          uniform_values(w.w2, lo, wi), uniform_values(w.w3, lo, wi), df, dst);
+  });
+}
+
+void fill_normal_impl(const philox_stream& s, float* out, std::uint64_t first, std::uint64_t count,
+                      float mean, float std) {
+  const df_t df;
+  const vf_t mu = hn::Set(df, mean), sigma = hn::Set(df, std);
+  fill_values(out, first, count, [&](std::uint64_t block, float* dst) {
+    const philox_words w = philox(s, block);
+    vf_t x0, x1, x2, x3;
+    normal_pairs(w.w0, w.w1, mu, sigma, x0, x1);
+    normal_pairs(w.w2, w.w3, mu, sigma, x2, x3);
+    hn::StoreInterleaved4(x0, x1, x2, x3, df, dst);
+  });
+}
+
+void philox_blocks_impl(const philox_stream& s, std::uint64_t first_block, std::uint64_t count,
+                        std::uint32_t* words) {
+  const du_t du;
+  const std::uint64_t n = hn::Lanes(du);
+  HWY_ALIGN std::uint32_t buffer[4 * max_lanes];
+  for (std::uint64_t b = 0; b < count; b += n) {
+    const philox_words w = philox(s, first_block + b);
+    hn::StoreInterleaved4(w.w0, w.w1, w.w2, w.w3, du, buffer);
+    std::memcpy(words + 4 * b, buffer, 4 * std::min(n, count - b) * sizeof(std::uint32_t));
+  }
+}
+
+void log_impl(const float* x, float* out, std::uint64_t count) {
+  const df_t df;
+  const std::uint64_t n = hn::Lanes(df);
+  HWY_ALIGN float buffer[max_lanes];
+  for (std::uint64_t i = 0; i < count; i += n) {
+    const std::uint64_t len = std::min(n, count - i);
+    std::fill(buffer, buffer + n, 1.0f);
+    std::memcpy(buffer, x + i, len * sizeof(float));
+    hn::Store(log_f(hn::Load(df, buffer)), df, buffer);
+    std::memcpy(out + i, buffer, len * sizeof(float));
+  }
+}
+
+void sincos_turns_impl(const std::uint32_t* m24, float* sin, float* cos, std::uint64_t count) {
+  const df_t df;
+  const du_t du;
+  const std::uint64_t n = hn::Lanes(df);
+  HWY_ALIGN std::uint32_t in[max_lanes];
+  HWY_ALIGN float s_out[max_lanes], c_out[max_lanes];
+  for (std::uint64_t i = 0; i < count; i += n) {
+    const std::uint64_t len = std::min(n, count - i);
+    std::fill(in, in + n, 0u);
+    std::memcpy(in, m24 + i, len * sizeof(std::uint32_t));
+    vf_t s, c;
+    sincos_turns(hn::Load(du, in), s, c);
+    hn::Store(s, df, s_out);
+    hn::Store(c, df, c_out);
+    std::memcpy(sin + i, s_out, len * sizeof(float));
+    std::memcpy(cos + i, c_out, len * sizeof(float));
+  }
+}
+
+const char* target_name_impl() {
+  return hwy::TargetName(HWY_TARGET);
+}
+
+}  // namespace onnx_reinit::rng_detail::HWY_NAMESPACE
+HWY_AFTER_NAMESPACE();
+
+#if HWY_ONCE
+namespace onnx_reinit::rng_detail {
+
+HWY_EXPORT(fill_uniform_impl);
+HWY_EXPORT(fill_normal_impl);
+HWY_EXPORT(philox_blocks_impl);
+HWY_EXPORT(log_impl);
+HWY_EXPORT(sincos_turns_impl);
+HWY_EXPORT(target_name_impl);
+
+void simd_philox_blocks(const philox_stream& s, std::uint64_t first_block, std::uint64_t count,
+                        std::uint32_t* words) {
+  HWY_DYNAMIC_DISPATCH(philox_blocks_impl)(s, first_block, count, words);
+}
+
+void simd_fill_uniform(const philox_stream& s, float* out, std::uint64_t first, std::uint64_t count,
+                       float low, float width) {
+  HWY_DYNAMIC_DISPATCH(fill_uniform_impl)(s, out, first, count, low, width);
+}
+
+void simd_fill_normal(const philox_stream& s, float* out, std::uint64_t first, std::uint64_t count,
+                      float mean, float std) {
+  HWY_DYNAMIC_DISPATCH(fill_normal_impl)(s, out, first, count, mean, std);
+}
+
+void simd_log(const float* x, float* out, std::uint64_t count) {
+  HWY_DYNAMIC_DISPATCH(log_impl)(x, out, count);
+}
+
+void simd_sincos_turns(const std::uint32_t* m24, float* sin, float* cos, std::uint64_t count) {
+  HWY_DYNAMIC_DISPATCH(sincos_turns_impl)(m24, sin, cos, count);
+}
+
+const char* simd_target_name() {
+  return HWY_DYNAMIC_DISPATCH(target_name_impl)();
+}
+
+std::vector<std::int64_t> simd_targets() {
+  return hwy::SupportedAndGeneratedTargets();
+}
+
+void force_simd_target(std::int64_t target) {
+  hwy::SetSupportedTargetsForTest(target);
+}
+
+const char* simd_target_name(std::int64_t target) {
+  return hwy::TargetName(target);
+}
+
+}  // namespace onnx_reinit::rng_detail
+#endif  // HWY_ONCE
