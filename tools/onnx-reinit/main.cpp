@@ -196,12 +196,12 @@ int run(const arguments& a) {
   save_options.external_data_name = a.external_data;
   const std::string out = a.in_place ? a.model : a.output;
   ori::save_model(model, out, save_options);
-  if (!a.report.empty()) write_text_file(a.report, ori::report_json(header, plans, outcomes));
-  if (a.verbose) fmt::print("{}", ori::plan_table(plans, outcomes, true));
+  if (!a.report.empty()) write_text_file(a.report, ori::report_json(header, plans, *outcomes));
+  if (a.verbose) fmt::print("{}", ori::plan_table(plans, *outcomes, true));
 
   if (!a.quiet) {
     std::size_t rewritten = 0;
-    for (const auto& o : outcomes) rewritten += o.rewritten ? 1 : 0;
+    for (const auto& o : *outcomes) rewritten += o.rewritten ? 1 : 0;
     const double seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     fmt::print(stderr, "onnx-reinit: rewrote {} of {} tensors in {:.2f} s -> {}\n", rewritten,

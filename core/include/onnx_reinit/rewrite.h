@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -45,15 +46,20 @@ std::string stream_name(const tensor_ref& ref);
 // Throws unknown_strategy_error / param_error naming the rule.
 void validate_plan(const std::vector<tensor_plan>& plans, const registry& strategies);
 
-// Fills every tensor planned for rewrite and stores the values in `model`
-// (write_tensor_values; external tensors are written at save). `plans` must
-// come from analyze_model(model.proto()) in order. Throws strategy_error when
-// a strategy fails or produces a non-finite value, naming the tensor,
-// strategy and plugin; the model is then partly rewritten and must not be
-// saved.
-std::vector<tensor_outcome> rewrite_model(loaded_model& model,
-                                          const std::vector<tensor_plan>& plans,
-                                          const registry& strategies,
-                                          const rewrite_options& options);
+// One outcome per plan. Tensors stored as external data are sampled while
+// save_model streams them to disk, so their figures are final only after
+// the model has been saved; inline tensors' figures are final at once.
+using rewrite_outcomes = std::shared_ptr<const std::vector<tensor_outcome>>;
+
+// Samples every tensor planned for rewrite. Inline tensors are filled now
+// and stored in `model`; external tensors get a producer that generates
+// them chunk by chunk when save_model writes them, so memory stays bounded
+// by a few chunks whatever the model size. `plans` must come from
+// analyze_model(model.proto()) in order. Throws strategy_error when a
+// strategy fails or produces a non-finite value, naming the tensor,
+// strategy and plugin (from save_model for external tensors); the model must
+// then not be saved.
+rewrite_outcomes rewrite_model(loaded_model& model, const std::vector<tensor_plan>& plans,
+                               const registry& strategies, const rewrite_options& options);
 
 }  // namespace onnx_reinit

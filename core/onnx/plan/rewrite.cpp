@@ -1,16 +1,23 @@
-// The sampler: one configured strategy per distinct call, tensors filled in
-// parallel chunks from their own Philox streams, values checked and stored.
+// The sampler: one configured strategy per distinct call; each tensor filled
+// in chunks from its own Philox stream (in parallel where the strategy is
+// element-wise), checked, measured and encoded to its stored dtype in one
+// pass. Inline tensors are stored at once; external ones are produced while
+// save_model streams them, a window of chunks at a time.
 #include "onnx_reinit/rewrite.h"
 
 #include <fmt/format.h>
+#include <tbb/enumerable_thread_specific.h>
 #include <tbb/info.h>
 #include <tbb/parallel_for.h>
 #include <tbb/task_arena.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <map>
+#include <memory>
 #include <span>
 
 #include "onnx_reinit/errors.h"
@@ -52,82 +59,249 @@ strategy_cache create_all(const std::vector<tensor_plan>& plans, const registry&
   return cache;
 }
 
-template <class T>
-void fill_values(const configured_strategy& strategy, const tensor_plan& plan,
-                 const onnx_reinit_rng& rng, const rewrite_options& options,
-                 std::span<T> values) {
-  const tensor_info& info = plan.tensor.info;
-  const std::uint64_t chunk = std::max<std::uint64_t>(options.chunk_elements, 1);
-  if (!strategy.elementwise() || values.size() <= chunk) {
-    strategy.fill(info, rng, 0, values);
-    return;
+// Mean and sum of squared deviations of a run of values, mergeable in a
+// fixed order (Chan et al.), so the figures never depend on threads.
+// Sums are taken around the run's first value to avoid cancellation.
+struct running_stats {
+  double count = 0.0;
+  double mean = 0.0;
+  double m2 = 0.0;
+
+  void merge(const running_stats& o) {
+    if (o.count == 0.0) return;
+    if (count == 0.0) {
+      *this = o;
+      return;
+    }
+    const double n = count + o.count;
+    const double delta = o.mean - mean;
+    mean += delta * o.count / n;
+    m2 += o.m2 + delta * delta * count * o.count / n;
+    count = n;
   }
-  const std::uint64_t chunks = (values.size() + chunk - 1) / chunk;
+};
+
+class shifted_sums {
+ public:
+  void add(double x) {
+    if (n_ == 0) shift_ = x;
+    const double d = x - shift_;
+    sum_ += d;
+    squares_ += d * d;
+    ++n_;
+  }
+  running_stats stats() const {
+    running_stats s;
+    if (n_ == 0) return s;
+    s.count = static_cast<double>(n_);
+    s.mean = shift_ + sum_ / s.count;
+    s.m2 = std::max(0.0, squares_ - sum_ * sum_ / s.count);
+    return s;
+  }
+
+ private:
+  double shift_ = 0.0, sum_ = 0.0, squares_ = 0.0;
+  std::uint64_t n_ = 0;
+};
+
+// Everything needed to produce one tensor's bytes; copied into producers
+// that run later, during save_model.
+struct tensor_job {
+  configured_strategy strategy;
+  tensor_info info;
+  std::vector<std::pair<std::int64_t, std::int64_t>> forget_ranges;
+  double forget_value = 0.0;
+  onnx_reinit_rng rng{};
+  std::uint64_t count = 0;
+  std::uint64_t chunk = 1;
+  std::size_t element_bytes = 4;
+};
+
+std::size_t stored_size(element_type t) {
+  return t == element_type::float64 ? 8 : (t == element_type::float32 ? 4 : 2);
+}
+
+template <class T>
+void apply_forget_bias(const tensor_job& job, std::uint64_t first, std::span<T> values) {
+  const auto begin_at = static_cast<std::int64_t>(first);
+  const auto end_at = static_cast<std::int64_t>(first + values.size());
+  for (const auto& [begin, end] : job.forget_ranges)
+    for (std::int64_t i = std::max(begin, begin_at); i < std::min(end, end_at); ++i)
+      values[static_cast<std::size_t>(i - begin_at)] = static_cast<T>(job.forget_value);
+}
+
+[[noreturn]] void throw_non_finite(const tensor_job& job, double value, std::uint64_t index) {
+  throw strategy_error(
+      fmt::format("strategy '{}' of plugin '{}' ({}) wrote a non-finite value ({}) at element {}",
+                  job.strategy.name(), job.strategy.plugin_id(), job.strategy.plugin_path(), value,
+                  index),
+      job.info.name);
+}
+
+// Checks, measures and encodes values[0..n) (element `first` onwards) into
+// `out` in the tensor's stored dtype. Statistics are of the stored values,
+// after 16-bit rounding.
+template <class T>
+running_stats encode(const tensor_job& job, std::uint64_t first, std::span<const T> values,
+                     std::byte* out) {
+  shifted_sums sums;
+  auto stored = [&](std::size_t i, double v) {
+    if (!std::isfinite(v)) throw_non_finite(job, static_cast<double>(values[i]), first + i);
+    sums.add(v);
+  };
+  switch (job.info.dtype) {
+    case element_type::float16:
+    case element_type::bfloat16: {
+      const bool half = job.info.dtype == element_type::float16;
+      for (std::size_t i = 0; i < values.size(); ++i) {
+        const float f = static_cast<float>(values[i]);
+        const std::uint16_t bits = half ? float_to_half_bits(f) : float_to_bfloat16_bits(f);
+        stored(i, half ? half_bits_to_float(bits) : bfloat16_bits_to_float(bits));
+        std::memcpy(out + 2 * i, &bits, 2);
+      }
+      break;
+    }
+    case element_type::float32:
+    case element_type::float64:
+      for (std::size_t i = 0; i < values.size(); ++i) stored(i, static_cast<double>(values[i]));
+      if (static_cast<const void*>(values.data()) != out)
+        std::memcpy(out, values.data(), values.size_bytes());
+      break;
+  }
+  return sums.stats();
+}
+
+// Per-thread scratch for chunks that cannot be filled in place (16-bit).
+template <class T>
+using scratch_buffers = tbb::enumerable_thread_specific<std::vector<T>>;
+
+// One chunk: fill (in place when the stored dtype is T), forget bias,
+// encode. `out` points at the chunk's bytes.
+template <class T>
+running_stats produce_chunk(const tensor_job& job, std::uint64_t first, std::uint64_t n,
+                            std::byte* out, scratch_buffers<T>& scratch) {
+  std::span<T> values;
+  if (job.element_bytes == sizeof(T)) {
+    values = std::span<T>(reinterpret_cast<T*>(out), n);
+  } else {
+    std::vector<T>& buffer = scratch.local();
+    buffer.resize(n);
+    values = std::span<T>(buffer.data(), n);
+  }
+  job.strategy.fill(job.info, job.rng, first, values);
+  apply_forget_bias(job, first, values);
+  return encode<T>(job, first, values, out);
+}
+
+// Produces elements [first, first + n) into `out`, chunks in parallel on
+// chunk-aligned boundaries. Non-element-wise strategies fill the whole
+// tensor in one call (first == 0, n == count).
+template <class T>
+running_stats produce_window(const tensor_job& job, std::uint64_t first, std::uint64_t n,
+                             std::byte* out, scratch_buffers<T>& scratch) {
+  if (!job.strategy.elementwise()) {
+    std::vector<T> whole(n);
+    job.strategy.fill(job.info, job.rng, 0, std::span<T>(whole));
+    apply_forget_bias(job, 0, std::span<T>(whole));
+    return encode<T>(job, 0, std::span<const T>(whole), out);
+  }
+  const std::uint64_t chunks = (n + job.chunk - 1) / job.chunk;
+  std::vector<running_stats> parts(chunks);
   tbb::parallel_for(std::uint64_t{0}, chunks, [&](std::uint64_t c) {
-    const std::uint64_t first = c * chunk;
-    const std::uint64_t count = std::min<std::uint64_t>(chunk, values.size() - first);
-    strategy.fill(info, rng, first, values.subspan(first, count));
+    const std::uint64_t offset = c * job.chunk;
+    const std::uint64_t len = std::min(job.chunk, n - offset);
+    parts[c] = produce_chunk<T>(job, first + offset, len, out + offset * job.element_bytes, scratch);
+  });
+  running_stats total;
+  for (const running_stats& p : parts) total.merge(p);
+  return total;
+}
+
+void finish_outcome(tensor_outcome& outcome, const running_stats& stats) {
+  outcome.achieved_mean = stats.count > 0 ? stats.mean : not_known;
+  outcome.achieved_std = stats.count > 0 ? std::sqrt(stats.m2 / stats.count) : not_known;
+}
+
+// Shared by producers that outlive rewrite_model: progress and thread count.
+struct run_state {
+  std::atomic<std::uint64_t> done{0};
+  std::uint64_t total = 0;
+  std::function<void(std::uint64_t, std::uint64_t)> progress;
+  int threads = 0;  // 0: automatic
+
+  void advance(std::uint64_t elements) {
+    const std::uint64_t now = done += elements;
+    if (progress) progress(now, total);
+  }
+  tbb::task_arena arena() const {
+    return tbb::task_arena(threads == 0 ? tbb::task_arena::automatic : threads);
+  }
+};
+
+template <class T>
+void rewrite_inline(loaded_model& model, onnx::TensorProto& proto, const tensor_job& job,
+                    tensor_outcome& outcome, run_state& run) {
+  auto bytes = std::make_unique_for_overwrite<std::byte[]>(job.count * job.element_bytes);
+  scratch_buffers<T> scratch;
+  const running_stats stats = produce_window<T>(job, 0, job.count, bytes.get(), scratch);
+  write_tensor_bytes(model, proto, std::span<const std::byte>(bytes.get(), job.count * job.element_bytes));
+  finish_outcome(outcome, stats);
+  run.advance(job.count);
+}
+
+// Registers a producer that samples the tensor window by window while
+// save_model writes it: memory stays at one window per tensor.
+template <class T>
+void rewrite_streamed(loaded_model& model, onnx::TensorProto& proto, tensor_job job,
+                      std::shared_ptr<std::vector<tensor_outcome>> outcomes, std::size_t index,
+                      std::shared_ptr<run_state> run) {
+  write_tensor_data(model, proto, [job = std::move(job), outcomes, index, run](const byte_sink& sink) {
+    const std::uint64_t window =
+        job.strategy.elementwise() ? job.chunk * 16 : std::max<std::uint64_t>(job.count, 1);
+    auto buffer = std::make_unique_for_overwrite<std::byte[]>(std::min(window, job.count) * job.element_bytes + 1);
+    scratch_buffers<T> scratch;
+    running_stats total;
+    tbb::task_arena arena = run->arena();
+    for (std::uint64_t first = 0; first < job.count; first += window) {
+      const std::uint64_t n = std::min(window, job.count - first);
+      arena.execute([&] { total.merge(produce_window<T>(job, first, n, buffer.get(), scratch)); });
+      sink(std::span<const std::byte>(buffer.get(), n * job.element_bytes));
+      run->advance(n);
+    }
+    finish_outcome((*outcomes)[index], total);
   });
 }
 
-template <class T>
-void apply_forget_bias(const tensor_plan& plan, std::span<T> values) {
-  if (!plan.forget_bias) return;
-  for (const auto& [begin, end] : plan.tensor.forget_gate_ranges)
-    for (std::int64_t i = std::max<std::int64_t>(begin, 0);
-         i < std::min<std::int64_t>(end, static_cast<std::int64_t>(values.size())); ++i)
-      values[i] = static_cast<T>(*plan.forget_bias);
-}
-
-template <class T>
-void check_finite(const configured_strategy& strategy, const tensor_plan& plan,
-                  std::span<const T> values) {
-  auto bad = std::find_if(values.begin(), values.end(), [](T v) { return !std::isfinite(v); });
-  if (bad == values.end()) return;
-  throw strategy_error(
-      fmt::format("strategy '{}' of plugin '{}' ({}) wrote a non-finite value ({}) at element {}",
-                  strategy.name(), strategy.plugin_id(), strategy.plugin_path(),
-                  static_cast<double>(*bad), bad - values.begin()),
-      plan.tensor.info.name);
-}
-
-template <class T>
-void measure(std::span<const T> values, tensor_outcome& outcome) {
-  if (values.empty()) return;
-  double sum = 0.0;
-  for (T v : values) sum += static_cast<double>(v);
-  const double mean = sum / static_cast<double>(values.size());
-  double squares = 0.0;
-  for (T v : values) squares += (static_cast<double>(v) - mean) * (static_cast<double>(v) - mean);
-  outcome.achieved_mean = mean;
-  outcome.achieved_std = std::sqrt(squares / static_cast<double>(values.size()));
-}
-
-template <class T>
-tensor_outcome rewrite_tensor(loaded_model& model, const model_tensor& target,
-                              const tensor_plan& plan, const configured_strategy& strategy,
-                              const rewrite_options& options) {
+tensor_outcome describe(const configured_strategy& strategy, const tensor_plan& plan) {
   tensor_outcome outcome;
   outcome.rewritten = true;
   outcome.strategy = strategy.description();
   outcome.params = strategy.params();
   outcome.target_mean = not_known;
   outcome.target_std = not_known;
+  outcome.achieved_mean = not_known;
+  outcome.achieved_std = not_known;
   if (auto m = strategy.target_moments(plan.tensor.info)) {
     outcome.target_mean = m->mean;
     outcome.target_std = m->std;
   }
-  std::vector<T> values(static_cast<std::size_t>(plan.tensor.info.element_count()));
-  const onnx_reinit_rng rng = make_tensor_rng(options.seed, stream_name(plan.tensor.ref));
-  fill_values<T>(strategy, plan, rng, options, values);
-  apply_forget_bias<T>(plan, values);
-  check_finite<T>(strategy, plan, values);
-  write_tensor_values<T>(model, *target.proto, values);
-  const element_type dtype = plan.tensor.info.dtype;
-  if (dtype == element_type::float16 || dtype == element_type::bfloat16)
-    values = read_tensor_values<T>(model, *target.proto);  // statistics of what was stored
-  measure<T>(values, outcome);
   return outcome;
+}
+
+tensor_job make_job(const tensor_plan& plan, const configured_strategy& strategy,
+                    const rewrite_options& options) {
+  tensor_job job;
+  job.strategy = strategy;
+  job.info = plan.tensor.info;
+  if (plan.forget_bias) {
+    job.forget_ranges = plan.tensor.forget_gate_ranges;
+    job.forget_value = *plan.forget_bias;
+  }
+  job.rng = make_tensor_rng(options.seed, stream_name(plan.tensor.ref));
+  job.count = static_cast<std::uint64_t>(plan.tensor.info.element_count());
+  job.chunk = std::max<std::uint64_t>(options.chunk_elements, 1);
+  job.element_bytes = stored_size(plan.tensor.info.dtype);
+  return job;
 }
 
 void check_alignment(const std::vector<model_tensor>& tensors,
@@ -141,6 +315,15 @@ void check_alignment(const std::vector<model_tensor>& tensors,
       throw usage_error("plan does not belong to this model", plans[i].tensor.info.name);
 }
 
+// More threads than TBB's default concurrency cannot run anyway, and asking
+// for them makes TBB warn on stderr; the output never depends on the thread
+// count, so clamp.
+int clamp_threads(unsigned requested) {
+  if (requested == 0) return 0;
+  return static_cast<int>(
+      std::min<unsigned>(requested, static_cast<unsigned>(tbb::info::default_concurrency())));
+}
+
 }  // namespace
 
 std::string stream_name(const tensor_ref& ref) {
@@ -151,36 +334,42 @@ void validate_plan(const std::vector<tensor_plan>& plans, const registry& strate
   (void)create_all(plans, strategies);
 }
 
-std::vector<tensor_outcome> rewrite_model(loaded_model& model,
-                                          const std::vector<tensor_plan>& plans,
-                                          const registry& strategies,
-                                          const rewrite_options& options) {
+rewrite_outcomes rewrite_model(loaded_model& model, const std::vector<tensor_plan>& plans,
+                               const registry& strategies, const rewrite_options& options) {
   const std::vector<model_tensor> tensors = collect_model_tensors(model.proto());
   check_alignment(tensors, plans);
   const strategy_cache cache = create_all(plans, strategies);
-  std::uint64_t total = 0, done = 0;
-  for (const tensor_plan& plan : plans)
-    if (plan.action == plan_action::rewrite) total += plan.tensor.info.element_count();
 
-  // More threads than TBB's default concurrency cannot run anyway, and asking
-  // for them makes TBB print a warning on stderr; the output never depends on
-  // the thread count, so clamp.
-  const int threads = static_cast<int>(
-      std::min<unsigned>(options.threads, static_cast<unsigned>(tbb::info::default_concurrency())));
-  tbb::task_arena arena(options.threads == 0 ? tbb::task_arena::automatic : threads);
-  std::vector<tensor_outcome> outcomes(plans.size());
-  arena.execute([&] {
-    for (std::size_t i = 0; i < plans.size(); ++i) {
-      const tensor_plan& plan = plans[i];
-      if (plan.action != plan_action::rewrite) continue;
-      const configured_strategy& strategy = cache.at(plan.call.to_string());
-      outcomes[i] = plan.tensor.info.dtype == element_type::float64
-                        ? rewrite_tensor<double>(model, tensors[i], plan, strategy, options)
-                        : rewrite_tensor<float>(model, tensors[i], plan, strategy, options);
-      done += plan.tensor.info.element_count();
-      if (options.progress) options.progress(done, total);
+  auto run = std::make_shared<run_state>();
+  run->progress = options.progress;
+  run->threads = clamp_threads(options.threads);
+  for (const tensor_plan& plan : plans)
+    if (plan.action == plan_action::rewrite) run->total += plan.tensor.info.element_count();
+
+  auto outcomes = std::make_shared<std::vector<tensor_outcome>>(plans.size());
+  tbb::task_arena arena = run->arena();
+  for (std::size_t i = 0; i < plans.size(); ++i) {
+    const tensor_plan& plan = plans[i];
+    if (plan.action != plan_action::rewrite) continue;
+    const configured_strategy& strategy = cache.at(plan.call.to_string());
+    (*outcomes)[i] = describe(strategy, plan);
+    tensor_job job = make_job(plan, strategy, options);
+    const bool as_double = plan.tensor.info.dtype == element_type::float64;
+    onnx::TensorProto& proto = *tensors[i].proto;
+    if (storage_of(proto) == tensor_storage::external) {
+      if (as_double)
+        rewrite_streamed<double>(model, proto, std::move(job), outcomes, i, run);
+      else
+        rewrite_streamed<float>(model, proto, std::move(job), outcomes, i, run);
+      continue;
     }
-  });
+    arena.execute([&] {
+      if (as_double)
+        rewrite_inline<double>(model, proto, job, (*outcomes)[i], *run);
+      else
+        rewrite_inline<float>(model, proto, job, (*outcomes)[i], *run);
+    });
+  }
   return outcomes;
 }
 
