@@ -2,10 +2,12 @@
 // fans and matrix view from that consumer (DESIGN.md section 5) and the
 // activation that follows the layer (section 6).
 #include "onnx_reinit/analysis.h"
+#include "onnx_reinit/model_io.h"
 
 #include <algorithm>
 #include <cctype>
 #include <map>
+#include <optional>
 #include <unordered_set>
 
 #include <fmt/format.h>
@@ -351,24 +353,6 @@ struct analyzer {
   }
 };
 
-bool is_float_type(int t) {
-  return t == onnx::TensorProto::FLOAT || t == onnx::TensorProto::FLOAT16 ||
-         t == onnx::TensorProto::BFLOAT16 || t == onnx::TensorProto::DOUBLE;
-}
-
-element_type to_element_type(int t) {
-  switch (t) {
-    case onnx::TensorProto::DOUBLE:
-      return element_type::float64;
-    case onnx::TensorProto::FLOAT16:
-      return element_type::float16;
-    case onnx::TensorProto::BFLOAT16:
-      return element_type::bfloat16;
-    default:
-      return element_type::float32;
-  }
-}
-
 std::string dtype_name(int t) {
   return onnx::TensorProto::DataType_IsValid(t)
              ? onnx::TensorProto::DataType_Name(static_cast<onnx::TensorProto::DataType>(t))
@@ -462,8 +446,9 @@ std::vector<tensor_analysis> analyze_model(const onnx::ModelProto& model,
     a.info.name = t.ref.name;
     a.info.shape = tensor_dims(*t.proto);
     a.info.set_default_blocks();
-    a.is_float = is_float_type(t.proto->data_type());
-    a.info.dtype = to_element_type(t.proto->data_type());
+    const std::optional<element_type> float_type = float_element_type(*t.proto);
+    a.is_float = float_type.has_value();
+    a.info.dtype = float_type.value_or(element_type::float32);
     a.data_type = dtype_name(t.proto->data_type());
     std::transform(a.data_type.begin(), a.data_type.end(), a.data_type.begin(),
                    [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
