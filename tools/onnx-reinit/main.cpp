@@ -1,9 +1,9 @@
 // onnx-reinit: rewrite the weight initializers of an ONNX model with fresh,
 // principled values. Parses arguments, calls the library, prints; all
 // analysis and planning live in core/.
-#include <CLI/CLI.hpp>
 #include <fmt/format.h>
 #include <unistd.h>
+#include <CLI/CLI.hpp>
 
 #include <chrono>
 #include <cstdio>
@@ -49,6 +49,9 @@ struct arguments {
   std::vector<std::string> plugin_dirs;
   std::string external_data;
   bool in_place = false;
+  std::uint64_t max_tensor_bytes = ori::load_options{}.max_tensor_bytes;
+  std::uint64_t max_total_bytes = ori::load_options{}.max_total_bytes;
+  bool no_size_limit = false;
   bool quiet = false;
   bool verbose = false;
 };
@@ -62,8 +65,10 @@ void add_options(CLI::App& app, arguments& a) {
   app.add_option("--describe", a.describe, "show one strategy's formula and parameters");
   app.add_flag("--print-policy", a.print_policy, "print the default policy as rules");
   app.add_option("--seed", a.seed, "random seed; the same seed gives the same bytes (default 0)");
-  app.add_option("--threads", a.threads, "worker threads (default: all cores); never changes the output");
-  app.add_option("--rule", a.rules, "MATCH=STRATEGY(k=v,...); repeatable, tried in order before the policy");
+  app.add_option("--threads", a.threads,
+                 "worker threads (default: all cores); never changes the output");
+  app.add_option("--rule", a.rules,
+                 "MATCH=STRATEGY(k=v,...); repeatable, tried in order before the policy");
   app.add_option("--rules", a.rules_file, "rules from a YAML file, tried after --rule");
   app.add_option("--only", a.only, "rewrite only tensors whose name matches GLOB; repeatable");
   app.add_option("--skip", a.skip, "keep tensors whose name matches GLOB; repeatable");
@@ -75,6 +80,15 @@ void add_options(CLI::App& app, arguments& a) {
   app.add_option("--external-data", a.external_data,
                  "write tensor data to one external file NAME beside OUT");
   app.add_flag("--in-place", a.in_place, "overwrite MODEL (otherwise writing onto it is refused)");
+  app.add_option("--max-tensor-bytes", a.max_tensor_bytes,
+                 "refuse a model with a float tensor larger than N bytes (default 16gb; "
+                 "suffixes kb, mb, gb, tb are powers of 1024)")
+      ->transform(CLI::AsSizeValue(false));
+  app.add_option("--max-total-bytes", a.max_total_bytes,
+                 "refuse a model whose float tensors total more than N bytes (default 64gb)")
+      ->transform(CLI::AsSizeValue(false));
+  app.add_flag("--no-size-limit", a.no_size_limit,
+               "lift both size limits (for trusted models larger than the defaults)");
   app.add_flag("-q,--quiet", a.quiet, "no progress or summary on stderr");
   app.add_flag("-v,--verbose", a.verbose, "per-tensor detail");
   app.set_version_flag("--version", std::string("onnx-reinit ") + ori::tool_version);
@@ -172,7 +186,12 @@ int run(const arguments& a) {
   analysis_options.convention =
       a.fan_convention == "torch" ? ori::fan_convention::torch : ori::fan_convention::semantic;
 
-  ori::loaded_model model = ori::load_model(a.model);
+  ori::load_options load_options;
+  load_options.max_tensor_bytes =
+      a.no_size_limit ? ori::load_options::no_size_limit : a.max_tensor_bytes;
+  load_options.max_total_bytes =
+      a.no_size_limit ? ori::load_options::no_size_limit : a.max_total_bytes;
+  ori::loaded_model model = ori::load_model(a.model, load_options);
   const std::vector<ori::tensor_plan> plans =
       ori::make_plan(ori::analyze_model(model.proto(), analysis_options), plan_options);
   ori::validate_plan(plans, strategies);

@@ -60,6 +60,13 @@ struct load_options {
   // Inline protobufs cannot exceed 2 GiB; larger files are refused with a
   // model_error pointing at external data.
   std::uint64_t max_model_bytes = (std::uint64_t{1} << 31) - 1;
+  // Resource bounds for untrusted models (limit_error beyond them): the
+  // byte size (dims x element size) of any one tensor, and the total byte
+  // size of all float tensors (everything a run may rewrite and hold in
+  // memory). no_size_limit disables a bound.
+  static constexpr std::uint64_t no_size_limit = ~std::uint64_t{0};
+  std::uint64_t max_tensor_bytes = std::uint64_t{16} << 30;  // 16 GiB
+  std::uint64_t max_total_bytes = std::uint64_t{64} << 30;   // 64 GiB
 };
 
 struct save_options {
@@ -139,6 +146,16 @@ class loaded_model {
 // mapping each data file read-only. Throws model_error, external_data_error
 // or io_error, all naming the file (and tensor).
 loaded_model load_model(const std::filesystem::path& path, const load_options& options = {});
+
+// The same from bytes in memory (fuzzing, models received over a pipe):
+// `name` is used in messages; external data locations resolve against
+// `directory` (empty: every external reference is refused).
+// Every load also checks, before anything is allocated from a tensor's
+// dims, that each float tensor's stored data holds exactly dims x element
+// size bytes (model_error), and applies the size limits (limit_error).
+loaded_model load_model_from_bytes(std::span<const std::byte> bytes, const std::string& name,
+                                   const std::filesystem::path& directory = {},
+                                   const load_options& options = {});
 
 // Writes `model` to `out`. See save_options. Throws usage_error when `out` is
 // the input without `in_place`; model_error when the checker rejects the

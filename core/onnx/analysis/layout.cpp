@@ -19,6 +19,18 @@ std::int64_t product(const shape_t& s, std::size_t from, std::size_t to) {
   return p;
 }
 
+// A shape the evaluator may hand on: no negative dim, and the product of
+// its non-zero dims fits int64, so every product() over it is defined.
+// Shapes come from untrusted dims and Reshape/Concat values.
+bool valid_shape(const shape_t& s) {
+  std::int64_t p = 1;
+  for (std::int64_t d : s) {
+    if (d < 0) return false;
+    if (d > 0 && __builtin_mul_overflow(p, d, &p)) return false;
+  }
+  return true;
+}
+
 std::optional<int> normalize_axis(std::int64_t axis, std::size_t rank) {
   auto r = static_cast<std::int64_t>(rank);
   if (axis < 0) axis += r;
@@ -69,7 +81,15 @@ std::optional<std::vector<std::int64_t>> layout_evaluator::const_ints(const onnx
   if (t == nullptr) return std::nullopt;
   auto v = tensor_values(*t);
   if (!v) return std::nullopt;
-  return std::vector<std::int64_t>(v->begin(), v->end());
+  // Values come from the file (possibly a float tensor): converting one
+  // outside int64's range is undefined, so such a list reads as unknown.
+  std::vector<std::int64_t> ints;
+  ints.reserve(v->size());
+  for (double x : *v) {
+    if (!(x >= -9.2e18 && x <= 9.2e18)) return std::nullopt;
+    ints.push_back(static_cast<std::int64_t>(x));
+  }
+  return ints;
 }
 
 std::optional<shape_t> layout_evaluator::shape_of(const std::string& name, int scope) {
@@ -84,6 +104,7 @@ std::optional<shape_t> layout_evaluator::shape_at(const std::string& name, int s
   if (auto it = memo_.find(key); it != memo_.end()) return it->second;
   memo_[key] = std::nullopt;  // in progress: a cycle reads "unknown"
   auto s = shape_uncached(name, g, depth);
+  if (s && !valid_shape(*s)) s = std::nullopt;
   memo_[key] = s;
   return s;
 }
@@ -140,11 +161,12 @@ std::optional<shape_t> layout_evaluator::node_output_shape(int n, int output, in
     if (infer >= 0) {
       std::int64_t rest = 1;
       for (std::size_t i = 0; i < out.size(); ++i)
-        if (static_cast<int>(i) != infer) rest *= out[i];
+        if (static_cast<int>(i) != infer && __builtin_mul_overflow(rest, out[i], &rest))
+          return std::nullopt;
       if (rest == 0 || element_count(*in) % rest != 0) return std::nullopt;
       out[static_cast<std::size_t>(infer)] = element_count(*in) / rest;
     }
-    if (element_count(out) != element_count(*in)) return std::nullopt;
+    if (!valid_shape(out) || element_count(out) != element_count(*in)) return std::nullopt;
     return out;
   }
   if (op == "Flatten") {
@@ -188,7 +210,10 @@ std::optional<shape_t> layout_evaluator::node_output_shape(int n, int output, in
     for (int i = 1; i < node.input_size(); ++i) {
       auto s = shape_at(node.input(i), scope, depth + 1);
       if (!s || s->size() != out.size()) return std::nullopt;
-      out[static_cast<std::size_t>(*axis)] += (*s)[static_cast<std::size_t>(*axis)];
+      if (__builtin_add_overflow(out[static_cast<std::size_t>(*axis)],
+                                 (*s)[static_cast<std::size_t>(*axis)],
+                                 &out[static_cast<std::size_t>(*axis)]))
+        return std::nullopt;
     }
     return out;
   }

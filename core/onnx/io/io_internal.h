@@ -89,4 +89,8 @@ void for_each_tensor(onnx::ModelProto& model, const std::function<void(onnx::Ten
 // Bytes per element and byte size (dims x element size, overflow checked).
 std::uint64_t tensor_byte_size(const onnx::TensorProto& tensor);
 
+// Throws model_error unless the stored data (raw_data, typed field or
+// external range) holds exactly dims x element size bytes.
+void validate_tensor_data(const loaded_model& model, const onnx::TensorProto& tensor);
+
 }  // namespace onnx_reinit

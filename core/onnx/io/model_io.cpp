@@ -14,6 +14,7 @@
 #include <limits>
 #include <mutex>
 #include <set>
+#include <utility>
 
 #include <fmt/format.h>
 #include <fmt/std.h>
@@ -204,6 +205,78 @@ void index_external_data(loaded_model& model) {
 // ---------------------------------------------------------------------------
 // load_model
 
+namespace {
+
+std::string size_text(std::uint64_t bytes) {
+  if (bytes >= (std::uint64_t{1} << 30))
+    return fmt::format("{:.1f} GiB", static_cast<double>(bytes) / (1 << 30));
+  if (bytes >= (std::uint64_t{1} << 20))
+    return fmt::format("{:.1f} MiB", static_cast<double>(bytes) / (1 << 20));
+  return fmt::format("{} bytes", bytes);
+}
+
+// Size limits and data lengths, checked once at load so that nothing later
+// (reading, sampling, saving) allocates from a size the file does not back.
+void validate_loaded(loaded_model& model, const std::string& name, const load_options& options) {
+  // Dims of every tensor, whatever its type: no negative dim, and the
+  // product of the non-zero dims fits int64, so every partial product taken
+  // later (element counts, matrix views, fans) is defined too.
+  for_each_tensor(model.proto(), [&](onnx::TensorProto& t) {
+    std::int64_t product = 1;
+    for (const std::int64_t d : t.dims()) {
+      if (d < 0)
+        throw model_error(fmt::format("tensor '{}' has a negative dimension ({})", t.name(), d),
+                          name);
+      if (d > 0 && product > std::numeric_limits<std::int64_t>::max() / d)
+        throw model_error(
+            fmt::format("tensor '{}': the product of its dims overflows int64", t.name()), name);
+      if (d > 0) product *= d;
+    }
+  });
+  std::uint64_t total = 0;
+  for (const const_model_tensor& mt : collect_model_tensors(std::as_const(model).proto())) {
+    const onnx::TensorProto& t = *mt.proto;
+    if (!float_element_type(t)) continue;
+    const std::uint64_t bytes = tensor_byte_size(t);  // model_error on bad dims
+    if (bytes > options.max_tensor_bytes)
+      throw limit_error(
+          fmt::format("tensor '{}' is {}, over the per-tensor limit of "
+                      "{} (raise it with --max-tensor-bytes, or --no-size-limit)",
+                      t.name(), size_text(bytes), size_text(options.max_tensor_bytes)),
+          name);
+    total += bytes;  // each term <= 2^63, and we stop before the sum can wrap
+    if (total > options.max_total_bytes)
+      throw limit_error(fmt::format("the model's float tensors exceed the total limit of {} (at "
+                                    "tensor '{}'; raise it with --max-total-bytes, or "
+                                    "--no-size-limit)",
+                                    size_text(options.max_total_bytes), t.name()),
+                        name);
+    validate_tensor_data(model, t);
+  }
+}
+
+// Parses a whole protobuf from bytes; the name is for messages only.
+void parse_model(loaded_model& model, std::span<const std::byte> bytes, const std::string& name,
+                 const std::string& where, const load_options& options) {
+  if (bytes.size() > options.max_model_bytes)
+    throw model_error(fmt::format("model file {} is {} bytes; a protobuf model cannot exceed 2 GiB "
+                                  "(store large tensors as external data)",
+                                  name, bytes.size()),
+                      where);
+  google::protobuf::io::ArrayInputStream array(bytes.data(), static_cast<int>(bytes.size()));
+  google::protobuf::io::CodedInputStream coded(&array);
+  // Protobuf's default 64 MiB cap is for untrusted network messages; a
+  // model may use the format's full 2 GiB.
+  coded.SetTotalBytesLimit(std::numeric_limits<int>::max());
+  if (!model.proto().ParseFromCodedStream(&coded) || !coded.ConsumedEntireMessage())
+    throw model_error(
+        fmt::format("{} is not a valid ONNX model (corrupt or truncated protobuf)", name), where);
+  if (!model.proto().has_graph())
+    throw model_error(fmt::format("{} is not a valid ONNX model (no graph)", name), where);
+}
+
+}  // namespace
+
 loaded_model load_model(const fs::path& path, const load_options& options) {
   std::error_code ec;
   const fs::path absolute = fs::absolute(path, ec).lexically_normal();
@@ -213,31 +286,24 @@ loaded_model load_model(const fs::path& path, const load_options& options) {
   if (!fs::is_regular_file(status))
     throw io_error(fmt::format("model file {} is not a regular file", path), path.string());
   std::shared_ptr<const mapped_file> file = mapped_file::open(absolute);
-  const std::span<const std::byte> bytes = file->bytes();
-  if (bytes.size() > options.max_model_bytes)
-    throw model_error(fmt::format("model file {} is {} bytes; a protobuf model cannot exceed 2 GiB "
-                                  "(store large tensors as external data)",
-                                  path, bytes.size()),
-                      path.string());
 
   loaded_model model;
-  {
-    google::protobuf::io::ArrayInputStream array(bytes.data(), static_cast<int>(bytes.size()));
-    google::protobuf::io::CodedInputStream coded(&array);
-    // Protobuf's default 64 MiB cap is for untrusted network messages; a
-    // model may use the format's full 2 GiB.
-    coded.SetTotalBytesLimit(std::numeric_limits<int>::max());
-    if (!model.proto().ParseFromCodedStream(&coded) || !coded.ConsumedEntireMessage())
-      throw model_error(
-          fmt::format("{} is not a valid ONNX model (corrupt or truncated protobuf)", path),
-          path.string());
-  }
-  if (!model.proto().has_graph())
-    throw model_error(fmt::format("{} is not a valid ONNX model (no graph)", path), path.string());
+  parse_model(model, file->bytes(), fmt::format("{}", path), path.string(), options);
   model_io_access::set_paths(model, absolute, fs::canonical(absolute.parent_path()));
   // Every location is checked (and mapped) now, before any tensor is read
   // or anything is written.
   index_external_data(model);
+  validate_loaded(model, path.string(), options);
+  return model;
+}
+
+loaded_model load_model_from_bytes(std::span<const std::byte> bytes, const std::string& name,
+                                   const fs::path& directory, const load_options& options) {
+  loaded_model model;
+  parse_model(model, bytes, name, name, options);
+  model_io_access::set_paths(model, {}, directory.empty() ? fs::path() : fs::canonical(directory));
+  index_external_data(model);
+  validate_loaded(model, name, options);
   return model;
 }
 
@@ -402,11 +468,47 @@ bool same_file(const fs::path& a, const fs::path& b) {
   return fs::exists(a, ec) && fs::exists(b, ec) && fs::equivalent(a, b, ec);
 }
 
+// Data files are never renamed over an existing file: the model currently
+// at OUT may reference it, and a kill between the data rename and the model
+// rename would pair the old model with new data. A taken name is diverted
+// to "<name>.r<N>" (an earlier diversion's suffix is dropped first, so
+// repeated in-place runs alternate between two names); the file it would
+// have replaced is removed only after the new model is in place.
+struct data_names {
+  std::set<fs::path> chosen;       // relative names used by this save
+  std::vector<fs::path> replaced;  // absolute paths to remove after the model
+};
+
+std::string fresh_data_name(const fs::path& out_dir, const std::string& wanted, data_names& names) {
+  std::error_code ec;
+  auto free = [&](const std::string& n) {
+    return !names.chosen.contains(n) && !fs::exists(fs::symlink_status(out_dir / n, ec));
+  };
+  std::string name = wanted;
+  if (!free(wanted)) {
+    std::string base = wanted;
+    const std::size_t dot = base.rfind(".r");
+    if (dot != std::string::npos && dot + 2 < base.size() &&
+        std::all_of(base.begin() + static_cast<std::ptrdiff_t>(dot) + 2, base.end(),
+                    [](char c) { return c >= '0' && c <= '9'; }))
+      base.resize(dot);
+    for (int k = 0;; ++k) {
+      name = k == 0 ? base : fmt::format("{}.r{}", base, k);
+      if (free(name)) break;
+    }
+    if (fs::exists(fs::symlink_status(out_dir / wanted, ec)))
+      names.replaced.push_back(out_dir / wanted);
+  }
+  names.chosen.insert(name);
+  return name;
+}
+
 // The same layout as the input: each input data file is reproduced with the
 // rewritten tensors' ranges replaced (offsets and unreferenced bytes kept).
 // Returns the staged relative names.
 std::vector<fs::path> stage_same_layout(loaded_model& model, const fs::path& out,
-                                        const fs::path& stage, bool in_place, proto_patch& patch) {
+                                        const fs::path& stage, bool in_place, proto_patch& patch,
+                                        data_names& names) {
   auto& st = model_io_access::state(model);
   struct data_file {
     std::string location;  // first spelling seen
@@ -450,6 +552,9 @@ std::vector<fs::path> stage_same_layout(loaded_model& model, const fs::path& out
           break;
         }
       }
+    }
+    df.out_name = fresh_data_name(out.parent_path(), df.out_name.string(), names);
+    if (df.out_name != fs::path(df.location)) {
       for (onnx::TensorProto* t : df.tensors) {
         std::vector<std::pair<std::string, std::string>> entries;
         for (const auto& e : t->external_data())
@@ -485,8 +590,9 @@ std::vector<fs::path> stage_same_layout(loaded_model& model, const fs::path& out
 
 // One data file holding every external tensor (and large float initializers
 // of a model that had none), each aligned.
-fs::path stage_consolidated(loaded_model& model, const fs::path& stage, const save_options& opt,
-                            proto_patch& patch) {
+fs::path stage_consolidated(loaded_model& model, const fs::path& out_dir, const fs::path& stage,
+                            const save_options& opt, proto_patch& patch, data_names& names) {
+  const std::string data_name = fresh_data_name(out_dir, opt.external_data_name, names);
   std::vector<onnx::TensorProto*> tensors;
   const bool had_external = model.has_external_data();
   std::set<const onnx::TensorProto*> chosen;
@@ -502,7 +608,7 @@ fs::path stage_consolidated(loaded_model& model, const fs::path& stage, const sa
     }
   }
   const std::uint64_t align = std::max<std::uint64_t>(opt.external_alignment, 1);
-  output_file file(stage / opt.external_data_name);
+  output_file file(stage / data_name);
   for (onnx::TensorProto* t : tensors) {
     const std::uint64_t offset = (file.written() + align - 1) / align * align;
     file.zeros(offset - file.written());
@@ -511,12 +617,12 @@ fs::path stage_consolidated(loaded_model& model, const fs::path& stage, const sa
     // The data leaves the proto only after it is safely in the file.
     if (t->data_location() != onnx::TensorProto::EXTERNAL) make_external(patch, *t);
     set_external_entries(patch, *t,
-                         {{"location", opt.external_data_name},
+                         {{"location", data_name},
                           {"offset", std::to_string(offset)},
                           {"length", std::to_string(length)}});
   }
   file.finish();
-  return opt.external_data_name;
+  return data_name;
 }
 
 void fsync_directory(const fs::path& dir) {
@@ -580,12 +686,13 @@ void save_model_impl(loaded_model& model, const fs::path& out_arg, const save_op
   staging_dir stage{fs::path(pattern)};
 
   std::vector<fs::path> data_files;
+  data_names names;
   {
     proto_patch patch;
     if (!options.external_data_name.empty())
-      data_files.push_back(stage_consolidated(model, stage.path, options, patch));
+      data_files.push_back(stage_consolidated(model, out_dir, stage.path, options, patch, names));
     else if (model.has_external_data())
-      data_files = stage_same_layout(model, out, stage.path, options.in_place, patch);
+      data_files = stage_same_layout(model, out, stage.path, options.in_place, patch, names);
 
     const std::size_t size = model.proto().ByteSizeLong();
     if (size > static_cast<std::size_t>(std::numeric_limits<int>::max()))
@@ -611,14 +718,24 @@ void save_model_impl(loaded_model& model, const fs::path& out_arg, const save_op
     }
   }
 
-  // Data files first, the model last: a reader never sees the new model
-  // without its data.
+  // Data files first (under names no existing file has), the model last:
+  // the rename of the model is the commit point. Killed before it, OUT is
+  // the old model with its old data; after it, the new model with its new
+  // data. Only then are the data files the new model no longer uses removed.
   for (const fs::path& rel : data_files) {
     fs::create_directories((out_dir / rel).parent_path());
     fs::rename(stage.path / rel, out_dir / rel);
   }
+  fsync_directory(out_dir);
   fs::rename(stage.path / out.filename(), out);
   fsync_directory(out_dir);
+  const auto& inputs = model_io_access::state(model).files;
+  for (const fs::path& old : names.replaced) {
+    const bool input_file = std::any_of(inputs.begin(), inputs.end(),
+                                        [&](const auto& f) { return same_file(f.first, old); });
+    if (input_file && !options.in_place) continue;  // never touch an input otherwise
+    fs::remove(old, ec);
+  }
 }
 
 }  // namespace

@@ -341,6 +341,10 @@ std::size_t element_size(element_type type) {
   return 0;
 }
 
+void validate_tensor_data(const loaded_model& model, const onnx::TensorProto& tensor) {
+  check_data_length(&model, tensor);
+}
+
 std::int64_t tensor_element_count(const onnx::TensorProto& tensor) {
   std::int64_t n = 1;
   for (std::int64_t d : tensor.dims()) {
@@ -477,6 +481,9 @@ void read_tensor_values(const loaded_model& model, const onnx::TensorProto& t, s
 template <class T>
 std::vector<T> read_tensor_values(const loaded_model& model, const onnx::TensorProto& tensor) {
   require_float(tensor);
+  // The element count comes from untrusted dims: check it against the data
+  // actually stored before allocating from it.
+  if (pending_of(model, tensor) == nullptr) check_data_length(&model, tensor);
   std::vector<T> out(static_cast<std::size_t>(tensor_element_count(tensor)));
   read_tensor_values<T>(model, tensor, 0, std::span<T>(out));
   return out;

@@ -194,16 +194,19 @@ running_stats produce_chunk(const tensor_job& job, std::uint64_t first, std::uin
 }
 
 // Produces elements [first, first + n) into `out`, chunks in parallel on
-// chunk-aligned boundaries. Non-element-wise strategies fill the whole
-// tensor in one call (first == 0, n == count).
+// chunk-aligned boundaries, and merges each chunk's figures into `total` in
+// chunk order: the same sequence whether the tensor is produced in one
+// window or many, so streamed and in-memory figures agree to the bit.
+// Non-element-wise strategies fill the whole tensor in one call.
 template <class T>
-running_stats produce_window(const tensor_job& job, std::uint64_t first, std::uint64_t n,
-                             std::byte* out, scratch_buffers<T>& scratch) {
+void produce_window(const tensor_job& job, std::uint64_t first, std::uint64_t n, std::byte* out,
+                    scratch_buffers<T>& scratch, running_stats& total) {
   if (!job.strategy.elementwise()) {
     std::vector<T> whole(n);
     job.strategy.fill(job.info, job.rng, 0, std::span<T>(whole));
     apply_forget_bias(job, 0, std::span<T>(whole));
-    return encode<T>(job, 0, std::span<const T>(whole), out);
+    total.merge(encode<T>(job, 0, std::span<const T>(whole), out));
+    return;
   }
   const std::uint64_t chunks = (n + job.chunk - 1) / job.chunk;
   std::vector<running_stats> parts(chunks);
@@ -212,9 +215,7 @@ running_stats produce_window(const tensor_job& job, std::uint64_t first, std::ui
     const std::uint64_t len = std::min(job.chunk, n - offset);
     parts[c] = produce_chunk<T>(job, first + offset, len, out + offset * job.element_bytes, scratch);
   });
-  running_stats total;
   for (const running_stats& p : parts) total.merge(p);
-  return total;
 }
 
 void finish_outcome(tensor_outcome& outcome, const running_stats& stats) {
@@ -243,7 +244,8 @@ void rewrite_inline(loaded_model& model, onnx::TensorProto& proto, const tensor_
                     tensor_outcome& outcome, run_state& run) {
   auto bytes = std::make_unique_for_overwrite<std::byte[]>(job.count * job.element_bytes);
   scratch_buffers<T> scratch;
-  const running_stats stats = produce_window<T>(job, 0, job.count, bytes.get(), scratch);
+  running_stats stats;
+  produce_window<T>(job, 0, job.count, bytes.get(), scratch, stats);
   write_tensor_bytes(model, proto, std::span<const std::byte>(bytes.get(), job.count * job.element_bytes));
   finish_outcome(outcome, stats);
   run.advance(job.count);
@@ -264,7 +266,7 @@ void rewrite_streamed(loaded_model& model, onnx::TensorProto& proto, tensor_job 
     tbb::task_arena arena = run->arena();
     for (std::uint64_t first = 0; first < job.count; first += window) {
       const std::uint64_t n = std::min(window, job.count - first);
-      arena.execute([&] { total.merge(produce_window<T>(job, first, n, buffer.get(), scratch)); });
+      arena.execute([&] { produce_window<T>(job, first, n, buffer.get(), scratch, total); });
       sink(std::span<const std::byte>(buffer.get(), n * job.element_bytes));
       run->advance(n);
     }

@@ -1,0 +1,3 @@
+target_link_libraries(streaming_test PRIVATE onnx_reinit_plan)
+target_include_directories(streaming_test PRIVATE ${CMAKE_CURRENT_SOURCE_DIR})
+add_dependencies(streaming_test standard)

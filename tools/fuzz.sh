@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Builds and runs the libFuzzer target over model reading, analysis and
+# planning (fuzz/model_fuzzer.cpp) for SECONDS (default 90, the CI run).
+# Seeds: every libonnx-testdata model, the hostile seeds of
+# fuzz/make_seeds.py and every past finding in fuzz/regressions/. The
+# corpus grows across runs in build-fuzz/fuzz-corpus. Exits non-zero on a
+# finding; the reproducer is in build-fuzz/fuzz-artifacts/.
+# Usage: tools/fuzz.sh [SECONDS] [extra libFuzzer flags...]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+seconds=${1:-90}
+shift || true
+build=build-fuzz
+
+CC=clang CXX=clang++ cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+  -DONNX_REINIT_FUZZ=ON -DONNX_REINIT_BUILD_TESTS=OFF >/dev/null
+cmake --build "$build" --target model_fuzzer -j"$(nproc)"
+
+seeds=$build/fuzz-seeds
+corpus=$build/fuzz-corpus
+artifacts=$build/fuzz-artifacts
+rm -rf "$seeds"
+mkdir -p "$seeds" "$corpus" "$artifacts"
+i=0
+while IFS= read -r -d '' model; do
+  i=$((i + 1))
+  cp "$model" "$seeds/testdata_$i.onnx"
+done < <(find /usr/share/libonnx-testdata/data -name model.onnx -print0 2>/dev/null)
+/usr/bin/python3 fuzz/make_seeds.py "$seeds" >/dev/null
+cp fuzz/regressions/* "$seeds/" 2>/dev/null || true
+echo "fuzz: $(ls "$seeds" | wc -l) seeds, $(ls "$corpus" | wc -l) corpus files, ${seconds}s" >&2
+
+# -max_len fits the 10,000-node chain seed; -rss_limit_mb turns an
+# allocation from an unchecked size into a finding; -timeout one for hangs.
+"$build/fuzz/model_fuzzer" -max_total_time="$seconds" -max_len=300000 -rss_limit_mb=2048 \
+  -malloc_limit_mb=2048 -timeout=30 -print_final_stats=1 -artifact_prefix="$artifacts/" \
+  "$@" "$corpus" "$seeds"
