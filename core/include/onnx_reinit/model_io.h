@@ -191,6 +191,12 @@ void write_tensor_values(loaded_model& model, onnx::TensorProto& tensor, std::sp
 // The same with the new little-endian element bytes.
 void write_tensor_bytes(loaded_model& model, onnx::TensorProto& tensor,
                         std::span<const std::byte> bytes);
+// Lets `fill` write an inline tensor's new little-endian bytes straight
+// into its storage when that is raw_data (no buffer, no copy); other fields
+// get a buffer stored like write_tensor_bytes. External tensors: use
+// write_tensor_data. If `fill` throws, the tensor's values are undefined.
+void fill_tensor_bytes(loaded_model& model, onnx::TensorProto& tensor,
+                       const std::function<void(std::span<std::byte>)>& fill);
 // The same through a producer: called at save for external tensors (so a
 // large tensor need never be whole in memory), at once for inline ones. The
 // producer must emit exactly the tensor's byte size.

@@ -711,7 +711,12 @@ void save_model_impl(loaded_model& model, const fs::path& out_arg, const save_op
 
   if (options.check) {
     try {
-      onnx::checker::check_model((stage.path / out.filename()).string());
+      // Without data files the proto just serialized is what the file holds;
+      // checking it in memory spares parsing the whole file again.
+      if (data_files.empty())
+        onnx::checker::check_model(model.proto());
+      else
+        onnx::checker::check_model((stage.path / out.filename()).string());
     } catch (const std::exception& e) {
       throw model_error(fmt::format("the written model fails the ONNX checker: {}", e.what()),
                         out.string());

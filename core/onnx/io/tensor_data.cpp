@@ -3,6 +3,7 @@
 // same field and dtype.
 #include <bit>
 #include <cstring>
+#include <memory>
 #include <limits>
 #include <mutex>
 #include <type_traits>
@@ -513,6 +514,31 @@ void write_tensor_bytes(loaded_model& model, onnx::TensorProto& t,
     std::lock_guard lock(st.mutex);
     st.pending.erase(&t);
   }
+  store_inline(t, type, bytes);
+}
+
+void fill_tensor_bytes(loaded_model& model, onnx::TensorProto& t,
+                       const std::function<void(std::span<std::byte>)>& fill) {
+  const element_type type = require_float(t);
+  const std::uint64_t expected = tensor_byte_size(t);
+  check_data_length(&model, t);
+  if (storage_of(t) == tensor_storage::raw_data) {
+    {
+      auto& st = model_io_access::state(model);
+      std::lock_guard lock(st.mutex);
+      st.pending.erase(&t);
+    }
+    std::string& raw = *t.mutable_raw_data();
+    raw.resize(static_cast<std::size_t>(expected));
+    fill(std::span<std::byte>(reinterpret_cast<std::byte*>(raw.data()), raw.size()));
+    return;
+  }
+  if (storage_of(t) == tensor_storage::external)
+    throw usage_error(fmt::format("tensor '{}' is external: use write_tensor_data", t.name()),
+                      t.name());
+  auto buffer = std::make_unique_for_overwrite<std::byte[]>(static_cast<std::size_t>(expected));
+  const std::span<std::byte> bytes(buffer.get(), static_cast<std::size_t>(expected));
+  fill(bytes);
   store_inline(t, type, bytes);
 }
 
