@@ -83,7 +83,8 @@ TEST_CASE("bad rules are refused with what is wrong") {
 }
 
 TEST_CASE("match terms: globs, ops, roles, activations, alternatives, conjunction") {
-  auto conv = tensor("features.0.weight", ori::tensor_role::weight, ori::activation_kind::relu, "Conv");
+  auto conv =
+      tensor("features.0.weight", ori::tensor_role::weight, ori::activation_kind::relu, "Conv");
   CHECK(ori::parse_rule("features.*=zeros", "x").matches(conv));
   CHECK_FALSE(ori::parse_rule("classifier.*=zeros", "x").matches(conv));
   CHECK(ori::parse_rule("op:Gemm|Conv=zeros", "x").matches(conv));
@@ -129,13 +130,16 @@ TEST_CASE("the default policy follows DESIGN.md section 7") {
 }
 
 TEST_CASE("gain=auto becomes the activation gain; LSTM biases get forget_bias") {
-  ori::tensor_plan tanh_plan = plan_for(tensor("w", ori::tensor_role::weight, ori::activation_kind::tanh));
+  ori::tensor_plan tanh_plan =
+      plan_for(tensor("w", ori::tensor_role::weight, ori::activation_kind::tanh));
   CHECK(std::stod(param(tanh_plan, "gain")) == Approx(5.0 / 3.0).epsilon(1e-12));
-  ori::tensor_plan relu_plan = plan_for(tensor("w", ori::tensor_role::weight, ori::activation_kind::relu));
+  ori::tensor_plan relu_plan =
+      plan_for(tensor("w", ori::tensor_role::weight, ori::activation_kind::relu));
   CHECK(param(relu_plan, "nonlinearity") == "auto");
   CHECK(param(relu_plan, "mode") == "fan_in");
 
-  ori::tensor_plan lstm_bias = plan_for(tensor("B", ori::tensor_role::bias, ori::activation_kind::tanh, "LSTM"));
+  ori::tensor_plan lstm_bias =
+      plan_for(tensor("B", ori::tensor_role::bias, ori::activation_kind::tanh, "LSTM"));
   CHECK(lstm_bias.call.strategy == "zeros");
   CHECK(lstm_bias.call.params.empty());
   REQUIRE(lstm_bias.forget_bias.has_value());
@@ -177,7 +181,8 @@ TEST_CASE("non-float, quantized and unknown tensors are protected") {
   shape.is_float = false;
   shape.data_type = "int64";
   shape.keep_reason = "non-float dtype int64";
-  auto everything = {ori::parse_rule("*=zeros", "--rule 1"), ori::parse_rule("shape=zeros", "--rule 2")};
+  auto everything = {ori::parse_rule("*=zeros", "--rule 1"),
+                     ori::parse_rule("shape=zeros", "--rule 2")};
   ori::tensor_plan p = plan_for(shape, everything);
   CHECK(p.action == ori::plan_action::keep);
   CHECK(p.reason == "non-float dtype int64");

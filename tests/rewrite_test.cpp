@@ -66,7 +66,9 @@ rewritten rewrite(onnx::ModelProto proto, std::uint64_t seed = 1,
 }
 
 // Original values; any constant will do, the tests look at what replaces them.
-std::vector<float> filler(std::size_t n) { return std::vector<float>(n, 0.5f); }
+std::vector<float> filler(std::size_t n) {
+  return std::vector<float>(n, 0.5f);
+}
 
 double mean_of(const std::vector<double>& v) {
   double s = 0;
@@ -108,7 +110,8 @@ TEST_CASE("Conv before ReLU gets kaiming_normal with fan_in = C/g * rf") {
   g.add_input("x", {1, 32, 8, 8});
   g.add_initializer("conv.w", {64, 32, 3, 3}, filler(64 * 32 * 9));
   g.add_initializer("conv.b", {64}, filler(64));
-  g.add_node("Conv", {"x", "conv.w", "conv.b"}, {"c"}, {make_attribute("pads", std::vector<std::int64_t>{1, 1, 1, 1})});
+  g.add_node("Conv", {"x", "conv.w", "conv.b"}, {"c"},
+             {make_attribute("pads", std::vector<std::int64_t>{1, 1, 1, 1})});
   g.add_node("Relu", {"c"}, {"y"});
   g.add_output("y", {1, 64, 8, 8});
   rewritten r = rewrite(g.model());
@@ -140,7 +143,8 @@ TEST_CASE("ConvTranspose before Sigmoid divides fan_in by the stride") {
   graph_builder g;
   g.add_input("x", {1, 64, 8, 8});
   g.add_initializer("w", {64, 32, 4, 4}, filler(64 * 32 * 16));
-  g.add_node("ConvTranspose", {"x", "w"}, {"c"}, {make_attribute("strides", std::vector<std::int64_t>{2, 2})});
+  g.add_node("ConvTranspose", {"x", "w"}, {"c"},
+             {make_attribute("strides", std::vector<std::int64_t>{2, 2})});
   g.add_node("Sigmoid", {"c"}, {"y"});
   g.add_output("y", {1, 32, 18, 18});
   rewritten r = rewrite(g.model());
@@ -251,8 +255,8 @@ TEST_CASE("embeddings, norms and PReLU slopes get their fixed values") {
 }
 
 TEST_CASE("float16, bfloat16 and float64 weights keep their dtype and storage") {
-  for (auto type : {ori::element_type::float16, ori::element_type::bfloat16,
-                    ori::element_type::float64}) {
+  for (auto type :
+       {ori::element_type::float16, ori::element_type::bfloat16, ori::element_type::float64}) {
     for (auto form : {ori::test::storage_form::raw, ori::test::storage_form::typed}) {
       graph_builder g;
       g.add_input("x", {2, 256});
@@ -264,12 +268,14 @@ TEST_CASE("float16, bfloat16 and float64 weights keep their dtype and storage") 
       INFO(to_string(type) << (form == ori::test::storage_form::raw ? " raw" : " typed"));
       const onnx::TensorProto& t = r.model.proto().graph().initializer(0);
       CHECK(t.data_type() == ori::test::onnx_type(type));
-      CHECK(ori::storage_of(t) == (form == ori::test::storage_form::raw ? ori::tensor_storage::raw_data
-                                   : type == ori::element_type::float64 ? ori::tensor_storage::double_data
-                                                                        : ori::tensor_storage::int32_data));
+      CHECK(ori::storage_of(t) ==
+            (form == ori::test::storage_form::raw ? ori::tensor_storage::raw_data
+             : type == ori::element_type::float64 ? ori::tensor_storage::double_data
+                                                  : ori::tensor_storage::int32_data));
       check_distribution(r.values("w"), 2.0 / 256.0, normal_kurtosis);
       // The report's achieved std is measured on the stored (rounded) values.
-      CHECK((*r.outcomes)[0].achieved_std == Approx(std::sqrt(variance_of(r.values("w")))).epsilon(1e-3));
+      CHECK((*r.outcomes)[0].achieved_std ==
+            Approx(std::sqrt(variance_of(r.values("w")))).epsilon(1e-3));
     }
   }
 }

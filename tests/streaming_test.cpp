@@ -4,9 +4,9 @@
 // strategies filled whole (orthogonal) as well as in chunks.
 #include <catch2/catch.hpp>
 
+#include <unistd.h>
 #include <filesystem>
 #include <fstream>
-#include <unistd.h>
 
 #include "onnx_reinit/analysis.h"
 #include "onnx_reinit/model_io.h"
@@ -87,7 +87,8 @@ std::vector<std::byte> bytes_of(const ori::loaded_model& m, const std::string& n
 }  // namespace
 
 TEST_CASE("streamed external tensors equal in-memory inline tensors, byte for byte") {
-  const fs::path dir = fs::temp_directory_path() / ("onnx_reinit_streaming_" + std::to_string(getpid()));
+  const fs::path dir =
+      fs::temp_directory_path() / ("onnx_reinit_streaming_" + std::to_string(getpid()));
   fs::remove_all(dir);
   fs::create_directories(dir / "inline");
   fs::create_directories(dir / "external");

@@ -62,7 +62,8 @@ std::optional<configured_strategy::moments> configured_strategy::target_moments(
   if (s.target_moments == nullptr) return std::nullopt;
   const onnx_reinit_tensor_info c_tensor = to_c(tensor);
   moments m;
-  if (s.target_moments(s.instance, &c_tensor, &m.mean, &m.std) != ONNX_REINIT_OK) return std::nullopt;
+  if (s.target_moments(s.instance, &c_tensor, &m.mean, &m.std) != ONNX_REINIT_OK)
+    return std::nullopt;
   return m;
 }
 

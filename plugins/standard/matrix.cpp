@@ -5,9 +5,9 @@
 
 #include <algorithm>
 #include <cmath>
-#include <optional>
 #include <limits>
 #include <numeric>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <vector>

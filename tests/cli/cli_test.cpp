@@ -45,14 +45,14 @@ using ori::test::storage_form;
 
 using ori::test::check_error;
 using ori::test::contains;
+using ori::test::lines_of;
 using ori::test::read_file;
+using ori::test::read_proto;
 using ori::test::run_cli;
 using ori::test::run_result;
 using ori::test::save_proto;
 using ori::test::temp_dir;
 using ori::test::write_file;
-using ori::test::lines_of;
-using ori::test::read_proto;
 
 namespace {
 

@@ -21,7 +21,7 @@ using ori::test::temp_dir;
 namespace {
 
 constexpr std::int64_t rows = 4096, cols = 5120;  // 80 MiB per float32 tensor
-constexpr int layers = 4;                          // 320 MiB of weights in all
+constexpr int layers = 4;                         // 320 MiB of weights in all
 
 // A chain of MatMul + Relu layers whose weights live in one external data
 // file, written a megabyte at a time so this process stays small too (wait4

@@ -22,8 +22,8 @@
 #include <string>
 #include <vector>
 
-#include <catch2/catch.hpp>
 #include <onnx/onnx_pb.h>
+#include <catch2/catch.hpp>
 
 extern char** environ;
 
@@ -44,7 +44,8 @@ struct run_result {
 // Runs the CLI with `args` (no shell involved), stdin from /dev/null.
 // ONNX_REINIT_PLUGIN_PATH is empty unless `env` sets it, so only the build
 // tree's plugin directory is searched whatever the caller's environment.
-inline run_result run_cli(const std::vector<std::string>& args, const std::vector<std::string>& env = {}) {
+inline run_result run_cli(const std::vector<std::string>& args,
+                          const std::vector<std::string>& env = {}) {
   std::vector<std::string> env_strings = env;
   if (std::none_of(env.begin(), env.end(), [](const std::string& e) {
         return e.rfind("ONNX_REINIT_PLUGIN_PATH=", 0) == 0;

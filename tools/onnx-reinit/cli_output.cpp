@@ -54,8 +54,8 @@ std::string list_json(const registry& strategies) {
   json root;
   root["plugins"] = json::array();
   for (const plugin_info& p : strategies.plugins())
-    root["plugins"].push_back({{"id", p.id}, {"version", p.version}, {"path", p.path},
-                               {"strategies", p.strategies}});
+    root["plugins"].push_back(
+        {{"id", p.id}, {"version", p.version}, {"path", p.path}, {"strategies", p.strategies}});
   root["strategies"] = json::array();
   for (const strategy_info& s : strategies.strategies()) {
     json j;
@@ -88,11 +88,11 @@ std::string describe_text(const registry& strategies, std::string_view name) {
         "--describe");
   }
   const plugin_info* plugin = plugin_of(strategies, *s);
-  std::string out = fmt::format("{}: {}\n  formula: {}\n  plugin:  {} {} ({})\n  {}\n", s->name,
-                                s->summary, s->formula, s->plugin_id,
-                                plugin ? plugin->version : "", s->plugin_path,
-                                s->elementwise ? "element-wise: filled in parallel chunks"
-                                               : "whole-tensor: filled in one call");
+  std::string out =
+      fmt::format("{}: {}\n  formula: {}\n  plugin:  {} {} ({})\n  {}\n", s->name, s->summary,
+                  s->formula, s->plugin_id, plugin ? plugin->version : "", s->plugin_path,
+                  s->elementwise ? "element-wise: filled in parallel chunks"
+                                 : "whole-tensor: filled in one call");
   out += s->params.empty() ? "  no parameters\n" : "  parameters:\n";
   for (const param_info& p : s->params) out += param_line(p);
   return out;

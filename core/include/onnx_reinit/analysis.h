@@ -26,12 +26,12 @@ struct tensor_analysis {
   // name, shape, dtype, role, fans, receptive field, groups, gates, matrix
   // view, activation, gain. dtype is meaningful only when `is_float`.
   tensor_info info;
-  bool is_float = false;          // float32/float16/bfloat16/float64
-  std::string data_type;          // ONNX data type as stored: "float", "int64", "float16", ...
-  std::string consumer_op;        // "Conv", "com.microsoft.FusedConv", "" when none
+  bool is_float = false;             // float32/float16/bfloat16/float64
+  std::string data_type;             // ONNX data type as stored: "float", "int64", "float16", ...
+  std::string consumer_op;           // "Conv", "com.microsoft.FusedConv", "" when none
   std::int64_t consumer_input = -1;  // input slot at the real consumer
-  std::string keep_reason;        // non-empty: must be kept byte for byte, and why
-  std::vector<std::string> notes; // e.g. shared tensor whose consumers imply other fans
+  std::string keep_reason;           // non-empty: must be kept byte for byte, and why
+  std::vector<std::string> notes;    // e.g. shared tensor whose consumers imply other fans
   // Element ranges [begin, end) holding LSTM forget-gate input biases
   // (the default policy sets them to 1), already mapped through any
   // Slice/Concat gate reordering between the initializer and the LSTM.

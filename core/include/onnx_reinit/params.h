@@ -19,12 +19,14 @@ inline constexpr double no_limit = std::numeric_limits<double>::infinity();
 // constexpr builders for onnx_reinit_param_schema entries.
 namespace param {
 
-constexpr onnx_reinit_param_schema number(const char* name, double default_value,
-                                          const char* help, double min_value = -no_limit,
-                                          double max_value = no_limit,
+constexpr onnx_reinit_param_schema number(const char* name, double default_value, const char* help,
+                                          double min_value = -no_limit, double max_value = no_limit,
                                           std::uint32_t range_flags = 0) {
-  return {name,      ONNX_REINIT_PARAM_FLOAT, range_flags, default_value, min_value,
-          max_value, nullptr,                 nullptr,     help};
+  return {name,        ONNX_REINIT_PARAM_FLOAT,
+          range_flags, default_value,
+          min_value,   max_value,
+          nullptr,     nullptr,
+          help};
 }
 
 // A float that must be > 0 (standard deviations, scales).
@@ -36,13 +38,14 @@ constexpr onnx_reinit_param_schema positive(const char* name, double default_val
 constexpr onnx_reinit_param_schema integer(const char* name, std::int64_t default_value,
                                            const char* help, double min_value = -no_limit,
                                            double max_value = no_limit) {
-  return {name,      ONNX_REINIT_PARAM_INT, 0,       static_cast<double>(default_value),
-          min_value, max_value,             nullptr, nullptr,
+  return {name,      ONNX_REINIT_PARAM_INT,
+          0,         static_cast<double>(default_value),
+          min_value, max_value,
+          nullptr,   nullptr,
           help};
 }
 
-constexpr onnx_reinit_param_schema boolean(const char* name, bool default_value,
-                                           const char* help) {
+constexpr onnx_reinit_param_schema boolean(const char* name, bool default_value, const char* help) {
   return {name, ONNX_REINIT_PARAM_BOOL, 0, default_value ? 1.0 : 0.0, 0.0, 1.0, nullptr, nullptr,
           help};
 }
@@ -50,8 +53,8 @@ constexpr onnx_reinit_param_schema boolean(const char* name, bool default_value,
 // `choices` is '|'-separated: "fan_in|fan_out|fan_avg".
 constexpr onnx_reinit_param_schema choice(const char* name, const char* choices,
                                           const char* default_choice, const char* help) {
-  return {name, ONNX_REINIT_PARAM_CHOICE, 0, 0.0, -no_limit, no_limit, choices, default_choice,
-          help};
+  return {name,    ONNX_REINIT_PARAM_CHOICE, 0,   0.0, -no_limit, no_limit,
+          choices, default_choice,           help};
 }
 
 }  // namespace param
@@ -69,7 +72,8 @@ class param_values {
   bool boolean(std::string_view name) const { return find(name).number != 0.0; }
   std::string_view choice(std::string_view name) const {
     const onnx_reinit_param_value& v = find(name);
-    if (v.choice == nullptr) throw std::invalid_argument("parameter '" + std::string(name) + "' is not a choice");
+    if (v.choice == nullptr)
+      throw std::invalid_argument("parameter '" + std::string(name) + "' is not a choice");
     return v.choice;
   }
 

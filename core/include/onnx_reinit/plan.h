@@ -28,9 +28,9 @@ struct tensor_plan {
 };
 
 struct plan_options {
-  std::vector<rule> rules;          // user rules, tried before the policy
-  std::vector<std::string> only;    // name globs; non-empty: others are kept
-  std::vector<std::string> skip;    // name globs kept
+  std::vector<rule> rules;        // user rules, tried before the policy
+  std::vector<std::string> only;  // name globs; non-empty: others are kept
+  std::vector<std::string> skip;  // name globs kept
   bool use_default_policy = true;
 };
 

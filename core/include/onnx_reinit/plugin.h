@@ -71,14 +71,15 @@ int guarded(char* error, std::size_t error_size, Body&& body) noexcept {
 }
 
 template <class T>
-int create(const onnx_reinit_param_value* values, std::uint32_t count, void** instance,
-           char* error, std::size_t error_size) noexcept {
-  return guarded(error, error_size, [&] {
-    *instance = static_cast<strategy*>(new T(param_values(values, count)));
-  });
+int create(const onnx_reinit_param_value* values, std::uint32_t count, void** instance, char* error,
+           std::size_t error_size) noexcept {
+  return guarded(error, error_size,
+                 [&] { *instance = static_cast<strategy*>(new T(param_values(values, count))); });
 }
 
-inline void destroy(void* instance) noexcept { delete static_cast<strategy*>(instance); }
+inline void destroy(void* instance) noexcept {
+  delete static_cast<strategy*>(instance);
+}
 
 inline int fill(const void* instance, const onnx_reinit_tensor_info* tensor,
                 const onnx_reinit_rng* rng, const onnx_reinit_span* out, char* error,
@@ -88,7 +89,8 @@ inline int fill(const void* instance, const onnx_reinit_tensor_info* tensor,
     tensor_info info = from_c(*tensor);
     rng_stream stream(*rng);
     if (out->dtype == ONNX_REINIT_FLOAT32)
-      s.fill(info, stream, out->first, std::span<float>(static_cast<float*>(out->data), out->count));
+      s.fill(info, stream, out->first,
+             std::span<float>(static_cast<float*>(out->data), out->count));
     else if (out->dtype == ONNX_REINIT_FLOAT64)
       s.fill(info, stream, out->first,
              std::span<double>(static_cast<double*>(out->data), out->count));
@@ -97,8 +99,8 @@ inline int fill(const void* instance, const onnx_reinit_tensor_info* tensor,
   });
 }
 
-inline int target_moments(const void* instance, const onnx_reinit_tensor_info* tensor,
-                          double* mean, double* std) noexcept {
+inline int target_moments(const void* instance, const onnx_reinit_tensor_info* tensor, double* mean,
+                          double* std) noexcept {
   try {
     const strategy& s = *static_cast<const strategy*>(instance);
     std::optional<strategy::moments> m = s.target_moments(from_c(*tensor));
@@ -120,11 +122,16 @@ constexpr onnx_reinit_strategy_desc describe_strategy(const char* name, const ch
                                                       const char* formula,
                                                       const onnx_reinit_param_schema (&params)[N],
                                                       std::uint32_t flags) {
-  return {name,  summary,
-          formula, params,
-          static_cast<std::uint32_t>(N), flags,
-          &plugin_detail::create<T>, &plugin_detail::destroy,
-          &plugin_detail::fill, &plugin_detail::target_moments};
+  return {name,
+          summary,
+          formula,
+          params,
+          static_cast<std::uint32_t>(N),
+          flags,
+          &plugin_detail::create<T>,
+          &plugin_detail::destroy,
+          &plugin_detail::fill,
+          &plugin_detail::target_moments};
 }
 
 // The same for a strategy without parameters.
@@ -147,11 +154,15 @@ constexpr onnx_reinit_strategy_desc describe_strategy(const char* name, const ch
 
 // Defines the plugin's one exported symbol. `strategies` is a static array of
 // onnx_reinit_strategy_desc.
-#define ONNX_REINIT_PLUGIN(plugin_id, plugin_version, strategies)                              \
-  extern "C" ONNX_REINIT_EXPORT const onnx_reinit_plugin_desc* onnx_reinit_plugin_entry(      \
-      void) noexcept {                                                                         \
-    static const onnx_reinit_plugin_desc descriptor = {                                        \
-        ONNX_REINIT_ABI_VERSION, sizeof(onnx_reinit_plugin_desc), plugin_id, plugin_version,   \
-        strategies, static_cast<std::uint32_t>(std::size(strategies))};                        \
-    return &descriptor;                                                                        \
+#define ONNX_REINIT_PLUGIN(plugin_id, plugin_version, strategies)                        \
+  extern "C" ONNX_REINIT_EXPORT const onnx_reinit_plugin_desc* onnx_reinit_plugin_entry( \
+      void) noexcept {                                                                   \
+    static const onnx_reinit_plugin_desc descriptor = {                                  \
+        ONNX_REINIT_ABI_VERSION,                                                         \
+        sizeof(onnx_reinit_plugin_desc),                                                 \
+        plugin_id,                                                                       \
+        plugin_version,                                                                  \
+        strategies,                                                                      \
+        static_cast<std::uint32_t>(std::size(strategies))};                              \
+    return &descriptor;                                                                  \
   }

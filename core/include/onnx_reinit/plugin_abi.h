@@ -131,12 +131,10 @@ typedef struct onnx_reinit_rng {
  * bounds `a`, `b` are in units of `std` around `mean`. */
 typedef struct onnx_reinit_rng_api {
   uint32_t struct_size;
-  void (*uniform)(const onnx_reinit_rng* rng, const onnx_reinit_span* out, double low,
-                  double high);
-  void (*normal)(const onnx_reinit_rng* rng, const onnx_reinit_span* out, double mean,
-                 double std);
-  void (*truncated_normal)(const onnx_reinit_rng* rng, const onnx_reinit_span* out,
-                           double mean, double std, double a, double b);
+  void (*uniform)(const onnx_reinit_rng* rng, const onnx_reinit_span* out, double low, double high);
+  void (*normal)(const onnx_reinit_rng* rng, const onnx_reinit_span* out, double mean, double std);
+  void (*truncated_normal)(const onnx_reinit_rng* rng, const onnx_reinit_span* out, double mean,
+                           double std, double a, double b);
 } onnx_reinit_rng_api;
 
 /* ---- Strategies and the plugin descriptor --------------------------------- */
@@ -165,8 +163,8 @@ typedef struct onnx_reinit_strategy_desc {
   /* Optional (may be NULL): the mean and standard deviation the strategy
    * aims at for this tensor, for reports. Returns ONNX_REINIT_OK when known,
    * ONNX_REINIT_ERROR when the strategy cannot say. */
-  int (*target_moments)(const void* instance, const onnx_reinit_tensor_info* tensor,
-                        double* mean, double* std);
+  int (*target_moments)(const void* instance, const onnx_reinit_tensor_info* tensor, double* mean,
+                        double* std);
 } onnx_reinit_strategy_desc;
 
 typedef struct onnx_reinit_plugin_desc {

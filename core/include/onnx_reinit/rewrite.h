@@ -30,8 +30,8 @@ struct tensor_outcome {
   bool rewritten = false;
   std::string strategy;  // "kaiming_normal(a=0, mode=fan_in, nonlinearity=auto)"
   std::vector<resolved_param> params;
-  double target_mean = 0.0;  // NaN when the strategy cannot say
-  double target_std = 0.0;   // NaN when the strategy cannot say
+  double target_mean = 0.0;    // NaN when the strategy cannot say
+  double target_std = 0.0;     // NaN when the strategy cannot say
   double achieved_mean = 0.0;  // of the values written (after 16-bit rounding)
   double achieved_std = 0.0;   // population std of the values written
 };

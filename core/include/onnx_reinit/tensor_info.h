@@ -57,63 +57,92 @@ enum class activation_kind : std::uint32_t {
 };
 
 inline constexpr tensor_role all_tensor_roles[] = {
-    tensor_role::unknown,      tensor_role::weight,    tensor_role::recurrent_weight,
-    tensor_role::bias,         tensor_role::norm_scale, tensor_role::norm_bias,
+    tensor_role::unknown,      tensor_role::weight,      tensor_role::recurrent_weight,
+    tensor_role::bias,         tensor_role::norm_scale,  tensor_role::norm_bias,
     tensor_role::running_mean, tensor_role::running_var, tensor_role::embedding,
     tensor_role::prelu_slope,
 };
 
 inline constexpr activation_kind all_activation_kinds[] = {
-    activation_kind::linear,    activation_kind::relu,     activation_kind::relu6,
-    activation_kind::leaky_relu, activation_kind::prelu,   activation_kind::elu,
-    activation_kind::selu,      activation_kind::gelu,     activation_kind::silu,
-    activation_kind::hardswish, activation_kind::mish,     activation_kind::softplus,
-    activation_kind::sigmoid,   activation_kind::hardsigmoid, activation_kind::tanh,
+    activation_kind::linear,     activation_kind::relu,        activation_kind::relu6,
+    activation_kind::leaky_relu, activation_kind::prelu,       activation_kind::elu,
+    activation_kind::selu,       activation_kind::gelu,        activation_kind::silu,
+    activation_kind::hardswish,  activation_kind::mish,        activation_kind::softplus,
+    activation_kind::sigmoid,    activation_kind::hardsigmoid, activation_kind::tanh,
 };
 
 constexpr std::string_view to_string(element_type t) {
   switch (t) {
-    case element_type::float32: return "float32";
-    case element_type::float64: return "float64";
-    case element_type::float16: return "float16";
-    case element_type::bfloat16: return "bfloat16";
+    case element_type::float32:
+      return "float32";
+    case element_type::float64:
+      return "float64";
+    case element_type::float16:
+      return "float16";
+    case element_type::bfloat16:
+      return "bfloat16";
   }
   return "invalid";
 }
 
 constexpr std::string_view to_string(tensor_role r) {
   switch (r) {
-    case tensor_role::unknown: return "unknown";
-    case tensor_role::weight: return "weight";
-    case tensor_role::recurrent_weight: return "recurrent_weight";
-    case tensor_role::bias: return "bias";
-    case tensor_role::norm_scale: return "norm_scale";
-    case tensor_role::norm_bias: return "norm_bias";
-    case tensor_role::running_mean: return "running_mean";
-    case tensor_role::running_var: return "running_var";
-    case tensor_role::embedding: return "embedding";
-    case tensor_role::prelu_slope: return "prelu_slope";
+    case tensor_role::unknown:
+      return "unknown";
+    case tensor_role::weight:
+      return "weight";
+    case tensor_role::recurrent_weight:
+      return "recurrent_weight";
+    case tensor_role::bias:
+      return "bias";
+    case tensor_role::norm_scale:
+      return "norm_scale";
+    case tensor_role::norm_bias:
+      return "norm_bias";
+    case tensor_role::running_mean:
+      return "running_mean";
+    case tensor_role::running_var:
+      return "running_var";
+    case tensor_role::embedding:
+      return "embedding";
+    case tensor_role::prelu_slope:
+      return "prelu_slope";
   }
   return "invalid";
 }
 
 constexpr std::string_view to_string(activation_kind a) {
   switch (a) {
-    case activation_kind::linear: return "linear";
-    case activation_kind::relu: return "relu";
-    case activation_kind::relu6: return "relu6";
-    case activation_kind::leaky_relu: return "leaky_relu";
-    case activation_kind::prelu: return "prelu";
-    case activation_kind::elu: return "elu";
-    case activation_kind::selu: return "selu";
-    case activation_kind::gelu: return "gelu";
-    case activation_kind::silu: return "silu";
-    case activation_kind::hardswish: return "hardswish";
-    case activation_kind::mish: return "mish";
-    case activation_kind::softplus: return "softplus";
-    case activation_kind::sigmoid: return "sigmoid";
-    case activation_kind::hardsigmoid: return "hardsigmoid";
-    case activation_kind::tanh: return "tanh";
+    case activation_kind::linear:
+      return "linear";
+    case activation_kind::relu:
+      return "relu";
+    case activation_kind::relu6:
+      return "relu6";
+    case activation_kind::leaky_relu:
+      return "leaky_relu";
+    case activation_kind::prelu:
+      return "prelu";
+    case activation_kind::elu:
+      return "elu";
+    case activation_kind::selu:
+      return "selu";
+    case activation_kind::gelu:
+      return "gelu";
+    case activation_kind::silu:
+      return "silu";
+    case activation_kind::hardswish:
+      return "hardswish";
+    case activation_kind::mish:
+      return "mish";
+    case activation_kind::softplus:
+      return "softplus";
+    case activation_kind::sigmoid:
+      return "sigmoid";
+    case activation_kind::hardsigmoid:
+      return "hardsigmoid";
+    case activation_kind::tanh:
+      return "tanh";
   }
   return "invalid";
 }

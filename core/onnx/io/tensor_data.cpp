@@ -3,8 +3,8 @@
 // same field and dtype.
 #include <bit>
 #include <cstring>
-#include <memory>
 #include <limits>
+#include <memory>
 #include <mutex>
 #include <type_traits>
 

@@ -28,7 +28,8 @@ tensor_plan kept(const tensor_analysis& tensor, std::string reason) {
 // Tensors that can never be rewritten: not float, or kept by the analysis
 // for a reason other than an unknown role (e.g. quantized).
 bool must_keep(const tensor_analysis& tensor) {
-  return !tensor.is_float || (!tensor.keep_reason.empty() && tensor.info.role != tensor_role::unknown);
+  return !tensor.is_float ||
+         (!tensor.keep_reason.empty() && tensor.info.role != tensor_role::unknown);
 }
 
 // A rule may decide for a tensor of unknown role only if it names tensors
@@ -42,7 +43,9 @@ bool rule_applies(const rule& r, const tensor_analysis& tensor) {
   return r.matches(tensor);
 }
 
-std::string format_number(double v) { return fmt::format("{}", v); }
+std::string format_number(double v) {
+  return fmt::format("{}", v);
+}
 
 double parse_forget_bias(const std::string& text, const rule& r) {
   char* end = nullptr;
@@ -54,9 +57,9 @@ double parse_forget_bias(const std::string& text, const rule& r) {
 
 tensor_plan from_rule(const tensor_analysis& tensor, const rule& r) {
   if (r.keeps()) {
-    tensor_plan plan = kept(tensor, tensor.keep_reason.empty()
-                                        ? fmt::format("kept by rule '{}'", r.text)
-                                        : tensor.keep_reason);
+    tensor_plan plan =
+        kept(tensor, tensor.keep_reason.empty() ? fmt::format("kept by rule '{}'", r.text)
+                                                : tensor.keep_reason);
     plan.rule = r.text;
     plan.rule_origin = r.origin;
     return plan;
@@ -82,9 +85,11 @@ tensor_plan from_rule(const tensor_analysis& tensor, const rule& r) {
 }
 
 tensor_plan plan_one(const tensor_analysis& tensor, const plan_options& options) {
-  if (must_keep(tensor)) return kept(tensor, tensor.keep_reason.empty() ? "not a float tensor" : tensor.keep_reason);
+  if (must_keep(tensor))
+    return kept(tensor, tensor.keep_reason.empty() ? "not a float tensor" : tensor.keep_reason);
   const std::string& name = tensor.info.name;
-  if (!options.only.empty() && !any_glob(options.only, name)) return kept(tensor, "not selected by --only");
+  if (!options.only.empty() && !any_glob(options.only, name))
+    return kept(tensor, "not selected by --only");
   if (any_glob(options.skip, name)) return kept(tensor, "excluded by --skip");
   for (const rule& r : options.rules)
     if (rule_applies(r, tensor)) return from_rule(tensor, r);

@@ -17,16 +17,26 @@ using json = nlohmann::ordered_json;
 
 constexpr double not_known = std::numeric_limits<double>::quiet_NaN();
 
-json number_or_null(double v) { return std::isfinite(v) ? json(v) : json(nullptr); }
+json number_or_null(double v) {
+  return std::isfinite(v) ? json(v) : json(nullptr);
+}
 
 json params_json(const std::vector<resolved_param>& params) {
   json out = json::object();
   for (const resolved_param& p : params) {
     switch (p.type) {
-      case param_type::number: out[p.name] = p.number; break;
-      case param_type::integer: out[p.name] = static_cast<std::int64_t>(p.number); break;
-      case param_type::boolean: out[p.name] = p.number != 0.0; break;
-      case param_type::choice: out[p.name] = p.choice; break;
+      case param_type::number:
+        out[p.name] = p.number;
+        break;
+      case param_type::integer:
+        out[p.name] = static_cast<std::int64_t>(p.number);
+        break;
+      case param_type::boolean:
+        out[p.name] = p.number != 0.0;
+        break;
+      case param_type::choice:
+        out[p.name] = p.choice;
+        break;
     }
   }
   return out;
@@ -68,7 +78,9 @@ std::string shape_text(const std::vector<std::int64_t>& shape) {
   return fmt::format("[{}]", fmt::join(shape, ","));
 }
 
-std::string fan_text(double v) { return fmt::format("{:.6g}", v); }
+std::string fan_text(double v) {
+  return fmt::format("{:.6g}", v);
+}
 
 }  // namespace
 
@@ -107,16 +119,17 @@ std::string report_json(const report_header& header, const std::vector<tensor_pl
   root["seed"] = header.seed;
   root["fan_convention"] = std::string(to_string(header.convention));
   json tensors = json::array();
-  for (std::size_t i = 0; i < plans.size(); ++i) tensors.push_back(tensor_json(plans[i], outcomes[i]));
+  for (std::size_t i = 0; i < plans.size(); ++i)
+    tensors.push_back(tensor_json(plans[i], outcomes[i]));
   root["tensors"] = std::move(tensors);
   return root.dump(2) + "\n";
 }
 
 std::string plan_table(const std::vector<tensor_plan>& plans,
                        const std::vector<tensor_outcome>& outcomes, bool verbose) {
-  std::string out = fmt::format("{:<32} {:<14} {:<18} {:<16} {:>9} {:>9} {:<11} {}\n", "tensor",
-                                "shape", "op", "role", "fan_in", "fan_out", "activation",
-                                "decision");
+  std::string out =
+      fmt::format("{:<32} {:<14} {:<18} {:<16} {:>9} {:>9} {:<11} {}\n", "tensor", "shape", "op",
+                  "role", "fan_in", "fan_out", "activation", "decision");
   for (std::size_t i = 0; i < plans.size(); ++i) {
     const tensor_plan& p = plans[i];
     const tensor_info& info = p.tensor.info;
@@ -127,11 +140,10 @@ std::string plan_table(const std::vector<tensor_plan>& plans,
     if (rewrite && outcomes[i].rewritten)
       decision += fmt::format("  got={:.4g}", outcomes[i].achieved_std);
     if (p.forget_bias) decision += fmt::format("  forget_bias={}", *p.forget_bias);
-    out += fmt::format("{:<32} {:<14} {:<18} {:<16} {:>9} {:>9} {:<11} {}\n", info.name,
-                       shape_text(info.shape), p.tensor.consumer_op, to_string(info.role),
-                       p.tensor.is_float ? fan_text(info.fan_in) : "-",
-                       p.tensor.is_float ? fan_text(info.fan_out) : "-",
-                       to_string(info.activation), decision);
+    out += fmt::format(
+        "{:<32} {:<14} {:<18} {:<16} {:>9} {:>9} {:<11} {}\n", info.name, shape_text(info.shape),
+        p.tensor.consumer_op, to_string(info.role), p.tensor.is_float ? fan_text(info.fan_in) : "-",
+        p.tensor.is_float ? fan_text(info.fan_out) : "-", to_string(info.activation), decision);
     if (verbose) {
       if (rewrite) out += fmt::format("    rule: {} ({})\n", p.rule, p.rule_origin);
       for (const std::string& note : p.tensor.notes) out += fmt::format("    note: {}\n", note);

@@ -165,7 +165,8 @@ running_stats measure_stored(const tensor_job& job, std::uint64_t first,
   const double total_squares = (squares[0] + squares[1]) + (squares[2] + squares[3]);
   if (!std::isfinite(total) || !std::isfinite(total_squares))
     for (std::size_t i = 0; i < n; ++i)
-      if (!std::isfinite(values[i])) throw_non_finite(job, static_cast<double>(values[i]), first + i);
+      if (!std::isfinite(values[i]))
+        throw_non_finite(job, static_cast<double>(values[i]), first + i);
   stats.count = static_cast<double>(n);
   stats.mean = shift + total / stats.count;
   stats.m2 = std::max(0.0, total_squares - total * total / stats.count);
@@ -246,7 +247,8 @@ void produce_window(const tensor_job& job, std::uint64_t first, std::uint64_t n,
   tbb::parallel_for(std::uint64_t{0}, chunks, [&](std::uint64_t c) {
     const std::uint64_t offset = c * job.chunk;
     const std::uint64_t len = std::min(job.chunk, n - offset);
-    parts[c] = produce_chunk<T>(job, first + offset, len, out + offset * job.element_bytes, scratch);
+    parts[c] =
+        produce_chunk<T>(job, first + offset, len, out + offset * job.element_bytes, scratch);
   });
   for (const running_stats& p : parts) total.merge(p);
 }
@@ -290,21 +292,23 @@ template <class T>
 void rewrite_streamed(loaded_model& model, onnx::TensorProto& proto, tensor_job job,
                       std::shared_ptr<std::vector<tensor_outcome>> outcomes, std::size_t index,
                       std::shared_ptr<run_state> run) {
-  write_tensor_data(model, proto, [job = std::move(job), outcomes, index, run](const byte_sink& sink) {
-    const std::uint64_t window =
-        job.strategy.elementwise() ? job.chunk * 16 : std::max<std::uint64_t>(job.count, 1);
-    auto buffer = std::make_unique_for_overwrite<std::byte[]>(std::min(window, job.count) * job.element_bytes + 1);
-    scratch_buffers<T> scratch;
-    running_stats total;
-    tbb::task_arena arena = run->arena();
-    for (std::uint64_t first = 0; first < job.count; first += window) {
-      const std::uint64_t n = std::min(window, job.count - first);
-      arena.execute([&] { produce_window<T>(job, first, n, buffer.get(), scratch, total); });
-      sink(std::span<const std::byte>(buffer.get(), n * job.element_bytes));
-      run->advance(n);
-    }
-    finish_outcome((*outcomes)[index], total);
-  });
+  write_tensor_data(
+      model, proto, [job = std::move(job), outcomes, index, run](const byte_sink& sink) {
+        const std::uint64_t window =
+            job.strategy.elementwise() ? job.chunk * 16 : std::max<std::uint64_t>(job.count, 1);
+        auto buffer = std::make_unique_for_overwrite<std::byte[]>(
+            std::min(window, job.count) * job.element_bytes + 1);
+        scratch_buffers<T> scratch;
+        running_stats total;
+        tbb::task_arena arena = run->arena();
+        for (std::uint64_t first = 0; first < job.count; first += window) {
+          const std::uint64_t n = std::min(window, job.count - first);
+          arena.execute([&] { produce_window<T>(job, first, n, buffer.get(), scratch, total); });
+          sink(std::span<const std::byte>(buffer.get(), n * job.element_bytes));
+          run->advance(n);
+        }
+        finish_outcome((*outcomes)[index], total);
+      });
 }
 
 tensor_outcome describe(const configured_strategy& strategy, const tensor_plan& plan) {
@@ -342,9 +346,9 @@ tensor_job make_job(const tensor_plan& plan, const configured_strategy& strategy
 void check_alignment(const std::vector<model_tensor>& tensors,
                      const std::vector<tensor_plan>& plans) {
   if (tensors.size() != plans.size())
-    throw usage_error(fmt::format("plan has {} tensors but the model has {}", plans.size(),
-                                  tensors.size()),
-                      "rewrite_model");
+    throw usage_error(
+        fmt::format("plan has {} tensors but the model has {}", plans.size(), tensors.size()),
+        "rewrite_model");
   for (std::size_t i = 0; i < plans.size(); ++i)
     if (!(tensors[i].ref == plans[i].tensor.ref))
       throw usage_error("plan does not belong to this model", plans[i].tensor.info.name);

@@ -35,11 +35,16 @@ std::vector<std::string> split(std::string_view s, char sep) {
 
 const char* field_name(match_term::kind k) {
   switch (k) {
-    case match_term::kind::name: return "name";
-    case match_term::kind::op: return "op";
-    case match_term::kind::role: return "role";
-    case match_term::kind::act: return "act";
-    case match_term::kind::dtype: return "dtype";
+    case match_term::kind::name:
+      return "name";
+    case match_term::kind::op:
+      return "op";
+    case match_term::kind::role:
+      return "role";
+    case match_term::kind::act:
+      return "act";
+    case match_term::kind::dtype:
+      return "dtype";
   }
   return "?";
 }
@@ -73,9 +78,9 @@ void check_word(match_term::kind k, const std::string& word, const std::string& 
   if (k == match_term::kind::dtype)
     known = word == "float32" || word == "float64" || word == "float16" || word == "bfloat16";
   if (!known)
-    throw rule_error(fmt::format("unknown {} '{}' in rule; known: {}", field_name(k), word,
-                                 known_words(k)),
-                     origin);
+    throw rule_error(
+        fmt::format("unknown {} '{}' in rule; known: {}", field_name(k), word, known_words(k)),
+        origin);
 }
 
 match_term parse_term(const std::string& text, const std::string& origin) {
@@ -86,11 +91,16 @@ match_term parse_term(const std::string& text, const std::string& origin) {
   if (colon != std::string::npos) {
     const std::string key = text.substr(0, colon);
     value = text.substr(colon + 1);
-    if (key == "op") term.field = match_term::kind::op;
-    else if (key == "role") term.field = match_term::kind::role;
-    else if (key == "act") term.field = match_term::kind::act;
-    else if (key == "dtype") term.field = match_term::kind::dtype;
-    else if (key == "name") term.field = match_term::kind::name;
+    if (key == "op")
+      term.field = match_term::kind::op;
+    else if (key == "role")
+      term.field = match_term::kind::role;
+    else if (key == "act")
+      term.field = match_term::kind::act;
+    else if (key == "dtype")
+      term.field = match_term::kind::dtype;
+    else if (key == "name")
+      term.field = match_term::kind::name;
     else
       throw rule_error(fmt::format("unknown match key '{}' (use op:, role:, act:, dtype:, name: "
                                    "or a bare name glob)",
@@ -199,7 +209,8 @@ rule parse_rule(const std::string& text, const std::string& origin) {
                      origin);
   rule r;
   r.origin = origin;
-  for (const std::string& t : split(text.substr(0, eq), '&')) r.terms.push_back(parse_term(t, origin));
+  for (const std::string& t : split(text.substr(0, eq), '&'))
+    r.terms.push_back(parse_term(t, origin));
   r.call = parse_call(trim(text.substr(eq + 1)), origin);
   std::vector<std::string> terms;
   for (const match_term& t : r.terms) terms.push_back(term_text(t));
