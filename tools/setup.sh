@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 packages=(
-  build-essential cmake ninja-build pkg-config clang-format
+  build-essential cmake ninja-build pkg-config clang-format clang-tidy
   libonnx-dev libprotobuf-dev protobuf-compiler libfmt-dev
   libboost-dev libboost-filesystem-dev catch2 librandom123-dev libhwy-dev libeigen3-dev
   libcli11-dev nlohmann-json3-dev libyaml-cpp-dev libtbb-dev libbenchmark-dev

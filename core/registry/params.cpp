@@ -293,8 +293,10 @@ std::vector<resolved_param> resolve_params(const strategy_info& info,
   for (const param_info& p : info.params) names.push_back(p.name);
 
   for (const auto& [name, value] : given) {
+    // Captured by name, not as a structured binding: clang before 16 cannot.
+    const std::string& given_name = name;
     auto it = std::find_if(info.params.begin(), info.params.end(),
-                           [&](const param_info& p) { return p.name == name; });
+                           [&](const param_info& p) { return p.name == given_name; });
     if (it == info.params.end()) {
       std::string where = fmt::format("{}.{}", info.name, name);
       if (names.empty())

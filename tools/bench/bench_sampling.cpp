@@ -67,10 +67,11 @@ int main(int argc, char** argv) {
   const unsigned all = std::max(1u, std::thread::hardware_concurrency());
   for (unsigned threads : {1u, all}) {
     if (threads == all && all == 1) continue;
-    for (auto [name, dist] : {std::pair{"normal_f32", distribution::normal},
+    for (const auto& entry : {std::pair{"normal_f32", distribution::normal},
                               std::pair{"uniform_f32", distribution::uniform}}) {
+      const distribution dist = entry.second;
       benchmark::RegisterBenchmark(
-          (std::string(name) + (threads == 1 ? "/1_thread" : "/all_threads")).c_str(),
+          (std::string(entry.first) + (threads == 1 ? "/1_thread" : "/all_threads")).c_str(),
           [dist, threads](benchmark::State& s) { bench_fill(s, dist, threads); })
           ->Unit(benchmark::kMillisecond)
           ->UseRealTime();

@@ -21,6 +21,9 @@
 extern "C" {
 #endif
 
+/* C naming: upper-case constants, as C users expect. */
+/* NOLINTBEGIN(readability-identifier-naming) */
+
 /* Bumped on any change to the layout or meaning of the structs below. */
 #define ONNX_REINIT_ABI_VERSION 1u
 #define ONNX_REINIT_PLUGIN_ENTRY_NAME "onnx_reinit_plugin_entry"
@@ -177,6 +180,8 @@ typedef struct onnx_reinit_plugin_desc {
 } onnx_reinit_plugin_desc;
 
 typedef const onnx_reinit_plugin_desc* (*onnx_reinit_plugin_entry_fn)(void);
+
+/* NOLINTEND(readability-identifier-naming) */
 
 #ifdef __cplusplus
 }

@@ -250,8 +250,8 @@ const std::vector<rule>& default_policy() {
         "role:weight&op:LSTM|GRU|RNN=xavier_uniform",
         "role:recurrent_weight=orthogonal",
         "role:bias&op:LSTM=zeros(forget_bias=1)",
-        "role:weight&act:relu|relu6|leaky_relu|prelu|elu|gelu|silu|hardswish|mish|softplus="
-        "kaiming_normal(mode=fan_in,nonlinearity=auto)",
+        ("role:weight&act:relu|relu6|leaky_relu|prelu|elu|gelu|silu|hardswish|mish|softplus="
+         "kaiming_normal(mode=fan_in,nonlinearity=auto)"),
         "role:weight&act:selu=lecun_normal",
         "role:weight&act:tanh|sigmoid|hardsigmoid|linear=xavier_uniform(gain=auto)",
         "role:bias=zeros",
