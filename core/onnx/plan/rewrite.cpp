@@ -386,29 +386,35 @@ rewrite_outcomes rewrite_model(loaded_model& model, const std::vector<tensor_pla
     if (plan.action == plan_action::rewrite) run->total += plan.tensor.info.element_count();
 
   auto outcomes = std::make_shared<std::vector<tensor_outcome>>(plans.size());
-  tbb::task_arena arena = run->arena();
+  std::vector<std::pair<std::size_t, tensor_job>> inline_jobs;
   for (std::size_t i = 0; i < plans.size(); ++i) {
     const tensor_plan& plan = plans[i];
     if (plan.action != plan_action::rewrite) continue;
     const configured_strategy& strategy = cache.at(plan.call.to_string());
     (*outcomes)[i] = describe(strategy, plan);
     tensor_job job = make_job(plan, strategy, options);
-    const bool as_double = plan.tensor.info.dtype == element_type::float64;
     onnx::TensorProto& proto = *tensors[i].proto;
-    if (storage_of(proto) == tensor_storage::external) {
-      if (as_double)
-        rewrite_streamed<double>(model, proto, std::move(job), outcomes, i, run);
-      else
-        rewrite_streamed<float>(model, proto, std::move(job), outcomes, i, run);
-      continue;
-    }
-    arena.execute([&] {
-      if (as_double)
+    if (storage_of(proto) != tensor_storage::external)
+      inline_jobs.emplace_back(i, std::move(job));
+    else if (job.info.dtype == element_type::float64)
+      rewrite_streamed<double>(model, proto, std::move(job), outcomes, i, run);
+    else
+      rewrite_streamed<float>(model, proto, std::move(job), outcomes, i, run);
+  }
+  // Inline tensors in parallel too, so many small tensors keep every thread
+  // busy; each still splits into chunks on fixed boundaries, and each writes
+  // only its own tensor and outcome, so the bytes never depend on the order.
+  tbb::task_arena arena = run->arena();
+  arena.execute([&] {
+    tbb::parallel_for(std::size_t{0}, inline_jobs.size(), [&](std::size_t k) {
+      const auto& [i, job] = inline_jobs[k];
+      onnx::TensorProto& proto = *tensors[i].proto;
+      if (job.info.dtype == element_type::float64)
         rewrite_inline<double>(model, proto, job, (*outcomes)[i], *run);
       else
         rewrite_inline<float>(model, proto, job, (*outcomes)[i], *run);
     });
-  }
+  });
   return outcomes;
 }
 
