@@ -1,7 +1,8 @@
 # The installable package: public headers, the header-only SDK and the
-# static registry and RNG libraries, exported as OnnxReinit::sdk,
-# OnnxReinit::registry and OnnxReinit::rng so that out-of-tree plugins and
-# programs use find_package(OnnxReinit). These rules are in the `devel`
+# static registry, RNG and ONNX libraries, exported as OnnxReinit::sdk,
+# OnnxReinit::registry, OnnxReinit::rng, OnnxReinit::model_io,
+# OnnxReinit::analysis, OnnxReinit::plan and OnnxReinit::onnx (all three) so
+# that out-of-tree plugins and programs use find_package(OnnxReinit). These rules are in the `devel`
 # component: `cmake --install <build> --component devel` installs the
 # package alone, without tools or plugins.
 include(CMakePackageConfigHelpers)
@@ -20,12 +21,21 @@ endif()
 
 set(onnx_reinit_exported onnx_reinit_sdk)
 set_target_properties(onnx_reinit_sdk PROPERTIES EXPORT_NAME sdk)
-foreach(part registry rng)
+foreach(part registry rng model_io analysis plan)
   if(TARGET onnx_reinit_${part})
     set_target_properties(onnx_reinit_${part} PROPERTIES EXPORT_NAME ${part})
     list(APPEND onnx_reinit_exported onnx_reinit_${part})
   endif()
 endforeach()
+# The ONNX libraries need ONNX, Protobuf, yaml-cpp, TBB and nlohmann_json
+# (private dependencies of a static library are link-only dependencies of
+# its users); OnnxReinitConfig.cmake finds them only when they are exported.
+set(ONNX_REINIT_PACKAGE_ONNX OFF)
+if(TARGET onnx_reinit_model_io AND TARGET onnx_reinit_analysis AND TARGET onnx_reinit_plan)
+  set(ONNX_REINIT_PACKAGE_ONNX ON)
+  set_target_properties(onnx_reinit_onnx PROPERTIES EXPORT_NAME onnx)
+  list(APPEND onnx_reinit_exported onnx_reinit_onnx)
+endif()
 
 install(TARGETS ${onnx_reinit_exported}
   EXPORT OnnxReinitTargets

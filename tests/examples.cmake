@@ -1,7 +1,8 @@
 # The examples, built the way a user builds them: install the package into a
 # temporary prefix, build examples/custom_plugin and examples/query_registry
 # out of tree with find_package(OnnxReinit), then load the custom plugin
-# with the query program and sample it.
+# with the query program and sample it; build examples/rewrite_model and
+# rewrite the example model with the build tree's standard plugin.
 if(NOT TARGET onnx_reinit_registry OR NOT TARGET onnx_reinit_rng)
   return()
 endif()
@@ -59,3 +60,25 @@ add_test(NAME examples_query_registry
 set_tests_properties(examples_query_registry PROPERTIES
   FIXTURES_REQUIRED "onnx_reinit_installed;onnx_reinit_custom_plugin"
   LABELS example)
+
+# The devel component has no plugins: the standard one comes from the build
+# tree (--plugin-dir), and the test does not run until it is built. The plan
+# table names the strategies the policy chose.
+if(TARGET onnx_reinit_plan AND TARGET standard)
+  add_test(NAME examples_rewrite_model
+    COMMAND ${CMAKE_CTEST_COMMAND} --build-and-test
+            ${PROJECT_SOURCE_DIR}/examples/rewrite_model ${examples_work}/rewrite_model
+            --build-generator ${CMAKE_GENERATOR}
+            --build-makeprogram ${CMAKE_MAKE_PROGRAM}
+            --build-project onnx_reinit_rewrite_model
+            --build-options ${examples_options}
+            --test-command ${examples_work}/rewrite_model/rewrite_model
+              ${PROJECT_SOURCE_DIR}/examples/models/tiny_net.onnx
+              ${examples_work}/rewrite_model/tiny_net.reinit.onnx
+              --seed 1 --plugin-dir ${ONNX_REINIT_BUILD_PLUGIN_DIR})
+  set_tests_properties(examples_rewrite_model PROPERTIES
+    FIXTURES_REQUIRED onnx_reinit_installed
+    REQUIRED_FILES $<TARGET_FILE:standard>
+    PASS_REGULAR_EXPRESSION "kaiming_normal"
+    LABELS example)
+endif()
