@@ -17,21 +17,14 @@
 #include "onnx_reinit/registry.h"
 #include "onnx_reinit/rewrite.h"
 #include "support/onnx_builder.h"
+#include "support/standard_registry.h"
 
 namespace ori = onnx_reinit;
 using ori::test::graph_builder;
 using ori::test::make_attribute;
+using ori::test::standard_registry;
 
 namespace {
-
-const ori::registry& standard_registry() {
-  static const ori::registry r = [] {
-    ori::registry reg;
-    reg.load_directory(ONNX_REINIT_BUILD_PLUGIN_DIR);
-    return reg;
-  }();
-  return r;
-}
 
 struct rewritten {
   ori::loaded_model model;

@@ -31,9 +31,11 @@
 #include "onnx_reinit/registry.h"
 #include "onnx_reinit/rewrite.h"
 #include "onnx_reinit/rules.h"
+#include "support/standard_registry.h"
 
 namespace fs = std::filesystem;
 namespace ori = onnx_reinit;
+using ori::test::standard_registry;
 
 namespace {
 
@@ -63,15 +65,6 @@ std::vector<fs::path> corpus_models() {
   // Directory iteration order is unspecified; sampling must be stable.
   std::sort(models.begin(), models.end());
   return models;
-}
-
-const ori::registry& standard_registry() {
-  static const ori::registry r = [] {
-    ori::registry reg;
-    reg.load_directory(ONNX_REINIT_BUILD_PLUGIN_DIR);
-    return reg;
-  }();
-  return r;
 }
 
 // A fresh directory for the outputs, removed at the end.
