@@ -22,11 +22,6 @@ struct report_header {
 
 std::string_view to_string(fan_convention c);
 
-// For --plan: the outcome each plan would have, with parameters resolved and
-// target moments, without sampling (achieved figures are NaN).
-std::vector<tensor_outcome> preview_outcomes(const std::vector<tensor_plan>& plans,
-                                             const registry& strategies);
-
 // The JSON report: tool_version, model, seed, fan_convention, tensors[] with
 // one entry per tensor in model order. NaN figures are written as null.
 std::string report_json(const report_header& header, const std::vector<tensor_plan>& plans,

@@ -51,6 +51,11 @@ void validate_plan(const std::vector<tensor_plan>& plans, const registry& strate
 // the model has been saved; inline tensors' figures are final at once.
 using rewrite_outcomes = std::shared_ptr<const std::vector<tensor_outcome>>;
 
+// For --plan: the outcome each plan would have, with parameters resolved and
+// target moments, without sampling (rewritten false, achieved figures NaN).
+std::vector<tensor_outcome> preview_outcomes(const std::vector<tensor_plan>& plans,
+                                             const registry& strategies);
+
 // Samples every tensor planned for rewrite. Inline tensors are filled now
 // and stored in `model`; external tensors get a producer that generates
 // them chunk by chunk when save_model writes them, so memory stays bounded

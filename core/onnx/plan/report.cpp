@@ -5,7 +5,6 @@
 
 #include <cmath>
 #include <limits>
-#include <map>
 #include <nlohmann/json.hpp>
 
 #include "onnx_reinit/version.h"
@@ -86,29 +85,6 @@ std::string fan_text(double v) {
 
 std::string_view to_string(fan_convention c) {
   return c == fan_convention::torch ? "torch" : "semantic";
-}
-
-std::vector<tensor_outcome> preview_outcomes(const std::vector<tensor_plan>& plans,
-                                             const registry& strategies) {
-  std::map<std::string, configured_strategy> cache;
-  std::vector<tensor_outcome> outcomes(plans.size());
-  for (std::size_t i = 0; i < plans.size(); ++i) {
-    const tensor_plan& plan = plans[i];
-    tensor_outcome& o = outcomes[i];
-    o.target_mean = o.target_std = o.achieved_mean = o.achieved_std = not_known;
-    if (plan.action != plan_action::rewrite) continue;
-    const std::string key = plan.call.to_string();
-    auto it = cache.find(key);
-    if (it == cache.end())
-      it = cache.emplace(key, strategies.create(plan.call.strategy, plan.call.params)).first;
-    o.strategy = it->second.description();
-    o.params = it->second.params();
-    if (auto m = it->second.target_moments(plan.tensor.info)) {
-      o.target_mean = m->mean;
-      o.target_std = m->std;
-    }
-  }
-  return outcomes;
 }
 
 std::string report_json(const report_header& header, const std::vector<tensor_plan>& plans,

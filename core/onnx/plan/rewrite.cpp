@@ -373,6 +373,20 @@ void validate_plan(const std::vector<tensor_plan>& plans, const registry& strate
   (void)create_all(plans, strategies);
 }
 
+std::vector<tensor_outcome> preview_outcomes(const std::vector<tensor_plan>& plans,
+                                             const registry& strategies) {
+  const strategy_cache cache = create_all(plans, strategies);
+  std::vector<tensor_outcome> outcomes(plans.size());
+  for (std::size_t i = 0; i < plans.size(); ++i) {
+    tensor_outcome& o = outcomes[i];
+    o.target_mean = o.target_std = o.achieved_mean = o.achieved_std = not_known;
+    if (plans[i].action != plan_action::rewrite) continue;
+    o = describe(cache.at(plans[i].call.to_string()), plans[i]);
+    o.rewritten = false;
+  }
+  return outcomes;
+}
+
 rewrite_outcomes rewrite_model(loaded_model& model, const std::vector<tensor_plan>& plans,
                                const registry& strategies, const rewrite_options& options) {
   const std::vector<model_tensor> tensors = collect_model_tensors(model.proto());
