@@ -233,7 +233,7 @@ def main():
                 print(f"  # {w}: fixed constant in the weight slot of {n.op_type}[{n.name}]")
                 continue
             learned[w] = "weight"
-            print(f"  - {{tensor: \"{w}\", graph: \"{path}\", op: {n.op_type}, "
+            print(f"  - {{tensor: \"{w}\", graph: \"{where[w]}\", op: {n.op_type}, "
                   f"activation: {act}}}  # {' > '.join(steps)}")
     for path, g in graphs(model.graph):
         for n in g.node:
