@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
-# Sets up, builds and runs every test: the normal build (and the style
-# checks of tools/lint.sh), then the ASan+UBSan build (skip it with
-# ONNX_REINIT_SKIP_SANITIZE=1).
+# Sets up, builds and runs every test: fetches the real-model corpus, runs
+# the normal build (and the style checks of tools/lint.sh), then the
+# ASan+UBSan build (skip it with ONNX_REINIT_SKIP_SANITIZE=1).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 jobs=$(nproc)
 
 tools/setup.sh build
+# The real-model corpus (tests/corpus/real_models.txt); a no-op once cached.
+tools/fetch_corpus.sh
 ctest --test-dir build --output-on-failure -j"$jobs"
 tools/lint.sh build
 
