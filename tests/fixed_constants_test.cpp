@@ -315,6 +315,17 @@ TEST_CASE("random, orthogonal and Kaiming-like tensors are not constants", "[fix
     CHECK_FALSE(reason(v, {64, 1, 32}));
     ++tested;
   }
+  // float32 ramps (test fixtures, arange-like tables): linear columns fit
+  // the sinusoid recurrence with a frequency of rounding noise.
+  for (float step : {0.001F, 0.25F, 0.01F}) {
+    std::vector<double> ramp;
+    for (int i = 0; i < 640; ++i)
+      ramp.push_back(static_cast<double>(0.1F + step * static_cast<float>(i)));
+    CAPTURE(step);
+    CHECK_FALSE(reason(ramp, {64, 10}));
+    CHECK_FALSE(reason(ramp, {10, 64}));
+    tested += 2;
+  }
   WARN("random tensors checked: " << tested << " (false-positive rate < " << 3.0 / tested
                                   << " at 95%)");
 }

@@ -287,10 +287,12 @@ std::optional<std::string> sinusoid_table(const matrix& m) {
       auto w = sinusoid_frequency(m, by_rows, i, amplitude);
       if (!w) continue;
       ++fits;
-      if (*w > 1e-6) frequencies.push_back(*w);
+      // Oscillating: at least a quarter period over the vector. Constant and
+      // linear vectors fit the recurrence with w = 0, or with a w of
+      // rounding noise (a float32 ramp gives w ~ 3e-4: 0.02 rad over 64).
+      if (*w * static_cast<double>(n) >= pi / 2) frequencies.push_back(*w);
     }
-    // 95% of vectors, and at least two that oscillate: constant and linear
-    // vectors (w = 0) fit the recurrence trivially.
+    // 95% of vectors, and at least two that oscillate.
     if (fits * 20 < count * 19 || frequencies.size() < 2) continue;
     const char* what = by_rows ? "rows" : "columns";
     if (equally_spaced(frequencies))
