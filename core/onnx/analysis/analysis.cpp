@@ -13,6 +13,7 @@
 #include <fmt/format.h>
 
 #include "activation.h"
+#include "fixed_constants.h"
 #include "graph_index.h"
 #include "layout.h"
 #include "onnx_reinit/gains.h"
@@ -494,6 +495,11 @@ std::vector<tensor_analysis> analyze_model(const onnx::ModelProto& model,
       a.keep_reason = "empty tensor";
     else
       a.keep_reason = reason;
+    // Learned or fixed, from the original values (DESIGN.md section 6).
+    if (a.is_float && a.keep_reason.empty() &&
+        fixed_constant_check_applies(a.info.role, a.info.shape))
+      if (auto values = tensor_values(*t.proto, fixed_constant_max_elements))
+        a.fixed_constant = fixed_constant_reason(*values, a.info.shape, {a.info.role}).value_or("");
     out.push_back(std::move(a));
   }
   return out;

@@ -32,13 +32,14 @@ bool must_keep(const tensor_analysis& tensor) {
          (!tensor.keep_reason.empty() && tensor.info.role != tensor_role::unknown);
 }
 
-// A rule may decide for a tensor of unknown role only if it names tensors
-// explicitly: role- or op-based rules (and the policy) describe layers the
-// analysis recognised.
+// A rule may decide for a tensor of unknown role, or one whose values form a
+// fixed constant, only if it names tensors explicitly: role- or op-based
+// rules (and the policy) describe learned layers the analysis recognised.
 bool rule_applies(const rule& r, const tensor_analysis& tensor) {
-  if (tensor.info.role == tensor_role::unknown && !r.has_name_term()) return false;
-  if (tensor.info.role == tensor_role::unknown && r.terms.size() == 1 &&
-      r.terms[0].alternatives == std::vector<std::string>{"*"})
+  const bool needs_name =
+      tensor.info.role == tensor_role::unknown || !tensor.fixed_constant.empty();
+  if (needs_name && !r.has_name_term()) return false;
+  if (needs_name && r.terms.size() == 1 && r.terms[0].alternatives == std::vector<std::string>{"*"})
     return false;
   return r.matches(tensor);
 }
@@ -96,6 +97,7 @@ tensor_plan plan_one(const tensor_analysis& tensor, const plan_options& options)
   if (options.use_default_policy)
     for (const rule& r : default_policy())
       if (rule_applies(r, tensor)) return from_rule(tensor, r);
+  if (!tensor.fixed_constant.empty()) return kept(tensor, tensor.fixed_constant);
   return kept(tensor, tensor.keep_reason.empty() ? "no rule matches" : tensor.keep_reason);
 }
 
