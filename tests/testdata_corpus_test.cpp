@@ -181,7 +181,7 @@ model_result process(const fs::path& path, const fs::path& out_dir,
     ori::loaded_model input = ori::load_model(path);
     ori::loaded_model model = ori::load_model(path);
     stage = "analyze";
-    const auto analysis = ori::analyze_model(model.proto(), analysis_options);
+    const auto analysis = ori::analyze_model(model, analysis_options);
     stage = "plan";
     const auto plans = ori::make_plan(analysis, options);
     for (const auto& p : plans) {
