@@ -50,7 +50,7 @@ void run_one(std::span<const std::byte> bytes) {
   options.max_total_bytes = std::uint64_t{256} << 20;
   ori::loaded_model model =
       ori::load_model_from_bytes(bytes, "fuzz-input.onnx", model_directory(), options);
-  const std::vector<ori::tensor_analysis> analysed = ori::analyze_model(model.proto());
+  const std::vector<ori::tensor_analysis> analysed = ori::analyze_model(model);
   const std::vector<ori::tensor_plan> plans = ori::make_plan(analysed, ori::plan_options{});
   for (const ori::const_model_tensor& t :
        ori::collect_model_tensors(std::as_const(model).proto())) {

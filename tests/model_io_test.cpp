@@ -1,16 +1,20 @@
 // Model I/O: 16-bit conversions, tensor collection, every dtype x storage
-// round trip, external data (same layout and consolidated), refusal of
-// unsafe or inconsistent models, and safe saving.
+// round trip, the numeric value decoder, external data (same layout and
+// consolidated), refusal of unsafe or inconsistent models, and safe saving.
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <bit>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <limits>
+#include <new>
+#include <optional>
 #include <set>
 #include <sstream>
 #include <string>
@@ -661,4 +665,277 @@ TEST_CASE("a failed save leaves no file behind and the input untouched") {
 
   // A missing output directory is an io_error.
   CHECK_THROWS_AS(save_model(ok, f.dir / "nope" / "out.onnx"), io_error);
+}
+
+// ---------------------------------------------------------------------------
+// decode_tensor_values: the one decoder of numeric values
+
+namespace {
+
+// The largest single operator new request made while `tracking` is set on
+// this thread: shows a hostile tensor is refused before anything is
+// allocated from its dims.
+thread_local bool tracking = false;
+thread_local std::size_t largest_request = 0;
+
+}  // namespace
+
+// Out of line, so that GCC does not see new/delete pairs it would take for
+// mismatched malloc/free.
+[[gnu::noinline]] void* operator new(std::size_t n) {
+  if (tracking && n > largest_request) largest_request = n;
+  if (void* p = std::malloc(n == 0 ? 1 : n)) return p;
+  throw std::bad_alloc();
+}
+[[gnu::noinline]] void operator delete(void* p) noexcept {
+  std::free(p);
+}
+[[gnu::noinline]] void operator delete(void* p, std::size_t) noexcept {
+  std::free(p);
+}
+
+namespace {
+
+// One dtype: its elements as little-endian bytes (raw_data and external
+// data), as a typed field, and the values expected, all written by hand.
+struct decode_case {
+  onnx::TensorProto::DataType type;
+  std::string raw;
+  std::function<void(onnx::TensorProto&)> typed;
+  std::vector<double> expected;
+};
+
+std::vector<decode_case> decode_cases() {
+  using tp = onnx::TensorProto;
+  auto i32 = [](std::vector<std::int32_t> v) {
+    return [v](tp& t) {
+      for (auto x : v) t.add_int32_data(x);
+    };
+  };
+  return {
+      {tp::FLOAT,
+       std::string("\x00\x00\xc0\x3f\x00\x00\x00\xc0", 8),  // 0x3fc00000, 0xc0000000
+       [](tp& t) {
+         t.add_float_data(1.5f);
+         t.add_float_data(-2.0f);
+       },
+       {1.5, -2.0}},
+      {tp::DOUBLE,
+       std::string("\x00\x00\x00\x00\x00\x00\xf8\x3f\x9a\x99\x99\x99\x99\x99\xb9\x3f", 16),
+       [](tp& t) {
+         t.add_double_data(1.5);
+         t.add_double_data(0.1);
+       },
+       {1.5, 0.1}},
+      // float16 0x3c00 = 1, 0xc000 = -2, 0x3555 = 0.333251953125, 0x0001 =
+      // 2^-24 (smallest subnormal), 0x7bff = 65504.
+      {tp::FLOAT16,
+       std::string("\x00\x3c\x00\xc0\x55\x35\x01\x00\xff\x7b", 10),
+       i32({0x3c00, 0xc000, 0x3555, 0x0001, 0x7bff}),
+       {1.0, -2.0, 0.333251953125, std::ldexp(1.0, -24), 65504.0}},
+      // bfloat16 0x3f80 = 1, 0xc040 = -3, 0x4049 = 3.140625.
+      {tp::BFLOAT16,
+       std::string("\x80\x3f\x40\xc0\x49\x40", 6),
+       i32({0x3f80, 0xc040, 0x4049}),
+       {1.0, -3.0, 3.140625}},
+      {tp::INT8, std::string("\x7f\x80\xff", 3), i32({127, -128, -1}), {127.0, -128.0, -1.0}},
+      {tp::UINT8, std::string("\xff\x00\x07", 3), i32({255, 0, 7}), {255.0, 0.0, 7.0}},
+      {tp::INT16, std::string("\x00\x80\xff\x7f", 4), i32({-32768, 32767}), {-32768.0, 32767.0}},
+      {tp::UINT16, std::string("\xff\xff\x02\x00", 4), i32({65535, 2}), {65535.0, 2.0}},
+      {tp::INT32,
+       std::string("\x00\x00\x00\x80\x07\x00\x00\x00", 8),
+       i32({std::numeric_limits<std::int32_t>::min(), 7}),
+       {-2147483648.0, 7.0}},
+      {tp::INT64,
+       std::string("\xfb\xff\xff\xff\xff\xff\xff\xff\x00\x00\x00\x00\x00\x01\x00\x00", 16),
+       [](tp& t) {
+         t.add_int64_data(-5);
+         t.add_int64_data(std::int64_t{1} << 40);
+       },
+       {-5.0, std::ldexp(1.0, 40)}},
+      {tp::UINT32,
+       std::string("\xff\xff\xff\xff\x03\x00\x00\x00", 8),
+       [](tp& t) {
+         t.add_uint64_data(4294967295u);
+         t.add_uint64_data(3);
+       },
+       {4294967295.0, 3.0}},
+      {tp::UINT64,
+       std::string("\x00\x00\x00\x00\x00\x00\x00\x80\x2a\x00\x00\x00\x00\x00\x00\x00", 16),
+       [](tp& t) {
+         t.add_uint64_data(std::uint64_t{1} << 63);
+         t.add_uint64_data(42);
+       },
+       {std::ldexp(1.0, 63), 42.0}},
+      {tp::BOOL, std::string("\x00\x01\x01", 3), i32({0, 1, 1}), {0.0, 1.0, 1.0}},
+  };
+}
+
+onnx::TensorProto decode_tensor(const std::string& name, const decode_case& c) {
+  onnx::TensorProto t;
+  t.set_name(name);
+  t.set_data_type(c.type);
+  t.add_dims(static_cast<std::int64_t>(c.expected.size()));
+  return t;
+}
+
+// Equal element by element, NaN never expected.
+bool same_values(const std::optional<std::vector<double>>& got, const std::vector<double>& want) {
+  return got && *got == want;
+}
+
+}  // namespace
+
+TEST_CASE("decode_tensor_values reads every numeric dtype from every storage form") {
+  temp_dir dir;
+  graph_builder g;
+  std::string data;
+  const std::vector<decode_case> cases = decode_cases();
+  for (std::size_t i = 0; i < cases.size(); ++i) {
+    const decode_case& c = cases[i];
+    const std::string name = "t" + std::to_string(i);
+    INFO("data type " << c.type);
+
+    onnx::TensorProto raw = decode_tensor(name, c);
+    raw.set_raw_data(c.raw);
+    CHECK(same_values(decode_tensor_values(raw, nullptr, 64), c.expected));
+
+    onnx::TensorProto typed = decode_tensor(name, c);
+    c.typed(typed);
+    CHECK(same_values(decode_tensor_values(typed, nullptr, 64), c.expected));
+
+    // External: every tensor in one file, at its own offset.
+    onnx::TensorProto external = decode_tensor(name, c);
+    set_external(external, "values.bin", data.size(), c.raw.size());
+    data += c.raw;
+    g.add_initializer(external);
+    // Without a model to read it through, external data is unknown.
+    CHECK_FALSE(decode_tensor_values(external, nullptr, 64));
+  }
+  write_file(dir / "values.bin", data);
+  write_model(dir / "m.onnx", g.model());
+  const loaded_model m = load_model(dir / "m.onnx");
+  for (std::size_t i = 0; i < cases.size(); ++i) {
+    INFO("data type " << cases[i].type);
+    CHECK(same_values(
+        decode_tensor_values(m.proto().graph().initializer(static_cast<int>(i)), &m, 64),
+        cases[i].expected));
+  }
+}
+
+TEST_CASE("decode_tensor_values reads a scalar, an empty tensor and pending external writes") {
+  onnx::TensorProto scalar;
+  scalar.set_data_type(onnx::TensorProto::FLOAT);
+  scalar.add_float_data(6.0f);
+  CHECK(same_values(decode_tensor_values(scalar, nullptr, 1), {6.0}));
+  onnx::TensorProto empty = make_tensor("e", {3, 0}, {});
+  CHECK(same_values(decode_tensor_values(empty, nullptr, 0), {}));
+
+  external_fixture f;
+  loaded_model m = load_model(f.dir / "in.onnx");
+  onnx::TensorProto& b = *find_initializer(m.proto(), "B");
+  CHECK(same_values(decode_tensor_values(b, &m, 16), {0.5, 1.0, 1.5}));
+  write_tensor_values<float>(m, b, std::vector<float>{4.0f, 5.0f, 6.0f});
+  CHECK(same_values(decode_tensor_values(b, &m, 16), {4.0, 5.0, 6.0}));
+}
+
+TEST_CASE("decode_tensor_values honours the element cap") {
+  const onnx::TensorProto t = make_tensor("t", {2, 3}, ramp(6));
+  CHECK(same_values(decode_tensor_values(t, nullptr, 6), {0.0, 0.25, 0.5, 0.75, 1.0, 1.25}));
+  CHECK_FALSE(decode_tensor_values(t, nullptr, 5));
+  onnx::TensorProto scalar = make_tensor("s", {}, {2.0f});
+  CHECK(same_values(decode_tensor_values(scalar, nullptr, 1), {2.0}));
+  CHECK_FALSE(decode_tensor_values(scalar, nullptr, 0));
+}
+
+TEST_CASE("decode_tensor_values refuses hostile dims without allocating from them") {
+  const std::size_t no_cap = std::numeric_limits<std::size_t>::max();
+  struct hostile {
+    const char* what;
+    std::vector<std::int64_t> dims;
+  };
+  const std::vector<hostile> all = {
+      {"product overflows int64", {std::int64_t{1} << 40, std::int64_t{1} << 40, 3}},
+      {"product overflows uint64", {std::numeric_limits<std::int64_t>::max(), 4}},
+      {"2^60 elements", {std::int64_t{1} << 30, std::int64_t{1} << 30}},
+      {"2^34 elements", {std::int64_t{1} << 17, std::int64_t{1} << 17}},
+      {"negative dim", {-1, 4}},
+      {"negative dims whose product is positive", {-2, -2}},
+  };
+  for (const hostile& h : all) {
+    INFO(h.what);
+    onnx::TensorProto t;
+    t.set_name("h");
+    t.set_data_type(onnx::TensorProto::FLOAT);
+    for (std::int64_t d : h.dims) t.add_dims(d);
+    t.add_float_data(1.0f);
+    largest_request = 0;
+    tracking = true;
+    const auto capped = decode_tensor_values(t, nullptr, 1 << 16);
+    const auto uncapped = decode_tensor_values(t, nullptr, no_cap);
+    tracking = false;
+    CHECK_FALSE(capped);
+    CHECK_FALSE(uncapped);
+    // Error messages may be built; nothing near the size of the tensor is.
+    CHECK(largest_request < 4096);
+  }
+}
+
+TEST_CASE("decode_tensor_values gives nullopt for types without a real value and bad data") {
+  auto base = [](onnx::TensorProto::DataType type) {
+    onnx::TensorProto t;
+    t.set_name("t");
+    t.set_data_type(type);
+    t.add_dims(2);
+    return t;
+  };
+  onnx::TensorProto strings = base(onnx::TensorProto::STRING);
+  strings.add_string_data("a");
+  strings.add_string_data("b");
+  CHECK_FALSE(decode_tensor_values(strings, nullptr, 64));
+  onnx::TensorProto complex = base(onnx::TensorProto::COMPLEX64);
+  for (int i = 0; i < 4; ++i) complex.add_float_data(1.0f);
+  CHECK_FALSE(decode_tensor_values(complex, nullptr, 64));
+  for (int type : {0, 999}) {
+    onnx::TensorProto unknown = base(onnx::TensorProto::FLOAT);
+    unknown.set_data_type(type);
+    unknown.set_raw_data(std::string(8, '\0'));
+    CHECK_FALSE(decode_tensor_values(unknown, nullptr, 64));
+  }
+  // Lengths that disagree with dims, in every form.
+  onnx::TensorProto short_raw = base(onnx::TensorProto::FLOAT);
+  short_raw.set_raw_data(std::string(7, '\0'));
+  CHECK_FALSE(decode_tensor_values(short_raw, nullptr, 64));
+  onnx::TensorProto long_raw = base(onnx::TensorProto::FLOAT);
+  long_raw.set_raw_data(std::string(9, '\0'));
+  CHECK_FALSE(decode_tensor_values(long_raw, nullptr, 64));
+  onnx::TensorProto short_field = base(onnx::TensorProto::FLOAT16);
+  short_field.add_int32_data(0x3c00);
+  CHECK_FALSE(decode_tensor_values(short_field, nullptr, 64));
+  onnx::TensorProto long_field = base(onnx::TensorProto::INT64);
+  for (int i = 0; i < 3; ++i) long_field.add_int64_data(i);
+  CHECK_FALSE(decode_tensor_values(long_field, nullptr, 64));
+
+  // External data that cannot be read: a missing file, a range past the
+  // end, a length that disagrees with dims, and a model with no directory.
+  // (The tensors are not part of the model, so its load did not refuse them.)
+  temp_dir dir;
+  write_file(dir / "four.bin", std::string(4, '\0'));
+  onnx::TensorProto missing = base(onnx::TensorProto::FLOAT);
+  set_external(missing, "nope.bin", 0, 8);
+  onnx::TensorProto past_end = base(onnx::TensorProto::FLOAT);
+  set_external(past_end, "four.bin", 0, 8);
+  onnx::TensorProto wrong_length = base(onnx::TensorProto::FLOAT);
+  set_external(wrong_length, "four.bin", 0, 4);
+  const loaded_model m = loaded_model::from_proto(graph_builder().model(), dir.path);
+  const loaded_model no_dir = loaded_model::from_proto(graph_builder().model());
+  for (const onnx::TensorProto* t : {&missing, &past_end, &wrong_length}) {
+    INFO(t->external_data(0).value() << " length " << t->external_data(2).value());
+    CHECK_FALSE(decode_tensor_values(*t, &m, 64));
+    CHECK_FALSE(decode_tensor_values(*t, &no_dir, 64));
+  }
+  // The same file read correctly, to show the refusals are about the data.
+  onnx::TensorProto ok = base(onnx::TensorProto::FLOAT16);
+  set_external(ok, "four.bin", 0, 4);
+  CHECK(same_values(decode_tensor_values(ok, &m, 64), {0.0, 0.0}));
 }

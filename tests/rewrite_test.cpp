@@ -50,7 +50,7 @@ rewritten rewrite(onnx::ModelProto proto, std::uint64_t seed = 1,
   rewritten r{ori::loaded_model::from_proto(std::move(proto)), {}, nullptr};
   ori::plan_options options;
   options.rules = std::move(rules);
-  r.plans = ori::make_plan(ori::analyze_model(r.model.proto()), options);
+  r.plans = ori::make_plan(ori::analyze_model(r.model), options);
   ori::rewrite_options ro;
   ro.seed = seed;
   ro.chunk_elements = 1000;  // exercise chunked parallel fills
@@ -299,7 +299,7 @@ TEST_CASE("a failing strategy names the tensor and strategy") {
   ori::loaded_model model = ori::loaded_model::from_proto(g.model());
   ori::plan_options options;
   options.rules = {ori::parse_rule("w=dirac", "--rule 1")};
-  auto plans = ori::make_plan(ori::analyze_model(model.proto()), options);
+  auto plans = ori::make_plan(ori::analyze_model(model), options);
   try {
     ori::rewrite_model(model, plans, standard_registry(), {});
     FAIL("dirac filled a 2-D tensor");

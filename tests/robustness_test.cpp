@@ -43,7 +43,7 @@ loaded_model load_bytes(const std::string& bytes, const load_options& options = 
 // The fuzz target's whole path: load, analyse, plan, read every float tensor.
 void fuzz_path(const std::string& bytes) {
   loaded_model m = load_bytes(bytes);
-  const auto plans = make_plan(analyze_model(m.proto()), plan_options{});
+  const auto plans = make_plan(analyze_model(m), plan_options{});
   for (const auto& t : std::as_const(m).proto().graph().initializer())
     if (float_element_type(t)) (void)read_tensor_values<double>(m, t);
   (void)plans;

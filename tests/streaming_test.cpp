@@ -58,7 +58,7 @@ struct result {
 // `out` and loads the result back.
 result rewrite_file(const fs::path& path, const fs::path& out) {
   ori::loaded_model model = ori::load_model(path);
-  auto plans = ori::make_plan(ori::analyze_model(model.proto()), {});
+  auto plans = ori::make_plan(ori::analyze_model(model), {});
   ori::rewrite_options options;
   options.seed = 5;
   options.chunk_elements = 777;

@@ -81,7 +81,7 @@ struct export_plan {
 
 export_plan plan_export(const fs::path& file) {
   const ori::loaded_model model = ori::load_model(file);
-  const auto plans = ori::make_plan(ori::analyze_model(model.proto()), ori::plan_options{});
+  const auto plans = ori::make_plan(ori::analyze_model(model), ori::plan_options{});
   export_plan out;
   for (const auto& p : plans) out.by_name.emplace(p.tensor.info.name, p);
   for (const auto& name : weights_in_node_order(model.proto().graph())) {

@@ -54,7 +54,7 @@ int main(int argc, char** argv) {
     ori::loaded_model model = ori::load_model(files[0]);
     // Default policy only: no user rules, every tensor considered.
     std::vector<ori::tensor_plan> plans =
-        ori::make_plan(ori::analyze_model(model.proto()), ori::plan_options{});
+        ori::make_plan(ori::analyze_model(model), ori::plan_options{});
     ori::validate_plan(plans, strategies);
     ori::rewrite_outcomes outcomes = ori::rewrite_model(model, plans, strategies, rewrite);
     ori::save_model(model, files[1]);

@@ -150,7 +150,7 @@ inline model_result rewrite_and_check(const corpus_fs::path& path, const corpus_
     onnx_reinit::loaded_model input = onnx_reinit::load_model(path);
     onnx_reinit::loaded_model model = onnx_reinit::load_model(path);
     stage = "analyze";
-    const auto analysis = onnx_reinit::analyze_model(model.proto(), analysis_options);
+    const auto analysis = onnx_reinit::analyze_model(model, analysis_options);
     stage = "plan";
     const auto plans = onnx_reinit::make_plan(analysis, options);
     r.plans = plans;

@@ -193,7 +193,7 @@ int run(const arguments& a) {
       a.no_size_limit ? ori::load_options::no_size_limit : a.max_total_bytes;
   ori::loaded_model model = ori::load_model(a.model, load_options);
   const std::vector<ori::tensor_plan> plans =
-      ori::make_plan(ori::analyze_model(model.proto(), analysis_options), plan_options);
+      ori::make_plan(ori::analyze_model(model, analysis_options), plan_options);
   ori::validate_plan(plans, strategies);
   const ori::report_header header{a.model, a.seed, analysis_options.convention};
 

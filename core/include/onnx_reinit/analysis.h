@@ -10,6 +10,7 @@
 
 #include <onnx/onnx_pb.h>
 
+#include "onnx_reinit/model_io.h"
 #include "onnx_reinit/model_tensors.h"
 #include "onnx_reinit/tensor_info.h"
 
@@ -42,7 +43,17 @@ struct tensor_analysis {
   std::vector<std::pair<std::int64_t, std::int64_t>> forget_gate_ranges;
 };
 
-// One entry per tensor of collect_model_tensors(), in the same order.
+// One entry per tensor of collect_model_tensors(), in the same order. The
+// values of constants (Clip bounds, PRelu slopes, shapes...) are read through
+// model I/O's decode_tensor_values, so the plan is the same whatever their
+// storage form, external data included.
+std::vector<tensor_analysis> analyze_model(const loaded_model& model,
+                                           const analysis_options& options = {});
+
+// The same for a model held only in memory: with no loaded_model to read
+// external data through, the values of external tensors are unknown (a Clip
+// with external bounds is not recognised as relu6, for instance). Use the
+// overload above for any model loaded from a file.
 std::vector<tensor_analysis> analyze_model(const onnx::ModelProto& model,
                                            const analysis_options& options = {});
 

@@ -1,8 +1,9 @@
 // Reading and writing ONNX models (DESIGN.md section 1, ModelReader and
 // ModelWriter): parse the protobuf, map external data read-only after
 // checking every location is safe, read tensor values as float/double from
-// any storage form, write new values back in the same form, and save through
-// temp files renamed into place.
+// any storage form (and the values of any numeric tensor as double), write
+// new values back in the same form, and save through temp files renamed into
+// place.
 #pragma once
 
 #include <cstddef>
@@ -174,6 +175,21 @@ void save_model(loaded_model& model, const std::filesystem::path& out,
 // (typed fields are converted), for any fixed-size data type; for byte
 // identity checks. Validates the length against dims (model_error).
 tensor_bytes_view tensor_bytes(const loaded_model& model, const onnx::TensorProto& tensor);
+
+// Values of any real numeric tensor (float32/float64/float16/bfloat16,
+// int8..int64, uint8..uint64, bool) as doubles, whatever the storage: raw_data,
+// the typed fields (float_data, double_data, int32_data also holding 8/16-bit
+// and 16-bit float bits, int64_data, uint64_data), or external data read
+// through `model` (pending writes included). This is the one decoder the
+// analysis reads constants through, so the storage form never changes a plan.
+// `tensor` need not belong to `model` unless it is external. nullopt, never
+// an exception, when the tensor has more than `max_elements` elements (checked
+// on the dims, before anything is allocated), a negative or overflowing dim,
+// a string/complex/unknown type, data that disagrees with its dims, or
+// external data without a model or that cannot be read.
+std::optional<std::vector<double>> decode_tensor_values(const onnx::TensorProto& tensor,
+                                                        const loaded_model* model,
+                                                        std::size_t max_elements);
 
 // Values of a float tensor (float32/float16/bfloat16/float64) converted to
 // T (float or double); `first` is the element index of out[0].

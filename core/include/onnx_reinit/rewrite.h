@@ -60,7 +60,7 @@ std::vector<tensor_outcome> preview_outcomes(const std::vector<tensor_plan>& pla
 // and stored in `model`; external tensors get a producer that generates
 // them chunk by chunk when save_model writes them, so memory stays bounded
 // by a few chunks whatever the model size. `plans` must come from
-// analyze_model(model.proto()) in order. Throws strategy_error when a
+// analyze_model(model) in order. Throws strategy_error when a
 // strategy fails or produces a non-finite value, naming the tensor,
 // strategy and plugin (from save_model for external tensors); the model must
 // then not be saved.

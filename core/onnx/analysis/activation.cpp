@@ -20,7 +20,7 @@ std::optional<double> uniform_constant(const model_index& index, const std::stri
   if (name.empty()) return std::nullopt;
   const auto* t = index.constant(name, scope);
   if (t == nullptr) return std::nullopt;
-  auto v = tensor_values(*t);
+  auto v = index.values(*t);
   if (!v || v->empty()) return std::nullopt;
   for (double x : *v)
     if (x != (*v)[0]) return std::nullopt;

@@ -431,11 +431,9 @@ void apply_view(tensor_analysis& a, const view& v) {
   if (!v.note.empty()) a.notes.push_back(v.note);
 }
 
-}  // namespace
-
-std::vector<tensor_analysis> analyze_model(const onnx::ModelProto& model,
-                                           const analysis_options& options) {
-  model_index index(model);
+std::vector<tensor_analysis> analyze(const onnx::ModelProto& model, const loaded_model* loaded,
+                                     const analysis_options& options) {
+  model_index index(model, loaded);
   layout_evaluator layout(index);
   analyzer an{index, layout, options.convention};
   forget_gates gates = find_forget_gates(index, layout);
@@ -503,6 +501,18 @@ std::vector<tensor_analysis> analyze_model(const onnx::ModelProto& model,
     out.push_back(std::move(a));
   }
   return out;
+}
+
+}  // namespace
+
+std::vector<tensor_analysis> analyze_model(const loaded_model& model,
+                                           const analysis_options& options) {
+  return analyze(model.proto(), &model, options);
+}
+
+std::vector<tensor_analysis> analyze_model(const onnx::ModelProto& model,
+                                           const analysis_options& options) {
+  return analyze(model, nullptr, options);
 }
 
 }  // namespace onnx_reinit

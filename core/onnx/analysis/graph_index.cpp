@@ -2,10 +2,6 @@
 #include "graph_index.h"
 
 #include <algorithm>
-#include <bit>
-#include <cmath>
-#include <cstring>
-#include <limits>
 
 namespace onnx_reinit::detail {
 namespace {
@@ -36,48 +32,6 @@ std::optional<onnx::TensorProto> scalar_attribute_tensor(const onnx::AttributePr
     return std::nullopt;
   }
   return t;
-}
-
-template <class T>
-std::vector<double> raw_values(const std::string& raw, std::size_t n) {
-  std::vector<double> out(n);
-  for (std::size_t i = 0; i < n; ++i) {
-    T v;
-    std::memcpy(&v, raw.data() + i * sizeof(T), sizeof(T));
-    out[i] = static_cast<double>(v);
-  }
-  return out;
-}
-
-double half_to_double(std::uint16_t h) {
-  int sign = (h >> 15) & 1, exp = (h >> 10) & 0x1f, mant = h & 0x3ff;
-  double v = exp == 0    ? std::ldexp(mant, -24)
-             : exp == 31 ? (mant ? std::numeric_limits<double>::quiet_NaN()
-                                 : std::numeric_limits<double>::infinity())
-                         : std::ldexp(mant + 1024, exp - 25);
-  return sign ? -v : v;
-}
-
-double bfloat_to_double(std::uint16_t b) {
-  return static_cast<double>(std::bit_cast<float>(static_cast<std::uint32_t>(b) << 16));
-}
-
-std::vector<double> sixteen_bit_values(const onnx::TensorProto& t, std::size_t n, bool bf16) {
-  std::vector<double> out(n);
-  for (std::size_t i = 0; i < n; ++i) {
-    std::uint16_t bits;
-    if (t.has_raw_data())
-      std::memcpy(&bits, t.raw_data().data() + 2 * i, 2);
-    else
-      bits = static_cast<std::uint16_t>(t.int32_data(static_cast<int>(i)));
-    out[i] = bf16 ? bfloat_to_double(bits) : half_to_double(bits);
-  }
-  return out;
-}
-
-template <class Field>
-std::vector<double> field_values(const Field& field) {
-  return std::vector<double>(field.begin(), field.end());
 }
 
 }  // namespace
@@ -126,101 +80,8 @@ std::vector<std::int64_t> tensor_dims(const onnx::TensorProto& t) {
   return std::vector<std::int64_t>(t.dims().begin(), t.dims().end());
 }
 
-std::optional<std::vector<double>> tensor_values(const onnx::TensorProto& t,
-                                                 std::size_t max_elements) {
-  if (t.data_location() == onnx::TensorProto::EXTERNAL) return std::nullopt;
-  std::int64_t count = 1;
-  for (std::int64_t d : t.dims()) {
-    if (d < 0 || (d > 0 && count > static_cast<std::int64_t>(max_elements) / d))
-      return std::nullopt;
-    count *= d;
-  }
-  auto n = static_cast<std::size_t>(count);
-  if (n > max_elements) return std::nullopt;
-  using tp = onnx::TensorProto;
-  int type = t.data_type();
-  std::size_t width = 0;
-  switch (type) {
-    case tp::FLOAT:
-    case tp::INT32:
-    case tp::UINT32:
-      width = 4;
-      break;
-    case tp::DOUBLE:
-    case tp::INT64:
-    case tp::UINT64:
-      width = 8;
-      break;
-    case tp::FLOAT16:
-    case tp::BFLOAT16:
-    case tp::INT16:
-    case tp::UINT16:
-      width = 2;
-      break;
-    case tp::INT8:
-    case tp::UINT8:
-    case tp::BOOL:
-      width = 1;
-      break;
-    default:
-      return std::nullopt;
-  }
-  std::vector<double> out;
-  if (type == tp::FLOAT16 || type == tp::BFLOAT16) {
-    bool ok = t.has_raw_data() ? t.raw_data().size() >= n * 2
-                               : static_cast<std::size_t>(t.int32_data_size()) >= n;
-    if (!ok) return std::nullopt;
-    return sixteen_bit_values(t, n, type == tp::BFLOAT16);
-  }
-  if (t.has_raw_data()) {
-    if (t.raw_data().size() < n * width) return std::nullopt;
-    const std::string& raw = t.raw_data();
-    switch (type) {
-      case tp::FLOAT:
-        return raw_values<float>(raw, n);
-      case tp::INT32:
-        return raw_values<std::int32_t>(raw, n);
-      case tp::UINT32:
-        return raw_values<std::uint32_t>(raw, n);
-      case tp::DOUBLE:
-        return raw_values<double>(raw, n);
-      case tp::INT64:
-        return raw_values<std::int64_t>(raw, n);
-      case tp::UINT64:
-        return raw_values<std::uint64_t>(raw, n);
-      case tp::INT16:
-        return raw_values<std::int16_t>(raw, n);
-      case tp::UINT16:
-        return raw_values<std::uint16_t>(raw, n);
-      case tp::INT8:
-        return raw_values<std::int8_t>(raw, n);
-      default:
-        return raw_values<std::uint8_t>(raw, n);
-    }
-  }
-  switch (type) {
-    case tp::FLOAT:
-      out = field_values(t.float_data());
-      break;
-    case tp::DOUBLE:
-      out = field_values(t.double_data());
-      break;
-    case tp::INT64:
-      out = field_values(t.int64_data());
-      break;
-    case tp::UINT32:
-    case tp::UINT64:
-      out = field_values(t.uint64_data());
-      break;
-    default:
-      out = field_values(t.int32_data());
-      break;
-  }
-  if (out.size() != n) return std::nullopt;
-  return out;
-}
-
-model_index::model_index(const onnx::ModelProto& model) {
+model_index::model_index(const onnx::ModelProto& model, const loaded_model* loaded)
+    : loaded_(loaded) {
   if (!model.has_graph()) return;
   // Explicit stack, not recursion: deeply nested subgraphs must not overflow.
   // Children are pushed in reverse so they pop in order: depth-first,
@@ -341,6 +202,11 @@ int model_index::defining_graph(const std::string& name, int scope) const {
       return g;
   }
   return -1;
+}
+
+std::optional<std::vector<double>> model_index::values(const onnx::TensorProto& t,
+                                                       std::size_t max_elements) const {
+  return decode_tensor_values(t, loaded_, max_elements);
 }
 
 bool model_index::is_graph_output(const std::string& name, int graph) const {

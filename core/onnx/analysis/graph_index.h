@@ -1,7 +1,8 @@
 // A read-only index over a model's graphs and subgraphs: nodes in one global
 // order, who produces and who uses each value (with ONNX scoping: a subgraph
-// sees its outer graphs' values), constant values, and the model's tensors in
-// collect_model_tensors order. Built once; every walk of the analysis uses it.
+// sees its outer graphs' values), constant values (decoded by model I/O), and
+// the model's tensors in collect_model_tensors order. Built once; every walk of the analysis uses
+// it.
 #pragma once
 
 #include <cstdint>
@@ -14,6 +15,7 @@
 
 #include <onnx/onnx_pb.h>
 
+#include "onnx_reinit/model_io.h"
 #include "onnx_reinit/model_tensors.h"
 
 namespace onnx_reinit::detail {
@@ -42,7 +44,9 @@ struct indexed_tensor {
 
 class model_index {
  public:
-  explicit model_index(const onnx::ModelProto& model);
+  // `loaded` (nullable) is the model `model` belongs to; through it the
+  // values of external tensors can be read. Without it they read as unknown.
+  explicit model_index(const onnx::ModelProto& model, const loaded_model* loaded = nullptr);
 
   const std::vector<graph_entry>& graphs() const { return graphs_; }
   const std::vector<node_entry>& nodes() const { return nodes_; }
@@ -62,6 +66,12 @@ class model_index {
   int defining_graph(const std::string& name, int scope) const;
   bool is_graph_output(const std::string& name, int graph) const;
   bool is_ancestor_or_self(int ancestor, int graph) const;
+  // Element values of a constant, whatever its storage (raw, typed fields,
+  // external data, Constant node), through model I/O's one decoder;
+  // nullopt when unreadable (too large, non-numeric, malformed, external
+  // without a loaded model).
+  std::optional<std::vector<double>> values(const onnx::TensorProto& t,
+                                            std::size_t max_elements = 1 << 16) const;
 
  private:
   struct scoped_const {
@@ -75,6 +85,7 @@ class model_index {
   void index_graph(const onnx::GraphProto& graph, int parent, const std::string& path);
   void index_nodes(int graph_index);
 
+  const loaded_model* loaded_ = nullptr;
   std::vector<graph_entry> graphs_;
   std::vector<node_entry> nodes_;
   std::vector<indexed_tensor> tensors_;
@@ -99,10 +110,6 @@ std::optional<std::vector<std::int64_t>> ints_attribute(const onnx::NodeProto& n
                                                         std::string_view name);
 std::optional<std::string> string_attribute(const onnx::NodeProto& node, std::string_view name);
 
-// Element values of a small tensor (any numeric dtype, any storage field),
-// nullopt when unreadable (external data, unsupported dtype, too large).
-std::optional<std::vector<double>> tensor_values(const onnx::TensorProto& t,
-                                                 std::size_t max_elements = 1 << 16);
 std::vector<std::int64_t> tensor_dims(const onnx::TensorProto& t);
 
 }  // namespace onnx_reinit::detail

@@ -79,7 +79,7 @@ std::optional<std::vector<std::int64_t>> layout_evaluator::const_ints(const onnx
   if (slot >= node.input_size() || node.input(slot).empty()) return std::nullopt;
   const auto* t = index_.constant(node.input(slot), scope);
   if (t == nullptr) return std::nullopt;
-  auto v = tensor_values(*t);
+  auto v = index_.values(*t);
   if (!v) return std::nullopt;
   // Values come from the file (possibly a float tensor): converting one
   // outside int64's range is undefined, so such a list reads as unknown.

@@ -132,6 +132,21 @@ std::optional<dtype_layout> layout_of(int data_type) {
   }
 }
 
+std::optional<element_type> float_type_of(int data_type) {
+  switch (data_type) {
+    case onnx::TensorProto::FLOAT:
+      return element_type::float32;
+    case onnx::TensorProto::DOUBLE:
+      return element_type::float64;
+    case onnx::TensorProto::FLOAT16:
+      return element_type::float16;
+    case onnx::TensorProto::BFLOAT16:
+      return element_type::bfloat16;
+    default:
+      return std::nullopt;
+  }
+}
+
 dtype_layout require_layout(const onnx::TensorProto& tensor) {
   std::optional<dtype_layout> layout = layout_of(tensor.data_type());
   if (!layout)
@@ -315,18 +330,7 @@ void store_inline(onnx::TensorProto& t, element_type type, std::span<const std::
 }  // namespace
 
 std::optional<element_type> float_element_type(const onnx::TensorProto& tensor) {
-  switch (tensor.data_type()) {
-    case onnx::TensorProto::FLOAT:
-      return element_type::float32;
-    case onnx::TensorProto::DOUBLE:
-      return element_type::float64;
-    case onnx::TensorProto::FLOAT16:
-      return element_type::float16;
-    case onnx::TensorProto::BFLOAT16:
-      return element_type::bfloat16;
-    default:
-      return std::nullopt;
-  }
+  return float_type_of(tensor.data_type());
 }
 
 std::size_t element_size(element_type type) {
@@ -377,9 +381,13 @@ tensor_storage storage_of(const onnx::TensorProto& tensor) {
   return layout ? layout->field : tensor_storage::raw_data;
 }
 
-tensor_bytes_view tensor_bytes(const loaded_model& model, const onnx::TensorProto& t) {
+namespace {
+
+// tensor_bytes for a tensor that may have no model (inline data only; an
+// external tensor then throws model_error).
+tensor_bytes_view bytes_of(const loaded_model* model, const onnx::TensorProto& t) {
   const dtype_layout layout = require_layout(t);
-  if (const pending_data* p = pending_of(model, t)) {
+  if (const pending_data* p = model != nullptr ? pending_of(*model, t) : nullptr) {
     if (!p->producer) return tensor_bytes_view(std::span<const std::byte>(p->bytes));
     std::vector<std::byte> out;
     out.reserve(static_cast<std::size_t>(p->size));
@@ -388,9 +396,9 @@ tensor_bytes_view tensor_bytes(const loaded_model& model, const onnx::TensorProt
     });
     return tensor_bytes_view(std::move(out));
   }
-  check_data_length(&model, t);
+  check_data_length(model, t);
   const tensor_storage storage = storage_of(t);
-  if (storage == tensor_storage::external) return tensor_bytes_view(external_of(model, t).bytes());
+  if (storage == tensor_storage::external) return tensor_bytes_view(external_of(*model, t).bytes());
   if (storage == tensor_storage::raw_data)
     return tensor_bytes_view(std::as_bytes(std::span(t.raw_data().data(), t.raw_data().size())));
   // Typed field: convert to little-endian element bytes; a value wider than
@@ -433,6 +441,92 @@ tensor_bytes_view tensor_bytes(const loaded_model& model, const onnx::TensorProt
     }
   }
   return tensor_bytes_view(std::move(out));
+}
+
+// Elements of dims when there are at most `max_elements`, nullopt for more
+// or for a negative dim; never overflows, whatever the dims.
+std::optional<std::size_t> bounded_element_count(const onnx::TensorProto& t,
+                                                 std::size_t max_elements) {
+  std::size_t n = 1;
+  bool empty = false;
+  for (const std::int64_t d : t.dims()) {
+    if (d < 0) return std::nullopt;
+    if (d == 0) empty = true;
+  }
+  if (empty) return 0;
+  for (const std::int64_t d : t.dims()) {
+    const auto u = static_cast<std::uint64_t>(d);
+    if (u > max_elements || n > max_elements / u) return std::nullopt;
+    n *= static_cast<std::size_t>(u);
+  }
+  if (n > max_elements) return std::nullopt;  // a scalar is one element
+  return n;
+}
+
+template <class I>
+double integer_at(const std::byte* p) {
+  I v;
+  std::memcpy(&v, p, sizeof(I));
+  return static_cast<double>(v);
+}
+
+// One element of a real numeric data type from little-endian bytes; float
+// types go through decode(), the conversion read_tensor_values uses.
+double decode_element(int data_type, const std::byte* p) {
+  using tp = onnx::TensorProto;
+  switch (data_type) {
+    case tp::INT8:
+      return integer_at<std::int8_t>(p);
+    case tp::UINT8:
+      return integer_at<std::uint8_t>(p);
+    case tp::INT16:
+      return integer_at<std::int16_t>(p);
+    case tp::UINT16:
+      return integer_at<std::uint16_t>(p);
+    case tp::INT32:
+      return integer_at<std::int32_t>(p);
+    case tp::UINT32:
+      return integer_at<std::uint32_t>(p);
+    case tp::INT64:
+      return integer_at<std::int64_t>(p);
+    case tp::UINT64:
+      return integer_at<std::uint64_t>(p);
+    case tp::BOOL:
+      return integer_at<std::uint8_t>(p) != 0 ? 1.0 : 0.0;
+    default:
+      return decode<double>(*float_type_of(data_type), p);
+  }
+}
+
+}  // namespace
+
+tensor_bytes_view tensor_bytes(const loaded_model& model, const onnx::TensorProto& t) {
+  return bytes_of(&model, t);
+}
+
+std::optional<std::vector<double>> decode_tensor_values(const onnx::TensorProto& tensor,
+                                                        const loaded_model* model,
+                                                        std::size_t max_elements) {
+  const int type = tensor.data_type();
+  // Strings, complex numbers and types without a fixed element size have no
+  // single real value per element.
+  const std::optional<dtype_layout> layout = layout_of(type);
+  if (!layout || layout->per_element != 1) return std::nullopt;
+  const std::optional<std::size_t> count = bounded_element_count(tensor, max_elements);
+  if (!count) return std::nullopt;
+  try {
+    // Checks the stored length against dims before anything is copied.
+    const tensor_bytes_view view = bytes_of(model, tensor);
+    const std::span<const std::byte> bytes = view.bytes();
+    if (bytes.size() != *count * layout->size) return std::nullopt;
+    std::vector<double> out(*count);
+    for (std::size_t i = 0; i < out.size(); ++i)
+      out[i] = decode_element(type, bytes.data() + i * layout->size);
+    return out;
+  } catch (const error&) {
+    // Malformed or unreadable: the caller treats the value as unknown.
+    return std::nullopt;
+  }
 }
 
 template <class T>
