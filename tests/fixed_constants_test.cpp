@@ -430,7 +430,7 @@ TEST_CASE("an STFT front-end is kept, the learned conv rewritten, a name rule ov
           "[fixed_constants][plan]") {
   namespace ori = onnx_reinit;
   auto model = ori::loaded_model::from_proto(stft_model());
-  const auto analysis = ori::analyze_model(model.proto());
+  const auto analysis = ori::analyze_model(model);
   auto plan_with = [&](std::vector<std::string> rules) {
     ori::plan_options options;
     for (std::size_t i = 0; i < rules.size(); ++i)
@@ -502,7 +502,7 @@ TEST_CASE("real models: only the fixed constants are flagged", "[fixed_constants
   for (const auto& e : std::filesystem::recursive_directory_iterator(root)) {
     if (e.path().extension() != ".onnx") continue;
     auto model = onnx_reinit::load_model(e.path());
-    for (const auto& a : onnx_reinit::analyze_model(model.proto())) {
+    for (const auto& a : onnx_reinit::analyze_model(model)) {
       if (!a.is_float || !a.keep_reason.empty() ||
           !onnx_reinit::detail::fixed_constant_check_applies(a.info.role, a.info.shape))
         continue;

@@ -39,7 +39,7 @@ int main(int argc, char** argv) {
   for (const auto& path : models) {
     try {
       auto model = ori::load_model(path);
-      const auto analysis = ori::analyze_model(model.proto());
+      const auto analysis = ori::analyze_model(model);
       const auto tensors = ori::collect_model_tensors(std::as_const(model).proto());
       for (std::size_t i = 0; i < analysis.size(); ++i) {
         const auto& a = analysis[i];

@@ -190,6 +190,12 @@ tensor_bytes_view tensor_bytes(const loaded_model& model, const onnx::TensorProt
 std::optional<std::vector<double>> decode_tensor_values(const onnx::TensorProto& tensor,
                                                         const loaded_model* model,
                                                         std::size_t max_elements);
+// The same for the first min(element count, max_elements) values in
+// row-major order, for checks that can judge a large tensor by its first
+// rows. The stored length is still checked against the whole dims.
+std::optional<std::vector<double>> decode_tensor_prefix(const onnx::TensorProto& tensor,
+                                                        const loaded_model* model,
+                                                        std::size_t max_elements);
 
 // Values of a float tensor (float32/float16/bfloat16/float64) converted to
 // T (float or double); `first` is the element index of out[0].

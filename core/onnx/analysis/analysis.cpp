@@ -496,7 +496,7 @@ std::vector<tensor_analysis> analyze(const onnx::ModelProto& model, const loaded
     // Learned or fixed, from the original values (DESIGN.md section 6).
     if (a.is_float && a.keep_reason.empty() &&
         fixed_constant_check_applies(a.info.role, a.info.shape))
-      if (auto values = tensor_values(*t.proto, fixed_constant_max_elements))
+      if (auto values = index.value_prefix(*t.proto, fixed_constant_max_elements))
         a.fixed_constant = fixed_constant_reason(*values, a.info.shape, {a.info.role}).value_or("");
     out.push_back(std::move(a));
   }

@@ -209,6 +209,11 @@ std::optional<std::vector<double>> model_index::values(const onnx::TensorProto& 
   return decode_tensor_values(t, loaded_, max_elements);
 }
 
+std::optional<std::vector<double>> model_index::value_prefix(const onnx::TensorProto& t,
+                                                             std::size_t max_elements) const {
+  return decode_tensor_prefix(t, loaded_, max_elements);
+}
+
 bool model_index::is_graph_output(const std::string& name, int graph) const {
   auto it = outputs_.find(name);
   if (it == outputs_.end()) return false;

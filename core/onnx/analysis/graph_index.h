@@ -72,6 +72,10 @@ class model_index {
   // without a loaded model).
   std::optional<std::vector<double>> values(const onnx::TensorProto& t,
                                             std::size_t max_elements = 1 << 16) const;
+  // The first min(count, max_elements) values, for checks that judge a
+  // large tensor by its first rows.
+  std::optional<std::vector<double>> value_prefix(const onnx::TensorProto& t,
+                                                  std::size_t max_elements) const;
 
  private:
   struct scoped_const {

@@ -1,6 +1,7 @@
 // Tensor data access: 16-bit float conversions, element counts and storage
 // forms, reading values from any storage field and writing them back in the
 // same field and dtype.
+#include <algorithm>
 #include <bit>
 #include <cstring>
 #include <limits>
@@ -504,7 +505,7 @@ tensor_bytes_view tensor_bytes(const loaded_model& model, const onnx::TensorProt
   return bytes_of(&model, t);
 }
 
-std::optional<std::vector<double>> decode_tensor_values(const onnx::TensorProto& tensor,
+std::optional<std::vector<double>> decode_tensor_prefix(const onnx::TensorProto& tensor,
                                                         const loaded_model* model,
                                                         std::size_t max_elements) {
   const int type = tensor.data_type();
@@ -512,14 +513,16 @@ std::optional<std::vector<double>> decode_tensor_values(const onnx::TensorProto&
   // single real value per element.
   const std::optional<dtype_layout> layout = layout_of(type);
   if (!layout || layout->per_element != 1) return std::nullopt;
-  const std::optional<std::size_t> count = bounded_element_count(tensor, max_elements);
+  // The whole count, overflow-checked, to validate the stored length.
+  const std::optional<std::size_t> count =
+      bounded_element_count(tensor, std::numeric_limits<std::size_t>::max() / layout->size);
   if (!count) return std::nullopt;
   try {
     // Checks the stored length against dims before anything is copied.
     const tensor_bytes_view view = bytes_of(model, tensor);
     const std::span<const std::byte> bytes = view.bytes();
     if (bytes.size() != *count * layout->size) return std::nullopt;
-    std::vector<double> out(*count);
+    std::vector<double> out(std::min(*count, max_elements));
     for (std::size_t i = 0; i < out.size(); ++i)
       out[i] = decode_element(type, bytes.data() + i * layout->size);
     return out;
@@ -527,6 +530,14 @@ std::optional<std::vector<double>> decode_tensor_values(const onnx::TensorProto&
     // Malformed or unreadable: the caller treats the value as unknown.
     return std::nullopt;
   }
+}
+
+std::optional<std::vector<double>> decode_tensor_values(const onnx::TensorProto& tensor,
+                                                        const loaded_model* model,
+                                                        std::size_t max_elements) {
+  // Refused on the dims alone, before any data is touched.
+  if (!bounded_element_count(tensor, max_elements)) return std::nullopt;
+  return decode_tensor_prefix(tensor, model, max_elements);
 }
 
 template <class T>
