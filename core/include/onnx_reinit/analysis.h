@@ -37,6 +37,9 @@ struct tensor_analysis {
   // a user rule names the tensor with a name glob other than `*`.
   std::string fixed_constant;
   std::vector<std::string> notes;  // e.g. shared tensor whose consumers imply other fans
+  // Activation prelu: the name of the PReLU's slope tensor. The planner
+  // takes the gain from the slope the plan writes for it, not the trained one.
+  std::string prelu_slope_tensor;
   // Element ranges [begin, end) holding LSTM forget-gate input biases
   // (the default policy sets them to 1), already mapped through any
   // Slice/Concat gate reordering between the initializer and the LSTM.

@@ -1,6 +1,8 @@
-// The activation walk: pattern matching for decomposed activations and the
-// forward walk through pass-through ops.
+// The activation walk: the forward walk through pass-through ops to the
+// first nonlinearity; decomposed patterns come from patterns.cpp.
 #include "activation.h"
+
+#include "patterns.h"
 
 #include <cmath>
 #include <unordered_set>
@@ -8,11 +10,6 @@
 #include "onnx_reinit/gains.h"
 
 namespace onnx_reinit::detail {
-namespace {
-
-bool near(double a, double b) {
-  return std::abs(a - b) <= 1e-3 * std::abs(b);
-}
 
 // The value of a constant whose elements are all equal.
 std::optional<double> uniform_constant(const model_index& index, const std::string& name,
@@ -27,95 +24,18 @@ std::optional<double> uniform_constant(const model_index& index, const std::stri
   return (*v)[0];
 }
 
+namespace {
+
 const std::string& other_input(const onnx::NodeProto& node, int slot) {
   static const std::string none;
   if (node.input_size() != 2) return none;
   return node.input(1 - slot);
 }
 
-// Does some use of `value` satisfy `pred(node_index, slot)`?
-template <class Pred>
-bool any_use(const model_index& index, const std::string& value, int scope, Pred&& pred) {
-  for (const auto& u : index.uses(value, scope))
-    if (pred(u.node, u.slot)) return true;
-  return false;
-}
-
-// f(x) whose output is multiplied by x: x*Sigmoid(x), x*HardSigmoid(x),
-// x*Tanh(Softplus(x)) (the inner chain given as op names).
-bool gated_by(const model_index& index, const std::string& x, int scope,
-              const std::vector<std::string_view>& chain) {
-  return any_use(index, x, scope, [&](int n, int slot) {
-    if (slot != 0) return false;
-    int cur = n;
-    for (std::size_t i = 0; i < chain.size(); ++i) {
-      const auto& node = index.node(cur);
-      if (!is_op(node, chain[i]) || node.output_size() == 0) return false;
-      if (i + 1 == chain.size()) break;
-      auto next = index.uses(node.output(0), scope);
-      if (next.empty()) return false;
-      cur = next.front().node;
-    }
-    return any_use(index, index.node(cur).output(0), scope, [&](int m, int s) {
-      const auto& mul = index.node(m);
-      return is_op(mul, "Mul") && other_input(mul, s) == x;
-    });
-  });
-}
-
-// Erf form: x / 1.4142 (or x * 0.7071) then Erf.
-bool erf_gelu(const model_index& index, const std::string& x, int scope) {
-  return any_use(index, x, scope, [&](int n, int slot) {
-    const auto& node = index.node(n);
-    auto c = uniform_constant(index, other_input(node, slot), scope);
-    bool scaled = slot == 0 && c &&
-                  ((is_op(node, "Div") && near(*c, std::sqrt(2.0))) ||
-                   (is_op(node, "Mul") && near(*c, std::sqrt(0.5))));
-    if (!scaled) return false;
-    return any_use(index, node.output(0), scope,
-                   [&](int m, int) { return is_op(index.node(m), "Erf"); });
-  });
-}
-
-// Tanh form: x^3 (Pow 3) feeding, within a few elementwise steps, a Tanh.
-bool tanh_gelu(const model_index& index, const std::string& x, int scope) {
-  return any_use(index, x, scope, [&](int n, int slot) {
-    const auto& node = index.node(n);
-    auto c = uniform_constant(index, other_input(node, slot), scope);
-    if (!is_op(node, "Pow") || slot != 0 || !c || *c != 3.0) return false;
-    std::string v = node.output(0);
-    for (int step = 0; step < 4; ++step) {
-      auto next = index.uses(v, scope);
-      if (next.empty()) return false;
-      const auto& m = index.node(next.front().node);
-      if (is_op(m, "Tanh")) return true;
-      if (!(is_op(m, "Mul") || is_op(m, "Add")) || m.output_size() == 0) return false;
-      v = m.output(0);
-    }
-    return false;
-  });
-}
-
-std::optional<activation_result> decomposed(const model_index& index, const std::string& x,
-                                            int scope) {
-  if (erf_gelu(index, x, scope) || tanh_gelu(index, x, scope))
-    return activation_result{activation_kind::gelu, 0.0};
-  if (gated_by(index, x, scope, {"Sigmoid"})) return activation_result{activation_kind::silu, 0.0};
-  if (gated_by(index, x, scope, {"HardSigmoid"}))
-    return activation_result{activation_kind::hardswish, 0.0};
-  if (gated_by(index, x, scope, {"Softplus", "Tanh"}))
-    return activation_result{activation_kind::mish, 0.0};
-  return std::nullopt;
-}
-
 // Clip as ReLU6 or ReLU; bounds are attributes (opset < 11) or inputs.
 activation_result clip_activation(const model_index& index, const onnx::NodeProto& node,
                                   int scope) {
-  std::optional<double> lo, hi;
-  if (auto a = float_attribute(node, "min")) lo = *a;
-  if (auto a = float_attribute(node, "max")) hi = *a;
-  if (node.input_size() > 1) lo = uniform_constant(index, node.input(1), scope);
-  if (node.input_size() > 2) hi = uniform_constant(index, node.input(2), scope);
+  auto [lo, hi] = clip_bounds(index, node, scope);
   if (lo && *lo == 0.0 && hi && *hi == 6.0) return {activation_kind::relu6, 0.0};
   if (lo && *lo == 0.0 && (!hi || *hi >= 1e30)) return {activation_kind::relu, 0.0};
   return {};
@@ -130,7 +50,9 @@ std::optional<activation_result> nonlinearity(const model_index& index, const on
   if (op == "PRelu") {
     auto slope =
         node.input_size() > 1 ? uniform_constant(index, node.input(1), scope) : std::nullopt;
-    return activation_result{activation_kind::prelu, slope.value_or(default_prelu_slope)};
+    return activation_result{
+        activation_kind::prelu, slope.value_or(default_prelu_slope),
+        node.input_size() > 1 ? constant_source(index, node.input(1), scope) : std::string{}};
   }
   std::vector<float> params;
   if (auto a = float_attribute(node, "alpha")) params.push_back(*a);
@@ -212,7 +134,13 @@ activation_result find_activation(const model_index& index, int layer) {
     int producer = index.producer(value, scope);
     int graph = producer >= 0 ? index.node_graph(producer) : scope;
     if (index.is_graph_output(value, graph)) return {};
-    if (auto d = decomposed(index, value, graph)) return *d;
+    if (auto d = match_decomposed_activation(index, value, graph)) return *d;
+    // A decomposed norm is passed through like a fused one.
+    if (auto n = match_decomposed_norm(index, value, graph)) {
+      value = n->output;
+      scope = n->graph;
+      continue;
+    }
     auto uses = index.uses(value, graph);
     if (uses.empty()) return {};
     const auto& next = index.node(uses.front().node);

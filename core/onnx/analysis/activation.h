@@ -1,10 +1,11 @@
 // The activation walk of DESIGN.md section 6: from a layer's output, through
 // bias/residual Adds, normalizations, layout ops, dropout and pooling, to the
-// first nonlinearity (including decomposed GELU, SiLU, HardSwish and Mish).
+// first nonlinearity. Decomposed norms and activations are matched in patterns.h.
 #pragma once
 
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "graph_index.h"
@@ -13,9 +14,19 @@
 namespace onnx_reinit::detail {
 
 struct activation_result {
+  activation_result(activation_kind k = activation_kind::linear, double p = 0.0,
+                    std::string slope = {})
+      : kind(k), param(p), prelu_slope(std::move(slope)) {}
   activation_kind kind = activation_kind::linear;
   double param = 0.0;
+  // prelu: the slope tensor (a constant, possibly behind layout ops), so the
+  // planner can take the gain from the slope it writes; "" otherwise.
+  std::string prelu_slope;
 };
+
+// The value of a constant whose elements are all equal.
+std::optional<double> uniform_constant(const model_index& index, const std::string& name,
+                                       int scope);
 
 // Walks forward from output 0 of node `layer`. Where a value feeds several
 // paths, the first consumer in node order is followed (patterns such as

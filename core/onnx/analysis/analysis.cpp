@@ -17,6 +17,7 @@
 #include "graph_index.h"
 #include "layout.h"
 #include "onnx_reinit/gains.h"
+#include "patterns.h"
 
 namespace onnx_reinit {
 namespace {
@@ -114,6 +115,8 @@ struct analyzer {
   const model_index& index;
   layout_evaluator& layout;
   fan_convention convention;
+  // gamma/beta operands of decomposed norms, by (node, slot)
+  std::map<std::pair<int, int>, norm_parameter> norm_parameters;
 
   bool torch() const { return convention == fan_convention::torch; }
 
@@ -269,6 +272,12 @@ struct analyzer {
     } else if (is_op(node, "PRelu") && c.slot == 1) {
       set(tensor_role::prelu_slope);
       v.layer = -1;
+    } else if (auto p = norm_parameters.find({c.node, c.slot}); p != norm_parameters.end()) {
+      set(p->second.role);
+      v.layer = -1;
+      v.note = fmt::format("{} of a decomposed {}",
+                           p->second.role == tensor_role::norm_scale ? "scale" : "bias",
+                           to_string(p->second.form));
     } else if (is_op(node, "Add") && c.slot <= 1) {
       add_bias(c, v);
     }
@@ -435,7 +444,7 @@ std::vector<tensor_analysis> analyze(const onnx::ModelProto& model, const loaded
                                      const analysis_options& options) {
   model_index index(model, loaded);
   layout_evaluator layout(index);
-  analyzer an{index, layout, options.convention};
+  analyzer an{index, layout, options.convention, find_decomposed_norm_parameters(index)};
   forget_gates gates = find_forget_gates(index, layout);
   std::vector<tensor_analysis> out;
   out.reserve(index.tensors().size());
@@ -462,6 +471,7 @@ std::vector<tensor_analysis> analyze(const onnx::ModelProto& model, const loaded
       activation_result act = an.activation_of(v);
       a.info.activation = act.kind;
       a.info.activation_param = act.param;
+      a.prelu_slope_tensor = act.prelu_slope;
       a.info.gain = activation_gain(act.kind, act.param);
       reason = v.reason;
       for (std::size_t i = 1; i < tr.consumers.size(); ++i) {

@@ -5,8 +5,10 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
+#include <utility>
 
 #include "onnx_reinit/errors.h"
+#include "onnx_reinit/gains.h"
 #include "onnx_reinit/plan.h"
 
 namespace onnx_reinit {
@@ -101,6 +103,26 @@ tensor_plan plan_one(const tensor_analysis& tensor, const plan_options& options)
   return kept(tensor, tensor.keep_reason.empty() ? "no rule matches" : tensor.keep_reason);
 }
 
+// The PReLU slope the plan writes for `slope`, which sets the gain of the
+// weights before that PReLU (DESIGN.md: alpha is the slope's initial value):
+// the trained value when kept, the constant a zeros/ones/constant strategy
+// writes; for any other strategy PyTorch's initial 0.25, with a note.
+std::pair<double, std::string> written_slope(const tensor_plan& slope, double trained) {
+  if (slope.action != plan_action::rewrite) return {trained, {}};
+  const std::string& s = slope.call.strategy;
+  if (s == "zeros") return {0.0, {}};
+  if (s == "ones") return {1.0, {}};
+  if (s == "constant") {
+    double value = 0.0;  // the strategy's default
+    for (const auto& [key, text] : slope.call.params)
+      if (key == "value") value = std::strtod(text.c_str(), nullptr);
+    return {value, {}};
+  }
+  return {default_prelu_slope,
+          fmt::format("PReLU slope '{}' is drawn by {}; gain uses the initial slope {}",
+                      slope.tensor.info.name, s, default_prelu_slope)};
+}
+
 }  // namespace
 
 std::vector<tensor_plan> make_plan(const std::vector<tensor_analysis>& tensors,
@@ -108,6 +130,24 @@ std::vector<tensor_plan> make_plan(const std::vector<tensor_analysis>& tensors,
   std::vector<tensor_plan> plans;
   plans.reserve(tensors.size());
   for (const tensor_analysis& t : tensors) plans.push_back(plan_one(t, options));
+  // Weights before a PReLU are planned again with the gain of the slope the
+  // plan writes (the policy resets trained slopes to 0.25).
+  for (tensor_plan& p : plans) {
+    const tensor_analysis& t = p.tensor;
+    if (t.info.activation != activation_kind::prelu || t.prelu_slope_tensor.empty()) continue;
+    auto slope = std::find_if(plans.begin(), plans.end(), [&](const tensor_plan& q) {
+      return q.tensor.info.role == tensor_role::prelu_slope &&
+             q.tensor.info.name == t.prelu_slope_tensor;
+    });
+    if (slope == plans.end()) continue;
+    auto [value, note] = written_slope(*slope, t.info.activation_param);
+    if (value == t.info.activation_param && note.empty()) continue;
+    tensor_analysis adjusted = t;
+    adjusted.info.activation_param = value;
+    adjusted.info.gain = activation_gain(activation_kind::prelu, value);
+    if (!note.empty()) adjusted.notes.push_back(note);
+    p = plan_one(adjusted, options);
+  }
   return plans;
 }
 
