@@ -273,8 +273,9 @@ model_case layer_norm_case() {
   return {"decomposed LayerNorm", g.model(), {}};
 }
 
-// Conv -> PRelu with a slope tensor of 0.1: the slope's value is the
-// activation parameter.
+// Conv -> PRelu with a trained slope of 0.1. The default policy writes the
+// slope as constant(0.25), and the weight's gain follows the slope written,
+// so the parameter is 0.25 in every form (patterns_test covers a kept slope).
 model_case prelu_case() {
   graph_builder g;
   g.add_input("x", {1, 3, 8, 8});
@@ -285,8 +286,7 @@ model_case prelu_case() {
   g.add_output("y", {1, 4, 6, 6});
   return {"Conv -> PRelu(slope)",
           g.model(),
-          {{"W", tensor_role::weight, activation_kind::prelu, static_cast<double>(0.1f),
-            "kaiming_normal"},
+          {{"W", tensor_role::weight, activation_kind::prelu, 0.25, "kaiming_normal"},
            {"slope", tensor_role::prelu_slope, activation_kind::linear, 0.0, "constant"}}};
 }
 

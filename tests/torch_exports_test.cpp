@@ -50,16 +50,22 @@ std::map<int, fs::path> exports_of(const std::string& name) {
 }
 
 // Weight inputs of the weighted layers in node order, read from the graph
-// itself: Gemm/Conv/MatMul input 1 (traced back through Transpose, as
-// PyTorch writes x @ W^T), LSTM inputs 1 and 2.
+// itself: Gemm/Conv/MatMul input 1, LSTM inputs 1 and 2, each traced back
+// through the layout nodes PyTorch puts in front of them (Transpose for
+// x @ W^T; Unsqueeze, and the Slice/Concat that reorder the gates, for the
+// LSTM; a Concat is followed through its first input).
 std::vector<std::string> weights_in_node_order(const onnx::GraphProto& graph) {
-  std::map<std::string, std::string> transposed_from;
+  std::map<std::string, std::string> layout_input;
   for (const auto& node : graph.node())
-    if (node.op_type() == "Transpose" && node.input_size() == 1)
-      transposed_from[node.output(0)] = node.input(0);
-  auto source = [&](const std::string& value) {
-    auto it = transposed_from.find(value);
-    return it == transposed_from.end() ? value : it->second;
+    if ((node.op_type() == "Transpose" || node.op_type() == "Unsqueeze" ||
+         node.op_type() == "Slice" || node.op_type() == "Concat") &&
+        node.input_size() >= 1)
+      layout_input[node.output(0)] = node.input(0);
+  auto source = [&](std::string value) {
+    for (auto it = layout_input.find(value); it != layout_input.end();
+         it = layout_input.find(value))
+      value = it->second;
+    return value;
   };
   std::vector<std::string> out;
   for (const auto& node : graph.node()) {
@@ -67,8 +73,8 @@ std::vector<std::string> weights_in_node_order(const onnx::GraphProto& graph) {
     if ((op == "Gemm" || op == "Conv" || op == "MatMul") && node.input_size() > 1)
       out.push_back(source(node.input(1)));
     if (op == "LSTM") {
-      out.push_back(node.input(1));
-      out.push_back(node.input(2));
+      out.push_back(source(node.input(1)));
+      out.push_back(source(node.input(2)));
     }
   }
   return out;

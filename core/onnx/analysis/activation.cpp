@@ -15,7 +15,10 @@ namespace onnx_reinit::detail {
 std::optional<double> uniform_constant(const model_index& index, const std::string& name,
                                        int scope) {
   if (name.empty()) return std::nullopt;
-  const auto* t = index.constant(name, scope);
+  // Exporters pass constants through Cast, Reshape, Unsqueeze... (PyTorch
+  // casts Clip bounds to the input type); none of these changes a uniform
+  // value.
+  const auto* t = index.constant(constant_source(index, name, scope), scope);
   if (t == nullptr) return std::nullopt;
   auto v = index.values(*t);
   if (!v || v->empty()) return std::nullopt;

@@ -87,7 +87,7 @@ bool gates(const model_index& index, const std::string& x, const std::string& ga
 }
 
 // relu6(h) as Clip(h,0,6) (when `with_clip`), Min(Max(h,0),6),
-// Max(Min(h,6),0), Min(Relu(h),6).
+// Max(Min(h,6),0), Min(Relu(h),6), Clip(Relu(h),0,6) (PyTorch's F.relu6).
 strings relu6_of(const model_index& index, const std::string& h, int scope, bool with_clip) {
   strings out;
   if (with_clip)
@@ -101,8 +101,14 @@ strings relu6_of(const model_index& index, const std::string& h, int scope, bool
     append(with_constant(index, m, scope, "Min", true, equals(6.0)));
   for (auto& m : with_constant(index, h, scope, "Min", true, equals(6.0)))
     append(with_constant(index, m, scope, "Max", true, equals(0.0)));
-  for (auto& r : unary(index, h, scope, "Relu"))
+  for (auto& r : unary(index, h, scope, "Relu")) {
     append(with_constant(index, r, scope, "Min", true, equals(6.0)));
+    append(outputs_where(index, r, scope, [&](const onnx::NodeProto& n, int slot) {
+      if (!is_op(n, "Clip") || slot != 0) return false;
+      auto [lo, hi] = clip_bounds(index, n, scope);
+      return (!lo || *lo <= 0.0) && hi && *hi == 6.0;
+    }));
+  }
   return out;
 }
 
