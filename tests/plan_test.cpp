@@ -138,12 +138,19 @@ TEST_CASE("gain=auto becomes the activation gain; LSTM biases get forget_bias") 
   CHECK(param(relu_plan, "nonlinearity") == "auto");
   CHECK(param(relu_plan, "mode") == "fan_in");
 
-  ori::tensor_plan lstm_bias =
-      plan_for(tensor("B", ori::tensor_role::bias, ori::activation_kind::tanh, "LSTM"));
+  ori::tensor_analysis b = tensor("B", ori::tensor_role::bias, ori::activation_kind::tanh, "LSTM");
+  b.forget_gate_ranges = {{2, 4}};
+  ori::tensor_plan lstm_bias = plan_for(b);
   CHECK(lstm_bias.call.strategy == "zeros");
   CHECK(lstm_bias.call.params.empty());
   REQUIRE(lstm_bias.forget_bias.has_value());
   CHECK(*lstm_bias.forget_bias == 1.0);
+  // PyTorch's b_hh feeds the same LSTM but holds no forget-gate input rows:
+  // zeros, and no forget_bias shown in the plan.
+  ori::tensor_plan b_hh =
+      plan_for(tensor("b_hh", ori::tensor_role::bias, ori::activation_kind::tanh, "LSTM"));
+  CHECK(b_hh.call.strategy == "zeros");
+  CHECK_FALSE(b_hh.forget_bias.has_value());
   CHECK_FALSE(plan_for(tensor("B", ori::tensor_role::bias, ori::activation_kind::tanh, "GRU"))
                   .forget_bias.has_value());
 }

@@ -75,7 +75,11 @@ tensor_plan from_rule(const tensor_analysis& tensor, const rule& r) {
   plan.call.strategy = r.call.strategy;
   for (const auto& [key, value] : r.call.params) {
     if (key == "forget_bias") {
-      plan.forget_bias = parse_forget_bias(value, r);
+      // Parsed for every tensor so a bad value is always an error, but only
+      // set where forget-gate rows live: PyTorch's b_hh (the second half of
+      // an LSTM's B) holds none, and the plan must not claim it does.
+      const double forget = parse_forget_bias(value, r);
+      if (!tensor.forget_gate_ranges.empty()) plan.forget_bias = forget;
       continue;
     }
     if (key == "gain" && value == "auto") {
