@@ -6,7 +6,8 @@ protobufs, dims that overflow or are negative, data lengths that disagree
 with dims, tensors claiming 2^40 elements, hostile external data
 references, cyclic graphs, dangling inputs and a 10,000-node chain. The
 fuzzer's model directory holds a 64 KiB "weights.bin", so external
-references to it reach the offset/length checks.
+references to it reach the offset/length checks. Well-formed layers of
+every kind the analysis reads give the structure-aware mutator material.
 Usage: make_seeds.py DIR   (needs python3-onnx: /usr/bin/python3)
 """
 import os
@@ -53,6 +54,59 @@ def conv(w):
                   helper.make_node("Relu", ["h"], ["y"])], [w])
 
 
+def ones(name, *dims):
+    return numpy_helper.from_array(np.ones(dims, np.float32), name)
+
+
+def lstm(hidden):
+    return model([helper.make_node("LSTM", ["x", "W", "R", "B"], ["y"], hidden_size=hidden)],
+                 [ones("W", 1, 8, 3), ones("R", 1, 8, 2), ones("B", 1, 16)])
+
+
+def lstm_gate_reorder():
+    # PyTorch's export: gates reordered by Split and Concat before the LSTM.
+    nodes = [helper.make_node("Split", ["b"], ["b0", "b1", "b2", "b3"], axis=1),
+             helper.make_node("Concat", ["b0", "b3", "b1", "b2"], ["B"], axis=1),
+             helper.make_node("Transpose", ["r"], ["R"], perm=[0, 2, 1]),
+             helper.make_node("LSTM", ["x", "W", "R", "B"], ["y"], hidden_size=2)]
+    return model(nodes, [ones("W", 1, 8, 3), ones("r", 1, 2, 8), ones("b", 1, 16)])
+
+
+def layers():
+    nodes = [helper.make_node("Conv", ["x", "cw", "cb"], ["c"], group=2, strides=[2, 2],
+                              kernel_shape=[3, 3]),
+             helper.make_node("BatchNormalization", ["c", "s", "bb", "m", "v"], ["n"]),
+             helper.make_node("Clip", ["n", "lo", "hi"], ["r"]),
+             helper.make_node("Reshape", ["r", "shape"], ["f"]),
+             helper.make_node("Gemm", ["f", "gw", "gb"], ["g"], transB=1),
+             helper.make_node("PRelu", ["g", "slope"], ["p"]),
+             helper.make_node("LayerNormalization", ["p", "ls", "lb"], ["l"], axis=-1),
+             helper.make_node("Slice", ["mw", "st", "en", "ax"], ["mws"]),
+             helper.make_node("MatMul", ["l", "mws"], ["mm"]),
+             helper.make_node("Gather", ["emb", "mm"], ["y"])]
+    inits = [ones("cw", 4, 2, 3, 3), ones("cb", 4), ones("s", 4), ones("bb", 4), ones("m", 4),
+             ones("v", 4), numpy_helper.from_array(np.array(0, np.float32), "lo"),
+             numpy_helper.from_array(np.array(6, np.float32), "hi"),
+             numpy_helper.from_array(np.array([1, -1], np.int64), "shape"),
+             ones("gw", 6, 36), ones("gb", 6), ones("slope", 6), ones("ls", 6), ones("lb", 6),
+             ones("mw", 6, 8), numpy_helper.from_array(np.array([0], np.int64), "st"),
+             numpy_helper.from_array(np.array([4], np.int64), "en"),
+             numpy_helper.from_array(np.array([1], np.int64), "ax"), ones("emb", 10, 4)]
+    return model(nodes, inits, opset=17)
+
+
+def if_branches():
+    def branch(name, w):
+        return helper.make_graph([helper.make_node("MatMul", ["x", w.name], [name + "_y"]),
+                                  helper.make_node("Relu", [name + "_y"], [name + "_o"])],
+                                 name, [], [helper.make_tensor_value_info(name + "_o",
+                                                                          TensorProto.FLOAT,
+                                                                          None)], [w])
+    nodes = [helper.make_node("If", ["cond"], ["y"], then_branch=branch("then", ones("tw", 4, 4)),
+                              else_branch=branch("else", ones("ew", 4, 4)))]
+    return model(nodes, [], inputs=("x", "cond"))
+
+
 def main():
     out = sys.argv[1]
     os.makedirs(out, exist_ok=True)
@@ -95,6 +149,17 @@ def main():
                                      helper.make_node("Tanh", ["ghost"], ["y"])], [w])
     seeds["lstm_odd"] = model([helper.make_node("LSTM", ["x", "w", "w"], ["y"], hidden_size=0)],
                               [w])
+    # Well-formed layers of every kind the analysis reads, for the
+    # structure-aware mutator (model_mutator.cpp) to bend, plus the
+    # hostile attribute values that once crashed it.
+    seeds["lstm_good"] = lstm(2)
+    seeds["lstm_hidden_2_61"] = lstm(1 << 61)
+    seeds["lstm_hidden_2_32"] = lstm(1 << 32)
+    seeds["lstm_gate_reorder"] = lstm_gate_reorder()
+    seeds["layers"] = layers()
+    seeds["conv_group_0"] = model([helper.make_node("Conv", ["x", "w"], ["y"], group=0,
+                                                    strides=[0, -1])], [good_w])
+    seeds["if_branches"] = if_branches()
     chain = [helper.make_node("MatMul", ["x", "w"], ["t0"])]
     for i in range(10000):
         chain.append(helper.make_node("Relu" if i % 2 else "Identity", [f"t{i}"], [f"t{i + 1}"]))

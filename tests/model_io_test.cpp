@@ -939,3 +939,96 @@ TEST_CASE("decode_tensor_values gives nullopt for types without a real value and
   set_external(ok, "four.bin", 0, 4);
   CHECK(same_values(decode_tensor_values(ok, &m, 64), {0.0, 0.0}));
 }
+
+namespace {
+
+// x -> If(c) -> y, each branch a MatMul with its own weight. The branch
+// outputs have no type and y has no shape: exporters write this and ONNX
+// Runtime runs it, but ONNX 1.12's checker wants a shape on y.
+onnx::ModelProto if_model_without_shapes() {
+  auto branch = [](const std::string& name) {
+    graph_builder b(name);
+    b.add_initializer(name + "_w", {4, 4}, ramp(16));
+    b.add_node("MatMul", {"x", name + "_w"}, {name + "_y"});
+    b.graph().add_output()->set_name(name + "_y");
+    return b.graph();
+  };
+  graph_builder g;
+  g.add_input("x", {2, 4});
+  g.add_input("c", {}, onnx::TensorProto::BOOL);
+  g.add_node("If", {"c"}, {"y"},
+             {make_attribute("then_branch", branch("then")),
+              make_attribute("else_branch", branch("else"))});
+  g.add_output("y", {}).mutable_type()->mutable_tensor_type()->clear_shape();
+  return g.model();
+}
+
+}  // namespace
+
+TEST_CASE("an input failing the checker is written if the output fails no new way") {
+  temp_dir dir;
+  loaded_model m = loaded_model::from_proto(if_model_without_shapes(), dir.path);
+  const std::optional<checker_failure> failure = check_input_model(m);
+  REQUIRE(failure);
+  CHECK_THAT(failure->message, Catch::Contains("shape"));
+  write_tensor_values<float>(m,
+                             *m.proto()
+                                  .mutable_graph()
+                                  ->mutable_node(0)
+                                  ->mutable_attribute(0)
+                                  ->mutable_g()
+                                  ->mutable_initializer(0),
+                             std::vector<float>(16, 0.5f));
+
+  // Without the input's result, the failure is an error and nothing is written.
+  CHECK_THROWS_WITH(save_model(m, dir / "out.onnx"),
+                    Catch::Contains("fails the ONNX checker") && Catch::Contains("shape"));
+  CHECK_FALSE(fs::exists(dir / "out.onnx"));
+
+  // With it, the same failure is accepted and reported back.
+  save_options options;
+  options.input_check_failure = failure;
+  save_result r;
+  REQUIRE_NOTHROW(r = save_model(m, dir / "out.onnx", options));
+  CHECK(r.checker_failure == failure->message);
+  const loaded_model back = load_model(dir / "out.onnx");
+  CHECK(read_tensor_values<float>(back, back.proto().graph().node(0).attribute(0).g().initializer(
+                                            0)) == std::vector<float>(16, 0.5f));
+  CHECK(check_input_model(back) == failure);
+
+  // A failure the input did not have is still an error: behind the same
+  // first message (the checker stops there) or instead of it.
+  m.proto().mutable_graph()->mutable_node(0)->set_op_type("NoSuchOp");
+  CHECK_THROWS_WITH(save_model(m, dir / "out2.onnx", options),
+                    Catch::Contains("shape") && Catch::Contains("structure changed"));
+  m.proto()
+      .mutable_graph()
+      ->mutable_output(0)
+      ->mutable_type()
+      ->mutable_tensor_type()
+      ->mutable_shape();
+  CHECK_THROWS_WITH(save_model(m, dir / "out2.onnx", options),
+                    Catch::Contains("NoSuchOp") && Catch::Contains("the input fails it otherwise"));
+  CHECK_FALSE(fs::exists(dir / "out2.onnx"));
+
+  // A passing input has no message; its output must pass.
+  loaded_model good = loaded_model::from_proto(if_model_without_shapes(), dir.path);
+  good.proto()
+      .mutable_graph()
+      ->mutable_output(0)
+      ->mutable_type()
+      ->mutable_tensor_type()
+      ->mutable_shape()
+      ->add_dim()
+      ->set_dim_value(2);
+  CHECK_FALSE(check_input_model(good));
+  options.input_check_failure = check_input_model(good);
+  good.proto()
+      .mutable_graph()
+      ->mutable_output(0)
+      ->mutable_type()
+      ->mutable_tensor_type()
+      ->clear_shape();
+  CHECK_THROWS_AS(save_model(good, dir / "out3.onnx", options), model_error);
+  CHECK_FALSE(fs::exists(dir / "out3.onnx"));
+}

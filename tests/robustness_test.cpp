@@ -4,11 +4,13 @@
 // minimised fuzzer inputs themselves.
 #include <catch2/catch.hpp>
 
+#include <cmath>
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <limits>
+#include <optional>
 #include <span>
 #include <string>
 #include <utility>
@@ -214,4 +216,219 @@ TEST_CASE("fuzz finding 3: a float tensor used as a shape with huge values is no
   g.add_output("y", {-1, 4});
   CHECK_NOTHROW(analyze_model(g.model()));
   CHECK_NOTHROW(fuzz_path(serialize(g.model())));
+}
+
+// ---------------------------------------------------------------------------
+// Hostile attributes: every attribute the analysis does arithmetic with is
+// checked against the tensor's dims; a mismatch or an overflow gives the
+// default view and a note, never a crash or undefined behaviour.
+
+namespace {
+
+constexpr std::int64_t two_32 = std::int64_t{1} << 32;
+constexpr std::int64_t two_61 = std::int64_t{1} << 61;
+constexpr std::int64_t int64_min = std::numeric_limits<std::int64_t>::min();
+constexpr std::int64_t int64_max = std::numeric_limits<std::int64_t>::max();
+
+const tensor_analysis& find(const std::vector<tensor_analysis>& a, const std::string& name) {
+  for (const auto& t : a)
+    if (t.ref.name == name) return t;
+  FAIL("no tensor " << name);
+  throw;
+}
+
+bool has_note(const tensor_analysis& t, const std::string& word) {
+  for (const auto& n : t.notes)
+    if (n.find(word) != std::string::npos) return true;
+  return false;
+}
+
+// The matrix view always tiles the tensor exactly, with finite positive fans.
+void check_sane(const tensor_analysis& t) {
+  INFO(t.ref.name);
+  CHECK(t.info.block_count * t.info.block_rows * t.info.block_cols == t.info.element_count());
+  CHECK(std::isfinite(t.info.fan_in));
+  CHECK(std::isfinite(t.info.fan_out));
+  CHECK(t.info.fan_in > 0);
+  CHECK(t.info.fan_out > 0);
+  CHECK(t.info.groups >= 1);
+}
+
+// LSTM with H = 2, I = 3: W [1, 8, 3], R [1, 8, 2], B [1, 16].
+onnx::ModelProto lstm(std::optional<std::int64_t> hidden_size) {
+  graph_builder g;
+  g.add_input("x", {5, 1, 3});
+  g.add_initializer("W", {1, 8, 3}, ramp(24));
+  g.add_initializer("R", {1, 8, 2}, ramp(16));
+  g.add_initializer("B", {1, 16}, ramp(16));
+  std::vector<onnx::AttributeProto> attrs;
+  if (hidden_size) attrs.push_back(make_attribute("hidden_size", *hidden_size));
+  g.add_node("LSTM", {"x", "W", "R", "B"}, {"y"}, attrs);
+  g.add_output("y", {5, 1, 1, 2});
+  return g.model();
+}
+
+// Conv weight [4, 2, 3, 3] on 4 input channels: group 2 is the true value.
+onnx::ModelProto conv(std::vector<onnx::AttributeProto> attrs) {
+  graph_builder g;
+  g.add_input("x", {1, 4, 8, 8});
+  g.add_initializer("w", {4, 2, 3, 3}, ramp(72));
+  g.add_initializer("b", {4}, ramp(4));
+  g.add_node("Conv", {"x", "w", "b"}, {"y"}, std::move(attrs));
+  g.add_output("y", {1, 4, 6, 6});
+  return g.model();
+}
+
+}  // namespace
+
+TEST_CASE("hostile hidden_size: LSTM gate blocks fall back to the default view with a note") {
+  SECTION("the true hidden_size and none give gate blocks of H rows") {
+    for (auto h : {std::optional<std::int64_t>{2}, std::optional<std::int64_t>{}}) {
+      const auto a = analyze_model(lstm(h));
+      CHECK(find(a, "W").info.block_count == 4);
+      CHECK(find(a, "W").info.block_rows == 2);
+      CHECK(find(a, "R").info.block_cols == 2);
+      CHECK(find(a, "W").notes.empty());
+      CHECK(find(a, "B").forget_gate_ranges ==
+            std::vector<std::pair<std::int64_t, std::int64_t>>{{4, 6}});
+      for (const char* n : {"W", "R", "B"}) check_sane(find(a, n));
+    }
+  }
+  for (std::int64_t h : {two_32, two_61, std::int64_t{-2}, std::int64_t{0}, std::int64_t{3},
+                         std::int64_t{1}, int64_min, int64_max}) {
+    DYNAMIC_SECTION("hidden_size " << h) {
+      std::vector<tensor_analysis> a;
+      REQUIRE_NOTHROW(a = analyze_model(lstm(h)));
+      for (const char* n : {"W", "R", "B"}) check_sane(find(a, n));
+      CHECK(has_note(find(a, "W"), "hidden_size"));
+      CHECK(has_note(find(a, "R"), "hidden_size"));
+      CHECK(has_note(find(a, "B"), "hidden_size"));
+      // Default matrix view of the stored tensor: fans from its last two dims.
+      CHECK(find(a, "W").info.block_count == 1);
+      CHECK(find(a, "W").info.fan_in == 3);
+      CHECK(find(a, "W").info.fan_out == 8);
+      CHECK(find(a, "R").info.fan_in == 2);
+      CHECK(find(a, "B").forget_gate_ranges.empty());
+      CHECK_NOTHROW(fuzz_path(serialize(lstm(h))));
+    }
+  }
+}
+
+TEST_CASE("hostile group: must divide the channels, else group 1 with a note") {
+  const auto good = analyze_model(conv({make_attribute("group", std::int64_t{2})}));
+  CHECK(find(good, "w").info.groups == 2);
+  CHECK(find(good, "w").info.fan_out == 2 * 9);
+  CHECK(find(good, "w").notes.empty());
+  for (std::int64_t g :
+       {std::int64_t{0}, std::int64_t{-1}, std::int64_t{3}, two_32, two_61, int64_min, int64_max}) {
+    INFO("group " << g);
+    std::vector<tensor_analysis> a;
+    REQUIRE_NOTHROW(a = analyze_model(conv({make_attribute("group", g)})));
+    const auto& w = find(a, "w");
+    check_sane(w);
+    CHECK(has_note(w, "group"));
+    CHECK(w.info.groups == 1);
+    CHECK(w.info.fan_in == 2 * 9);
+    CHECK(w.info.fan_out == 4 * 9);
+    CHECK_NOTHROW(fuzz_path(serialize(conv({make_attribute("group", g)}))));
+  }
+}
+
+TEST_CASE("hostile strides: positive, bounded, one per spatial axis, else ignored with a note") {
+  using ints = std::vector<std::int64_t>;
+  const auto good = analyze_model(conv({make_attribute("strides", ints{2, 2})}));
+  CHECK(find(good, "w").info.fan_out == 4 * 9 / 4.0);
+  for (const ints& s : {ints{0, 1}, ints{-1, -1}, ints{1, -2}, ints{two_61, two_61},
+                        ints{int64_max, 2}, ints{int64_min, int64_min}, ints{2}, ints{1, 1, 1}}) {
+    INFO("strides " << s.size() << ": " << s[0]);
+    std::vector<tensor_analysis> a;
+    REQUIRE_NOTHROW(a = analyze_model(conv({make_attribute("strides", s)})));
+    const auto& w = find(a, "w");
+    check_sane(w);
+    CHECK(has_note(w, "strides"));
+    CHECK(w.info.fan_out == 4 * 9);
+  }
+}
+
+TEST_CASE("kernel_shape disagreeing with the weight: the weight's dims win, with a note") {
+  using ints = std::vector<std::int64_t>;
+  const auto good = analyze_model(conv({make_attribute("kernel_shape", ints{3, 3})}));
+  CHECK(find(good, "w").notes.empty());
+  for (const ints& k : {ints{5, 5}, ints{3}, ints{0, 0}, ints{two_61, -1}}) {
+    const auto a = analyze_model(conv({make_attribute("kernel_shape", k)}));
+    const auto& w = find(a, "w");
+    check_sane(w);
+    CHECK(has_note(w, "kernel_shape"));
+    CHECK(w.info.receptive_field == 9);
+    CHECK(w.info.fan_in == 2 * 9);
+  }
+}
+
+TEST_CASE("hostile layout attributes read as unknown layout, not a wrong shape") {
+  // w [8, 3] reaches MatMul through a layout op with bad attributes; the
+  // evaluator must not invent a shape, so the fans come from w itself.
+  using ints = std::vector<std::int64_t>;
+  auto model = [](const std::string& op, std::vector<onnx::AttributeProto> attrs,
+                  std::vector<std::string> extra = {}) {
+    graph_builder g;
+    g.add_input("x", {-1, 8});
+    g.add_initializer("w", {8, 3}, ramp(24));
+    g.add_initializer("v", {8, 5}, ramp(40));
+    std::vector<std::string> inputs{"w"};
+    inputs.insert(inputs.end(), extra.begin(), extra.end());
+    g.add_node(op, inputs, {"w0", "w1"}, std::move(attrs));
+    g.add_node("MatMul", {"x", op == "Split" ? "w1" : "w0"}, {"y"});
+    g.add_output("y", {-1, 3});
+    return g.model();
+  };
+  struct hostile {
+    const char* what;
+    onnx::ModelProto m;
+  };
+  const hostile cases[] = {
+      {"Transpose perm not a permutation",
+       model("Transpose", {make_attribute("perm", ints{0, 0})})},
+      {"Transpose perm out of range",
+       model("Transpose", {make_attribute("perm", ints{0, two_61})})},
+      {"Split sizes negative", model("Split", {make_attribute("split", ints{-2, 10})})},
+      {"Split sizes overflow",
+       model("Split", {make_attribute("split", ints{int64_max, int64_max, 8})})},
+      {"Split sizes not summing to the dim", model("Split", {make_attribute("split", ints{1, 9})})},
+      {"Split axis out of range", model("Split", {make_attribute("axis", two_61)})},
+      {"Squeeze axes out of range", model("Squeeze", {make_attribute("axes", ints{two_61})})},
+      {"Unsqueeze axes out of range",
+       model("Unsqueeze", {make_attribute("axes", ints{int64_min})})},
+      {"Concat other dims disagree",
+       model("Concat", {make_attribute("axis", std::int64_t{0})}, {"v"})},
+      {"Concat axis out of range", model("Concat", {make_attribute("axis", int64_max)}, {"w"})},
+      {"Flatten axis out of range", model("Flatten", {make_attribute("axis", int64_min)})},
+      {"Slice extreme starts and ends", model("Slice", {make_attribute("starts", ints{int64_min}),
+                                                        make_attribute("ends", ints{int64_max})})},
+      {"Slice axes out of range",
+       model("Slice", {make_attribute("starts", ints{0}), make_attribute("ends", ints{1}),
+                       make_attribute("axes", ints{two_61})})},
+  };
+  for (const hostile& h : cases) {
+    INFO(h.what);
+    std::vector<tensor_analysis> a;
+    REQUIRE_NOTHROW(a = analyze_model(h.m));
+    CHECK(find(a, "w").info.fan_in == 8);
+    CHECK(find(a, "w").info.fan_out == 3);
+    CHECK_NOTHROW(fuzz_path(serialize(h.m)));
+  }
+}
+
+TEST_CASE("hostile transB and transA are read as ONNX Runtime does, with a note") {
+  for (std::int64_t t : {two_32, std::int64_t{-1}, int64_min}) {
+    graph_builder g;
+    g.add_input("x", {-1, 8});
+    g.add_initializer("w", {3, 8}, ramp(24));
+    g.add_node("Gemm", {"x", "w"}, {"y"}, {make_attribute("transB", t)});
+    g.add_output("y", {-1, 3});
+    const auto a = analyze_model(g.model());
+    INFO("transB " << t);
+    CHECK(has_note(find(a, "w"), "transB"));
+    CHECK(find(a, "w").info.fan_in == 8);  // any non-zero value transposes
+    CHECK(find(a, "w").info.fan_out == 3);
+  }
 }

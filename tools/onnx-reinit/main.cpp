@@ -5,6 +5,7 @@
 #include <unistd.h>
 #include <CLI/CLI.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -28,6 +29,14 @@ namespace fs = std::filesystem;
 namespace ori = onnx_reinit;
 
 namespace {
+
+// The checker's messages span lines ("==> Context: ...") and end in a
+// full stop; a diagnostic is one line that goes on after them.
+std::string one_line(std::string text) {
+  std::replace(text.begin(), text.end(), '\n', ' ');
+  while (!text.empty() && (text.back() == ' ' || text.back() == '.')) text.pop_back();
+  return text;
+}
 
 struct arguments {
   std::string model;
@@ -204,17 +213,26 @@ int run(const arguments& a) {
     return 0;
   }
 
+  ori::save_options save_options;
+  save_options.in_place = a.in_place;
+  save_options.external_data_name = a.external_data;
+  // Checked before the rewrite, as read: an input that already fails the
+  // checker may be written if the output fails it in no new way.
+  save_options.input_check_failure = ori::check_input_model(model);
+
   ori::rewrite_options rewrite_options;
   rewrite_options.seed = a.seed;
   rewrite_options.threads = a.threads;
   rewrite_options.progress = progress_printer(a);
   const auto outcomes = ori::rewrite_model(model, plans, strategies, rewrite_options);
 
-  ori::save_options save_options;
-  save_options.in_place = a.in_place;
-  save_options.external_data_name = a.external_data;
   const std::string out = a.in_place ? a.model : a.output;
-  ori::save_model(model, out, save_options);
+  const ori::save_result saved = ori::save_model(model, out, save_options);
+  if (saved.checker_failure)
+    fmt::print(stderr,
+               "onnx-reinit: warning: the input model fails the ONNX checker: {}; writing the "
+               "output anyway since it fails the same way\n",
+               one_line(*saved.checker_failure));
   if (!a.report.empty()) write_text_file(a.report, ori::report_json(header, plans, *outcomes));
   if (a.verbose) fmt::print("{}", ori::plan_table(plans, *outcomes, true));
 

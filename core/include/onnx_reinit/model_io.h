@@ -70,6 +70,17 @@ struct load_options {
   std::uint64_t max_total_bytes = std::uint64_t{64} << 30;   // 64 GiB
 };
 
+// A model's failure of the ONNX checker. The checker stops at the first
+// problem, so the message alone would hide a new one behind an old one;
+// `structure` digests everything but the tensor payloads and their
+// storage (which a rewrite changes), so equal digests mean the written
+// model can fail in no way the input did not.
+struct checker_failure {
+  std::string message;
+  std::uint64_t structure = 0;
+  bool operator==(const checker_failure&) const = default;
+};
+
 struct save_options {
   // Allow OUT to be the input model (and its data files to be replaced).
   bool in_place = false;
@@ -83,6 +94,18 @@ struct save_options {
   // Run onnx::checker::check_model on the written model before it is renamed
   // into place; a failure is a model_error and nothing is written.
   bool check = true;
+  // How the input model fails the checker, when it does (check_input_model,
+  // before the model is changed). A written model failing with the same
+  // message and the same structure fails in no new way and is written
+  // anyway (save_result::checker_failure says so); any other failure is
+  // still a model_error. nullopt: every failure is an error.
+  std::optional<checker_failure> input_check_failure;
+};
+
+struct save_result {
+  // Set when the written model fails the checker, with this message, the
+  // same way as the input did (see save_options::input_check_failure).
+  std::optional<std::string> checker_failure;
 };
 
 // Receives a tensor's new little-endian bytes in order, in one or more calls.
@@ -158,12 +181,19 @@ loaded_model load_model_from_bytes(std::span<const std::byte> bytes, const std::
                                    const std::filesystem::path& directory = {},
                                    const load_options& options = {});
 
+// Runs the ONNX checker on `model` as save_model checks its output (the
+// proto in memory, or the file when tensors live in data files): nullopt
+// when it passes. Call it before changing the model, for
+// save_options::input_check_failure.
+std::optional<checker_failure> check_input_model(const loaded_model& model);
+
 // Writes `model` to `out`. See save_options. Throws usage_error when `out` is
 // the input without `in_place`; model_error when the checker rejects the
-// result; io_error for file system failures. On any failure no file at the
-// destination is created or changed and no temp file is left behind.
-void save_model(loaded_model& model, const std::filesystem::path& out,
-                const save_options& options = {});
+// result in a way the input was not rejected; io_error for file system
+// failures. On any failure no file at the destination is created or changed
+// and no temp file is left behind.
+save_result save_model(loaded_model& model, const std::filesystem::path& out,
+                       const save_options& options = {});
 
 // ---------------------------------------------------------------------------
 // Tensor data. `tensor` must belong to `model` (external data and pending

@@ -8,11 +8,14 @@
 #include <cctype>
 #include <map>
 #include <optional>
+#include <span>
 #include <unordered_set>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "activation.h"
+#include "checked_math.h"
 #include "fixed_constants.h"
 #include "graph_index.h"
 #include "layout.h"
@@ -104,11 +107,19 @@ std::int64_t dim(const shape_t& s, std::ptrdiff_t i) {
   return i >= 0 && i < static_cast<std::ptrdiff_t>(s.size()) ? s[static_cast<std::size_t>(i)] : 1;
 }
 
-double product_of(const std::optional<std::vector<std::int64_t>>& v) {
-  double p = 1.0;
-  if (v)
-    for (auto x : *v) p *= static_cast<double>(x);
-  return p;
+// Attribute checks below: a stride this large is no real model's, and
+// bounding each keeps their product meaningful.
+constexpr std::int64_t max_stride = std::int64_t{1} << 31;
+// An LSTM bias with more directions than this is no real model's; bounds
+// the forget-gate range list built from it.
+constexpr std::int64_t max_directions = std::int64_t{1} << 16;
+
+void add_note(std::string& notes, const std::string& note) {
+  notes += notes.empty() ? note : "; " + note;
+}
+
+std::string ints_text(const std::vector<std::int64_t>& v) {
+  return fmt::format("[{}]", fmt::join(v, ", "));
 }
 
 struct analyzer {
@@ -120,24 +131,53 @@ struct analyzer {
 
   bool torch() const { return convention == fan_convention::torch; }
 
-  // Conv [M, C/g, k...] or ConvTranspose [C, M/g, k...].
+  // Conv [M, C/g, k...] or ConvTranspose [C, M/g, k...]. The attributes are
+  // checked against the weight's dims (what a strategy fills); one that
+  // disagrees with them is ignored with a note.
   void conv_fans(const onnx::NodeProto& node, const shape_t& s, view& v) const {
     bool transposed = is_op(node, "ConvTranspose");
-    v.groups = std::max<std::int64_t>(1, int_attribute(node, "group").value_or(1));
-    v.rf = 1.0;
-    for (std::size_t i = 2; i < s.size(); ++i) v.rf *= static_cast<double>(s[i]);
-    double st = product_of(ints_attribute(node, "strides"));
-    auto d0 = static_cast<double>(dim(s, 0)), d1 = static_cast<double>(dim(s, 1));
-    auto g = static_cast<double>(v.groups);
+    const shape_t kernel(s.begin() + std::min<std::ptrdiff_t>(2, std::ssize(s)), s.end());
+    const std::int64_t d0 = dim(s, 0), d1 = dim(s, 1);
+    v.rf = static_cast<double>(checked_product(kernel).value_or(1));
+    if (auto k = ints_attribute(node, "kernel_shape"); k && *k != kernel)
+      add_note(v.note, fmt::format("kernel_shape {} disagrees with the weight's kernel {}; used "
+                                   "the weight's",
+                                   ints_text(*k), ints_text(kernel)));
+    // The weight's first dim holds all groups: M for Conv, C for ConvTranspose.
+    v.groups = 1;
+    if (auto g = int_attribute(node, "group"); g && *g != 1) {
+      if (*g > 0 && d0 > 0 && d0 % *g == 0)
+        v.groups = *g;
+      else
+        add_note(v.note, fmt::format("group {} does not divide the weight's {} channels; read as 1",
+                                     *g, d0));
+    }
+    std::int64_t stride = 1;
+    if (auto st = ints_attribute(node, "strides")) {
+      std::optional<std::int64_t> p =
+          st->size() == kernel.size() &&
+                  std::all_of(st->begin(), st->end(),
+                              [](std::int64_t x) { return x >= 1 && x <= max_stride; })
+              ? checked_product(*st)
+              : std::nullopt;
+      if (p)
+        stride = *p;
+      else
+        add_note(v.note, fmt::format("strides {} are not one positive stride per kernel axis {}; "
+                                     "read as 1",
+                                     ints_text(*st), ints_text(kernel)));
+    }
+    auto f0 = static_cast<double>(d0), f1 = static_cast<double>(d1);
+    auto g = static_cast<double>(v.groups), st = static_cast<double>(stride);
     if (torch()) {
-      v.fan_in = d1 * v.rf;
-      v.fan_out = d0 * v.rf;
+      v.fan_in = f1 * v.rf;
+      v.fan_out = f0 * v.rf;
     } else if (!transposed) {
-      v.fan_in = d1 * v.rf;
-      v.fan_out = d0 / g * v.rf / st;
+      v.fan_in = f1 * v.rf;
+      v.fan_out = f0 / g * v.rf / st;
     } else {
-      v.fan_in = d0 / g * v.rf / st;
-      v.fan_out = d1 * v.rf;
+      v.fan_in = f0 / g * v.rf / st;
+      v.fan_out = f1 * v.rf;
     }
   }
 
@@ -149,7 +189,12 @@ struct analyzer {
       v.fan_out = 1.0;
       return;
     }
-    bool trans = int_attribute(node, slot == 0 ? "transA" : "transB").value_or(0) != 0;
+    const char* trans_name = slot == 0 ? "transA" : "transB";
+    const std::int64_t trans_value = int_attribute(node, trans_name).value_or(0);
+    // ONNX Runtime transposes for any non-zero value; say so for odd ones.
+    bool trans = trans_value != 0;
+    if (trans_value != 0 && trans_value != 1 && is_gemm(node))
+      add_note(v.note, fmt::format("{} {} is not 0 or 1; read as 1", trans_name, trans_value));
     // x·W: W is [K, N], input dim first; W·x: W is [M, K], input dim last.
     bool input_first = (slot == 1) != trans;
     auto a = static_cast<double>(dim(s, -2)), b = static_cast<double>(dim(s, -1));
@@ -158,30 +203,62 @@ struct analyzer {
     if (s.size() > 2 && orig.size() == s.size() &&
         std::equal(s.begin(), s.end() - 2, orig.begin())) {
       // Leading dims are batch: one matrix per slice.
-      v.block_count = element_count(shape_t(orig.begin(), orig.end() - 2));
-      v.block_rows = dim(orig, -2);
-      v.block_cols = dim(orig, -1);
+      auto count = checked_product(std::span(orig).first(orig.size() - 2));
+      if (count && checked_product(orig)) {
+        v.block_count = *count;
+        v.block_rows = dim(orig, -2);
+        v.block_cols = dim(orig, -1);
+      }
     }
   }
 
+  // W, R [dirs, G·H, I or H], B [dirs, 2·G·H], P [dirs, 3·H]. hidden_size is
+  // checked against the dims at the consumer; without it, H comes from them.
+  // Anything that does not fit gives the default matrix view and a note.
   void rnn_fans(const onnx::NodeProto& node, int slot, const shape_t& s, const shape_t& orig,
                 view& v) const {
     v.gates = gate_count(node);
     v.recurrent_cell = true;
-    std::int64_t hidden = int_attribute(node, "hidden_size").value_or(0);
-    if (hidden <= 0) hidden = slot == 3 ? dim(s, -1) / (2 * v.gates) : dim(s, -2) / v.gates;
+    const bool vector = slot == 3 || slot == 7;
+    const std::int64_t rows = vector ? dim(s, -1) : dim(s, -2);
+    const std::int64_t per_unit = slot == 3 ? 2 * v.gates : slot == 7 ? 3 : v.gates;
+    const auto attr = int_attribute(node, "hidden_size");
+    std::int64_t hidden = 0;
+    if (!attr) {
+      if (rows > 0 && rows % per_unit == 0) hidden = rows / per_unit;
+    } else if (*attr > 0 && checked_mul(*attr, per_unit) == rows) {
+      hidden = *attr;
+    }
+    if (hidden > 0 && slot == 2 && dim(s, -1) != hidden) hidden = 0;
+    if (hidden <= 0) {
+      v.gates = 1;
+      v.fan_in = static_cast<double>(std::max<std::int64_t>(1, dim(s, -1)));
+      v.fan_out = static_cast<double>(std::max<std::int64_t>(1, rows));
+      add_note(v.note,
+               attr ? fmt::format("hidden_size {} does not fit the {} {} {} of {}; "
+                                  "default matrix view",
+                                  *attr, node.op_type(), vector ? "length" : "shape", ints_text(s),
+                                  slot == 3   ? "B"
+                                  : slot == 7 ? "P"
+                                              : "W/R")
+                    : std::string("gate blocks do not tile the stored tensor; default "
+                                  "matrix view"));
+      return;
+    }
     auto h = static_cast<double>(hidden);
     v.fan_in = v.fan_out = h;
-    if (slot == 3 || slot == 7) return;
+    if (vector) return;
     std::int64_t cols = slot == 1 ? dim(s, -1) : hidden;
     v.fan_in = static_cast<double>(cols);
     if (torch()) v.fan_out = h * static_cast<double>(v.gates);
-    if (hidden > 0 && cols > 0 && element_count(orig) % (hidden * cols) == 0) {
-      v.block_count = element_count(orig) / (hidden * cols);
+    const auto block = checked_mul(hidden, cols);
+    const auto total = checked_product(orig);
+    if (block && *block > 0 && total && *total % *block == 0) {
+      v.block_count = *total / *block;
       v.block_rows = hidden;
       v.block_cols = cols;
     } else {
-      v.note = "gate blocks do not tile the stored tensor; default matrix view";
+      add_note(v.note, "gate blocks do not tile the stored tensor; default matrix view");
     }
   }
 
@@ -395,14 +472,20 @@ forget_gates find_forget_gates(const model_index& index, layout_evaluator& layou
     if (!is_op(node, "LSTM") || node.input_size() < 4 || node.input(3).empty()) continue;
     int g = index.node_graph(n);
     auto s = layout.shape_of(node.input(3), g);
-    std::int64_t hidden = int_attribute(node, "hidden_size").value_or(0);
-    if (s && hidden <= 0) hidden = dim(*s, -1) / 8;
+    // B is [dirs, 8H]: Wb (gates i, o, f, c) then Rb; f is gate 2. H is
+    // checked against B's length as in rnn_fans.
+    const std::int64_t length = s && !s->empty() ? s->back() : 0;
+    const auto attr = int_attribute(node, "hidden_size");
+    std::int64_t hidden = 0;
+    if (!attr && length > 0 && length % 8 == 0) hidden = length / 8;
+    if (attr && *attr > 0 && checked_mul(*attr, 8) == length) hidden = *attr;
+    const auto dirs =
+        s && !s->empty() ? checked_product(std::span(*s).first(s->size() - 1)) : std::nullopt;
     std::optional<std::vector<source_ranges>> sources;
-    if (s && hidden > 0 && element_count(*s) % (8 * hidden) == 0) {
-      // B is [dirs, 8H]: Wb (gates i, o, f, c) then Rb; f is gate 2.
+    if (hidden > 0 && dirs && *dirs <= max_directions) {
       range_list r;
-      for (std::int64_t d = 0; d < element_count(*s) / (8 * hidden); ++d)
-        r.emplace_back(d * 8 * hidden + 2 * hidden, d * 8 * hidden + 3 * hidden);
+      for (std::int64_t d = 0; d < *dirs; ++d)
+        r.emplace_back(d * length + 2 * hidden, d * length + 3 * hidden);
       sources = layout.map_back(node.input(3), g, r);
     }
     if (!sources) {

@@ -3,6 +3,9 @@
 #include "layout.h"
 
 #include <algorithm>
+#include <span>
+
+#include "checked_math.h"
 
 namespace onnx_reinit::detail {
 namespace {
@@ -13,22 +16,19 @@ constexpr int max_depth = 64;
 // Bounds the work of one range mapping (pieces times steps).
 constexpr std::size_t max_pieces = 1 << 16;
 
+// -1 when the dims are negative or their product overflows: only shapes
+// that passed valid_shape reach the callers that index with it.
 std::int64_t product(const shape_t& s, std::size_t from, std::size_t to) {
-  std::int64_t p = 1;
-  for (std::size_t i = from; i < to && i < s.size(); ++i) p *= s[i];
-  return p;
+  from = std::min(from, s.size());
+  to = std::clamp(to, from, s.size());
+  return checked_product(std::span(s).subspan(from, to - from)).value_or(-1);
 }
 
 // A shape the evaluator may hand on: no negative dim, and the product of
 // its non-zero dims fits int64, so every product() over it is defined.
 // Shapes come from untrusted dims and Reshape/Concat values.
 bool valid_shape(const shape_t& s) {
-  std::int64_t p = 1;
-  for (std::int64_t d : s) {
-    if (d < 0) return false;
-    if (d > 0 && __builtin_mul_overflow(p, d, &p)) return false;
-  }
-  return true;
+  return checked_product(s).has_value();
 }
 
 std::optional<int> normalize_axis(std::int64_t axis, std::size_t rank) {
@@ -131,12 +131,16 @@ std::optional<shape_t> layout_evaluator::node_output_shape(int n, int output, in
   if (same_shape_op(node)) return output == 0 ? in : std::nullopt;
   if (op == "Transpose") {
     auto perm = ints_attribute(node, "perm");
+    if (perm && perm->size() != in->size()) return std::nullopt;
     shape_t out(in->size());
+    std::vector<bool> used(in->size(), false);
     for (std::size_t i = 0; i < out.size(); ++i) {
-      std::size_t p = perm && perm->size() == out.size() ? static_cast<std::size_t>((*perm)[i])
-                                                         : out.size() - 1 - i;
-      if (p >= in->size()) return std::nullopt;
-      out[i] = (*in)[p];
+      std::int64_t p = perm ? (*perm)[i] : static_cast<std::int64_t>(out.size() - 1 - i);
+      // Only a true permutation is a layout op; anything else is unknown.
+      if (p < 0 || p >= static_cast<std::int64_t>(in->size()) || used[static_cast<std::size_t>(p)])
+        return std::nullopt;
+      used[static_cast<std::size_t>(p)] = true;
+      out[i] = (*in)[static_cast<std::size_t>(p)];
     }
     return out;
   }
@@ -210,10 +214,12 @@ std::optional<shape_t> layout_evaluator::node_output_shape(int n, int output, in
     for (int i = 1; i < node.input_size(); ++i) {
       auto s = shape_at(node.input(i), scope, depth + 1);
       if (!s || s->size() != out.size()) return std::nullopt;
-      if (__builtin_add_overflow(out[static_cast<std::size_t>(*axis)],
-                                 (*s)[static_cast<std::size_t>(*axis)],
-                                 &out[static_cast<std::size_t>(*axis)]))
-        return std::nullopt;
+      for (std::size_t d = 0; d < out.size(); ++d)
+        if (d != static_cast<std::size_t>(*axis) && (*s)[d] != out[d]) return std::nullopt;
+      auto sum =
+          checked_add(out[static_cast<std::size_t>(*axis)], (*s)[static_cast<std::size_t>(*axis)]);
+      if (!sum) return std::nullopt;
+      out[static_cast<std::size_t>(*axis)] = *sum;
     }
     return out;
   }
@@ -249,7 +255,15 @@ std::optional<std::pair<int, std::int64_t>> layout_evaluator::slice_offset(int n
       sizes = std::vector<std::int64_t>(static_cast<std::size_t>(parts), dim / parts);
     }
     if (output >= static_cast<int>(sizes->size())) return std::nullopt;
-    for (int i = 0; i < output; ++i) cut_start += (*sizes)[static_cast<std::size_t>(i)];
+    // Sizes from the file: each non-negative, summing exactly to the dim.
+    std::int64_t total = 0;
+    for (std::size_t i = 0; i < sizes->size(); ++i) {
+      auto sum = (*sizes)[i] >= 0 ? checked_add(total, (*sizes)[i]) : std::nullopt;
+      if (!sum) return std::nullopt;
+      if (static_cast<int>(i) == output) cut_start = total;
+      total = *sum;
+    }
+    if (total != dim) return std::nullopt;
     out[static_cast<std::size_t>(*axis)] = (*sizes)[static_cast<std::size_t>(output)];
     cut_axis = *axis;
     cuts = 1;

@@ -52,6 +52,7 @@ class layout_evaluator {
   std::map<std::pair<int, std::string>, std::optional<shape_t>> memo_;
 };
 
+// -1 when a dim is negative or the product overflows int64.
 std::int64_t element_count(const shape_t& shape);
 
 }  // namespace onnx_reinit::detail

@@ -637,7 +637,65 @@ void fsync_directory(const fs::path& dir) {
 
 namespace {
 
-void save_model_impl(loaded_model& model, const fs::path& out_arg, const save_options& options) {
+void strip_payload(onnx::TensorProto& t) {
+  t.clear_raw_data();
+  t.clear_float_data();
+  t.clear_int32_data();
+  t.clear_int64_data();
+  t.clear_double_data();
+  t.clear_uint64_data();
+  t.clear_string_data();
+  t.clear_external_data();
+  t.clear_data_location();
+}
+
+void strip_payloads(onnx::GraphProto& g) {
+  for (auto& t : *g.mutable_initializer()) strip_payload(t);
+  for (auto& s : *g.mutable_sparse_initializer()) {
+    strip_payload(*s.mutable_values());
+    strip_payload(*s.mutable_indices());
+  }
+  for (auto& n : *g.mutable_node())
+    for (auto& a : *n.mutable_attribute()) {
+      if (a.has_t()) strip_payload(*a.mutable_t());
+      for (auto& t : *a.mutable_tensors()) strip_payload(t);
+      if (a.has_g()) strip_payloads(*a.mutable_g());
+      for (auto& sub : *a.mutable_graphs()) strip_payloads(sub);
+    }
+}
+
+// Digest of the model without tensor payloads and their storage. Runs only
+// for a model failing the checker, so the copy it takes is rare.
+std::uint64_t structure_digest(const onnx::ModelProto& proto) {
+  onnx::ModelProto copy = proto;
+  if (copy.has_graph()) strip_payloads(*copy.mutable_graph());
+  std::string bytes;
+  {
+    google::protobuf::io::StringOutputStream stream(&bytes);
+    google::protobuf::io::CodedOutputStream coded(&stream);
+    coded.SetSerializationDeterministic(true);
+    copy.SerializeToCodedStream(&coded);
+  }
+  return std::hash<std::string>{}(bytes);
+}
+
+// How `proto` fails the checker, or nullopt when it passes. With data
+// files the checker must read the file: it resolves their locations
+// against the file's directory.
+std::optional<checker_failure> check_failure(const onnx::ModelProto& proto, const fs::path& file) {
+  try {
+    if (file.empty())
+      onnx::checker::check_model(proto);
+    else
+      onnx::checker::check_model(file.string());
+  } catch (const std::exception& e) {
+    return checker_failure{e.what(), structure_digest(proto)};
+  }
+  return std::nullopt;
+}
+
+save_result save_model_impl(loaded_model& model, const fs::path& out_arg,
+                            const save_options& options) {
   std::error_code ec;
   const fs::path out = fs::absolute(out_arg, ec).lexically_normal();
   if (out.filename().empty())
@@ -709,17 +767,26 @@ void save_model_impl(loaded_model& model, const fs::path& out_arg, const save_op
     file.finish();
   }  // proto restored here
 
+  save_result result;
   if (options.check) {
-    try {
-      // Without data files the proto just serialized is what the file holds;
-      // checking it in memory spares parsing the whole file again.
-      if (data_files.empty())
-        onnx::checker::check_model(model.proto());
-      else
-        onnx::checker::check_model((stage.path / out.filename()).string());
-    } catch (const std::exception& e) {
-      throw model_error(fmt::format("the written model fails the ONNX checker: {}", e.what()),
-                        out.string());
+    // Without data files the proto just serialized is what the file holds;
+    // checking it in memory spares parsing the whole file again.
+    const auto failure =
+        check_failure(model.proto(), data_files.empty() ? fs::path() : stage.path / out.filename());
+    if (failure && failure == options.input_check_failure) {
+      result.checker_failure = failure->message;  // the input fails exactly so: nothing new
+    } else if (failure) {
+      const auto& input = options.input_check_failure;
+      throw model_error(
+          !input ? fmt::format("the written model fails the ONNX checker: {}", failure->message)
+          : input->message != failure->message
+              ? fmt::format("the written model fails the ONNX checker: {} (the input fails it "
+                            "otherwise: {})",
+                            failure->message, input->message)
+              : fmt::format("the written model fails the ONNX checker: {} (as the input does, "
+                            "but its structure changed)",
+                            failure->message),
+          out.string());
     }
   }
 
@@ -741,13 +808,20 @@ void save_model_impl(loaded_model& model, const fs::path& out_arg, const save_op
     if (input_file && !options.in_place) continue;  // never touch an input otherwise
     fs::remove(old, ec);
   }
+  return result;
 }
 
 }  // namespace
 
-void save_model(loaded_model& model, const fs::path& out, const save_options& options) {
+std::optional<checker_failure> check_input_model(const loaded_model& model) {
+  return check_failure(model.proto(), model.has_external_data() && !model.path().empty()
+                                          ? model.path()
+                                          : fs::path());
+}
+
+save_result save_model(loaded_model& model, const fs::path& out, const save_options& options) {
   try {
-    save_model_impl(model, out, options);
+    return save_model_impl(model, out, options);
   } catch (const fs::filesystem_error& e) {
     throw io_error(fmt::format("cannot write {}: {}", out, e.what()), out.string());
   }
