@@ -2,7 +2,9 @@
 # static registry, RNG and ONNX libraries, exported as OnnxReinit::sdk,
 # OnnxReinit::registry, OnnxReinit::rng, OnnxReinit::model_io,
 # OnnxReinit::analysis, OnnxReinit::plan and OnnxReinit::onnx (all three) so
-# that out-of-tree plugins and programs use find_package(OnnxReinit). These rules are in the `devel`
+# that out-of-tree plugins and programs use find_package(OnnxReinit), with
+# onnx_reinit_add_plugin() (cmake/OnnxReinitPlugin.cmake, the same function
+# the project's own plugins use). These rules are in the `devel`
 # component: `cmake --install <build> --component devel` installs the
 # package alone, without tools or plugins.
 include(CMakePackageConfigHelpers)
@@ -13,34 +15,20 @@ install(DIRECTORY ${PROJECT_SOURCE_DIR}/core/include/onnx_reinit
   DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}
   COMPONENT devel
   FILES_MATCHING PATTERN "*.h")
-if(EXISTS ${PROJECT_BINARY_DIR}/generated/include/onnx_reinit/version.h)
-  install(FILES ${PROJECT_BINARY_DIR}/generated/include/onnx_reinit/version.h
-    DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/onnx_reinit
-    COMPONENT devel)
-endif()
+install(FILES ${PROJECT_BINARY_DIR}/generated/include/onnx_reinit/version.h
+  DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/onnx_reinit
+  COMPONENT devel)
 
-set(onnx_reinit_exported onnx_reinit_sdk)
 set_target_properties(onnx_reinit_sdk PROPERTIES EXPORT_NAME sdk)
-foreach(part registry rng model_io analysis plan)
-  if(TARGET onnx_reinit_${part})
-    set_target_properties(onnx_reinit_${part} PROPERTIES EXPORT_NAME ${part})
-    list(APPEND onnx_reinit_exported onnx_reinit_${part})
-  endif()
+set(onnx_reinit_exported onnx_reinit_sdk)
+foreach(part registry rng model_io analysis plan onnx)
+  set_target_properties(onnx_reinit_${part} PROPERTIES EXPORT_NAME ${part})
+  list(APPEND onnx_reinit_exported onnx_reinit_${part})
 endforeach()
-# The ONNX libraries need ONNX, Protobuf, yaml-cpp, TBB and nlohmann_json
-# (private dependencies of a static library are link-only dependencies of
-# its users); OnnxReinitConfig.cmake finds them only when they are exported.
-set(ONNX_REINIT_PACKAGE_ONNX OFF)
-if(TARGET onnx_reinit_model_io AND TARGET onnx_reinit_analysis AND TARGET onnx_reinit_plan)
-  set(ONNX_REINIT_PACKAGE_ONNX ON)
-  set_target_properties(onnx_reinit_onnx PROPERTIES EXPORT_NAME onnx)
-  list(APPEND onnx_reinit_exported onnx_reinit_onnx)
-endif()
 
 install(TARGETS ${onnx_reinit_exported}
   EXPORT OnnxReinitTargets
-  ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR} COMPONENT devel
-  INCLUDES DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
+  ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR} COMPONENT devel)
 install(EXPORT OnnxReinitTargets
   NAMESPACE OnnxReinit::
   DESTINATION ${ONNX_REINIT_INSTALL_CMAKEDIR}
@@ -55,6 +43,7 @@ write_basic_package_version_file(${PROJECT_BINARY_DIR}/OnnxReinitConfigVersion.c
   VERSION ${PROJECT_VERSION}
   COMPATIBILITY SameMinorVersion)
 install(FILES
+  ${PROJECT_SOURCE_DIR}/cmake/OnnxReinitPlugin.cmake
   ${PROJECT_BINARY_DIR}/OnnxReinitConfig.cmake
   ${PROJECT_BINARY_DIR}/OnnxReinitConfigVersion.cmake
   DESTINATION ${ONNX_REINIT_INSTALL_CMAKEDIR}

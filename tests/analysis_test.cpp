@@ -7,6 +7,8 @@
 #include <filesystem>
 #include <fstream>
 
+#include <fmt/format.h>
+
 #include "onnx_reinit/analysis.h"
 #include "onnx_reinit/gains.h"
 #include "onnx_reinit/model_tensors.h"
@@ -288,11 +290,11 @@ TEST_CASE("lstm bias through PyTorch-style Slice/Concat gate reordering") {
   init(b, "b_hh", {8});
   b.add_initializer(make_int64_tensor("ax0", {1}, {0}));
   for (int k = 0; k <= 4; ++k)
-    b.add_initializer(make_int64_tensor("s" + std::to_string(k), {1}, {2 * k}));
+    b.add_initializer(make_int64_tensor(fmt::format("s{}", k), {1}, {2 * k}));
   const char* gates[] = {"i", "f", "g", "o"};
   for (std::string src : {"b_ih", "b_hh"}) {
     for (int k = 0; k < 4; ++k)
-      b.add_node("Slice", {src, "s" + std::to_string(k), "s" + std::to_string(k + 1), "ax0"},
+      b.add_node("Slice", {src, fmt::format("s{}", k), fmt::format("s{}", k + 1), "ax0"},
                  {src + gates[k]});
     b.add_node("Concat", {src + "i", src + "o", src + "f", src + "g"}, {src + "_iofc"},
                {int_attr("axis", 0)});
@@ -637,20 +639,15 @@ TEST_CASE("a 10,000-node chain and a cycle neither crash nor hang") {
   graph_builder b;
   b.add_input("x", {1, 4});
   init(b, "W", {4, 4});
-  std::string v = "W";
-  for (int i = 0; i < 10000; ++i) {
-    std::string next = "w" + std::to_string(i);
-    b.add_node("Identity", {v}, {next});
-    v = next;
-  }
-  b.add_node("MatMul", {"x", v}, {"y"});
-  v = "y";
-  for (int i = 0; i < 10000; ++i) {
-    std::string next = "a" + std::to_string(i);
-    b.add_node("Add", {v, "x"}, {next});
-    v = next;
-  }
-  b.add_node("Relu", {v}, {"r"});
+  // W -> w0 -> ... -> w9999 -> MatMul -> y -> a0 -> ... -> a9999 -> Relu
+  for (int i = 0; i < 10000; ++i)
+    b.add_node("Identity", {i == 0 ? std::string("W") : fmt::format("w{}", i - 1)},
+               {fmt::format("w{}", i)});
+  b.add_node("MatMul", {"x", "w9999"}, {"y"});
+  for (int i = 0; i < 10000; ++i)
+    b.add_node("Add", {i == 0 ? std::string("y") : fmt::format("a{}", i - 1), "x"},
+               {fmt::format("a{}", i)});
+  b.add_node("Relu", {"a9999"}, {"r"});
   auto all = analyze(b);
   CHECK(find(all, "W").info.role == tensor_role::weight);
   CHECK(find(all, "W").info.activation == activation_kind::relu);

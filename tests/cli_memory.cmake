@@ -1,8 +1,5 @@
-# Peak RSS of the command on an external-data model (issue 4). ASan's shadow
-# memory would distort the figure: kept out of the sanitizer run.
-if(NOT TARGET onnx-reinit)
-  return()
-endif()
+# Peak RSS of the command on an external-data model. A sanitizer's shadow
+# memory would distort the figure: kept out of the sanitizer runs.
 add_executable(cli_memory_test ${CMAKE_CURRENT_SOURCE_DIR}/cli/memory_test.cpp)
 target_link_libraries(cli_memory_test PRIVATE onnx_reinit_test_main onnx_reinit_test_deps
                                               onnx_reinit_model_io)

@@ -1,22 +1,13 @@
-# Robustness tests of the command (issue 5): broken plugins, size limits,
-# hostile files and SIGKILL mid-write. The kill loop writes ~200 MB per
-# iteration: it is labelled slow and kept out of the sanitizer run.
-if(NOT TARGET onnx-reinit OR NOT TARGET registry_test)
-  return()
-endif()
+# Robustness tests of the command: broken plugins, size limits, hostile
+# files and SIGKILL mid-write. The kill loop writes ~200 MB per iteration:
+# it is labelled slow and kept out of the sanitizer runs.
 
-# Built like registry.cmake's fixtures (that file is included after this
-# one, so its helper function is not defined yet), in a directory of its
-# own: registry_test counts the strategies of fixture_plugins/.
-add_library(fixture_broken_strategies MODULE
-            ${CMAKE_CURRENT_SOURCE_DIR}/fixtures/plugins/broken_strategies.cpp)
-target_link_libraries(fixture_broken_strategies PRIVATE onnx_reinit_sdk)
-set_target_properties(fixture_broken_strategies PROPERTIES
-  PREFIX ""
+# A fixture plugin in a directory of its own: registry_test counts the
+# strategies of fixture_plugins/.
+onnx_reinit_add_plugin(fixture_broken_strategies
+  ${CMAKE_CURRENT_SOURCE_DIR}/fixtures/plugins/broken_strategies.cpp
   OUTPUT_NAME broken_strategies
-  CXX_VISIBILITY_PRESET hidden
-  VISIBILITY_INLINES_HIDDEN ON
-  LIBRARY_OUTPUT_DIRECTORY ${CMAKE_CURRENT_BINARY_DIR}/fixture_plugins_broken)
+  OUTPUT_DIRECTORY ${CMAKE_CURRENT_BINARY_DIR}/fixture_plugins_broken)
 onnx_reinit_warnings(fixture_broken_strategies)
 
 add_executable(cli_robustness_test ${CMAKE_CURRENT_SOURCE_DIR}/cli/robustness_test.cpp)
@@ -29,6 +20,6 @@ target_compile_definitions(cli_robustness_test PRIVATE
 add_dependencies(cli_robustness_test onnx-reinit standard fixture_broken_strategies)
 onnx_reinit_warnings(cli_robustness_test)
 add_test(NAME cli_robustness_test COMMAND cli_robustness_test "~[slow]")
-set_tests_properties(cli_robustness_test PROPERTIES LABELS cli)
+set_tests_properties(cli_robustness_test PROPERTIES LABELS "cli;threaded")
 add_test(NAME cli_kill_test COMMAND cli_robustness_test "[slow]")
 set_tests_properties(cli_kill_test PROPERTIES LABELS "cli;slow;no_sanitize" TIMEOUT 900)

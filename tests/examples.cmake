@@ -2,10 +2,9 @@
 # temporary prefix, build examples/custom_plugin and examples/query_registry
 # out of tree with find_package(OnnxReinit), then load the custom plugin
 # with the query program and sample it; build examples/rewrite_model and
-# rewrite the example model with the build tree's standard plugin.
-if(NOT TARGET onnx_reinit_registry OR NOT TARGET onnx_reinit_rng)
-  return()
-endif()
+# rewrite the example model with the build tree's standard plugin. Also
+# installs everything into a second prefix and checks that no installed file
+# names the build or source tree.
 
 set(examples_work ${CMAKE_CURRENT_BINARY_DIR}/examples)
 set(examples_prefix ${examples_work}/prefix)
@@ -27,9 +26,9 @@ set(examples_options
   -DCMAKE_PREFIX_PATH=${examples_prefix}
   -DCMAKE_BUILD_TYPE=${CMAKE_BUILD_TYPE}
   -DCMAKE_CXX_COMPILER=${CMAKE_CXX_COMPILER})
-if(ONNX_REINIT_SANITIZE)
-  list(APPEND examples_options
-    "-DCMAKE_CXX_FLAGS=-fsanitize=address,undefined -fno-omit-frame-pointer")
+if(ONNX_REINIT_SANITIZER)
+  list(JOIN ONNX_REINIT_SANITIZER_FLAGS " " sanitizer_flags)
+  list(APPEND examples_options "-DCMAKE_CXX_FLAGS=${sanitizer_flags} -fno-omit-frame-pointer")
 endif()
 
 add_test(NAME examples_custom_plugin
@@ -64,21 +63,31 @@ set_tests_properties(examples_query_registry PROPERTIES
 # The devel component has no plugins: the standard one comes from the build
 # tree (--plugin-dir), and the test does not run until it is built. The plan
 # table names the strategies the policy chose.
-if(TARGET onnx_reinit_plan AND TARGET standard)
-  add_test(NAME examples_rewrite_model
-    COMMAND ${CMAKE_CTEST_COMMAND} --build-and-test
-            ${PROJECT_SOURCE_DIR}/examples/rewrite_model ${examples_work}/rewrite_model
-            --build-generator ${CMAKE_GENERATOR}
-            --build-makeprogram ${CMAKE_MAKE_PROGRAM}
-            --build-project onnx_reinit_rewrite_model
-            --build-options ${examples_options}
-            --test-command ${examples_work}/rewrite_model/rewrite_model
-              ${PROJECT_SOURCE_DIR}/examples/models/tiny_net.onnx
-              ${examples_work}/rewrite_model/tiny_net.reinit.onnx
-              --seed 1 --plugin-dir ${ONNX_REINIT_BUILD_PLUGIN_DIR})
-  set_tests_properties(examples_rewrite_model PROPERTIES
-    FIXTURES_REQUIRED onnx_reinit_installed
-    REQUIRED_FILES $<TARGET_FILE:standard>
-    PASS_REGULAR_EXPRESSION "kaiming_normal"
-    LABELS example)
-endif()
+add_test(NAME examples_rewrite_model
+  COMMAND ${CMAKE_CTEST_COMMAND} --build-and-test
+          ${PROJECT_SOURCE_DIR}/examples/rewrite_model ${examples_work}/rewrite_model
+          --build-generator ${CMAKE_GENERATOR}
+          --build-makeprogram ${CMAKE_MAKE_PROGRAM}
+          --build-project onnx_reinit_rewrite_model
+          --build-options ${examples_options}
+          --test-command ${examples_work}/rewrite_model/rewrite_model
+            ${PROJECT_SOURCE_DIR}/examples/models/tiny_net.onnx
+            ${examples_work}/rewrite_model/tiny_net.reinit.onnx
+            --seed 1 --plugin-dir ${ONNX_REINIT_BUILD_PLUGIN_DIR})
+set_tests_properties(examples_rewrite_model PROPERTIES
+  FIXTURES_REQUIRED onnx_reinit_installed
+  REQUIRED_FILES $<TARGET_FILE:standard>
+  PASS_REGULAR_EXPRESSION "kaiming_normal"
+  LABELS example)
+
+# Every component, as a packager installs it, in a prefix of its own; the
+# installed command must find the installed standard plugin on its own.
+add_test(NAME install_has_no_build_paths
+  COMMAND ${CMAKE_COMMAND} -DBUILD_DIR=${PROJECT_BINARY_DIR} -DSOURCE_DIR=${PROJECT_SOURCE_DIR}
+          -DPREFIX=${examples_work}/full_prefix -DBINDIR=${CMAKE_INSTALL_BINDIR}
+          -DSTRIP=${CMAKE_STRIP}
+          -P ${CMAKE_CURRENT_SOURCE_DIR}/scripts/check_install_paths.cmake)
+set_tests_properties(install_has_no_build_paths PROPERTIES
+  FIXTURES_REQUIRED onnx_reinit_examples_clean
+  REQUIRED_FILES "$<TARGET_FILE:onnx-reinit>;$<TARGET_FILE:standard>"
+  LABELS example)

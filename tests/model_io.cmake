@@ -1,4 +1,2 @@
 # model_io_test links the model I/O library and the shared ONNX builder.
-if(TARGET model_io_test)
-  target_link_libraries(model_io_test PRIVATE onnx_reinit_model_io)
-endif()
+target_link_libraries(model_io_test PRIVATE onnx_reinit_model_io)

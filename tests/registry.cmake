@@ -1,21 +1,12 @@
 # The registry test and its purpose-built plugins, good and bad. Fixtures go
 # to their own directories, never the default plugin directory.
-if(NOT TARGET registry_test)
-  return()
-endif()
-
 set(registry_fixture_dir ${CMAKE_CURRENT_BINARY_DIR}/fixture_plugins)
 set(registry_fixture_env_dir ${CMAKE_CURRENT_BINARY_DIR}/fixture_plugins_env)
 
+# onnx_reinit_add_plugin() as for any plugin, plus the project's warnings.
 function(onnx_reinit_fixture_plugin name source dir)
-  add_library(fixture_${name} MODULE ${CMAKE_CURRENT_SOURCE_DIR}/fixtures/plugins/${source})
-  target_link_libraries(fixture_${name} PRIVATE onnx_reinit_sdk)
-  set_target_properties(fixture_${name} PROPERTIES
-    PREFIX ""
-    OUTPUT_NAME ${name}
-    CXX_VISIBILITY_PRESET hidden
-    VISIBILITY_INLINES_HIDDEN ON
-    LIBRARY_OUTPUT_DIRECTORY ${dir})
+  onnx_reinit_add_plugin(fixture_${name} ${CMAKE_CURRENT_SOURCE_DIR}/fixtures/plugins/${source}
+                         OUTPUT_NAME ${name} OUTPUT_DIRECTORY ${dir})
   onnx_reinit_warnings(fixture_${name})
   add_dependencies(registry_test fixture_${name})
 endfunction()
@@ -44,12 +35,10 @@ file(MAKE_DIRECTORY ${registry_fixture_dir})
 file(WRITE ${registry_fixture_dir}/not_a_library.so "this is a text file, not a library\n")
 file(WRITE ${registry_fixture_dir}/README.txt "ignored: not a .so file\n")
 
-target_link_libraries(registry_test PRIVATE onnx_reinit_registry)
+target_link_libraries(registry_test PRIVATE onnx_reinit_registry onnx_reinit_rng)
 target_compile_definitions(registry_test PRIVATE
   ONNX_REINIT_FIXTURE_PLUGIN_DIR="${registry_fixture_dir}"
-  ONNX_REINIT_FIXTURE_ENV_PLUGIN_DIR="${registry_fixture_env_dir}")
-if(TARGET onnx_reinit_rng)
-  target_link_libraries(registry_test PRIVATE onnx_reinit_rng)
-  target_compile_definitions(registry_test PRIVATE ONNX_REINIT_HAVE_HOST_RNG=1)
-endif()
+  ONNX_REINIT_FIXTURE_ENV_PLUGIN_DIR="${registry_fixture_env_dir}"
+  ONNX_REINIT_PLUGIN_DIR_FROM_BINDIR="${ONNX_REINIT_PLUGIN_DIR_FROM_BINDIR}"
+  ONNX_REINIT_HAVE_HOST_RNG=1)
 set_tests_properties(registry_test PROPERTIES LABELS "unit;registry")

@@ -1,6 +1,4 @@
 # Hostile-input regression tests (issue 5): load, analysis and planning.
-if(TARGET robustness_test)
-  target_link_libraries(robustness_test PRIVATE onnx_reinit_model_io onnx_reinit_analysis
-                                                onnx_reinit_plan)
-  target_include_directories(robustness_test PRIVATE ${CMAKE_CURRENT_SOURCE_DIR})
-endif()
+target_link_libraries(robustness_test PRIVATE onnx_reinit_model_io onnx_reinit_analysis
+                                              onnx_reinit_plan)
+target_include_directories(robustness_test PRIVATE ${CMAKE_CURRENT_SOURCE_DIR})

@@ -16,6 +16,8 @@
 #include <utility>
 #include <vector>
 
+#include <fmt/format.h>
+
 #include "onnx_reinit/analysis.h"
 #include "onnx_reinit/errors.h"
 #include "onnx_reinit/model_io.h"
@@ -195,8 +197,8 @@ TEST_CASE("cyclic graphs, dangling inputs and a 10,000-node chain analyse withou
   chain.add_initializer("w", {8, 8}, ramp(64));
   chain.add_node("MatMul", {"x", "w"}, {"t0"});
   for (int i = 0; i < 10000; ++i)
-    chain.add_node(i % 2 ? "Relu" : "Identity", {"t" + std::to_string(i)},
-                   {"t" + std::to_string(i + 1)});
+    chain.add_node(i % 2 ? "Relu" : "Identity", {fmt::format("t{}", i)},
+                   {fmt::format("t{}", i + 1)});
   chain.add_output("t10000", {-1, 8});
   std::vector<tensor_analysis> a;
   CHECK_NOTHROW(a = analyze_model(chain.model()));

@@ -13,7 +13,7 @@ shift || true
 build=build-fuzz
 
 CC=clang CXX=clang++ cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-  -DONNX_REINIT_FUZZ=ON -DONNX_REINIT_BUILD_TESTS=OFF >/dev/null
+  -DONNX_REINIT_FUZZ=ON -DONNX_REINIT_BUILD_TESTS=OFF -DONNX_REINIT_WERROR=ON >/dev/null
 cmake --build "$build" --target model_fuzzer -j"$(nproc)"
 
 seeds=$build/fuzz-seeds

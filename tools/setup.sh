@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs every Debian package onnx-reinit needs (quietly, only what is
 # missing), then configures and builds. Usage:
-#   tools/setup.sh [BUILD_DIR] [extra cmake args...]     default BUILD_DIR: build
+#   tools/setup.sh [BUILD_DIR] [extra cmake args...] [-- targets...]
+# default BUILD_DIR: build; default targets: all.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -33,5 +34,16 @@ fi
 
 build_dir=${1:-build}
 shift || true
-cmake -S . -B "$build_dir" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo "$@" >/dev/null
-cmake --build "$build_dir" -j"$(nproc)"
+cmake_args=()
+while (($#)) && [ "$1" != -- ]; do
+  cmake_args+=("$1")
+  shift
+done
+shift || true  # the --; what follows are targets
+targets=()
+for t in "$@"; do targets+=(--target "$t"); done
+# The project's own builds treat warnings as errors (ONNX_REINIT_WERROR; off
+# for anyone else building the project).
+cmake -S . -B "$build_dir" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DONNX_REINIT_WERROR=ON \
+  "${cmake_args[@]}" >/dev/null
+cmake --build "$build_dir" -j"$(nproc)" "${targets[@]}"

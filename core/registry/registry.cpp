@@ -291,15 +291,12 @@ std::vector<fs::path> default_plugin_dirs() {
   if (!ec) {
     fs::path exe_dir = fs::path(exe.native()).parent_path();
     add(exe_dir / ".." / "lib" / "onnx-reinit" / "plugins");
-#ifdef ONNX_REINIT_PLUGIN_DIR_FROM_BINDIR
-    // The installed layout when the libdir is not plain "lib" (lib64,
-    // lib/x86_64-linux-gnu).
+    // The configured layout when the libdir is not plain "lib" (lib64,
+    // lib/x86_64-linux-gnu). The build tree mirrors it, so this one rule
+    // serves build-tree and installed executables alike, and no absolute
+    // path is compiled in.
     add(exe_dir / ONNX_REINIT_PLUGIN_DIR_FROM_BINDIR);
-#endif
   }
-#ifdef ONNX_REINIT_BUILD_PLUGIN_DIR
-  add(ONNX_REINIT_BUILD_PLUGIN_DIR);
-#endif
   return dirs;
 }
 

@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include <fmt/format.h>
+
 #include "onnx_reinit/model_io.h"
 #include "support/cli_runner.h"
 #include "support/onnx_builder.h"
@@ -43,7 +45,7 @@ void write_model(const temp_dir& dir) {
   std::string input = "x";
   for (int l = 0; l < layers; ++l) {
     const bool even = l % 2 == 0;
-    const std::string w = "w" + std::to_string(l), h = "h" + std::to_string(l);
+    const std::string w = fmt::format("w{}", l), h = fmt::format("h{}", l);
     onnx::TensorProto t;
     t.set_name(w);
     t.set_data_type(onnx::TensorProto::FLOAT);

@@ -26,6 +26,7 @@
 #include <thread>
 #include <vector>
 
+#include <fmt/format.h>
 #include <onnx/checker.h>
 
 #include "onnx_reinit/errors.h"
@@ -373,7 +374,7 @@ TEST_CASE("SIGKILL at any point leaves the old model or the new one, never a mix
   int saw_old = 0, saw_new = 0;
   for (int i = 0; i < 20; ++i) {
     const bool in_place = i % 2 == 1;
-    const fs::path work = dir / ("run" + std::to_string(i));
+    const fs::path work = dir / fmt::format("run{}", i);
     fs::create_directories(work);
     fs::copy_file(dir / "src" / "model.onnx", work / "model.onnx");
     fs::copy_file(dir / "src" / "big.bin", work / "big.bin");
@@ -410,7 +411,8 @@ TEST_CASE("SIGKILL at any point leaves the old model or the new one, never a mix
     if (!in_place) referenced.insert("big.bin");  // the input's own data
     for (const auto& e : fs::directory_iterator(work)) {
       const std::string name = e.path().filename().string();
-      const bool staging = name.rfind("." + out.filename().string() + ".onnx-reinit-", 0) == 0;
+      const bool staging =
+          name.rfind(fmt::format(".{}.onnx-reinit-", out.filename().string()), 0) == 0;
       const bool diverted = name.find(".r") != std::string::npos;
       CHECK((referenced.contains(name) || staging || diverted));
     }

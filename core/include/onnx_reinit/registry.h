@@ -178,9 +178,10 @@ struct discovery_options {
 };
 
 // Candidate default directories next to the executable, in order:
-// <exe dir>/../lib/onnx-reinit/plugins (and the configured install libdir
-// variant), then the build tree's plugin directory. Only the first that
-// exists is used.
+// <exe dir>/../lib/onnx-reinit/plugins, then the configured install libdir
+// variant (../lib64/..., ../lib/<multiarch>/...). The build tree has the
+// same layout. Only the first that exists is used; empty when the
+// executable's location is unknown.
 std::vector<std::filesystem::path> default_plugin_dirs();
 
 // The directories named by ONNX_REINIT_PLUGIN_PATH (empty entries skipped).

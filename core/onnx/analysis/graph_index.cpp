@@ -3,6 +3,8 @@
 
 #include <algorithm>
 
+#include <fmt/format.h>
+
 namespace onnx_reinit::detail {
 namespace {
 
@@ -100,7 +102,8 @@ model_index::model_index(const onnx::ModelProto& model, const loaded_model* load
     std::vector<pending> children;
     for (int i = 0; i < p.graph->node_size(); ++i) {
       const auto& node = p.graph->node(i);
-      std::string id = node.name().empty() ? "#" + std::to_string(i) : node.name();
+      // fmt: GCC 12 at -O3 misreads `"#" + std::to_string(i)` (-Wrestrict).
+      std::string id = node.name().empty() ? fmt::format("#{}", i) : node.name();
       std::string prefix = p.path.empty() ? id : p.path + "/" + id;
       for (const auto& a : node.attribute()) {
         if (a.has_g()) children.push_back({&a.g(), self, prefix + "/" + a.name()});

@@ -735,8 +735,9 @@ save_result save_model_impl(loaded_model& model, const fs::path& out_arg,
 
   // Everything is staged in a fresh directory beside OUT (same file system,
   // so the final renames are atomic), checked there, then moved into place.
+  // (fmt, not `"." + string`: GCC 12 at -O3 misreads that operator+.)
   std::string pattern =
-      (out_dir / ("." + out.filename().string() + ".onnx-reinit-XXXXXX")).string();
+      (out_dir / fmt::format(".{}.onnx-reinit-XXXXXX", out.filename().string())).string();
   if (::mkdtemp(pattern.data()) == nullptr)
     throw io_error(
         fmt::format("cannot create a temporary directory in {}: {}", out_dir, std::strerror(errno)),

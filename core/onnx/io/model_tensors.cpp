@@ -6,6 +6,8 @@
 #include <type_traits>
 #include <vector>
 
+#include <fmt/format.h>
+
 namespace onnx_reinit {
 namespace {
 
@@ -71,7 +73,9 @@ void collect_graph(Graph& graph, const std::string& path, std::vector<Entry>& ou
   // Subgraphs after the whole graph that holds them, depth-first.
   for (int i = 0; i < graph.node_size(); ++i) {
     auto& node = node_at(graph, i);
-    std::string node_id = node.name().empty() ? "#" + std::to_string(i) : node.name();
+    // fmt rather than `"#" + std::to_string(i)`: GCC 12 at -O3 misreads the
+    // inlined insert-at-front of that operator+ as an overlapping memcpy.
+    std::string node_id = node.name().empty() ? fmt::format("#{}", i) : node.name();
     std::string prefix = path.empty() ? node_id : path + "/" + node_id;
     for (int a = 0; a < node.attribute_size(); ++a) {
       auto& attr = attribute_at(node, a);

@@ -8,7 +8,6 @@
 #include <fmt/format.h>
 #include <tbb/enumerable_thread_specific.h>
 #include <tbb/info.h>
-#include <tbb/parallel_for.h>
 #include <tbb/task_arena.h>
 
 #include <algorithm>
@@ -23,6 +22,7 @@
 #include "onnx_reinit/errors.h"
 #include "onnx_reinit/model_tensors.h"
 #include "onnx_reinit/random.h"
+#include "parallel_for.h"
 
 namespace onnx_reinit {
 namespace {
@@ -244,7 +244,7 @@ void produce_window(const tensor_job& job, std::uint64_t first, std::uint64_t n,
   }
   const std::uint64_t chunks = (n + job.chunk - 1) / job.chunk;
   std::vector<running_stats> parts(chunks);
-  tbb::parallel_for(std::uint64_t{0}, chunks, [&](std::uint64_t c) {
+  onnx_reinit::parallel_for(std::uint64_t{0}, chunks, [&](std::uint64_t c) {
     const std::uint64_t offset = c * job.chunk;
     const std::uint64_t len = std::min(job.chunk, n - offset);
     parts[c] =
@@ -420,7 +420,7 @@ rewrite_outcomes rewrite_model(loaded_model& model, const std::vector<tensor_pla
   // only its own tensor and outcome, so the bytes never depend on the order.
   tbb::task_arena arena = run->arena();
   arena.execute([&] {
-    tbb::parallel_for(std::size_t{0}, inline_jobs.size(), [&](std::size_t k) {
+    onnx_reinit::parallel_for(std::size_t{0}, inline_jobs.size(), [&](std::size_t k) {
       const auto& [i, job] = inline_jobs[k];
       onnx::TensorProto& proto = *tensors[i].proto;
       if (job.info.dtype == element_type::float64)

@@ -174,7 +174,7 @@ rule rule_from_yaml(const YAML::Node& item, const std::string& origin) {
     std::vector<std::string> kv;
     for (const auto& p : params)
       kv.push_back(p.first.as<std::string>() + "=" + p.second.as<std::string>());
-    text += "(" + join(kv, ",") + ")";
+    text += fmt::format("({})", join(kv, ","));  // GCC 12 -O3 misreads "(" + string
   }
   return parse_rule(text, origin);
 }
