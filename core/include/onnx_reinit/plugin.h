@@ -20,6 +20,10 @@
 //                                               my_params, ONNX_REINIT_STRATEGY_ELEMENTWISE)};
 //   ONNX_REINIT_PLUGIN("my.plugin", "1.0.0", my_strategies)
 //
+// The host calls fill_values (and target_moments) on ONE instance from
+// several threads at once, across tensors and across chunks of a tensor: set
+// members in the constructor, only read them afterwards (strategy.h).
+//
 // Part of the plugin SDK: standard library only.
 #pragma once
 
