@@ -4,6 +4,7 @@
 #include <catch2/catch.hpp>
 
 #include <cmath>
+#include <cstddef>
 #include <cstdlib>
 #include <filesystem>
 #include <map>
@@ -446,3 +447,103 @@ TEST_CASE("with the host RNG, plugin fills match the stream and any chunking") {
   CHECK(whole == direct);
 }
 #endif
+
+// ---- The SDK contract: versioned structs, target_moments errors -------------
+
+namespace {
+
+const fs::path sdk_fixture_dir = ONNX_REINIT_FIXTURE_SDK_PLUGIN_DIR;
+
+fs::path sdk_fixture(const std::string& name) {
+  return sdk_fixture_dir / (name + ".so");
+}
+
+}  // namespace
+
+TEST_CASE("target_moments: known, cannot say, and a plugin's exception reported") {
+  registry r;
+  REQUIRE(r.load_file(sdk_fixture("moments")));
+  REQUIRE(r.load_errors().empty());
+  tensor_info t = matrix("layer.w", 4, 6);
+
+  auto known = r.create("fixture_moments_known").target_moments(t);
+  REQUIRE(known.has_value());
+  CHECK(known->mean == 0.5);
+  CHECK(known->std == 6.0);  // the tensor's fan_in reached the plugin
+  CHECK_FALSE(r.create("fixture_moments_unknown").target_moments(t).has_value());
+
+  // Throwing is a failure, not "cannot say": the caller hears of it, with
+  // the strategy, the plugin, the tensor and the plugin's message.
+  configured_strategy throws = r.create("fixture_moments_throws");
+  CHECK_THROWS_AS(throws.target_moments(t), strategy_error);
+  try {
+    throws.target_moments(t);
+  } catch (const strategy_error& e) {
+    CHECK_THAT(std::string(e.what()), Contains("'fixture_moments_throws'") &&
+                                          Contains("fixture.moments") && Contains("'layer.w'") &&
+                                          Contains("moments exploded"));
+    CHECK(e.where() == "layer.w");
+  }
+}
+
+TEST_CASE("strategy entries carry their size: larger ones load, smaller or mixed are refused") {
+  // Entries from a newer SDK are larger than the host's struct: the host
+  // steps through the array by the plugin's size and reads only what it
+  // knows, so the second entry is found where the plugin put it.
+  registry r;
+  REQUIRE(r.load_file(sdk_fixture("strategy_sizes_1")));
+  REQUIRE(r.load_errors().empty());
+  REQUIRE(r.strategies().size() == 2);
+  CHECK(r.strategies()[1].name == "fixture_future_nine");
+  CHECK(r.strategies()[1].summary == "x = 9");
+  std::vector<float> out(4);
+  r.create("fixture_future_nine").fill(matrix("w", 2, 2), fake_rng, 0, std::span<float>(out));
+  CHECK(out == std::vector<float>{9, 9, 9, 9});
+  r.create("fixture_future_seven").fill(matrix("w", 2, 2), fake_rng, 0, std::span<float>(out));
+  CHECK(out == std::vector<float>{7, 7, 7, 7});
+
+  using k = plugin_load_error_kind;
+  registry small;
+  CHECK_FALSE(small.load_file(sdk_fixture("strategy_sizes_2")));
+  REQUIRE(small.load_errors().size() == 1);
+  CHECK(small.load_errors()[0].kind == k::bad_descriptor);
+  CHECK_THAT(small.load_errors()[0].message, Contains("strategy #0") && Contains("8 bytes"));
+  CHECK(small.strategies().empty());
+
+  registry mixed;
+  CHECK_FALSE(mixed.load_file(sdk_fixture("strategy_sizes_3")));
+  REQUIRE(mixed.load_errors().size() == 1);
+  CHECK(mixed.load_errors()[0].kind == k::bad_descriptor);
+  CHECK_THAT(
+      mixed.load_errors()[0].message,
+      Contains("strategy #1") && Contains(std::to_string(sizeof(onnx_reinit_strategy_desc))));
+  CHECK(mixed.strategies().empty());
+}
+
+TEST_CASE("the host refuses a random stream whose API table is missing or too small") {
+  registry r = good_registry();
+  configured_strategy u = r.create("fixture_range");
+  tensor_info t = matrix("w", 2, 2);
+  std::vector<float> out(4);
+  // An API table from an older host: only `uniform` exists.
+  const onnx_reinit_rng_api old_api = {
+      static_cast<std::uint32_t>(offsetof(onnx_reinit_rng_api, normal)), fake_uniform, nullptr,
+      nullptr};
+  const onnx_reinit_rng old_rng = {{1, 2}, 0, &old_api};
+  CHECK_THROWS_AS(u.fill(t, old_rng, 0, std::span<float>(out)), usage_error);
+  CHECK_THAT(message_of([&] { u.fill(t, old_rng, 0, std::span<float>(out)); }),
+             Contains("'w'") && Contains("16-byte API table"));
+  const onnx_reinit_rng no_api = {{1, 2}, 0, nullptr};
+  CHECK_THAT(message_of([&] { u.fill(t, no_api, 0, std::span<float>(out)); }),
+             Contains("no API table"));
+  // A larger table (a newer host's) is fine.
+  struct newer_api {
+    onnx_reinit_rng_api base;
+    void (*future)(void);
+  };
+  const newer_api bigger = {{sizeof(newer_api), fake_uniform, fake_normal, fake_truncated},
+                            nullptr};
+  const onnx_reinit_rng bigger_rng = {{1, 2}, 0, &bigger.base};
+  u.fill(t, bigger_rng, 0, std::span<float>(out));
+  CHECK(out[1] == -1.0f + 2.0f / 8.0f);
+}

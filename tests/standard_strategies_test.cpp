@@ -5,18 +5,23 @@
 #include <catch2/catch.hpp>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
+#include <cstddef>
 #include <cstring>
 #include <functional>
+#include <latch>
 #include <map>
 #include <memory>
 #include <numeric>
 #include <set>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
+#include "families.h"
 #include "onnx_reinit/random.h"
 #include "onnx_reinit/sdk.h"
 #include "standard_strategies.h"
@@ -420,7 +425,7 @@ expected variance_scaling_expected(const tensor_info& t, double scale, const std
                                    const std::string& dist) {
   double s = scale / keras_n(t, mode);
   if (dist == "uniform") return uniform_between(-std::sqrt(3.0 * s), std::sqrt(3.0 * s));
-  if (dist == "normal") return {family::normal, 0, std::sqrt(s)};
+  if (dist == "untruncated_normal") return {family::normal, 0, std::sqrt(s)};
   return {family::truncated, 0, std::sqrt(s) / truncation_std};
 }
 
@@ -429,7 +434,7 @@ expected variance_scaling_expected(const tensor_info& t, double scale, const std
 TEST_CASE("variance_scaling matches Keras for every mode and distribution", "[standard][stats]") {
   for (const tensor_info& t : test_shapes())
     for (std::string mode : {"fan_in", "fan_out", "fan_avg"})
-      for (std::string dist : {"truncated_normal", "normal", "uniform"}) {
+      for (std::string dist : {"truncated_normal", "untruncated_normal", "uniform"}) {
         INFO(t.name << " " << mode << " " << dist);
         overrides o = {{"scale", "2"}, {"mode", mode}, {"distribution", dist}};
         std::vector<float> x = fill_whole("variance_scaling", o, t);
@@ -889,7 +894,7 @@ TEST_CASE("the standard module exports the descriptor", "[standard][module]") {
   CHECK(desc->struct_size == sizeof(onnx_reinit_plugin_desc));
   CHECK(std::string(desc->plugin_id) == "standard");
   CHECK(std::string(desc->plugin_version) == "0.1.0");
-  REQUIRE(desc->strategy_count == standard::strategy_count);
+  REQUIRE(desc->strategy_count == standard::standard_strategies().size());
   for (std::uint32_t i = 0; i < desc->strategy_count; ++i)
     CHECK(std::string(desc->strategies[i].name) == standard::standard_strategies()[i].name);
   // The module's xavier_uniform gives the same bytes as the linked one.
@@ -925,4 +930,257 @@ TEST_CASE("double fills follow the same formulas", "[standard][stats]") {
     INFO(w.detail);
     CHECK(w.ok);
   }
+}
+
+// ---- The SDK contract ----------------------------------------------------------------
+
+namespace {
+
+// `fill` as the host calls it: (tensor, first element, output chunk).
+using fill_fn = std::function<bool(const tensor_info&, std::uint64_t, std::span<float>)>;
+
+// Fills each tensor sequentially for reference, then from `threads` threads
+// at once on the same instance: every thread fills every tensor whole (in a
+// different order) and, for element-wise strategies, the threads also share
+// each tensor's chunks of 7 elements. True when every result has the
+// reference's bytes.
+bool same_bytes_when_concurrent(const fill_fn& fill, const std::vector<tensor_info>& tensors,
+                                bool elementwise, unsigned threads = 4) {
+  std::vector<std::vector<float>> reference;
+  for (const tensor_info& t : tensors) {
+    reference.emplace_back(static_cast<std::size_t>(t.element_count()));
+    if (!fill(t, 0, std::span<float>(reference.back()))) return false;
+  }
+  constexpr std::size_t chunk = 7;
+  std::vector<std::vector<float>> shared;
+  for (const auto& r : reference) shared.emplace_back(r.size(), -99.0f);
+  std::vector<std::vector<std::vector<float>>> own(threads);
+  std::vector<char> ok(threads, 1);
+  std::latch start(threads);
+  std::vector<std::thread> pool;
+  for (unsigned k = 0; k < threads; ++k)
+    pool.emplace_back([&, k] {
+      start.arrive_and_wait();
+      for (int repeat = 0; repeat < 3; ++repeat)
+        for (std::size_t j = 0; j < tensors.size(); ++j) {
+          std::size_t i = (j + k) % tensors.size();
+          std::vector<float> out(reference[i].size());
+          ok[k] &= fill(tensors[i], 0, std::span<float>(out));
+          ok[k] &= out == reference[i];
+          if (!elementwise || repeat > 0) continue;
+          for (std::size_t first = k * chunk; first < out.size(); first += threads * chunk) {
+            std::size_t n = std::min(chunk, out.size() - first);
+            ok[k] &= fill(tensors[i], first, std::span<float>(shared[i].data() + first, n));
+          }
+        }
+    });
+  for (std::thread& t : pool) t.join();
+  bool all = std::all_of(ok.begin(), ok.end(), [](char c) { return c != 0; });
+  return all && (!elementwise || shared == reference);
+}
+
+// Calls the descriptor's target_moments.
+int moments_of(std::string_view name, const overrides& o, const onnx_reinit_tensor_info& c,
+               double& mean, double& sd, std::string& error) {
+  const onnx_reinit_strategy_desc& d = find_strategy(name);
+  std::vector<onnx_reinit_param_value> values;
+  std::vector<std::string> choices;
+  choices.reserve(d.param_count);
+  for (std::uint32_t i = 0; i < d.param_count; ++i) {
+    const onnx_reinit_param_schema& p = d.params[i];
+    auto it = std::find_if(o.begin(), o.end(), [&](const auto& x) { return x.first == p.name; });
+    onnx_reinit_param_value v{p.name, p.default_number, nullptr};
+    if (p.type == ONNX_REINIT_PARAM_CHOICE) {
+      choices.push_back(it != o.end() ? it->second : p.default_choice);
+      v.choice = choices.back().c_str();
+    } else if (it != o.end()) {
+      v.number = std::stod(it->second);
+    }
+    values.push_back(v);
+  }
+  void* handle = nullptr;
+  char message[512] = "";
+  REQUIRE(d.create(values.data(), static_cast<std::uint32_t>(values.size()), &handle, message,
+                   sizeof message) == ONNX_REINIT_OK);
+  int status = d.target_moments(handle, &c, &mean, &sd, message, sizeof message);
+  d.destroy(handle);
+  error = message;
+  return status;
+}
+
+}  // namespace
+
+TEST_CASE("fill is safe to call concurrently on one instance, across tensors and chunks",
+          "[standard][threads]") {
+  std::vector<tensor_info> candidates = {
+      make_tensor("dense", {48, 40}, 40, 48),
+      make_tensor("tall", {60, 12}, 12, 60),
+      make_tensor("conv", {16, 8, 3, 3}, 72, 144),
+  };
+  for (const onnx_reinit_strategy_desc& d : standard::standard_strategies()) {
+    INFO(d.name);
+    instance s(d.name, {});
+    // The tensors this strategy fills (identity wants matrices, dirac convs).
+    std::vector<tensor_info> tensors;
+    for (const tensor_info& t : candidates) {
+      std::vector<float> probe(static_cast<std::size_t>(t.element_count()));
+      if (s.fill(t, 0, std::span<float>(probe)).status == ONNX_REINIT_OK) tensors.push_back(t);
+    }
+    REQUIRE_FALSE(tensors.empty());
+    fill_fn fill = [&](const tensor_info& t, std::uint64_t first, std::span<float> out) {
+      return s.fill(t, first, out).status == ONNX_REINIT_OK;
+    };
+    CHECK(same_bytes_when_concurrent(fill, tensors,
+                                     (d.flags & ONNX_REINIT_STRATEGY_ELEMENTWISE) != 0));
+  }
+
+  // The check catches a strategy whose fill depends on state it changes:
+  // one that counts its calls into the values.
+  struct counting {
+    mutable std::atomic<int> calls{0};
+    void fill(std::span<float> out) const {
+      float v = static_cast<float>(calls++);
+      for (float& x : out) x = v;
+    }
+  } racy;
+  fill_fn racy_fill = [&](const tensor_info&, std::uint64_t, std::span<float> out) {
+    racy.fill(out);
+    return true;
+  };
+  CHECK_FALSE(same_bytes_when_concurrent(racy_fill, {candidates[0]}, true));
+}
+
+TEST_CASE("the strategy table keeps every entry of every family", "[standard]") {
+  // 19 entries: a fixed table of 18 would drop the last one.
+  std::vector<onnx_reinit_strategy_desc> many(19);
+  for (std::size_t i = 0; i < many.size(); ++i) many[i].param_count = static_cast<std::uint32_t>(i);
+  std::span<const onnx_reinit_strategy_desc> all(many);
+  std::vector<onnx_reinit_strategy_desc> joined =
+      standard::concatenate({all.first(6), all.subspan(6, 8), all.subspan(14)});
+  REQUIRE(joined.size() == 19);
+  for (std::size_t i = 0; i < joined.size(); ++i) CHECK(joined[i].param_count == i);
+
+  std::size_t families = standard::basic_strategies().size() +
+                         standard::scaling_strategies().size() +
+                         standard::matrix_strategies().size();
+  CHECK(standard::standard_strategies().size() == families);
+  for (const onnx_reinit_strategy_desc& d : standard::standard_strategies()) {
+    CHECK(d.name != nullptr);
+    CHECK(d.struct_size == sizeof(onnx_reinit_strategy_desc));
+  }
+}
+
+TEST_CASE("variance_scaling: Keras's truncated_normal, untruncated_normal, uniform; normal refused",
+          "[standard][stats]") {
+  for (const tensor_info& t : test_shapes())
+    for (std::string mode : {"fan_in", "fan_avg"}) {
+      double s = 2.0 / keras_n(t, mode);  // the variance Keras aims at
+      struct {
+        std::string dist;
+        expected e;
+      } cases[] = {
+          {"truncated_normal", {family::truncated, 0, std::sqrt(s) / truncation_std}},
+          {"untruncated_normal", {family::normal, 0, std::sqrt(s)}},
+          {"uniform", uniform_between(-std::sqrt(3 * s), std::sqrt(3 * s))},
+      };
+      for (const auto& c : cases) {
+        INFO(t.name << " " << mode << " " << c.dist);
+        CHECK(theory(c.e).var == Approx(s).epsilon(1e-9));
+        std::vector<double> x = as_double(fill_whole(
+            "variance_scaling", {{"scale", "2"}, {"mode", mode}, {"distribution", c.dist}}, t));
+        verdict v = check_sample(x, c.e);
+        INFO(v.detail);
+        CHECK(v.ok);
+        // The sample variance against scale / n, tolerance from n: six
+        // standard errors of s^2, (kurtosis - 1) s^4 / n.
+        const double n = static_cast<double>(x.size());
+        double mean = std::accumulate(x.begin(), x.end(), 0.0) / n, m2 = 0;
+        for (double xi : x) m2 += (xi - mean) * (xi - mean);
+        double tolerance = 6 * s * std::sqrt((theory(c.e).m4 - 1) / n);
+        CHECK(std::abs(m2 / (n - 1) - s) <= tolerance);
+        // A factor-2 error in the variance is far outside it...
+        CHECK(std::abs(m2 / (n - 1) - 2 * s) > tolerance);
+        CHECK(std::abs(m2 / (n - 1) - s / 2) > tolerance);
+        // ...and the truncated normal without Keras's 0.8796 correction
+        // (variance 0.774 s) is caught by the full check.
+        if (c.dist == "truncated_normal")
+          CHECK_FALSE(check_sample(x, {family::truncated, 0, std::sqrt(s)}).ok);
+        // The target the report shows is the same std.
+        onnx_reinit_tensor_info ct = to_c(t);
+        double m = -1, sd = -1;
+        std::string error;
+        REQUIRE(moments_of("variance_scaling",
+                           {{"scale", "2"}, {"mode", mode}, {"distribution", c.dist}}, ct, m, sd,
+                           error) == ONNX_REINIT_OK);
+        CHECK(m == 0.0);
+        CHECK(sd == Approx(std::sqrt(s)).epsilon(1e-12));
+      }
+    }
+  // "normal" means truncated in older Keras / tf.compat.v1 and untruncated
+  // in JAX: refused, naming the two words that say which.
+  instance refused("variance_scaling", {{"distribution", "normal"}});
+  CHECK(refused.status() == ONNX_REINIT_INVALID_ARGUMENT);
+  CHECK_THAT(refused.error(), Catch::Matchers::Contains("distribution=truncated_normal") &&
+                                  Catch::Matchers::Contains("distribution=untruncated_normal"));
+}
+
+TEST_CASE("the SDK reads only the struct it was given: too small is an error, larger is fine",
+          "[standard][abi]") {
+  tensor_info t = make_tensor("w", {16, 8}, 8, 16);
+  const onnx_reinit_strategy_desc& d = find_strategy("xavier_uniform");
+  onnx_reinit_param_value gain{"gain", 1.0, nullptr};
+  void* handle = nullptr;
+  char error[512] = "";
+  REQUIRE(d.create(&gain, 1, &handle, error, sizeof error) == ONNX_REINIT_OK);
+  std::unique_ptr<void, void (*)(void*)> owner(handle, d.destroy);
+  onnx_reinit_rng rng = make_tensor_rng(seed, t.name);
+  std::vector<float> out(128);
+  onnx_reinit_span span{out.data(), 0, out.size(), ONNX_REINIT_FLOAT32};
+  const std::vector<float> expected_bytes = fill_whole("xavier_uniform", {}, t);
+
+  // A tensor info from an older, smaller layout: refused before any field
+  // past its end is read.
+  onnx_reinit_tensor_info small = to_c(t);
+  small.struct_size = 8;
+  CHECK(d.fill(handle, &small, &rng, &span, error, sizeof error) == ONNX_REINIT_ERROR);
+  CHECK_THAT(std::string(error), Catch::Matchers::Contains("tensor info is 8 bytes"));
+  double mean = 0, sd = 0;
+  CHECK(d.target_moments(handle, &small, &mean, &sd, error, sizeof error) == ONNX_REINIT_ERROR);
+  CHECK_THAT(std::string(error), Catch::Matchers::Contains("tensor info is 8 bytes"));
+
+  // A newer host's larger tensor info: the known fields are read.
+  struct newer_info {
+    onnx_reinit_tensor_info base;
+    double future_field;
+  } bigger{to_c(t), 123.0};
+  bigger.base.struct_size = sizeof(newer_info);
+  CHECK(d.fill(handle, &bigger.base, &rng, &span, error, sizeof error) == ONNX_REINIT_OK);
+  CHECK(out == expected_bytes);
+
+  // An RNG API table from an older host, with only `uniform`.
+  onnx_reinit_rng_api old_api = *rng.api;
+  old_api.struct_size = static_cast<std::uint32_t>(offsetof(onnx_reinit_rng_api, normal));
+  onnx_reinit_rng old_rng = rng;
+  old_rng.api = &old_api;
+  onnx_reinit_tensor_info c = to_c(t);
+  CHECK(d.fill(handle, &c, &old_rng, &span, error, sizeof error) == ONNX_REINIT_ERROR);
+  CHECK_THAT(std::string(error), Catch::Matchers::Contains("API table is 16 bytes"));
+}
+
+TEST_CASE("target_moments: cannot say is ONNX_REINIT_UNKNOWN, a failure is an error",
+          "[standard]") {
+  tensor_info t = make_tensor("w", {16, 8}, 8, 16);
+  onnx_reinit_tensor_info c = to_c(t);
+  double mean = -1, sd = -1;
+  std::string error;
+  CHECK(moments_of("identity", {}, c, mean, sd, error) == ONNX_REINIT_UNKNOWN);
+  CHECK(moments_of("kaiming_normal", {}, c, mean, sd, error) == ONNX_REINIT_OK);
+  CHECK(sd == Approx(std::sqrt(2.0 / 8)));
+  // A fan of 0 makes the formula fail: an error with the strategy's message.
+  tensor_info no_fan = make_tensor("nofan", {16, 8}, 0, 16);
+  onnx_reinit_tensor_info cz = to_c(no_fan);
+  CHECK(moments_of("kaiming_normal", {}, cz, mean, sd, error) == ONNX_REINIT_INVALID_ARGUMENT);
+  CHECK_THAT(error, Catch::Matchers::Contains("kaiming_normal") &&
+                        Catch::Matchers::Contains("'nofan'") &&
+                        Catch::Matchers::Contains("fan_in"));
 }

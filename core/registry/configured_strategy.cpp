@@ -26,6 +26,15 @@ void fill_span(const configured_strategy::state& s, const tensor_info& tensor,
                                   "whole (first element {}, not 0)",
                                   s.name, tensor.name, first),
                       tensor.name);
+  // The plugin calls through this table; one too small would send it past
+  // the end.
+  if (rng.api == nullptr || rng.api->struct_size < ONNX_REINIT_RNG_API_MIN_SIZE)
+    throw usage_error(
+        fmt::format("random stream for tensor '{}' has {} (at least {} bytes needed)", tensor.name,
+                    rng.api == nullptr ? std::string("no API table")
+                                       : fmt::format("a {}-byte API table", rng.api->struct_size),
+                    ONNX_REINIT_RNG_API_MIN_SIZE),
+        tensor.name);
   onnx_reinit_tensor_info c_tensor = to_c(tensor);
   onnx_reinit_span span{out.data(), first, out.size(), dtype_code<T>()};
   char message[1024] = "";
@@ -62,9 +71,16 @@ std::optional<configured_strategy::moments> configured_strategy::target_moments(
   if (s.target_moments == nullptr) return std::nullopt;
   const onnx_reinit_tensor_info c_tensor = to_c(tensor);
   moments m;
-  if (s.target_moments(s.instance, &c_tensor, &m.mean, &m.std) != ONNX_REINIT_OK)
-    return std::nullopt;
-  return m;
+  char message[1024] = "";
+  int status = s.target_moments(s.instance, &c_tensor, &m.mean, &m.std, message, sizeof message);
+  if (status == ONNX_REINIT_OK) return m;
+  if (status == ONNX_REINIT_UNKNOWN) return std::nullopt;
+  message[sizeof message - 1] = '\0';
+  throw strategy_error(
+      fmt::format("strategy '{}' ({}) failed to give the target moments of tensor "
+                  "'{}': {}",
+                  s.name, s.plugin_id, tensor.name, *message != '\0' ? message : "no message"),
+      tensor.name);
 }
 
 std::string configured_strategy::description() const {

@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
+#include <cstring>
 #include <map>
 #include <memory>
 #include <string>
@@ -32,11 +33,24 @@ namespace {
 using library_ptr = std::shared_ptr<const boost::dll::shared_library>;
 
 // What the registry needs, besides the copied metadata, to create a
-// strategy: the descriptor entry (plugin memory) and the library it lives in.
+// strategy: the descriptor entry, copied into the host's layout (fields the
+// plugin's smaller struct lacks are zero), and the library its functions and
+// strings live in.
 struct loaded_strategy {
-  const onnx_reinit_strategy_desc* desc = nullptr;
+  onnx_reinit_strategy_desc desc{};
   library_ptr library;
 };
+
+// Entry i of the plugin's strategy array, whose stride is the plugin's
+// struct size, in the host's layout: only the bytes the plugin has are read.
+onnx_reinit_strategy_desc strategy_entry(const onnx_reinit_plugin_desc& plugin, std::uint32_t i,
+                                         std::uint32_t stride) {
+  const auto* bytes = reinterpret_cast<const unsigned char*>(plugin.strategies) +
+                      static_cast<std::size_t>(i) * stride;
+  onnx_reinit_strategy_desc d{};
+  std::memcpy(&d, bytes, std::min<std::size_t>(stride, sizeof d));
+  return d;
+}
 
 bool valid_name(const char* name) {
   if (name == nullptr || *name == '\0') return false;
@@ -234,11 +248,27 @@ bool registry::impl::load(const fs::path& given) {
   if (desc->plugin_id == nullptr || *desc->plugin_id == '\0') return bad("null or empty plugin id");
   if (desc->plugin_version == nullptr) return bad("null plugin version");
   if (desc->strategies == nullptr || desc->strategy_count == 0) return bad("no strategies");
+  // Every entry starts with its size; the first one's is the array stride
+  // (a newer SDK's larger entries load, an older ABI's smaller ones cannot).
+  const std::uint32_t stride = desc->strategies[0].struct_size;
   std::vector<strategy_info> infos(desc->strategy_count);
+  std::vector<onnx_reinit_strategy_desc> entries(desc->strategy_count);
   for (std::uint32_t i = 0; i < desc->strategy_count; ++i) {
+    std::uint32_t size = i == 0 ? stride : strategy_entry(*desc, i, stride).struct_size;
+    if (size < ONNX_REINIT_STRATEGY_DESC_MIN_SIZE)
+      return bad(
+          fmt::format("strategy #{}: descriptor entry is {} bytes, expected at least {} "
+                      "(built for another ABI?)",
+                      i, size, ONNX_REINIT_STRATEGY_DESC_MIN_SIZE));
+    if (size != stride)
+      return bad(
+          fmt::format("strategy #{}: descriptor entry is {} bytes but entry #0 is {}; "
+                      "an array's entries have one size",
+                      i, size, stride));
+    entries[i] = strategy_entry(*desc, i, stride);
     infos[i].plugin_id = desc->plugin_id;
     infos[i].plugin_path = path.string();
-    if (std::string why = copy_strategy(desc->strategies[i], infos[i]); !why.empty())
+    if (std::string why = copy_strategy(entries[i], infos[i]); !why.empty())
       return bad(fmt::format("strategy #{}: {}", i, why));
   }
 
@@ -255,7 +285,7 @@ bool registry::impl::load(const fs::path& given) {
     }
     plugin.strategies.push_back(infos[i].name);
     strategies.push_back(std::move(infos[i]));
-    loaded.push_back({&desc->strategies[i], shared});
+    loaded.push_back({entries[i], shared});
   }
   // A plugin whose strategies are all duplicates provides nothing; its
   // library unloads here.
@@ -419,15 +449,14 @@ configured_strategy registry::create(std::string_view name, const param_value_li
   for (const resolved_param& p : s->params)
     s->c_values.push_back(
         {p.name.c_str(), p.number, p.type == param_type::choice ? p.choice.c_str() : nullptr});
-  s->destroy = entry.desc->destroy;
-  s->fill = entry.desc->fill;
-  s->target_moments = entry.desc->target_moments;
+  s->destroy = entry.desc.destroy;
+  s->fill = entry.desc.fill;
+  s->target_moments = entry.desc.target_moments;
 
   char message[1024] = "";
   void* instance = nullptr;
-  int status =
-      entry.desc->create(s->c_values.data(), static_cast<std::uint32_t>(s->c_values.size()),
-                         &instance, message, sizeof message);
+  int status = entry.desc.create(s->c_values.data(), static_cast<std::uint32_t>(s->c_values.size()),
+                                 &instance, message, sizeof message);
   message[sizeof message - 1] = '\0';
   std::string where = info.name;
   if (status != ONNX_REINIT_OK) {

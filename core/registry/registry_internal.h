@@ -28,7 +28,8 @@ struct configured_strategy::state {
   void (*destroy)(void*) = nullptr;
   int (*fill)(const void*, const onnx_reinit_tensor_info*, const onnx_reinit_rng*,
               const onnx_reinit_span*, char*, size_t) = nullptr;
-  int (*target_moments)(const void*, const onnx_reinit_tensor_info*, double*, double*) = nullptr;
+  int (*target_moments)(const void*, const onnx_reinit_tensor_info*, double*, double*, char*,
+                        size_t) = nullptr;
   void* instance = nullptr;
 
   state() = default;

@@ -4,7 +4,9 @@
 //  - fixup: Fixup (Zhang et al., 2019): He-normal scaled by
 //    num_layers^(-1 / (2 * branch_layers - 2)), or zeros for the last layer
 //    of each residual branch.
-// It uses nothing but the SDK (onnx_reinit/sdk.h).
+// It uses nothing but the SDK (onnx_reinit/sdk.h). The host calls fill on one
+// instance from several threads at once, so the strategies set their members
+// in the constructor and only read them afterwards.
 #include <onnx_reinit/sdk.h>
 
 #include <cmath>

@@ -74,10 +74,19 @@ fan_mode parse_mode(std::string_view strategy, std::string_view text) {
   throw std::invalid_argument(std::string(strategy) + ": unknown mode '" + std::string(text) + "'");
 }
 
+// Keras 3's own words. "normal" is refused: old Keras and TF1 took it for the
+// truncated normal (with the 0.8796 correction), JAX for the untruncated
+// one, so either reading would silently give some users other values.
 distribution parse_distribution(std::string_view text) {
   if (text == "uniform") return distribution::uniform;
-  if (text == "normal") return distribution::normal;
+  if (text == "untruncated_normal") return distribution::normal;
   if (text == "truncated_normal") return distribution::truncated_normal;
+  if (text == "normal")
+    throw std::invalid_argument(
+        "variance_scaling: distribution 'normal' is ambiguous (older Keras and tf.compat.v1 mean a "
+        "normal "
+        "truncated at 2 std, JAX an untruncated one); say distribution=truncated_normal (Keras's "
+        "default) or distribution=untruncated_normal");
   throw std::invalid_argument("variance_scaling: unknown distribution '" + std::string(text) + "'");
 }
 
@@ -257,8 +266,10 @@ constexpr onnx_reinit_param_schema variance_scaling_params[] = {
     param::positive("scale", 1.0, "variance scale: the target variance is scale / n"),
     param::choice("mode", "fan_in|fan_out|fan_avg", "fan_in",
                   "n = fan_in, fan_out, or (fan_in + fan_out) / 2"),
-    param::choice("distribution", "truncated_normal|normal|uniform", "truncated_normal",
-                  "shape of the distribution; all three have variance scale / n")};
+    param::choice("distribution", "truncated_normal|untruncated_normal|uniform|normal",
+                  "truncated_normal",
+                  "Keras's choices, all with variance scale / n; 'normal' is refused as "
+                  "ambiguous (truncated in older Keras / tf.compat.v1, untruncated in JAX)")};
 constexpr onnx_reinit_param_schema gain_params[] = {
     param::positive("gain", 1.0, "multiplier of the std, e.g. calculate_gain of the activation")};
 constexpr onnx_reinit_param_schema kaiming_params[] = {
@@ -276,9 +287,12 @@ const onnx_reinit_strategy_desc descriptors[] = {
     describe_strategy<variance_scaling_strategy>(
         "variance_scaling", "Keras/JAX VarianceScaling: variance scale / n",
         "n = fan_in | fan_out | (fan_in + fan_out) / 2 (not clamped at 1, as JAX; Keras uses "
-        "max(1, n)); uniform: U(-b, b), b = sqrt(3 * scale / n); normal: N(0, scale / n); "
+        "max(1, n)); uniform: U(-b, b), b = sqrt(3 * scale / n); untruncated_normal: "
+        "N(0, scale / n); "
         "truncated_normal: N(0, s^2) cut at +-2 s, s = sqrt(scale / n) / 0.87962566103423978, "
-        "so the final std is sqrt(scale / n)",
+        "so the final std is sqrt(scale / n); normal: refused (ambiguous: older Keras truncated, "
+        "JAX "
+        "untruncated)",
         variance_scaling_params, elementwise),
     describe_strategy<xavier_uniform_strategy>(
         "xavier_uniform", "Glorot/Xavier uniform (torch.nn.init.xavier_uniform_)",

@@ -1,31 +1,23 @@
 // The standard strategies, gathered from their source files into the one
 // array the plugin exports.
-#include <cstddef>
-
-#include "families.h"
 #include "standard_strategies.h"
 
+#include "families.h"
+
 namespace onnx_reinit::standard {
-namespace {
 
-struct strategy_table {
-  strategy_array entries{};
+std::vector<onnx_reinit_strategy_desc> concatenate(
+    std::initializer_list<std::span<const onnx_reinit_strategy_desc>> families) {
+  std::vector<onnx_reinit_strategy_desc> all;
+  for (std::span<const onnx_reinit_strategy_desc> family : families)
+    all.insert(all.end(), family.begin(), family.end());
+  return all;
+}
 
-  strategy_table() {
-    // Never writes past the array; a wrong strategy_count shows up as a
-    // null entry, which the host rejects and the tests catch.
-    std::size_t n = 0;
-    for (auto family : {basic_strategies(), scaling_strategies(), matrix_strategies()})
-      for (const onnx_reinit_strategy_desc& d : family)
-        if (n < strategy_count) entries[n++] = d;
-  }
-};
-
-}  // namespace
-
-const strategy_array& standard_strategies() {
-  static const strategy_table table;
-  return table.entries;
+std::span<const onnx_reinit_strategy_desc> standard_strategies() {
+  static const std::vector<onnx_reinit_strategy_desc> all =
+      concatenate({basic_strategies(), scaling_strategies(), matrix_strategies()});
+  return all;
 }
 
 }  // namespace onnx_reinit::standard

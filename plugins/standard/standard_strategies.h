@@ -2,7 +2,9 @@
 // static descriptor array. plugin.cpp exports it; tests link it directly.
 #pragma once
 
-#include <cstddef>
+#include <initializer_list>
+#include <span>
+#include <vector>
 
 #include "onnx_reinit/plugin_abi.h"
 
@@ -11,10 +13,12 @@ namespace onnx_reinit::standard {
 inline constexpr const char* plugin_id = "standard";
 inline constexpr const char* plugin_version = ONNX_REINIT_STANDARD_VERSION;
 
-inline constexpr std::size_t strategy_count = 18;
-using strategy_array = onnx_reinit_strategy_desc[strategy_count];
+// Every standard strategy, in a fixed order; built once, lives forever. Its
+// length is the sum of the families' lengths, never a number kept by hand.
+std::span<const onnx_reinit_strategy_desc> standard_strategies();
 
-// Every standard strategy, in a fixed order; built once, lives forever.
-const strategy_array& standard_strategies();
+// The families one after the other, every entry kept.
+std::vector<onnx_reinit_strategy_desc> concatenate(
+    std::initializer_list<std::span<const onnx_reinit_strategy_desc>> families);
 
 }  // namespace onnx_reinit::standard

@@ -20,6 +20,10 @@
 //                                               my_params, ONNX_REINIT_STRATEGY_ELEMENTWISE)};
 //   ONNX_REINIT_PLUGIN("my.plugin", "1.0.0", my_strategies)
 //
+// The host calls fill_values (and target_moments) on ONE instance from
+// several threads at once, across tensors and across chunks of a tensor: set
+// members in the constructor, only read them afterwards (strategy.h).
+//
 // Part of the plugin SDK: standard library only.
 #pragma once
 
@@ -32,6 +36,7 @@
 #include <span>
 #include <stdexcept>
 #include <string_view>
+#include <type_traits>
 
 #include "onnx_reinit/params.h"
 #include "onnx_reinit/plugin_abi.h"
@@ -99,18 +104,37 @@ inline int fill(const void* instance, const onnx_reinit_tensor_info* tensor,
   });
 }
 
+// ONNX_REINIT_UNKNOWN when the strategy cannot say; an exception is an
+// error with its message, which the host reports.
 inline int target_moments(const void* instance, const onnx_reinit_tensor_info* tensor, double* mean,
-                          double* std) noexcept {
-  try {
+                          double* std, char* error, std::size_t error_size) noexcept {
+  bool known = false;
+  int status = guarded(error, error_size, [&] {
     const strategy& s = *static_cast<const strategy*>(instance);
     std::optional<strategy::moments> m = s.target_moments(from_c(*tensor));
-    if (!m) return ONNX_REINIT_ERROR;
+    if (!m) return;
+    known = true;
     *mean = m->mean;
     *std = m->std;
-    return ONNX_REINIT_OK;
-  } catch (...) {
-    return ONNX_REINIT_ERROR;
-  }
+  });
+  if (status != ONNX_REINIT_OK) return status;
+  return known ? ONNX_REINIT_OK : ONNX_REINIT_UNKNOWN;
+}
+
+// The plugin descriptor for a static array (or anything with std::data and
+// std::size) of strategy entries.
+template <class Strategies>
+onnx_reinit_plugin_desc make_plugin_desc(const char* plugin_id, const char* plugin_version,
+                                         const Strategies& strategies) {
+  static_assert(std::is_same_v<std::remove_cvref_t<decltype(*std::data(strategies))>,
+                               onnx_reinit_strategy_desc>,
+                "ONNX_REINIT_PLUGIN takes an array of onnx_reinit_strategy_desc");
+  return {ONNX_REINIT_ABI_VERSION,
+          sizeof(onnx_reinit_plugin_desc),
+          plugin_id,
+          plugin_version,
+          std::data(strategies),
+          static_cast<std::uint32_t>(std::size(strategies))};
 }
 
 }  // namespace plugin_detail
@@ -122,7 +146,8 @@ constexpr onnx_reinit_strategy_desc describe_strategy(const char* name, const ch
                                                       const char* formula,
                                                       const onnx_reinit_param_schema (&params)[N],
                                                       std::uint32_t flags) {
-  return {name,
+  return {sizeof(onnx_reinit_strategy_desc),
+          name,
           summary,
           formula,
           params,
@@ -138,7 +163,8 @@ constexpr onnx_reinit_strategy_desc describe_strategy(const char* name, const ch
 template <class T>
 constexpr onnx_reinit_strategy_desc describe_strategy(const char* name, const char* summary,
                                                       const char* formula, std::uint32_t flags) {
-  return {name,
+  return {sizeof(onnx_reinit_strategy_desc),
+          name,
           summary,
           formula,
           nullptr,
@@ -152,17 +178,14 @@ constexpr onnx_reinit_strategy_desc describe_strategy(const char* name, const ch
 
 }  // namespace onnx_reinit
 
-// Defines the plugin's one exported symbol. `strategies` is a static array of
-// onnx_reinit_strategy_desc.
-#define ONNX_REINIT_PLUGIN(plugin_id, plugin_version, strategies)                        \
-  extern "C" ONNX_REINIT_EXPORT const onnx_reinit_plugin_desc* onnx_reinit_plugin_entry( \
-      void) noexcept {                                                                   \
-    static const onnx_reinit_plugin_desc descriptor = {                                  \
-        ONNX_REINIT_ABI_VERSION,                                                         \
-        sizeof(onnx_reinit_plugin_desc),                                                 \
-        plugin_id,                                                                       \
-        plugin_version,                                                                  \
-        strategies,                                                                      \
-        static_cast<std::uint32_t>(std::size(strategies))};                              \
-    return &descriptor;                                                                  \
+// Defines the plugin's one exported symbol. `strategies` is a static array
+// of onnx_reinit_strategy_desc (or a function call returning a span of them;
+// it is evaluated once). plugin_abi.h declares the symbol, so a hand-written
+// entry point of another type does not compile.
+#define ONNX_REINIT_PLUGIN(plugin_id, plugin_version, strategies)                              \
+  extern "C" ONNX_REINIT_EXPORT const onnx_reinit_plugin_desc* onnx_reinit_plugin_entry(       \
+      void) noexcept {                                                                         \
+    static const onnx_reinit_plugin_desc descriptor =                                          \
+        ::onnx_reinit::plugin_detail::make_plugin_desc(plugin_id, plugin_version, strategies); \
+    return &descriptor;                                                                        \
   }

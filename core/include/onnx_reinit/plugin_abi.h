@@ -3,13 +3,29 @@
  * it may call. Nothing but C types crosses it; no exception ever does.
  *
  * Rules (DESIGN.md section 3):
- *  - A plugin exports exactly one symbol, ONNX_REINIT_PLUGIN_ENTRY_NAME, of type
- *    onnx_reinit_plugin_entry_fn. It returns a pointer to a static, constant
+ *  - A plugin exports exactly one symbol, onnx_reinit_plugin_entry, declared
+ *    below with its exact type. It returns a pointer to a static, constant
  *    descriptor that lives as long as the library is loaded.
  *  - The host checks abi_version == ONNX_REINIT_ABI_VERSION and
  *    struct_size >= sizeof(onnx_reinit_plugin_desc) before reading further.
  *  - Every function that can fail returns an onnx_reinit_status and writes a
  *    NUL-terminated message into the caller's buffer.
+ *
+ * THREADS: the host calls `fill` and `target_moments` of ONE strategy
+ * instance from several threads at once: for different tensors, and for
+ * different chunks of one tensor (element-wise strategies). An instance must
+ * therefore be immutable after `create`: no caches, scratch buffers or
+ * counters in it (and no unsynchronized globals). Keep per-call state on the
+ * stack. `create` and `destroy` are never concurrent with calls on the same
+ * instance.
+ *
+ * Versioned structs: every struct that starts with `struct_size` may grow
+ * at its end without an ABI bump. Whoever receives one reads only the fields
+ * that lie within its struct_size, and refuses one smaller than the
+ * ONNX_REINIT_*_MIN_SIZE of its type (the layout of this ABI version) with an
+ * error: nothing is read past the end. Fields appended later must have a
+ * meaning for "absent" (the reader's default).
+ *
  * C++ plugin authors use plugin.h, which writes all of this for them. */
 #ifndef ONNX_REINIT_PLUGIN_ABI_H
 #define ONNX_REINIT_PLUGIN_ABI_H
@@ -24,8 +40,11 @@ extern "C" {
 /* C naming: upper-case constants, as C users expect. */
 /* NOLINTBEGIN(readability-identifier-naming) */
 
-/* Bumped on any change to the layout or meaning of the structs below. */
-#define ONNX_REINIT_ABI_VERSION 1u
+/* Bumped on any change to the layout or meaning of the structs below, except
+ * fields appended to a struct that starts with `struct_size`.
+ * 2: onnx_reinit_strategy_desc gained struct_size; target_moments gained an
+ *    error buffer and ONNX_REINIT_UNKNOWN. */
+#define ONNX_REINIT_ABI_VERSION 2u
 #define ONNX_REINIT_PLUGIN_ENTRY_NAME "onnx_reinit_plugin_entry"
 
 #if defined(_WIN32)
@@ -39,6 +58,7 @@ typedef enum onnx_reinit_status {
   ONNX_REINIT_ERROR = 1,            /* any other failure; message says what */
   ONNX_REINIT_INVALID_ARGUMENT = 2, /* parameters, or a tensor the strategy cannot fill */
   ONNX_REINIT_OUT_OF_MEMORY = 3,
+  ONNX_REINIT_UNKNOWN = 4, /* target_moments only: the strategy cannot say (not an error) */
 } onnx_reinit_status;
 
 /* Element types, numbered as onnx_reinit::element_type. Fill buffers are only
@@ -107,6 +127,11 @@ typedef struct onnx_reinit_tensor_info {
   int64_t block_cols;
 } onnx_reinit_tensor_info;
 
+/* The end of the last field of this ABI version's layout: smaller is an
+ * error, larger is a newer host's struct whose extra fields are ignored. */
+#define ONNX_REINIT_TENSOR_INFO_MIN_SIZE \
+  (offsetof(onnx_reinit_tensor_info, block_cols) + sizeof(int64_t))
+
 /* A piece of a tensor to fill: `count` elements of `dtype` (FLOAT32 or
  * FLOAT64) starting at element index `first` of the whole tensor. */
 typedef struct onnx_reinit_span {
@@ -140,16 +165,23 @@ typedef struct onnx_reinit_rng_api {
                            double std, double a, double b);
 } onnx_reinit_rng_api;
 
+#define ONNX_REINIT_RNG_API_MIN_SIZE \
+  (offsetof(onnx_reinit_rng_api, truncated_normal) + sizeof(void (*)(void)))
+
 /* ---- Strategies and the plugin descriptor --------------------------------- */
 
 /* Element i of the result depends only on i and the random stream, never on
  * other elements: the host may fill one tensor in chunks, in parallel. */
 #define ONNX_REINIT_STRATEGY_ELEMENTWISE 1u
 
+/* One entry of the plugin's strategy array. The array's stride is the first
+ * entry's struct_size and every entry must have the same one, so a plugin
+ * built against a newer SDK (a larger struct) still loads. */
 typedef struct onnx_reinit_strategy_desc {
-  const char* name;    /* unique across all plugins, [a-z0-9_]+ */
-  const char* summary; /* one line */
-  const char* formula; /* e.g. "U(-b, b), b = gain * sqrt(6 / (fan_in + fan_out))" */
+  uint32_t struct_size; /* sizeof(onnx_reinit_strategy_desc) */
+  const char* name;     /* unique across all plugins, [a-z0-9_]+ */
+  const char* summary;  /* one line */
+  const char* formula;  /* e.g. "U(-b, b), b = gain * sqrt(6 / (fan_in + fan_out))" */
   const onnx_reinit_param_schema* params;
   uint32_t param_count;
   uint32_t flags; /* ONNX_REINIT_STRATEGY_* */
@@ -159,16 +191,23 @@ typedef struct onnx_reinit_strategy_desc {
                 char* error, size_t error_size);
   void (*destroy)(void* instance);
   /* Fills `out`. For strategies without the ELEMENTWISE flag the host always
-   * passes the whole tensor (first == 0, count == element count). */
+   * passes the whole tensor (first == 0, count == element count).
+   * Called CONCURRENTLY on one instance (see THREADS above): across tensors,
+   * and across chunks of one tensor for ELEMENTWISE strategies. */
   int (*fill)(const void* instance, const onnx_reinit_tensor_info* tensor,
               const onnx_reinit_rng* rng, const onnx_reinit_span* out, char* error,
               size_t error_size);
   /* Optional (may be NULL): the mean and standard deviation the strategy
    * aims at for this tensor, for reports. Returns ONNX_REINIT_OK when known,
-   * ONNX_REINIT_ERROR when the strategy cannot say. */
+   * ONNX_REINIT_UNKNOWN when the strategy cannot say, any other status (with
+   * a message in `error`) when it failed; the host reports failures. Called
+   * concurrently, like fill. */
   int (*target_moments)(const void* instance, const onnx_reinit_tensor_info* tensor, double* mean,
-                        double* std);
+                        double* std, char* error, size_t error_size);
 } onnx_reinit_strategy_desc;
+
+#define ONNX_REINIT_STRATEGY_DESC_MIN_SIZE \
+  (offsetof(onnx_reinit_strategy_desc, target_moments) + sizeof(void (*)(void)))
 
 typedef struct onnx_reinit_plugin_desc {
   uint32_t abi_version; /* ONNX_REINIT_ABI_VERSION */
@@ -179,7 +218,21 @@ typedef struct onnx_reinit_plugin_desc {
   uint32_t strategy_count;
 } onnx_reinit_plugin_desc;
 
-typedef const onnx_reinit_plugin_desc* (*onnx_reinit_plugin_entry_fn)(void);
+#ifdef __cplusplus
+#define ONNX_REINIT_NOEXCEPT noexcept
+#else
+#define ONNX_REINIT_NOEXCEPT
+#endif
+
+typedef const onnx_reinit_plugin_desc* (*onnx_reinit_plugin_entry_fn)(void)ONNX_REINIT_NOEXCEPT;
+
+/* The entry point every plugin defines (ONNX_REINIT_PLUGIN does it in C++).
+ * Declared here so a definition with another type does not compile: in C++
+ * it must be exactly
+ *   extern "C" ONNX_REINIT_EXPORT const onnx_reinit_plugin_desc*
+ *   onnx_reinit_plugin_entry(void) noexcept { ... } */
+ONNX_REINIT_EXPORT const onnx_reinit_plugin_desc* onnx_reinit_plugin_entry(void)
+    ONNX_REINIT_NOEXCEPT;
 
 /* NOLINTEND(readability-identifier-naming) */
 

@@ -137,7 +137,8 @@ class configured_strategy {
             std::span<double> out) const;
 
   // The mean and std the strategy aims at for `tensor` (for reports);
-  // nullopt when the plugin cannot say.
+  // nullopt when the plugin cannot say; strategy_error, naming strategy,
+  // plugin and tensor, when the plugin fails (e.g. its code threw).
   struct moments {
     double mean = 0.0;
     double std = 0.0;

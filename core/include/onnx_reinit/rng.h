@@ -78,8 +78,12 @@
 #include <Random123/philox.h>
 
 #include <array>
+#include <cstddef>
 #include <cstdint>
+#include <iterator>
 #include <span>
+#include <stdexcept>
+#include <string>
 #include <string_view>
 #include <type_traits>
 
@@ -122,16 +126,42 @@ inline std::array<std::uint32_t, 4> philox_block(const std::array<std::uint32_t,
   return {out[0], out[1], out[2], out[3]};
 }
 
+namespace sdk_detail {
+
+// Decimal text of `value` for SDK error messages; not std::to_string, whose
+// libstdc++ internals would add exported symbols to every plugin.
+inline std::string decimal(std::uint64_t value) {
+  char digits[24];
+  std::size_t n = 0;
+  do {
+    digits[n++] = static_cast<char>('0' + value % 10);
+    value /= 10;
+  } while (value != 0);
+  return std::string(std::make_reverse_iterator(digits + n), std::make_reverse_iterator(digits));
+}
+
+}  // namespace sdk_detail
+
 template <class T>
 constexpr std::uint32_t dtype_code() {
   static_assert(std::is_same_v<T, float> || std::is_same_v<T, double>, "fills are float or double");
   return std::is_same_v<T, float> ? ONNX_REINIT_FLOAT32 : ONNX_REINIT_FLOAT64;
 }
 
-// The C++ view of a host-provided random stream. Cheap to copy.
+// The C++ view of a host-provided random stream. Cheap to copy. Throws
+// std::runtime_error for a missing API table or one smaller than this SDK's
+// (a host older than the plugin), instead of calling past its end.
 class rng_stream {
  public:
-  explicit rng_stream(const onnx_reinit_rng& state) : state_(state) {}
+  explicit rng_stream(const onnx_reinit_rng& state) : state_(state) {
+    if (state.api == nullptr) throw std::runtime_error("the random stream has no API table");
+    if (state.api->struct_size < ONNX_REINIT_RNG_API_MIN_SIZE)
+      throw std::runtime_error("the host's random stream API table is " +
+                               sdk_detail::decimal(state.api->struct_size) +
+                               " bytes, this plugin needs at least " +
+                               sdk_detail::decimal(ONNX_REINIT_RNG_API_MIN_SIZE) +
+                               " (is the host older than the plugin's SDK?)");
+  }
 
   // Fills `out`, whose first element is element `first` of the tensor.
   template <class T>

@@ -6,6 +6,8 @@
 #include <cstdint>
 #include <optional>
 #include <span>
+#include <stdexcept>
+#include <string>
 
 #include "onnx_reinit/plugin_abi.h"
 #include "onnx_reinit/rng.h"
@@ -17,6 +19,13 @@ namespace onnx_reinit {
 // whole tensor, of out[0]: element-wise strategies may be called on chunks;
 // the others always get the whole tensor (first == 0). Throw
 // std::invalid_argument for a tensor the strategy cannot fill.
+//
+// THREAD SAFETY: the host calls fill() and target_moments() on ONE instance
+// from several threads at once, for different tensors and for different
+// chunks of one tensor. Both are const and must stay truly const: no
+// `mutable` caches or scratch buffers, no unsynchronized statics; keep
+// per-call state in locals. Only construction and destruction are
+// single-threaded.
 class strategy {
  public:
   virtual ~strategy() = default;
@@ -31,6 +40,7 @@ class strategy {
   };
   // The mean and standard deviation this strategy aims at for `tensor`
   // (shown in reports beside what was achieved); nullopt when it cannot say.
+  // An exception is a failure: the host reports it, naming the strategy.
   virtual std::optional<moments> target_moments(const tensor_info& tensor) const {
     (void)tensor;
     return std::nullopt;
@@ -76,10 +86,21 @@ inline onnx_reinit_tensor_info to_c(const tensor_info& info) {
   return c;
 }
 
+// Throws std::runtime_error for a struct smaller than this SDK's minimum
+// (nothing past its end is read); a larger one comes from a newer host and
+// its extra fields are ignored.
 inline tensor_info from_c(const onnx_reinit_tensor_info& c) {
+  if (c.struct_size < ONNX_REINIT_TENSOR_INFO_MIN_SIZE)
+    throw std::runtime_error("the host's tensor info is " + sdk_detail::decimal(c.struct_size) +
+                             " bytes, this plugin needs at least " +
+                             sdk_detail::decimal(ONNX_REINIT_TENSOR_INFO_MIN_SIZE) +
+                             " (is the host older than the plugin's SDK?)");
+  if (c.rank > 0 && c.shape == nullptr)
+    throw std::runtime_error("the host's tensor info has rank " + sdk_detail::decimal(c.rank) +
+                             " but no shape");
   tensor_info info;
   info.name = c.name != nullptr ? c.name : "";
-  info.shape.assign(c.shape, c.shape + c.rank);
+  if (c.rank > 0) info.shape.assign(c.shape, c.shape + c.rank);
   info.dtype = static_cast<element_type>(c.dtype);
   info.role = static_cast<tensor_role>(c.role);
   info.activation = static_cast<activation_kind>(c.activation);
