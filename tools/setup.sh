@@ -44,6 +44,10 @@ targets=()
 for t in "$@"; do targets+=(--target "$t"); done
 # The project's own builds treat warnings as errors (ONNX_REINIT_WERROR; off
 # for anyone else building the project).
+# ccache, where installed, makes the four builds of tools/test.sh cheap to
+# repeat; nothing depends on it.
+launcher=()
+command -v ccache >/dev/null 2>&1 && launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
 cmake -S . -B "$build_dir" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DONNX_REINIT_WERROR=ON \
-  "${cmake_args[@]}" >/dev/null
+  "${launcher[@]}" "${cmake_args[@]}" >/dev/null
 cmake --build "$build_dir" -j"$(nproc)" "${targets[@]}"
