@@ -21,7 +21,10 @@ struct rewrite_options {
   unsigned threads = 0;  // 0: all cores. Never changes the output.
   // Element-wise strategies fill tensors in chunks of this many elements.
   std::uint64_t chunk_elements = std::uint64_t{1} << 18;
-  // Called after each rewritten tensor with (done, total) element counts.
+  // Called after each rewritten tensor (or window of a streamed one) with
+  // (done, total) element counts. Called from one thread at a time (the
+  // library serialises the calls), with `done` increasing, but not always
+  // from the same thread; keep it short, it holds up the worker calling it.
   std::function<void(std::uint64_t, std::uint64_t)> progress;
 };
 
