@@ -725,6 +725,8 @@ void save_model_impl(loaded_model& model, const fs::path& out_arg, const save_op
     }
   }
 
+  if (options.before_commit) options.before_commit();
+
   // Data files first (under names no existing file has), the model last:
   // the rename of the model is the commit point. Killed before it, OUT is
   // the old model with its old data; after it, the new model with its new
