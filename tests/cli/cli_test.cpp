@@ -1066,6 +1066,7 @@ TEST_CASE("every usage error ends with (command line); --rule errors name the ru
   usage(run_cli({in, "-o", out, "--external-data", "sub/x.data"}), "plain file name");
   usage(run_cli({in, "-o", out, "--report", in}), "--report");
   usage(run_cli({in, "-o", out, "--report", out}), "--report");
+  usage(run_cli({"--list", "--report", (dir / "r.json").string()}), "--report");
   const run_result rule = run_cli({in, "-o", out, "--rule", "conv.w"});
   check_error(rule, 2, {"(--rule 1)"});
 }

@@ -118,6 +118,8 @@ numbers parse_numbers(const arguments& a) {
 
 void check_usage(const arguments& a) {
   const bool listing = a.list || !a.describe.empty() || a.print_policy;
+  if (listing && !a.report.empty())
+    throw ori::usage_error("--report goes with a rewrite or --plan", command_line);
   if (listing) return;
   if (a.model.empty()) throw ori::usage_error("no MODEL given (see --help)", command_line);
   if (a.plan && (!a.output.empty() || a.in_place))
@@ -198,8 +200,8 @@ std::function<void(std::uint64_t, std::uint64_t)> progress_printer(const argumen
 }
 
 int run(const arguments& a) {
-  check_usage(a);
   const numbers n = parse_numbers(a);
+  check_usage(a);
   if (a.print_policy) {
     fmt::print("{}", ori::policy_text());
     return 0;
