@@ -4,10 +4,13 @@
 // here, independently of the plugin) with tolerances from the sample size.
 #include <catch2/catch.hpp>
 
+#include <atomic>
+#include <chrono>
 #include <cmath>
 #include <cstring>
 #include <map>
 #include <numbers>
+#include <thread>
 
 #include "onnx_reinit/analysis.h"
 #include "onnx_reinit/errors.h"
@@ -329,4 +332,50 @@ TEST_CASE("unknown strategies and bad parameters fail before any tensor is touch
   } catch (const ori::param_error& e) {
     CHECK_THAT(e.what(), Catch::Contains("std"));
   }
+}
+
+TEST_CASE("the progress callback is never entered from two threads at once") {
+  // Many small tensors, filled in parallel: without serialisation two
+  // workers finishing together would both be inside the callback. The sleep
+  // widens the window so an unserialised call overlaps on any machine with
+  // two or more cores.
+  constexpr int layers = 24;
+  graph_builder g;
+  g.add_input("x", {2, 64});
+  std::string previous = "x";
+  for (int i = 0; i < layers; ++i) {
+    const std::string w = "w" + std::to_string(i), h = "h" + std::to_string(i);
+    g.add_initializer(w, {64, 64}, filler(64 * 64));
+    g.add_node("MatMul", {previous, w}, {h});
+    previous = h;
+  }
+  g.add_output(previous, {2, 64});
+  ori::loaded_model model = ori::loaded_model::from_proto(g.model());
+  const auto plans = ori::make_plan(ori::analyze_model(model), {});
+
+  std::atomic<int> inside{0};
+  std::atomic<int> overlaps{0};
+  std::atomic<int> calls{0};
+  std::uint64_t last_done = 0;
+  bool monotonic = true;
+  std::uint64_t final_done = 0, final_total = 0;
+  ori::rewrite_options options;
+  options.threads = 4;
+  options.chunk_elements = 512;
+  options.progress = [&](std::uint64_t done, std::uint64_t total) {
+    if (inside.fetch_add(1) != 0) ++overlaps;
+    ++calls;
+    monotonic = monotonic && done >= last_done;
+    last_done = done;
+    final_done = done;
+    final_total = total;
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    inside.fetch_sub(1);
+  };
+  ori::rewrite_model(model, plans, standard_registry(), options);
+  CHECK(calls == layers);
+  CHECK(overlaps == 0);
+  CHECK(monotonic);
+  CHECK(final_total == std::uint64_t{layers} * 64 * 64);
+  CHECK(final_done == final_total);
 }

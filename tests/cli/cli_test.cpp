@@ -1008,3 +1008,115 @@ TEST_CASE("--plugin FILE and ONNX_REINIT_PLUGIN_PATH add strategies for rules") 
   CHECK(!contains(run_cli({"--list"}).out, "fixture_env"));
 }
 #endif
+
+// ---------------------------------------------------------------------------
+// Promises of the command line: strict numbers, usage errors, reports
+
+TEST_CASE("numeric options out of range or not numbers are usage errors") {
+  temp_dir dir;
+  save_proto(conv_relu_model(), dir / "in.onnx");
+  const auto before = dir.snapshot();
+  const std::string in = (dir / "in.onnx").string();
+  const std::string out = (dir / "out.onnx").string();
+  for (const char* bad : {"-1", "99999999999999999999999", "18446744073709551616", "1.5", "0x10",
+                          "+3", " 7", "7 ", ""}) {
+    INFO("--seed '" << bad << "'");
+    check_error(run_cli({in, "-o", out, "--seed", bad}), 2, {"--seed", "(command line)"});
+  }
+  for (const char* bad : {"-1", "4294967296", "two"}) {
+    INFO("--threads '" << bad << "'");
+    check_error(run_cli({in, "-o", out, "--threads", bad}), 2, {"--threads", "(command line)"});
+  }
+  for (const char* bad : {"-1", "-1kb", "20000000tb", "18446744073709551616", "1.5gb", "12xb"}) {
+    INFO("--max-tensor-bytes '" << bad << "'");
+    check_error(run_cli({in, "-o", out, "--max-tensor-bytes", bad}), 2,
+                {"--max-tensor-bytes", "(command line)"});
+    check_error(run_cli({in, "-o", out, "--max-total-bytes", bad}), 2,
+                {"--max-total-bytes", "(command line)"});
+  }
+  CHECK(dir.snapshot() == before);
+
+  // The largest values are accepted, and a suffix multiplies by 1024^k: 1kb
+  // refuses conv.w (18432 bytes) while 18kb does not.
+  CHECK(run_cli({in, "--plan", "--seed", "18446744073709551615"}).status == 0);
+  check_error(run_cli({in, "--plan", "--max-tensor-bytes", "1kb"}), 1, {"conv.w"});
+  CHECK(run_cli({in, "--plan", "--max-tensor-bytes", "18KB"}).status == 0);
+  CHECK(run_cli({in, "--plan", "--max-tensor-bytes", "17kb"}).status == 1);
+}
+
+TEST_CASE("every usage error ends with (command line); --rule errors name the rule") {
+  temp_dir dir;
+  save_proto(conv_relu_model(), dir / "in.onnx");
+  const std::string in = (dir / "in.onnx").string();
+  const std::string out = (dir / "out.onnx").string();
+  auto usage = [](const run_result& r, const std::string& mention) {
+    check_error(r, 2, {mention});
+    INFO(r.err);
+    CHECK(r.err.size() > 15);
+    CHECK(r.err.substr(r.err.size() - 15) == "(command line)\n");
+  };
+  usage(run_cli({"--frobnicate"}), "--frobnicate");
+  usage(run_cli({in, "-o", out, "--seed"}), "--seed");
+  usage(run_cli({}), "no MODEL");
+  usage(run_cli({in}), "-o OUT");
+  usage(run_cli({in, "-o", in}), "refusing to overwrite the input");
+  usage(run_cli({in, "-o", out, "--in-place"}), "--in-place");
+  usage(run_cli({in, "--plan", "-o", out}), "--plan");
+  usage(run_cli({in, "-o", out, "--json"}), "--json");
+  usage(run_cli({in, "-o", out, "--external-data", "sub/x.data"}), "plain file name");
+  usage(run_cli({in, "-o", out, "--report", in}), "--report");
+  usage(run_cli({in, "-o", out, "--report", out}), "--report");
+  usage(run_cli({"--list", "--report", (dir / "r.json").string()}), "--report");
+  const run_result rule = run_cli({in, "-o", out, "--rule", "conv.w"});
+  check_error(rule, 2, {"(--rule 1)"});
+}
+
+TEST_CASE("a report that cannot be written writes nothing, the model included") {
+  temp_dir dir;
+  save_proto(conv_relu_model(), dir / "in.onnx");
+  fs::create_directories(dir / "a_dir");
+  const auto before = dir.snapshot();
+  const std::string in = (dir / "in.onnx").string();
+  const std::string out = (dir / "out.onnx").string();
+
+  const run_result missing =
+      run_cli({in, "-o", out, "--report", (dir / "no_such_dir" / "r.json").string()});
+  check_error(missing, 1, {"cannot write file", "no_such_dir", "No such file or directory"});
+  CHECK(dir.snapshot() == before);
+  check_error(run_cli({in, "-o", out, "--report", (dir / "a_dir").string()}), 1,
+              {"a_dir", "Is a directory"});
+  check_error(run_cli({in, "-o", out, "--report", (dir / "in.onnx" / "r.json").string()}), 1,
+              {"Not a directory"});
+  check_error(run_cli({in, "--plan", "--report", (dir / "no_such_dir" / "r.json").string()}), 1,
+              {"No such file or directory"});
+  CHECK(dir.snapshot() == before);
+
+  // A run that fails while sampling (a strategy refusing a tensor) leaves
+  // neither the model nor the report, nor a staged report.
+  check_error(run_cli({in, "-o", out, "--report", (dir / "r.json").string(), "--rule",
+                       "conv.b=orthogonal"}),
+              1, {"orthogonal", "conv.b"});
+  CHECK(dir.snapshot() == before);
+}
+
+TEST_CASE("--plan --report FILE writes the plan report, the same as --plan --json") {
+  temp_dir dir;
+  save_proto(conv_relu_model(), dir / "in.onnx");
+  const std::string in = (dir / "in.onnx").string();
+  const run_result json_run = run_cli({in, "--plan", "--json", "--seed", "3"});
+  REQUIRE(json_run.status == 0);
+  const run_result r =
+      run_cli({in, "--plan", "--seed", "3", "--report", (dir / "plan.json").string()});
+  INFO(r.err);
+  REQUIRE(r.status == 0);
+  CHECK(contains(row_of(r.out, "conv.w"), "kaiming_normal"));  // the table still prints
+  const std::string written = read_file(dir / "plan.json");
+  CHECK(written == json_run.out);
+  const json j = json::parse(written);
+  CHECK(tensor_entry(j, "conv.w").at("action") == "planned");
+  CHECK(tensor_entry(j, "shape").at("action") == "kept");
+  // Only the report was added: no staged temp file left beside it.
+  std::size_t files = 0;
+  for (const auto& e : fs::directory_iterator(dir.path())) files += e.is_regular_file() ? 1 : 0;
+  CHECK(files == 2);
+}

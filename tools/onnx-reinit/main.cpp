@@ -9,12 +9,13 @@
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
 #include <iostream>
+#include <limits>
+#include <optional>
 #include <string>
 #include <vector>
 
-#include "cli_output.h"
+#include "cli_numbers.h"
 #include "onnx_reinit/analysis.h"
 #include "onnx_reinit/errors.h"
 #include "onnx_reinit/model_io.h"
@@ -23,6 +24,7 @@
 #include "onnx_reinit/report.h"
 #include "onnx_reinit/rewrite.h"
 #include "onnx_reinit/rules.h"
+#include "onnx_reinit/staged_file.h"
 #include "onnx_reinit/version.h"
 
 namespace fs = std::filesystem;
@@ -46,8 +48,8 @@ struct arguments {
   bool list = false;
   std::string describe;
   bool print_policy = false;
-  std::uint64_t seed = 0;
-  unsigned threads = 0;
+  std::string seed = "0";
+  std::string threads = "0";
   std::vector<std::string> rules;
   std::string rules_file;
   std::vector<std::string> only;
@@ -58,8 +60,8 @@ struct arguments {
   std::vector<std::string> plugin_dirs;
   std::string external_data;
   bool in_place = false;
-  std::uint64_t max_tensor_bytes = ori::load_options{}.max_tensor_bytes;
-  std::uint64_t max_total_bytes = ori::load_options{}.max_total_bytes;
+  std::string max_tensor_bytes = "16gb";
+  std::string max_total_bytes = "64gb";
   bool no_size_limit = false;
   bool quiet = false;
   bool verbose = false;
@@ -91,11 +93,9 @@ void add_options(CLI::App& app, arguments& a) {
   app.add_flag("--in-place", a.in_place, "overwrite MODEL (otherwise writing onto it is refused)");
   app.add_option("--max-tensor-bytes", a.max_tensor_bytes,
                  "refuse a model with a float tensor larger than N bytes (default 16gb; "
-                 "suffixes kb, mb, gb, tb are powers of 1024)")
-      ->transform(CLI::AsSizeValue(false));
+                 "suffixes kb, mb, gb, tb are powers of 1024)");
   app.add_option("--max-total-bytes", a.max_total_bytes,
-                 "refuse a model whose float tensors total more than N bytes (default 64gb)")
-      ->transform(CLI::AsSizeValue(false));
+                 "refuse a model whose float tensors total more than N bytes (default 64gb)");
   app.add_flag("--no-size-limit", a.no_size_limit,
                "lift both size limits (for trusted models larger than the defaults)");
   app.add_flag("-q,--quiet", a.quiet, "no progress or summary on stderr");
@@ -103,18 +103,70 @@ void add_options(CLI::App& app, arguments& a) {
   app.set_version_flag("--version", std::string("onnx-reinit ") + ori::tool_version);
 }
 
+// Where every usage error points (README: "... (command line)"); rule
+// syntax errors point at "--rule N" instead.
+constexpr const char* command_line = "command line";
+
+// The numeric options, checked strictly (cli_numbers.h).
+struct numbers {
+  std::uint64_t seed = 0;
+  unsigned threads = 0;
+  std::uint64_t max_tensor_bytes = 0;
+  std::uint64_t max_total_bytes = 0;
+};
+
+numbers parse_numbers(const arguments& a) {
+  numbers n;
+  n.seed = ori::cli::parse_unsigned("--seed", a.seed, std::numeric_limits<std::uint64_t>::max());
+  n.threads = static_cast<unsigned>(
+      ori::cli::parse_unsigned("--threads", a.threads, std::numeric_limits<unsigned>::max()));
+  n.max_tensor_bytes = ori::cli::parse_byte_size("--max-tensor-bytes", a.max_tensor_bytes);
+  n.max_total_bytes = ori::cli::parse_byte_size("--max-total-bytes", a.max_total_bytes);
+  return n;
+}
+
 void check_usage(const arguments& a) {
   const bool listing = a.list || !a.describe.empty() || a.print_policy;
+  if (listing && !a.report.empty())
+    throw ori::usage_error("--report goes with a rewrite or --plan", command_line);
   if (listing) return;
-  if (a.model.empty()) throw ori::usage_error("no MODEL given (see --help)", "");
+  if (a.model.empty()) throw ori::usage_error("no MODEL given (see --help)", command_line);
   if (a.plan && (!a.output.empty() || a.in_place))
-    throw ori::usage_error("--plan writes nothing; drop -o/--in-place", "");
+    throw ori::usage_error("--plan writes nothing; drop -o/--in-place", command_line);
   if (a.plan) return;
   if (a.output.empty() && !a.in_place)
-    throw ori::usage_error("say where to write: -o OUT, or --in-place to overwrite MODEL", "");
+    throw ori::usage_error("say where to write: -o OUT, or --in-place to overwrite MODEL",
+                           command_line);
   if (!a.output.empty() && a.in_place)
-    throw ori::usage_error("-o and --in-place exclude each other", "");
-  if (a.json) throw ori::usage_error("--json goes with --plan or --list; use --report FILE", "");
+    throw ori::usage_error("-o and --in-place exclude each other", command_line);
+  if (a.json)
+    throw ori::usage_error("--json goes with --plan or --list; use --report FILE", command_line);
+}
+
+bool same_path(const fs::path& x, const fs::path& y) {
+  std::error_code ec;
+  if (fs::equivalent(x, y, ec)) return true;
+  const fs::path cx = fs::weakly_canonical(x, ec);
+  if (ec) return false;
+  const fs::path cy = fs::weakly_canonical(y, ec);
+  return !ec && cx == cy;
+}
+
+// Before anything is read or written: the report must not land on the
+// model, the output or its data file, and its directory must take it.
+void check_report_destination(const arguments& a) {
+  if (a.report.empty()) return;
+  if (same_path(a.report, a.model))
+    throw ori::usage_error(fmt::format("--report '{}' is the input model", a.report), command_line);
+  const std::string out = a.in_place ? a.model : a.output;
+  if (!out.empty() && same_path(a.report, out))
+    throw ori::usage_error(fmt::format("--report '{}' is the output model", a.report),
+                           command_line);
+  if (!out.empty() && !a.external_data.empty() &&
+      same_path(a.report, fs::path(out).parent_path() / a.external_data))
+    throw ori::usage_error(fmt::format("--report '{}' is the external data file", a.report),
+                           command_line);
+  ori::check_writable_file(a.report);
 }
 
 ori::registry load_registry(const arguments& a) {
@@ -146,13 +198,6 @@ std::vector<ori::rule> user_rules(const arguments& a) {
   return rules;
 }
 
-void write_text_file(const std::string& path, const std::string& text) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out << text;
-  out.close();
-  if (!out) throw ori::io_error("cannot write file", path);
-}
-
 // A progress line on a terminal, for models large enough to wait for.
 std::function<void(std::uint64_t, std::uint64_t)> progress_printer(const arguments& a) {
   if (a.quiet || !isatty(STDERR_FILENO)) return {};
@@ -164,6 +209,7 @@ std::function<void(std::uint64_t, std::uint64_t)> progress_printer(const argumen
 }
 
 int run(const arguments& a) {
+  const numbers n = parse_numbers(a);
   check_usage(a);
   if (a.print_policy) {
     fmt::print("{}", ori::policy_text());
@@ -171,11 +217,11 @@ int run(const arguments& a) {
   }
   ori::registry strategies = load_registry(a);
   if (a.list) {
-    fmt::print("{}", a.json ? ori::cli::list_json(strategies) : ori::cli::list_text(strategies));
+    fmt::print("{}", ori::format_strategy_list(strategies, a.json));
     return 0;
   }
   if (!a.describe.empty()) {
-    fmt::print("{}", ori::cli::describe_text(strategies, a.describe));
+    fmt::print("{}", ori::describe_strategy(strategies, a.describe));
     return 0;
   }
 
@@ -183,8 +229,11 @@ int run(const arguments& a) {
   // whole model had been sampled.
   std::error_code ec;
   if (!a.in_place && !a.output.empty() && fs::equivalent(a.output, a.model, ec))
-    throw ori::usage_error("refusing to overwrite the input model; use --in-place to allow it",
-                           a.output);
+    throw ori::usage_error(fmt::format("refusing to overwrite the input model '{}'; use "
+                                       "--in-place to allow it",
+                                       a.output),
+                           command_line);
+  check_report_destination(a);
 
   const auto start = std::chrono::steady_clock::now();
   ori::plan_options plan_options;
@@ -197,17 +246,19 @@ int run(const arguments& a) {
 
   ori::load_options load_options;
   load_options.max_tensor_bytes =
-      a.no_size_limit ? ori::load_options::no_size_limit : a.max_tensor_bytes;
+      a.no_size_limit ? ori::load_options::no_size_limit : n.max_tensor_bytes;
   load_options.max_total_bytes =
-      a.no_size_limit ? ori::load_options::no_size_limit : a.max_total_bytes;
+      a.no_size_limit ? ori::load_options::no_size_limit : n.max_total_bytes;
   ori::loaded_model model = ori::load_model(a.model, load_options);
   const std::vector<ori::tensor_plan> plans =
       ori::make_plan(ori::analyze_model(model, analysis_options), plan_options);
   ori::validate_plan(plans, strategies);
-  const ori::report_header header{a.model, a.seed, analysis_options.convention};
+  const ori::report_header header{a.model, n.seed, analysis_options.convention};
 
   if (a.plan) {
     const auto outcomes = ori::preview_outcomes(plans, strategies);
+    if (!a.report.empty())
+      ori::write_file_atomically(a.report, ori::report_json(header, plans, outcomes));
     fmt::print("{}", a.json ? ori::report_json(header, plans, outcomes)
                             : ori::plan_table(plans, outcomes, a.verbose));
     return 0;
@@ -221,19 +272,27 @@ int run(const arguments& a) {
   save_options.input_check_failure = ori::check_input_model(model);
 
   ori::rewrite_options rewrite_options;
-  rewrite_options.seed = a.seed;
-  rewrite_options.threads = a.threads;
+  rewrite_options.seed = n.seed;
+  rewrite_options.threads = n.threads;
   rewrite_options.progress = progress_printer(a);
   const auto outcomes = ori::rewrite_model(model, plans, strategies, rewrite_options);
 
+  // The report is staged once the model is (its external tensors' figures
+  // are final only then) and renamed right after the model's commit: a
+  // failure before that writes neither.
+  std::optional<ori::staged_file> report;
+  if (!a.report.empty())
+    save_options.before_commit = [&] {
+      report.emplace(a.report, ori::report_json(header, plans, *outcomes));
+    };
   const std::string out = a.in_place ? a.model : a.output;
   const ori::save_result saved = ori::save_model(model, out, save_options);
+  if (report) report->commit();
   if (saved.checker_failure)
     fmt::print(stderr,
                "onnx-reinit: warning: the input model fails the ONNX checker: {}; writing the "
                "output anyway since it fails the same way\n",
                one_line(*saved.checker_failure));
-  if (!a.report.empty()) write_text_file(a.report, ori::report_json(header, plans, *outcomes));
   if (a.verbose) fmt::print("{}", ori::plan_table(plans, *outcomes, true));
 
   if (!a.quiet) {
@@ -273,7 +332,8 @@ int main(int argc, char** argv) {
   try {
     return run(args);
   } catch (const ori::usage_error& e) {
-    print_error(e);
+    // Library usage errors name a path or tensor in their text already.
+    fmt::print(stderr, "onnx-reinit: error: {} ({})\n", e.what(), command_line);
     return 2;
   } catch (const ori::rule_error& e) {
     print_error(e);

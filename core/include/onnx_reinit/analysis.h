@@ -10,6 +10,7 @@
 
 #include <onnx/onnx_pb.h>
 
+#include "onnx_reinit/format.h"
 #include "onnx_reinit/model_io.h"
 #include "onnx_reinit/model_tensors.h"
 #include "onnx_reinit/tensor_info.h"
@@ -61,3 +62,22 @@ std::vector<tensor_analysis> analyze_model(const onnx::ModelProto& model,
                                            const analysis_options& options = {});
 
 }  // namespace onnx_reinit
+
+// "conv.w float32 [32, 16, 3, 3] weight fan_in=144 ... consumer=Conv:1", then
+// "keep: <why>" / "fixed constant: <why>" when set.
+template <>
+struct fmt::formatter<onnx_reinit::tensor_analysis> : onnx_reinit::format_detail::plain_formatter {
+  template <class Context>
+  auto format(const onnx_reinit::tensor_analysis& t, Context& ctx) const {
+    auto out = t.is_float ? fmt::format_to(ctx.out(), "{}", t.info)
+                          : fmt::format_to(ctx.out(), "{} {} [{}]", t.info.name, t.data_type,
+                                           fmt::join(t.info.shape, ", "));
+    if (!t.ref.graph_path.empty()) out = fmt::format_to(out, " in {}", t.ref.graph_path);
+    out = fmt::format_to(out, " consumer={}", t.consumer_op.empty() ? "none" : t.consumer_op);
+    if (!t.consumer_op.empty()) out = fmt::format_to(out, ":{}", t.consumer_input);
+    if (!t.keep_reason.empty()) out = fmt::format_to(out, " keep: {}", t.keep_reason);
+    if (!t.fixed_constant.empty())
+      out = fmt::format_to(out, " fixed constant: {}", t.fixed_constant);
+    return out;
+  }
+};

@@ -4,8 +4,10 @@
 // boundary.
 #pragma once
 
+#include <cerrno>
 #include <stdexcept>
 #include <string>
+#include <system_error>
 #include <utility>
 
 namespace onnx_reinit {
@@ -33,10 +35,27 @@ class model_error : public error {
 class external_data_error : public error {
   using error::error;
 };
-// Reading or writing files.
+// Reading or writing files. Like fmt::system_error, it keeps the operating
+// system's cause: given a non-zero `code`, the message is "<what>: <reason>"
+// ("cannot write file '/x/y': Permission denied") and code() returns it.
 class io_error : public error {
-  using error::error;
+ public:
+  io_error(const std::string& what, std::string where, std::error_code code = {})
+      : error(code ? what + ": " + code.message() : what, std::move(where)), code_(code) {}
+  // The cause; empty (value 0) when the failure is not a system error
+  // (a file that is not a regular file, a short read of a valid file).
+  const std::error_code& code() const noexcept { return code_; }
+
+  // The cause in errno, as left by a failed system call.
+  static std::error_code last_errno();
+
+ private:
+  std::error_code code_;
 };
+
+inline std::error_code io_error::last_errno() {
+  return {errno, std::generic_category()};
+}
 // Unknown strategy name.
 class unknown_strategy_error : public error {
   using error::error;

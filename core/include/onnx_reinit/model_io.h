@@ -94,6 +94,12 @@ struct save_options {
   // Run onnx::checker::check_model on the written model before it is renamed
   // into place; a failure is a model_error and nothing is written.
   bool check = true;
+  // Called once everything is staged and checked, just before the renames
+  // that publish the model (the commit point): the place to stage files that
+  // must appear with the model or not at all (the report, see
+  // staged_file.h). External tensors' data has been produced by then. If it
+  // throws, nothing is written and the exception propagates.
+  std::function<void()> before_commit;
   // How the input model fails the checker, when it does (check_input_model,
   // before the model is changed). A written model failing with the same
   // message and the same structure fails in no new way and is written

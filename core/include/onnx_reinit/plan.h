@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "onnx_reinit/analysis.h"
+#include "onnx_reinit/format.h"
 #include "onnx_reinit/rules.h"
 
 namespace onnx_reinit {
@@ -46,3 +47,22 @@ std::vector<tensor_plan> make_plan(const std::vector<tensor_analysis>& tensors,
 bool glob_matches(const std::string& pattern, const std::string& name);
 
 }  // namespace onnx_reinit
+
+// "conv.w: rewrite kaiming_normal(mode=fan_in) [policy: role:weight&...]"
+// or "shape: keep (not a float tensor)".
+template <>
+struct fmt::formatter<onnx_reinit::tensor_plan> : onnx_reinit::format_detail::plain_formatter {
+  template <class Context>
+  auto format(const onnx_reinit::tensor_plan& p, Context& ctx) const {
+    auto out = fmt::format_to(ctx.out(), "{}: ", p.tensor.info.name);
+    if (p.action == onnx_reinit::plan_action::rewrite) {
+      out = fmt::format_to(out, "rewrite {}", p.call.to_string());
+      if (p.forget_bias) out = fmt::format_to(out, " forget_bias={:.6g}", *p.forget_bias);
+    } else {
+      out = fmt::format_to(out, "keep");
+      if (!p.reason.empty()) out = fmt::format_to(out, " ({})", p.reason);
+    }
+    if (!p.rule_origin.empty()) out = fmt::format_to(out, " [{}: {}]", p.rule_origin, p.rule);
+    return out;
+  }
+};

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "onnx_reinit/analysis.h"
@@ -33,5 +34,16 @@ std::string plan_table(const std::vector<tensor_plan>& plans,
 
 // The default policy, one rule per line with what it is for.
 std::string policy_text();
+
+// The loaded plugins, every strategy with its parameter schema (type,
+// default, range, help) and the plugin load errors: aligned text, or a JSON
+// document {plugins[], strategies[], load_errors[]}. What `--list [--json]`
+// prints.
+std::string format_strategy_list(const registry& strategies, bool as_json = false);
+
+// One strategy: summary, formula, plugin, how it is filled, parameters. What
+// `--describe NAME` prints. Throws unknown_strategy_error for an unknown
+// name, with the registry's message ("did you mean '<nearest>'?").
+std::string describe_strategy(const registry& strategies, std::string_view name);
 
 }  // namespace onnx_reinit

@@ -21,7 +21,7 @@ std::shared_ptr<const mapped_file> mapped_file::open(const fs::path& path) {
   // O_NONBLOCK: opening a FIFO for reading must not wait for a writer.
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
   if (fd < 0)
-    throw io_error(fmt::format("cannot open {}: {}", path, std::strerror(errno)), path.string());
+    throw io_error(fmt::format("cannot open {}", path), path.string(), io_error::last_errno());
   struct stat st {};
   if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
     ::close(fd);
@@ -32,9 +32,9 @@ std::shared_ptr<const mapped_file> mapped_file::open(const fs::path& path) {
   if (file->size_ > 0) {
     void* data = ::mmap(nullptr, file->size_, PROT_READ, MAP_PRIVATE, fd, 0);
     if (data == MAP_FAILED) {
-      const int err = errno;
+      const std::error_code cause = io_error::last_errno();
       ::close(fd);
-      throw io_error(fmt::format("cannot map {}: {}", path, std::strerror(err)), path.string());
+      throw io_error(fmt::format("cannot map {}", path), path.string(), cause);
     }
     file->data_ = static_cast<const std::byte*>(data);
   }

@@ -281,6 +281,8 @@ loaded_model load_model(const fs::path& path, const load_options& options) {
   std::error_code ec;
   const fs::path absolute = fs::absolute(path, ec).lexically_normal();
   const fs::file_status status = fs::status(absolute, ec);
+  if (ec && ec != std::errc::no_such_file_or_directory)
+    throw io_error(fmt::format("cannot read model file {}", path), path.string(), ec);
   if (ec || !fs::exists(status))
     throw io_error(fmt::format("model file {} does not exist", path), path.string());
   if (!fs::is_regular_file(status))
@@ -319,8 +321,7 @@ class output_file {
     fs::create_directories(path.parent_path());
     fd_ = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
     if (fd_ < 0)
-      throw io_error(fmt::format("cannot create {}: {}", path, std::strerror(errno)),
-                     path.string());
+      throw io_error(fmt::format("cannot create {}", path), path.string(), io_error::last_errno());
   }
   ~output_file() {
     if (fd_ >= 0) ::close(fd_);
@@ -335,8 +336,8 @@ class output_file {
       const ssize_t w = ::write(fd_, data.data(), n);
       if (w < 0) {
         if (errno == EINTR) continue;
-        throw io_error(fmt::format("cannot write {}: {}", path_, std::strerror(errno)),
-                       path_.string());
+        throw io_error(fmt::format("cannot write {}", path_), path_.string(),
+                       io_error::last_errno());
       }
       data = data.subspan(static_cast<std::size_t>(w));
       written_ += static_cast<std::uint64_t>(w);
@@ -355,9 +356,9 @@ class output_file {
   // fsync then close: the data is on disk before the rename publishes it.
   void finish() {
     if (::fsync(fd_) != 0 || ::close(fd_) != 0) {
+      const std::error_code cause = io_error::last_errno();
       fd_ = -1;
-      throw io_error(fmt::format("cannot flush {}: {}", path_, std::strerror(errno)),
-                     path_.string());
+      throw io_error(fmt::format("cannot flush {}", path_), path_.string(), cause);
     }
     fd_ = -1;
   }
@@ -739,9 +740,8 @@ save_result save_model_impl(loaded_model& model, const fs::path& out_arg,
   std::string pattern =
       (out_dir / fmt::format(".{}.onnx-reinit-XXXXXX", out.filename().string())).string();
   if (::mkdtemp(pattern.data()) == nullptr)
-    throw io_error(
-        fmt::format("cannot create a temporary directory in {}: {}", out_dir, std::strerror(errno)),
-        out.string());
+    throw io_error(fmt::format("cannot create a temporary directory in {}", out_dir), out.string(),
+                   io_error::last_errno());
   staging_dir stage{fs::path(pattern)};
 
   std::vector<fs::path> data_files;
@@ -763,7 +763,9 @@ save_result save_model_impl(loaded_model& model, const fs::path& out_arg,
     {
       google::protobuf::io::FileOutputStream stream(file.fd());
       if (!model.proto().SerializeToZeroCopyStream(&stream) || !stream.Flush())
-        throw io_error(fmt::format("cannot write {}", out), out.string());
+        throw io_error(fmt::format("cannot write {}", out), out.string(),
+                       std::error_code(stream.GetErrno() != 0 ? stream.GetErrno() : EIO,
+                                       std::generic_category()));
     }
     file.finish();
   }  // proto restored here
@@ -790,6 +792,8 @@ save_result save_model_impl(loaded_model& model, const fs::path& out_arg,
           out.string());
     }
   }
+
+  if (options.before_commit) options.before_commit();
 
   // Data files first (under names no existing file has), the model last:
   // the rename of the model is the commit point. Killed before it, OUT is
@@ -824,7 +828,7 @@ save_result save_model(loaded_model& model, const fs::path& out, const save_opti
   try {
     return save_model_impl(model, out, options);
   } catch (const fs::filesystem_error& e) {
-    throw io_error(fmt::format("cannot write {}: {}", out, e.what()), out.string());
+    throw io_error(fmt::format("cannot write {}", out), out.string(), e.code());
   }
 }
 

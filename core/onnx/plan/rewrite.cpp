@@ -17,6 +17,7 @@
 #include <limits>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <span>
 
 #include "onnx_reinit/errors.h"
@@ -259,15 +260,20 @@ void finish_outcome(tensor_outcome& outcome, const running_stats& stats) {
 }
 
 // Shared by producers that outlive rewrite_model: progress and thread count.
+// The callback is called under a mutex: callers (the CLI printing a line)
+// need not be thread-safe, and `done` reaches them in increasing order.
 struct run_state {
-  std::atomic<std::uint64_t> done{0};
+  std::mutex progress_mutex;
+  std::uint64_t done = 0;  // guarded by progress_mutex
   std::uint64_t total = 0;
   std::function<void(std::uint64_t, std::uint64_t)> progress;
   int threads = 0;  // 0: automatic
 
   void advance(std::uint64_t elements) {
-    const std::uint64_t now = done += elements;
-    if (progress) progress(now, total);
+    if (!progress) return;
+    const std::lock_guard lock(progress_mutex);
+    done += elements;
+    progress(done, total);
   }
   tbb::task_arena arena() const {
     return tbb::task_arena(threads == 0 ? tbb::task_arena::automatic : threads);

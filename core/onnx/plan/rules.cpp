@@ -7,6 +7,9 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cerrno>
+#include <filesystem>
+#include <fstream>
 
 #include "onnx_reinit/errors.h"
 #include "onnx_reinit/plan.h"
@@ -219,11 +222,22 @@ rule parse_rule(const std::string& text, const std::string& origin) {
 }
 
 std::vector<rule> load_rules_file(const std::filesystem::path& path) {
+  // yaml-cpp's BadFile loses the cause; opening the file first keeps it.
+  {
+    std::ifstream probe;
+    errno = 0;
+    probe.open(path);
+    std::error_code ec;
+    if (!probe) throw io_error("cannot open rules file", path.string(), io_error::last_errno());
+    if (std::filesystem::is_directory(path, ec))
+      throw io_error("cannot open rules file", path.string(),
+                     std::make_error_code(std::errc::is_a_directory));
+  }
   YAML::Node root;
   try {
     root = YAML::LoadFile(path.string());
   } catch (const YAML::BadFile&) {
-    throw io_error("cannot open rules file", path.string());
+    throw io_error("cannot open rules file", path.string(), io_error::last_errno());
   } catch (const YAML::Exception& e) {
     throw rule_error(fmt::format("rules file is not valid YAML: {}", e.what()), path.string());
   }

@@ -1,13 +1,14 @@
-// Text and JSON for the registry listings of the CLI (--list, --describe).
-#include "cli_output.h"
-
+// Text and JSON describing the loaded strategies (the CLI's --list and
+// --describe): built here from the registry's metadata so a C++ user gets the
+// same text the command prints.
 #include <fmt/format.h>
 
 #include <nlohmann/json.hpp>
 
 #include "onnx_reinit/errors.h"
+#include "onnx_reinit/report.h"
 
-namespace onnx_reinit::cli {
+namespace onnx_reinit {
 namespace {
 
 using json = nlohmann::ordered_json;
@@ -34,8 +35,6 @@ const plugin_info* plugin_of(const registry& r, const strategy_info& s) {
     if (p.path == s.plugin_path) return &p;
   return nullptr;
 }
-
-}  // namespace
 
 std::string list_text(const registry& strategies) {
   std::string out;
@@ -76,16 +75,18 @@ std::string list_json(const registry& strategies) {
   return root.dump(2) + "\n";
 }
 
-std::string describe_text(const registry& strategies, std::string_view name) {
+}  // namespace
+
+std::string format_strategy_list(const registry& strategies, bool as_json) {
+  return as_json ? list_json(strategies) : list_text(strategies);
+}
+
+std::string describe_strategy(const registry& strategies, std::string_view name) {
   const strategy_info* s = strategies.find(name);
   if (s == nullptr) {
-    std::vector<std::string> names;
-    for (const strategy_info& info : strategies.strategies()) names.push_back(info.name);
-    auto near = nearest_name(name, names);
-    throw unknown_strategy_error(
-        fmt::format("unknown strategy '{}'{}", name,
-                    near ? fmt::format("; did you mean '{}'?", *near) : std::string()),
-        "--describe");
+    // The registry's own error: the nearest name, or why nothing is loaded.
+    (void)strategies.resolve(name);
+    throw unknown_strategy_error(fmt::format("unknown strategy '{}'", name), std::string(name));
   }
   const plugin_info* plugin = plugin_of(strategies, *s);
   std::string out =
@@ -98,4 +99,4 @@ std::string describe_text(const registry& strategies, std::string_view name) {
   return out;
 }
 
-}  // namespace onnx_reinit::cli
+}  // namespace onnx_reinit
