@@ -12,10 +12,30 @@
 #include "onnx_reinit/analysis.h"
 #include "onnx_reinit/gains.h"
 #include "onnx_reinit/model_tensors.h"
+#include "onnx_reinit/plan.h"
+#include "onnx_reinit/rules.h"
 #include "support/onnx_builder.h"
 
 using namespace onnx_reinit;
 using namespace onnx_reinit::test;
+
+// PyTorch's torch.nn.init.calculate_gain (torch 1.13), printed with 17
+// significant digits by /usr/bin/python3: the numbers every gain is checked
+// against, never the code that computes them. calculate_gain has no entry
+// for gelu, silu, elu, mish, softplus, hardswish and relu6; DESIGN.md gives
+// them relu's. Slopes written as ONNX float attributes are float32 values.
+namespace torch_gain {
+constexpr double linear = 1;                               // 'linear', 'sigmoid', 'conv2d'
+constexpr double tanh = 1.6666666666666667;                // 'tanh'
+constexpr double relu = 1.4142135623730951;                // 'relu'
+constexpr double selu = 0.75;                              // 'selu'
+constexpr double leaky_relu_default = 1.4141428569978354;  // 'leaky_relu' (0.01)
+constexpr double leaky_relu_0_2 = 1.3867504905630728;      // 'leaky_relu', 0.2
+constexpr double leaky_relu_0_2f = 1.3867504897682961;     // 'leaky_relu', float32(0.2)
+constexpr double leaky_relu_0_25 = 1.3719886811400708;     // 'leaky_relu', 0.25 (PReLU init)
+constexpr double leaky_relu_0_1f = 1.4071950892529714;     // 'leaky_relu', float32(0.1)
+constexpr double leaky_relu_0_01f = 1.414142857000996;     // 'leaky_relu', float32(0.01)
+}  // namespace torch_gain
 
 namespace {
 
@@ -170,7 +190,8 @@ TEST_CASE("gemm: transB weight, weight as A, bias C, leaky relu") {
   CHECK(w.info.fan_out == 5.0);
   CHECK(w.info.activation == activation_kind::leaky_relu);
   CHECK(w.info.activation_param == Approx(0.2));
-  CHECK(w.info.gain == activation_gain(activation_kind::leaky_relu, w.info.activation_param));
+  // calculate_gain('leaky_relu', float32(0.2)): the attribute is a float.
+  CHECK(w.info.gain == Approx(torch_gain::leaky_relu_0_2f).margin(1e-15).epsilon(0));
   CHECK(find(all, "C").info.role == tensor_role::bias);
   CHECK(find(all, "C").info.fan_in == 3.0);
   const auto& a = find(all, "A");
@@ -457,19 +478,25 @@ TEST_CASE("activation: silu, hardswish, mish, gelu op, selu, elu, softplus") {
     b.add_node("Mul", {"y", "t"}, {"z"});
     CHECK(find(analyze(b), "W").info.activation == activation_kind::mish);
   }
-  for (auto [op, want] : {std::pair{"HardSwish", activation_kind::hardswish},
-                          {"Mish", activation_kind::mish},
-                          {"Selu", activation_kind::selu},
-                          {"Elu", activation_kind::elu},
-                          {"Softplus", activation_kind::softplus},
-                          {"Tanh", activation_kind::tanh},
-                          {"HardSigmoid", activation_kind::hardsigmoid},
-                          {"Gelu", activation_kind::gelu}}) {
+  struct op_case {
+    const char* op;
+    activation_kind want;
+    double gain;
+  };
+  for (auto [op, want, gain] : {op_case{"HardSwish", activation_kind::hardswish, torch_gain::relu},
+                                {"Mish", activation_kind::mish, torch_gain::relu},
+                                {"Selu", activation_kind::selu, torch_gain::selu},
+                                {"Elu", activation_kind::elu, torch_gain::relu},
+                                {"Softplus", activation_kind::softplus, torch_gain::relu},
+                                {"Tanh", activation_kind::tanh, torch_gain::tanh},
+                                {"HardSigmoid", activation_kind::hardsigmoid, torch_gain::linear},
+                                {"Gelu", activation_kind::gelu, torch_gain::relu}}) {
+    INFO(op);
     auto b = linear_layer();
     b.add_node(op, {"y"}, {"z"});
     auto all = analyze(b, fan_convention::semantic, 20);
     CHECK(find(all, "W").info.activation == want);
-    CHECK(find(all, "W").info.gain == activation_gain(want, 0.0));
+    CHECK(find(all, "W").info.gain == Approx(gain).margin(1e-15).epsilon(0));
   }
   {
     auto b = linear_layer();
@@ -665,4 +692,95 @@ TEST_CASE("a 10,000-node chain and a cycle neither crash nor hang") {
   auto cyc = analyze(c);
   CHECK(find(cyc, "W").info.activation == activation_kind::linear);
   CHECK(find(cyc, "V").info.role == tensor_role::bias);  // reaches LSTM B around the cycle
+}
+
+TEST_CASE("gains are PyTorch's calculate_gain") {
+  auto check = [](double got, double want) { CHECK(got == Approx(want).margin(1e-15).epsilon(0)); };
+  using A = activation_kind;
+  check(activation_gain(A::linear, 0), torch_gain::linear);
+  check(activation_gain(A::sigmoid, 0), torch_gain::linear);
+  check(activation_gain(A::hardsigmoid, 0), torch_gain::linear);
+  check(activation_gain(A::tanh, 0), torch_gain::tanh);
+  check(activation_gain(A::selu, 0), torch_gain::selu);
+  for (A relu_like :
+       {A::relu, A::relu6, A::elu, A::gelu, A::silu, A::mish, A::softplus, A::hardswish}) {
+    INFO(to_string(relu_like));
+    check(activation_gain(relu_like, 0.3), torch_gain::relu);  // param ignored
+  }
+  check(activation_gain(A::leaky_relu, 0.01), torch_gain::leaky_relu_default);
+  check(activation_gain(A::leaky_relu, 0.2), torch_gain::leaky_relu_0_2);
+  check(activation_gain(A::leaky_relu, double(0.2f)), torch_gain::leaky_relu_0_2f);
+  check(activation_gain(A::prelu, 0.25), torch_gain::leaky_relu_0_25);
+  // By PyTorch's names, with its default slopes.
+  check(*nonlinearity_gain("linear"), torch_gain::linear);
+  check(*nonlinearity_gain("conv2d"), torch_gain::linear);
+  check(*nonlinearity_gain("conv_transpose3d"), torch_gain::linear);
+  check(*nonlinearity_gain("sigmoid"), torch_gain::linear);
+  check(*nonlinearity_gain("tanh"), torch_gain::tanh);
+  check(*nonlinearity_gain("relu"), torch_gain::relu);
+  check(*nonlinearity_gain("selu"), torch_gain::selu);
+  check(*nonlinearity_gain("leaky_relu"), torch_gain::leaky_relu_default);
+  check(*nonlinearity_gain("leaky_relu", 0.2), torch_gain::leaky_relu_0_2);
+  check(*nonlinearity_gain("prelu"), torch_gain::leaky_relu_0_25);
+  CHECK_FALSE(nonlinearity_gain("rleu").has_value());
+}
+
+TEST_CASE("gain=auto writes PyTorch's gain of the analysed activation into the plan") {
+  // One MatMul weight per activation, planned by the default policy (tanh,
+  // sigmoid, hardsigmoid, linear: xavier_uniform(gain=auto)) and by a rule
+  // that asks gain=auto of every weight; the written text is parsed back.
+  struct gain_case {
+    const char* op;  // nullptr: graph output, linear
+    std::vector<onnx::AttributeProto> attributes;
+    double gain;
+    bool by_policy;  // the default policy writes a gain for this activation
+  };
+  const gain_case cases[] = {
+      {"Tanh", {}, torch_gain::tanh, true},
+      {"Sigmoid", {}, torch_gain::linear, true},
+      {"HardSigmoid", {}, torch_gain::linear, true},
+      {nullptr, {}, torch_gain::linear, true},
+      {"Relu", {}, torch_gain::relu, false},
+      {"Selu", {}, torch_gain::selu, false},
+      {"Gelu", {}, torch_gain::relu, false},
+      // No alpha: PyTorch's default slope 0.01, so PyTorch's default gain.
+      {"LeakyRelu", {}, torch_gain::leaky_relu_default, false},
+      {"LeakyRelu", {make_attribute("alpha", 0.01f)}, torch_gain::leaky_relu_0_01f, false},
+      {"LeakyRelu", {make_attribute("alpha", 0.2f)}, torch_gain::leaky_relu_0_2f, false},
+  };
+  auto written_gain = [](const tensor_plan& p) {
+    for (const auto& [key, value] : p.call.params)
+      if (key == "gain") return std::stod(value);
+    FAIL("no gain in " << p.call.to_string());
+    return 0.0;
+  };
+  for (const gain_case& c : cases) {
+    INFO((c.op ? c.op : "output"));
+    auto b = linear_layer();
+    if (c.op) b.add_node(c.op, {"y"}, {"z"}, c.attributes);
+    b.add_output(c.op ? "z" : "y", {});
+    onnx::ModelProto m = b.model(20);
+    const std::vector<tensor_analysis> all = analyze_model(m, {fan_convention::semantic});
+    plan_options by_rule;
+    by_rule.rules = {parse_rule("role:weight=xavier_normal(gain=auto)", "--rule 1")};
+    const tensor_plan ruled = make_plan(all, by_rule).front();
+    REQUIRE(ruled.tensor.info.name == "W");
+    CHECK(written_gain(ruled) == Approx(c.gain).margin(1e-15).epsilon(0));
+    if (c.by_policy)
+      CHECK(written_gain(make_plan(all, {}).front()) == Approx(c.gain).margin(1e-15).epsilon(0));
+  }
+  // A PReLU whose slope the policy resets to 0.25: the gain follows the
+  // written slope (0.25), not the trained one (0.1).
+  auto b = linear_layer();
+  b.add_initializer("slope", {1}, {0.1f});
+  b.add_node("PRelu", {"y", "slope"}, {"z"});
+  b.add_output("z", {});
+  onnx::ModelProto m = b.model(17);
+  const std::vector<tensor_analysis> all = analyze_model(m, {fan_convention::semantic});
+  CHECK(find(all, "W").info.gain == Approx(torch_gain::leaky_relu_0_1f).margin(1e-15).epsilon(0));
+  plan_options by_rule;
+  by_rule.rules = {parse_rule("W=xavier_normal(gain=auto)", "--rule 1")};
+  for (const tensor_plan& p : make_plan(all, by_rule))
+    if (p.tensor.info.name == "W")
+      CHECK(written_gain(p) == Approx(torch_gain::leaky_relu_0_25).margin(1e-15).epsilon(0));
 }

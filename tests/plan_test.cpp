@@ -6,6 +6,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 
 #include "onnx_reinit/errors.h"
 #include "onnx_reinit/gains.h"
@@ -95,38 +96,71 @@ TEST_CASE("match terms: globs, ops, roles, activations, alternatives, conjunctio
 }
 
 TEST_CASE("the default policy follows DESIGN.md section 7") {
+  // The expected decisions, written out here from DESIGN.md section 7 and
+  // README's policy table: strategy and parameters exactly as planned, gains
+  // as PyTorch's calculate_gain gives them (printed with 17 digits).
   using R = ori::tensor_role;
   using A = ori::activation_kind;
+  using params = std::vector<std::pair<std::string, std::string>>;
+  const params kaiming = {{"mode", "fan_in"}, {"nonlinearity", "auto"}};
   struct row {
     ori::tensor_analysis t;
     std::string strategy;
+    params expected;
   };
   const row rows[] = {
-      {tensor("w", R::weight, A::relu), "kaiming_normal"},
-      {tensor("w", R::weight, A::leaky_relu, "Gemm", 0.2), "kaiming_normal"},
-      {tensor("w", R::weight, A::gelu), "kaiming_normal"},
-      {tensor("w", R::weight, A::silu), "kaiming_normal"},
-      {tensor("w", R::weight, A::selu), "lecun_normal"},
-      {tensor("w", R::weight, A::tanh), "xavier_uniform"},
-      {tensor("w", R::weight, A::sigmoid), "xavier_uniform"},
-      {tensor("w", R::weight, A::linear), "xavier_uniform"},
-      {tensor("W", R::weight, A::tanh, "LSTM"), "xavier_uniform"},
-      {tensor("R", R::recurrent_weight, A::tanh, "LSTM"), "orthogonal"},
-      {tensor("b", R::bias), "zeros"},
-      {tensor("g", R::norm_scale), "ones"},
-      {tensor("v", R::running_var), "ones"},
-      {tensor("beta", R::norm_bias), "zeros"},
-      {tensor("m", R::running_mean), "zeros"},
-      {tensor("e", R::embedding), "normal"},
-      {tensor("s", R::prelu_slope), "constant"},
+      // Weights before the ReLU family: kaiming_normal, fan_in, the activation's gain.
+      {tensor("w", R::weight, A::relu), "kaiming_normal", kaiming},
+      {tensor("w", R::weight, A::relu6), "kaiming_normal", kaiming},
+      {tensor("w", R::weight, A::leaky_relu, "Gemm", 0.2), "kaiming_normal", kaiming},
+      {tensor("w", R::weight, A::prelu, "Gemm", 0.25), "kaiming_normal", kaiming},
+      {tensor("w", R::weight, A::elu), "kaiming_normal", kaiming},
+      {tensor("w", R::weight, A::gelu, "MatMul"), "kaiming_normal", kaiming},
+      {tensor("w", R::weight, A::silu, "Conv"), "kaiming_normal", kaiming},
+      {tensor("w", R::weight, A::hardswish, "Conv"), "kaiming_normal", kaiming},
+      {tensor("w", R::weight, A::mish), "kaiming_normal", kaiming},
+      {tensor("w", R::weight, A::softplus), "kaiming_normal", kaiming},
+      {tensor("w", R::weight, A::selu), "lecun_normal", {}},
+      // Weights before tanh, sigmoid, hardsigmoid, linear: xavier_uniform(gain=auto).
+      {tensor("w", R::weight, A::tanh), "xavier_uniform", {{"gain", "1.6666666666666667"}}},
+      {tensor("w", R::weight, A::sigmoid), "xavier_uniform", {{"gain", "1"}}},
+      {tensor("w", R::weight, A::hardsigmoid, "Conv"), "xavier_uniform", {{"gain", "1"}}},
+      {tensor("w", R::weight, A::linear), "xavier_uniform", {{"gain", "1"}}},
+      // Recurrent layers: input weights xavier_uniform (no gain), recurrence
+      // orthogonal, whatever activation the analysis recorded.
+      {tensor("W", R::weight, A::tanh, "LSTM"), "xavier_uniform", {}},
+      {tensor("W", R::weight, A::relu, "RNN"), "xavier_uniform", {}},
+      {tensor("W", R::weight, A::sigmoid, "GRU"), "xavier_uniform", {}},
+      {tensor("R", R::recurrent_weight, A::tanh, "LSTM"), "orthogonal", {}},
+      {tensor("R", R::recurrent_weight, A::relu, "RNN"), "orthogonal", {}},
+      {tensor("R", R::recurrent_weight, A::tanh, "GRU"), "orthogonal", {}},
+      // Biases, norms, statistics, embeddings, slopes.
+      {tensor("b", R::bias, A::relu, "Conv"), "zeros", {}},
+      {tensor("B", R::bias, A::tanh, "LSTM"), "zeros", {}},
+      {tensor("B", R::bias, A::tanh, "GRU"), "zeros", {}},
+      {tensor("g", R::norm_scale, A::linear, "LayerNormalization"), "ones", {}},
+      {tensor("v", R::running_var, A::linear, "BatchNormalization"), "ones", {}},
+      {tensor("beta", R::norm_bias, A::linear, "LayerNormalization"), "zeros", {}},
+      {tensor("m", R::running_mean, A::linear, "BatchNormalization"), "zeros", {}},
+      {tensor("e", R::embedding, A::linear, "Gather"), "normal", {{"mean", "0"}, {"std", "1"}}},
+      {tensor("s", R::prelu_slope, A::linear, "PRelu"), "constant", {{"value", "0.25"}}},
   };
   for (const row& r : rows) {
-    INFO(r.t.info.name << " " << to_string(r.t.info.role) << " " << to_string(r.t.info.activation));
+    INFO(r.t.info.name << " " << to_string(r.t.info.role) << " " << to_string(r.t.info.activation)
+                       << " " << r.t.consumer_op);
     ori::tensor_plan p = plan_for(r.t);
     CHECK(p.action == ori::plan_action::rewrite);
     CHECK(p.call.strategy == r.strategy);
+    CHECK(p.call.params == r.expected);
     CHECK(p.rule_origin == "policy");
+    CHECK_FALSE(p.forget_bias.has_value());  // no forget-gate rows in these tensors
   }
+  // Unknown roles are kept by the policy, with the analysis' reason.
+  auto unknown = tensor("u", R::unknown);
+  unknown.keep_reason = "unknown role (Pow input 1)";
+  ori::tensor_plan kept = plan_for(unknown);
+  CHECK(kept.action == ori::plan_action::keep);
+  CHECK(kept.reason == "unknown role (Pow input 1)");
 }
 
 TEST_CASE("gain=auto becomes the activation gain; LSTM biases get forget_bias") {
@@ -240,7 +274,30 @@ TEST_CASE("rules files: strings and maps, errors with their line") {
   std::filesystem::remove_all(dir);
 }
 
-TEST_CASE("the policy text lists every policy rule") {
-  const std::string text = ori::policy_text();
-  for (const ori::rule& r : ori::default_policy()) CHECK_THAT(text, Catch::Contains(r.text));
+TEST_CASE("the policy text is the documented policy, in order") {
+  // What --print-policy shows, rule for rule in the order they are tried
+  // (README's table); the comment lines above them are free text.
+  const std::vector<std::string> expected = {
+      "role:weight&op:LSTM|GRU|RNN=xavier_uniform",
+      "role:recurrent_weight=orthogonal",
+      "role:bias&op:LSTM=zeros(forget_bias=1)",
+      "role:weight&act:relu|relu6|leaky_relu|prelu|elu|gelu|silu|hardswish|mish|softplus="
+      "kaiming_normal(mode=fan_in,nonlinearity=auto)",
+      "role:weight&act:selu=lecun_normal",
+      "role:weight&act:tanh|sigmoid|hardsigmoid|linear=xavier_uniform(gain=auto)",
+      "role:bias=zeros",
+      "role:norm_scale|running_var=ones",
+      "role:norm_bias|running_mean=zeros",
+      "role:embedding=normal(mean=0,std=1)",
+      "role:prelu_slope=constant(value=0.25)",
+      "*=keep",
+  };
+  std::vector<std::string> lines;
+  std::istringstream text(ori::policy_text());
+  for (std::string line; std::getline(text, line);)
+    if (!line.empty() && line[0] != '#') lines.push_back(line);
+  CHECK(lines == expected);
+  std::vector<std::string> rules;
+  for (const ori::rule& r : ori::default_policy()) rules.push_back(r.text);
+  CHECK(rules == expected);
 }

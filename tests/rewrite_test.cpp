@@ -4,12 +4,15 @@
 // here, independently of the plugin) with tolerances from the sample size.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cmath>
 #include <cstring>
+#include <latch>
 #include <map>
 #include <numbers>
+#include <random>
 #include <thread>
 
 #include "onnx_reinit/analysis.h"
@@ -17,6 +20,7 @@
 #include "onnx_reinit/model_io.h"
 #include "onnx_reinit/model_tensors.h"
 #include "onnx_reinit/plan.h"
+#include "onnx_reinit/random.h"
 #include "onnx_reinit/registry.h"
 #include "onnx_reinit/rewrite.h"
 #include "support/onnx_builder.h"
@@ -378,4 +382,82 @@ TEST_CASE("the progress callback is never entered from two threads at once") {
   CHECK(monotonic);
   CHECK(final_total == std::uint64_t{layers} * 64 * 64);
   CHECK(final_done == final_total);
+}
+
+TEST_CASE("the bytes are those of 8 workers filling the chunks in any order, on any machine") {
+  // rewrite_model clamps its thread count to the cores (2 on CI), so
+  // comparing its threads=1 and threads=8 output means different things on
+  // different machines. Here the test itself plays 8 workers: the chunks
+  // rewrite_model splits each tensor into (chunk_elements = 1000) are taken
+  // from a shuffled queue by 8 real threads started together, each calling
+  // the tensor's strategy on its own chunk, and the result must be the
+  // library's bytes.
+  graph_builder g;
+  g.add_input("x", {2, 96});
+  g.add_initializer("relu_w", {96, 130}, filler(96 * 130));
+  g.add_initializer("tanh_w", {130, 70}, filler(130 * 70));
+  g.add_initializer("selu_w", {70, 50}, filler(70 * 50), ori::element_type::float64);
+  g.add_node("MatMul", {"x", "relu_w"}, {"a"});
+  g.add_node("Relu", {"a"}, {"b"});
+  g.add_node("MatMul", {"b", "tanh_w"}, {"c"});
+  g.add_node("Tanh", {"c"}, {"d"});
+  g.add_node("MatMul", {"d", "selu_w"}, {"e"});
+  g.add_node("Selu", {"e"}, {"y"});
+  g.add_output("y", {2, 50});
+  g.add_input("ids", {4});
+  g.add_initializer("table", {300, 17}, filler(300 * 17));
+  g.add_node("Gather", {"table", "ids"}, {"emb"});
+  g.add_output("emb", {4, 17});
+  const std::uint64_t seed = 99;
+  auto run = [&](unsigned threads) {
+    rewritten r{ori::loaded_model::from_proto(g.model()), {}, nullptr};
+    r.plans = ori::make_plan(ori::analyze_model(r.model), {});
+    ori::rewrite_options ro;
+    ro.seed = seed;
+    ro.threads = threads;
+    ro.chunk_elements = 1000;
+    r.outcomes = ori::rewrite_model(r.model, r.plans, standard_registry(), ro);
+    return r;
+  };
+  const rewritten one = run(1), many = run(8);
+  int checked = 0;
+  for (const ori::tensor_plan& p : one.plans) {
+    if (p.action != ori::plan_action::rewrite) continue;
+    INFO(p.tensor.info.name << " " << p.call.to_string());
+    const ori::configured_strategy s = standard_registry().create(p.call.strategy, p.call.params);
+    REQUIRE(s.elementwise());
+    const onnx_reinit_rng rng = ori::make_tensor_rng(seed, ori::stream_name(p.tensor.ref));
+    const std::size_t n = static_cast<std::size_t>(p.tensor.info.element_count());
+    std::vector<std::size_t> starts;
+    for (std::size_t first = 0; first < n; first += 1000) starts.push_back(first);
+    std::mt19937 order(static_cast<std::uint32_t>(n));
+    std::shuffle(starts.begin(), starts.end(), order);
+    std::vector<double> expected(n);
+    std::vector<float> as_float(n);
+    const bool is_double = p.tensor.info.dtype == ori::element_type::float64;
+    std::atomic<std::size_t> next{0};
+    std::latch go(8);
+    std::vector<std::thread> workers;
+    for (int w = 0; w < 8; ++w)
+      workers.emplace_back([&] {
+        go.arrive_and_wait();
+        for (std::size_t k; (k = next++) < starts.size();) {
+          const std::size_t len = std::min<std::size_t>(1000, n - starts[k]);
+          if (is_double)
+            s.fill(p.tensor.info, rng, starts[k],
+                   std::span<double>(expected).subspan(starts[k], len));
+          else
+            s.fill(p.tensor.info, rng, starts[k],
+                   std::span<float>(as_float).subspan(starts[k], len));
+        }
+      });
+    for (auto& w : workers) w.join();
+    if (!is_double) expected.assign(as_float.begin(), as_float.end());
+    CHECK(one.values(p.tensor.info.name) == expected);
+    CHECK(many.values(p.tensor.info.name) == expected);
+    ++checked;
+  }
+  // Kaiming (relu), xavier (tanh), lecun (selu, float64), embedding normal;
+  // biases are absent, so every rewritten tensor spans several chunks.
+  CHECK(checked == 4);
 }

@@ -4,10 +4,12 @@
 #include <catch2/catch.hpp>
 
 #include <algorithm>
+#include <atomic>
 #include <bit>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <latch>
 #include <numbers>
 #include <numeric>
 #include <random>
@@ -158,24 +160,63 @@ TEST_CASE("any chunking gives the same bytes") {
   }
 }
 
+namespace {
+
+// Fills elements [0, n) in chunks of `chunk` (the last one shorter), the way a
+// pool of `workers` threads does: every worker takes the next chunk of a
+// shuffled queue, all start together (a latch) so their fills overlap. Real
+// OS threads, so 8 workers means 8 concurrent fills whatever the core count.
+template <class T, class Fill>
+std::vector<T> fill_by_workers(std::size_t n, std::size_t chunk, unsigned workers,
+                               std::uint32_t shuffle_seed, const Fill& fill) {
+  std::vector<T> out(n);
+  std::vector<std::size_t> starts;
+  for (std::size_t s = 0; s < n; s += chunk) starts.push_back(s);
+  std::mt19937 order(shuffle_seed);
+  std::shuffle(starts.begin(), starts.end(), order);
+  std::atomic<std::size_t> next{0};
+  std::latch go(workers);
+  std::vector<std::thread> pool;
+  for (unsigned w = 0; w < workers; ++w)
+    pool.emplace_back([&] {
+      go.arrive_and_wait();
+      for (std::size_t k; (k = next++) < starts.size();) {
+        const std::size_t len = std::min(chunk, n - starts[k]);
+        fill(std::span<T>(out).subspan(starts[k], len), starts[k]);
+      }
+    });
+  for (auto& th : pool) th.join();
+  return out;
+}
+
+}  // namespace
+
 TEST_CASE("any thread count gives the same bytes") {
+  // 1, 2 and 8 workers, whatever the machine; chunks of 257 elements start
+  // at every offset modulo the 4 (float) or 2 (double) values of a block.
   auto s = stream(2, "big");
-  const std::size_t n = 1 << 16;
-  auto reference = fill_normal<float>(s, n);
-  for (unsigned threads : {1u, 2u, 8u}) {
-    std::vector<float> out(n);
-    std::vector<std::thread> pool;
-    const std::size_t per = (n + threads - 1) / threads;
-    for (unsigned t = 0; t < threads; ++t) {
-      pool.emplace_back([&, t] {
-        const std::size_t start = t * per;
-        const std::size_t len = std::min(per, n - start);
-        s.normal(std::span<float>(out).subspan(start, len), start, 0.0, 1.0);
-      });
+  const std::size_t n = (1 << 16) + 3, chunk = 257;
+  const auto u = fill_uniform<float>(s, n);
+  const auto z = fill_normal<float>(s, n);
+  const auto zd = fill_normal<double>(s, n);
+  std::vector<float> t(n);
+  s.truncated_normal(std::span<float>(t), 0, 0.0, 1.0);
+  for (unsigned workers : {1u, 2u, 8u}) {
+    for (std::uint32_t order = 1; order <= 16; ++order) {
+      INFO(workers << " workers, order " << order);
+      CHECK(same_bytes(u, fill_by_workers<float>(n, chunk, workers, order, [&](auto out, auto f) {
+                         s.uniform(out, f, 0.0, 1.0);
+                       })));
+      CHECK(same_bytes(z, fill_by_workers<float>(n, chunk, workers, order, [&](auto out, auto f) {
+                         s.normal(out, f, 0.0, 1.0);
+                       })));
+      CHECK(same_bytes(zd, fill_by_workers<double>(n, chunk, workers, order, [&](auto out, auto f) {
+                         s.normal(out, f, 0.0, 1.0);
+                       })));
+      CHECK(same_bytes(t, fill_by_workers<float>(n, chunk, workers, order, [&](auto out, auto f) {
+                         s.truncated_normal(out, f, 0.0, 1.0);
+                       })));
     }
-    for (auto& th : pool) th.join();
-    INFO(threads << " threads");
-    CHECK(same_bytes(out, reference));
   }
 }
 

@@ -4,7 +4,10 @@
 #include <dlfcn.h>
 #include <catch2/catch.hpp>
 
+#include <boost/math/special_functions/beta.hpp>
+
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <cmath>
 #include <cstddef>
@@ -13,6 +16,7 @@
 #include <latch>
 #include <map>
 #include <memory>
+#include <numbers>
 #include <numeric>
 #include <set>
 #include <sstream>
@@ -645,20 +649,150 @@ TEST_CASE("orthogonal works per gate block", "[standard][orthogonal]") {
   for (int b = 0; b < 4; ++b) CHECK(orthogonality_error(wq.data() + b * h * 40, h, 40, 1.0) < 1e-5);
 }
 
-TEST_CASE("orthogonal entries have the Haar variance", "[standard][orthogonal][stats]") {
-  // Entries of a Haar-orthogonal n x n matrix have mean 0 and variance 1/n;
-  // the n^2 entries are not independent, so only the mean is checked
-  // against a wide 6/n tolerance (the exact variance holds by construction:
-  // rows of unit norm).
-  tensor_info t = make_tensor("q", {128, 128}, 1, 1);
+namespace {
+
+// Element i of a tensor's double N(0, 1) stream (stream 0), computed here
+// from the definition in rng.h rather than through the host kernels: block
+// i/2, u1 = u53(w1, w0) + 2^-53, u2 = u53(w3, w2), z = r cos t or r sin t.
+double documented_normal(const std::array<std::uint32_t, 2>& key, std::uint64_t i) {
+  const auto w = philox_block(key, 0, i / 2);
+  auto u53 = [](std::uint32_t hi, std::uint32_t lo) {
+    return static_cast<double>(((std::uint64_t{hi} << 32) | lo) >> 11) * 0x1p-53;
+  };
+  const double u1 = u53(w[1], w[0]) + 0x1p-53, u2 = u53(w[3], w[2]);
+  const double r = std::sqrt(-2.0 * std::log(u1)), t = 2.0 * std::numbers::pi * u2;
+  return i % 2 == 0 ? r * std::cos(t) : r * std::sin(t);
+}
+
+// Checks that block `b` of an orthogonal fill (rows x cols, values / gain)
+// is the sign-corrected QR factor of the Gaussian block the strategy drew
+// from counters b * rows * cols on: for a tall block G = Q R with R upper
+// triangular and diag(R) > 0, i.e. R = Q^T G; for a wide one the same of
+// G^T, i.e. G = L Q with L = G Q^T lower triangular and diag(L) > 0. With
+// Q's orthonormality (checked above) this pins Q exactly: the QR factor with
+// a positive diagonal is unique, and only it makes Q Haar distributed.
+void check_sign_corrected_qr(const std::vector<float>& values, const tensor_info& t, std::int64_t b,
+                             std::int64_t rows, std::int64_t cols, double gain,
+                             std::uint64_t rng_seed) {
+  const auto key = derive_key(rng_seed, t.name);
+  const std::int64_t size = rows * cols;
+  std::vector<double> g(static_cast<std::size_t>(size));
+  for (std::int64_t i = 0; i < size; ++i)
+    g[i] = documented_normal(key, static_cast<std::uint64_t>(b * size + i));
+  auto q = [&](std::int64_t r, std::int64_t c) { return values[b * size + r * cols + c] / gain; };
+  auto gm = [&](std::int64_t r, std::int64_t c) { return g[r * cols + c]; };
+  const bool wide = rows < cols;
+  const std::int64_t k = wide ? rows : cols, len = wide ? cols : rows;
+  // Vector a of Q and of G: column a when tall, row a when wide.
+  auto qv = [&](std::int64_t a, std::int64_t i) { return wide ? q(a, i) : q(i, a); };
+  auto gv = [&](std::int64_t a, std::int64_t i) { return wide ? gm(a, i) : gm(i, a); };
+  // tri(a, c) = <Q vector a, G vector c>: R[a][c] when tall, L[c][a] when wide.
+  std::vector<double> tri(static_cast<std::size_t>(k * k));
+  for (std::int64_t a = 0; a < k; ++a)
+    for (std::int64_t c = 0; c < k; ++c) {
+      double dot = 0;
+      for (std::int64_t i = 0; i < len; ++i) dot += qv(a, i) * gv(c, i);
+      tri[a * k + c] = dot;
+    }
+  // Float storage of Q (relative 6e-8) over sums of up to 150 terms of
+  // |G| < 6 keeps rounding below 1e-5; R's entries are O(1).
+  int negative_diagonal = 0;
+  double below = 0, residual = 0;
+  for (std::int64_t a = 0; a < k; ++a) {
+    negative_diagonal += !(tri[a * k + a] > 0.0);
+    for (std::int64_t c = 0; c < a; ++c) below = std::max(below, std::abs(tri[a * k + c]));
+  }
+  // G vector c = sum over a <= c of R[a][c] Q vector a.
+  for (std::int64_t c = 0; c < k; ++c)
+    for (std::int64_t i = 0; i < len; ++i) {
+      double x = 0;
+      for (std::int64_t a = 0; a <= c; ++a) x += tri[a * k + c] * qv(a, i);
+      residual = std::max(residual, std::abs(x - gv(c, i)));
+    }
+  INFO("block " << b << " of " << t.name << " (" << rows << " x " << cols << ")");
+  CHECK(negative_diagonal == 0);
+  CHECK(below < 1e-4);
+  CHECK(residual < 1e-4);
+}
+
+}  // namespace
+
+TEST_CASE("orthogonal is the sign-corrected QR factor of its Gaussian draw",
+          "[standard][orthogonal]") {
+  struct shape_case {
+    std::vector<std::int64_t> shape;
+    std::int64_t rows, cols;
+  } cases[] = {{{64, 64}, 64, 64},        // square
+               {{32, 150}, 32, 150},      // wide: QR of the transpose
+               {{150, 32}, 150, 32},      // tall
+               {{16, 4, 3, 3}, 16, 36}};  // conv: shape[0] x rest
+  for (std::uint64_t s : {seed, seed + 1, std::uint64_t{7}})
+    for (double gain : {1.0, 2.5})
+      for (const shape_case& c : cases) {
+        tensor_info t = make_tensor("q", c.shape, 1, 1);
+        std::vector<float> q = fill_whole("orthogonal", {{"gain", std::to_string(gain)}}, t, s);
+        check_sign_corrected_qr(q, t, 0, c.rows, c.cols, gain, s);
+      }
+  // Gate blocks: block b draws from counters b * H * H on.
+  const std::int64_t h = 12;
+  tensor_info r = make_tensor("lstm.R", {2, 4 * h, h}, h, h);
+  r.role = tensor_role::recurrent_weight;
+  r.block_count = 8;
+  r.block_rows = h;
+  r.block_cols = h;
+  std::vector<float> rq = fill_whole("orthogonal", {}, r);
+  for (std::int64_t b = 0; b < 8; ++b) check_sign_corrected_qr(rq, r, b, h, h, 1.0, seed);
+}
+
+namespace {
+
+// CDF of one entry x of an n x n Haar-orthogonal matrix: a column is uniform
+// on the unit sphere, so x^2 ~ Beta(1/2, (n-1)/2) and the sign is symmetric:
+// F(x) = 1/2 + sign(x) I_{x^2}(1/2, (n-1)/2) / 2.
+double haar_entry_cdf(double x, int n) {
+  const double half = 0.5 * boost::math::ibeta(0.5, 0.5 * (n - 1), std::min(1.0, x * x));
+  return x < 0 ? 0.5 - half : 0.5 + half;
+}
+
+}  // namespace
+
+TEST_CASE("orthogonal entries have the Haar distribution", "[standard][orthogonal][stats]") {
+  // N independent 8 x 8 blocks (each block draws from its own counters).
+  // For a fixed position (i, j) the N values are i.i.d. with the CDF above.
+  //  - Kolmogorov-Smirnov with the DKW bound: P(sup |F_N - F| > eps) <=
+  //    2 exp(-2 N eps^2); eps = sqrt(ln(2 / 1e-9) / (2 N)) = 0.052 for
+  //    N = 4000 makes a false failure rarer than 1e-9 per position. Without
+  //    the sign correction Q[0][0] = -|g| / ||g|| is never positive, F_N(0) = 1
+  //    against F(0) = 1/2.
+  //  - Variance: n x^2 has mean 1 and variance 2 (n - 1) / (n + 2) (from the
+  //    Beta moments), so its sample mean has SE sqrt(2 (n - 1) / ((n + 2) N))
+  //    = 0.019; allow 6 SE (false failure < 2e-9).
+  const int n = 8, count = 4000;
+  tensor_info t = make_tensor("haar", {count * n, n}, n, n);
+  t.block_count = count;
+  t.block_rows = n;
+  t.block_cols = n;
   std::vector<float> q = fill_whole("orthogonal", {}, t);
-  double mean = std::accumulate(q.begin(), q.end(), 0.0) / q.size();
-  CHECK(std::abs(mean) < 6.0 / 128);
-  // A symmetric sign: about half the diagonal entries are positive (binomial,
-  // sd 5.7 of 128; a sign bug would give all of one sign).
-  int positive = 0;
-  for (int i = 0; i < 128; ++i) positive += q[i * 129] > 0;
-  CHECK(std::abs(positive - 64) < 6 * 5.7);
+  const double eps = std::sqrt(std::log(2.0 / 1e-9) / (2.0 * count));
+  const double se = std::sqrt(2.0 * (n - 1) / ((n + 2.0) * count));
+  for (auto [i, j] : {std::pair{0, 0}, {n - 1, n - 1}, {0, n - 1}, {n - 1, 0}, {3, 5}}) {
+    std::vector<double> x(count);
+    double mean_square = 0;
+    for (int b = 0; b < count; ++b) {
+      x[b] = q[static_cast<std::size_t>(b * n * n + i * n + j)];
+      mean_square += n * x[b] * x[b] / count;
+    }
+    std::sort(x.begin(), x.end());
+    double ks = 0;
+    for (int k = 0; k < count; ++k) {
+      const double f = haar_entry_cdf(x[k], n);
+      ks = std::max({ks, std::abs(f - double(k) / count), std::abs(f - double(k + 1) / count)});
+    }
+    INFO("entry (" << i << ", " << j << "): KS " << ks << " of " << eps << ", n E[x^2] "
+                   << mean_square);
+    CHECK(ks < eps);
+    CHECK(std::abs(mean_square - 1.0) < 6 * se);
+  }
 }
 
 // ---- Identity, dirac, sparse ------------------------------------------------------

@@ -136,6 +136,9 @@ void run_corpus(const std::string& title, const ori::analysis_options& analysis_
   // The corpus is ordinary exporter output: refusing more than a handful of
   // models means the library is too strict.
   REQUIRE(refused * 50 <= processed);
+  // Something must reach the sampler and the writer, or the run checks nothing.
+  CHECK(processed > refused);
+  CHECK(rewritten > 0);
 }
 
 }  // namespace

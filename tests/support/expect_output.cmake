@@ -1,0 +1,31 @@
+# Runs a command and fails unless it exits 0 AND its standard output matches
+# EXPECT (a CMake regex; '.' also matches newlines). CTest's
+# PASS_REGULAR_EXPRESSION alone ignores the exit status, so a program that
+# printed the right text and then failed would pass. Usage:
+#   cmake -DEXPECT=<regex> -P expect_output.cmake -- <command> [args...]
+if(NOT DEFINED EXPECT)
+  message(FATAL_ERROR "expect_output: pass -DEXPECT=<regex>")
+endif()
+set(command)
+set(after_dashes FALSE)
+foreach(i RANGE 1 ${CMAKE_ARGC})
+  if(i EQUAL CMAKE_ARGC)
+    break()
+  endif()
+  if(after_dashes)
+    list(APPEND command "${CMAKE_ARGV${i}}")
+  elseif(CMAKE_ARGV${i} STREQUAL "--")
+    set(after_dashes TRUE)
+  endif()
+endforeach()
+if(NOT command)
+  message(FATAL_ERROR "expect_output: no command after --")
+endif()
+execute_process(COMMAND ${command} RESULT_VARIABLE status OUTPUT_VARIABLE out ERROR_VARIABLE err)
+message("${out}${err}")
+if(NOT status STREQUAL "0")
+  message(FATAL_ERROR "expect_output: '${command}' exited with ${status}")
+endif()
+if(NOT out MATCHES "${EXPECT}")
+  message(FATAL_ERROR "expect_output: the output of '${command}' does not match '${EXPECT}'")
+endif()
