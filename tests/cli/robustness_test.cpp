@@ -414,6 +414,7 @@ TEST_CASE("SIGKILL at any point leaves the old model or the new one, never a mix
       const bool staging =
           name.rfind(fmt::format(".{}.onnx-reinit-", out.filename().string()), 0) == 0;
       const bool diverted = name.find(".r") != std::string::npos;
+      INFO("left in the directory: " << name);
       CHECK((referenced.contains(name) || staging || diverted));
     }
     fs::remove_all(work);
