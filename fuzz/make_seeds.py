@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Writes small hostile seed models for model_fuzzer into DIR.
 
-Each seed targets one class of bad input from issue 5: truncated
+Each seed targets one class of bad input: truncated
 protobufs, dims that overflow or are negative, data lengths that disagree
 with dims, tensors claiming 2^40 elements, hostile external data
 references, cyclic graphs, dangling inputs and a 10,000-node chain. The

@@ -579,7 +579,7 @@ TEST_CASE("external length absent means to the end of the file; mismatch is a mo
   loaded_model lm = load_model(dir / "m.onnx");
   CHECK(read_tensor_values<float>(lm, *find_initializer(lm.proto(), "W")) == ramp(12));
   write_file(dir / "w.bin", "abcd" + float_bytes(ramp(13)));
-  // Refused at load now (issue 5: data lengths are checked before anything
+  // Refused at load now (data lengths are checked before anything
   // is allocated from dims).
   CHECK_THROWS_AS(load_model(dir / "m.onnx"), model_error);
   CHECK_THROWS_WITH(load_model(dir / "m.onnx"),

@@ -1,4 +1,4 @@
-// Hostile model files through the library (issue 5): every fuzzer finding
+// Hostile model files through the library: every fuzzer finding
 // as a regression test, the size limits, and the load-time checks that keep
 // any allocation from an untrusted size. Files in fuzz/regressions/ are the
 // minimised fuzzer inputs themselves.

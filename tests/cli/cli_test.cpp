@@ -1,4 +1,4 @@
-// End-to-end tests of the onnx-reinit command (issue 3, "What it must show"):
+// End-to-end tests of the onnx-reinit command:
 // models built with the ONNX protobuf API are written to a temp directory, the
 // built executable runs on them as a child process, and its exit status,
 // stdout, stderr, output models and reports are checked. Failures must leave
@@ -866,7 +866,7 @@ TEST_CASE("a model with external data keeps its layout, and --in-place replaces 
   const run_result p = run_cli({(dir / "in.onnx").string(), "--in-place", "--seed", "4", "-q"});
   INFO(p.err);
   REQUIRE(p.status == 0);
-  // Written under a fresh name, the old data file removed (issue 5).
+  // Written under a fresh name, the old data file removed.
   CHECK(!fs::exists(dir / "weights.data"));
   CHECK(read_file(dir / "weights.data.r1") != data);
   const ori::loaded_model replaced = ori::load_model(dir / "in.onnx");

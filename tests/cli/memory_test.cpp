@@ -1,4 +1,4 @@
-// Peak memory of the command on a model with external data (issue 4): the
+// Peak memory of the command on a model with external data: the
 // tensors are sampled while they are written, so the process's peak RSS
 // must stay far below the model's size. Not timed; measured with wait4.
 #include <catch2/catch.hpp>

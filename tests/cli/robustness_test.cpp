@@ -1,4 +1,4 @@
-// Robustness tests of the onnx-reinit command (issue 5): broken plugins,
+// Robustness tests of the onnx-reinit command: broken plugins,
 // size limits, hostile models and SIGKILL at any point of a write. Each
 // TEST_CASE backs one row of docs/failure_behaviour.md. The helpers that run
 // the CLI are in support/cli_runner.h.

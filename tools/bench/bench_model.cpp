@@ -1,5 +1,5 @@
 // onnx-reinit-bench-model: writes a synthetic transformer-like model for the
-// benchmark (issue 4), built with the ONNX protobuf API and saved through the
+// benchmark, built with the ONNX protobuf API and saved through the
 // library's save_model. Each layer is LayerNorm -> Q/K/V MatMuls ->
 // attention (MatMul, Softmax, MatMul) -> output Gemm -> residual ->
 // LayerNorm -> Gemm -> GELU (Erf form) -> Gemm -> residual.

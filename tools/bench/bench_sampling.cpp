@@ -1,5 +1,5 @@
-// onnx-reinit-bench-sampling: raw float32 sampling throughput of the host RNG
-// (issue 4), normal and uniform, on one thread and on all threads, through
+// onnx-reinit-bench-sampling: raw float32 sampling throughput of the host RNG,
+// normal and uniform, on one thread and on all threads, through
 // the stable stream API (make_tensor_rng + rng_stream) that strategies use,
 // so it measures what a plugin gets. Google Benchmark reports
 // items_per_second; tools/bench/run.sh puts it beside numpy's figures.

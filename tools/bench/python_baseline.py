@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""The python baseline of the benchmark (issue 4): what a user writes today
+"""The python baseline of the benchmark: what a user writes today
 with python3-onnx and numpy to reinitialize a model. Load (external data
 included), replace each float32 initializer with numpy samples of a
 shape-derived std, save.

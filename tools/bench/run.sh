@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The onnx-reinit benchmark (issue 4): one command, after tools/setup.sh has
+# The onnx-reinit benchmark: one command, after tools/setup.sh has
 # built the project. Options (see --help): --quick, --runs N, --build DIR,
 # --workdir DIR (or ONNX_REINIT_BENCH_DIR), --inline-mb N, --big-mb N.
 # Debian's /usr/bin/python3 on purpose: the baseline must use python3-onnx

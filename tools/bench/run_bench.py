@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""The onnx-reinit benchmark (issue 4), driven by tools/bench/run.sh.
+"""The onnx-reinit benchmark, driven by tools/bench/run.sh.
 
 Generates the synthetic models (onnx-reinit-bench-model) once, then times, in
 interleaved rounds so that noise from other load hits every tool alike:
@@ -29,7 +29,7 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
 
-# The targets of issue 4, verbatim; reported, never adjusted.
+# The speed and memory targets, verbatim; reported, never adjusted.
 TARGET_NORMAL_1T = 300e6  # normal float32 samples/s on one core
 TARGET_BIG_VS_CP = 2.0  # end-to-end big model at most 2x cp
 TARGET_BIG_VS_PY = 8.0  # big model at least 8x faster than python
@@ -353,7 +353,7 @@ def main():
     if sampling:
         report += ["## Sampling throughput (64 MB buffer, median)", ""]
         report += sampling_table(sampling, numpy_rates) + [""]
-    report += ["## Targets (issue 4)", ""] + target_lines(e2e, sampling) + [""]
+    report += ["## Targets", ""] + target_lines(e2e, sampling) + [""]
     text = "\n".join(report)
     print(text)
     (work / "results.md").write_text(text)

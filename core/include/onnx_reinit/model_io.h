@@ -118,7 +118,7 @@ struct save_result {
 using byte_sink = std::function<void(std::span<const std::byte>)>;
 // Produces a tensor's new bytes into a sink, at save time for external
 // tensors; lets large tensors be generated in chunks without holding them
-// whole in memory (issue 4).
+// whole in memory.
 using tensor_data_producer = std::function<void(const byte_sink&)>;
 
 // A read view of one tensor's data as little-endian element bytes: a view
