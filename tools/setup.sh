@@ -31,7 +31,12 @@ if ((${#missing[@]})); then
     "${missing[@]}" >/dev/null
 fi
 
+# ONNX Runtime for the runtime stage (--inspect, --calibrate): Debian has
+# none; fetched from npm into a prefix outside the tree, a no-op when there.
+ort_prefix=$(tools/fetch_onnxruntime.sh)
+
 build_dir=${1:-build}
 shift || true
-cmake -S . -B "$build_dir" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo "$@" >/dev/null
+cmake -S . -B "$build_dir" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+  -DONNX_REINIT_RUNTIME=ON -DONNXRUNTIME_ROOT="$ort_prefix" "$@" >/dev/null
 cmake --build "$build_dir" -j"$(nproc)"
