@@ -72,7 +72,9 @@ double fraction(const std::vector<double>& v, bool (*pred)(double)) {
   return k / static_cast<double>(v.size());
 }
 
-std::vector<double> to_vector(const matrix& m) { return {m.data(), m.data() + m.size()}; }
+std::vector<double> to_vector(const matrix& m) {
+  return {m.data(), m.data() + m.size()};
+}
 
 void check_close(double got, double want) {
   INFO("got " << got << ", want " << want);
@@ -410,7 +412,8 @@ TEST_CASE("LSUV brings every layer's std to 1 within the tolerance", "[runtime][
       ori::runtime_options options;
       options.batch = 256;
       options.seed = 1;
-      const auto before = ori::read_tensor_values<double>(model, model.proto().graph().initializer(0));
+      const auto before =
+          ori::read_tensor_values<double>(model, model.proto().graph().initializer(0));
       const auto bias_before =
           ori::read_tensor_values<double>(model, model.proto().graph().initializer(1));
       ori::lsuv_options lsuv;
@@ -424,7 +427,8 @@ TEST_CASE("LSUV brings every layer's std to 1 within the tolerance", "[runtime][
         CHECK(results[i].note.empty());
       }
       // The weight is the old one times the reported scale; biases stay.
-      const auto after = ori::read_tensor_values<double>(model, model.proto().graph().initializer(0));
+      const auto after =
+          ori::read_tensor_values<double>(model, model.proto().graph().initializer(0));
       for (std::size_t i = 0; i < after.size(); i += 97)
         CHECK(after[i] == Approx(before[i] * results[0].scale).epsilon(1e-6));
       CHECK(ori::read_tensor_values<double>(model, model.proto().graph().initializer(1)) ==

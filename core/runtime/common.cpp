@@ -225,9 +225,9 @@ std::vector<input_data> make_batch(const onnx::ModelProto& model, const runtime_
         for (int i = 0; ok && i < dims.size(); ++i)
           ok = !dims[i].has_dim_value() || dims[i].dim_value() == d.info.shape[i];
         if (!ok)
-          throw usage_error(fmt::format("shape {} does not fit input '{}'",
-                                        shape_text(d.info.shape), in.name()),
-                            file);
+          throw usage_error(
+              fmt::format("shape {} does not fit input '{}'", shape_text(d.info.shape), in.name()),
+              file);
       }
       auto values = decode_tensor_values(t, nullptr, std::numeric_limits<std::size_t>::max());
       if (!values) throw usage_error("cannot read the tensor's values", file);
@@ -245,9 +245,9 @@ std::vector<input_data> make_batch(const onnx::ModelProto& model, const runtime_
         ok = !dims[i].has_dim_value() || dims[i].dim_value() <= 0 ||
              dims[i].dim_value() == d.info.shape[i];
       if (!ok)
-        throw usage_error(fmt::format("shape {} does not fit input '{}'",
-                                      shape_text(d.info.shape), in.name()),
-                          "--input-shape");
+        throw usage_error(
+            fmt::format("shape {} does not fit input '{}'", shape_text(d.info.shape), in.name()),
+            "--input-shape");
     } else {
       if (!has_shape)
         throw usage_error(fmt::format("the shape of input '{}' is unknown: give it with "
@@ -292,9 +292,9 @@ std::vector<input_data> make_batch(const onnx::ModelProto& model, const runtime_
         d.info.source = "zeros";
       }
     } else {
-      throw usage_error(fmt::format("cannot synthesize an input of type {}; give it with --data",
-                                    d.info.dtype),
-                        fmt::format("input '{}'", in.name()));
+      throw usage_error(
+          fmt::format("cannot synthesize an input of type {}; give it with --data", d.info.dtype),
+          fmt::format("input '{}'", in.name()));
     }
     d.bytes = encode_values(values, d.elem_type, in.name());
     out.push_back(std::move(d));

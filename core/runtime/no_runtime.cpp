@@ -13,8 +13,12 @@ namespace {
 }
 }  // namespace
 
-bool runtime_available() { return false; }
-std::string runtime_version() { return {}; }
+bool runtime_available() {
+  return false;
+}
+std::string runtime_version() {
+  return {};
+}
 
 inspection inspect_model(const loaded_model&, const runtime_options&, const inspect_thresholds&) {
   unavailable();

@@ -133,8 +133,8 @@ class session {
     }
     for (const auto& o : outputs) out_names.push_back(o.c_str());
     try {
-      return session_.Run(Ort::RunOptions{nullptr}, in_names.data(), values.data(),
-                          values.size(), out_names.data(), out_names.size());
+      return session_.Run(Ort::RunOptions{nullptr}, in_names.data(), values.data(), values.size(),
+                          out_names.data(), out_names.size());
     } catch (const Ort::Exception& e) {
       throw runtime_error(fmt::format("ONNX Runtime failed to run the model: {}", e.what()), where);
     }
@@ -197,9 +197,13 @@ prepared prepare(const loaded_model& model, const runtime_options& options) {
 
 }  // namespace
 
-bool runtime_available() { return true; }
+bool runtime_available() {
+  return true;
+}
 
-std::string runtime_version() { return OrtGetApiBase()->GetVersionString(); }
+std::string runtime_version() {
+  return OrtGetApiBase()->GetVersionString();
+}
 
 inspection inspect_model(const loaded_model& model, const runtime_options& options,
                          const inspect_thresholds& thresholds) {

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "cli_output.h"
+#include "inspect.h"
 #include "onnx_reinit/analysis.h"
 #include "onnx_reinit/errors.h"
 #include "onnx_reinit/model_io.h"
@@ -63,6 +64,7 @@ struct arguments {
   bool no_size_limit = false;
   bool quiet = false;
   bool verbose = false;
+  ori::cli::runtime_arguments runtime;
 };
 
 void add_options(CLI::App& app, arguments& a) {
@@ -100,6 +102,7 @@ void add_options(CLI::App& app, arguments& a) {
                "lift both size limits (for trusted models larger than the defaults)");
   app.add_flag("-q,--quiet", a.quiet, "no progress or summary on stderr");
   app.add_flag("-v,--verbose", a.verbose, "per-tensor detail");
+  ori::cli::add_runtime_options(app, a.runtime);
   app.set_version_flag("--version", std::string("onnx-reinit ") + ori::tool_version);
 }
 
@@ -107,6 +110,8 @@ void check_usage(const arguments& a) {
   const bool listing = a.list || !a.describe.empty() || a.print_policy;
   if (listing) return;
   if (a.model.empty()) throw ori::usage_error("no MODEL given (see --help)", "");
+  ori::cli::check_runtime_usage(a.runtime, !a.output.empty() || a.in_place, a.plan);
+  if (a.runtime.inspect && !a.plan && a.output.empty() && !a.in_place) return;
   if (a.plan && (!a.output.empty() || a.in_place))
     throw ori::usage_error("--plan writes nothing; drop -o/--in-place", "");
   if (a.plan) return;
@@ -114,7 +119,8 @@ void check_usage(const arguments& a) {
     throw ori::usage_error("say where to write: -o OUT, or --in-place to overwrite MODEL", "");
   if (!a.output.empty() && a.in_place)
     throw ori::usage_error("-o and --in-place exclude each other", "");
-  if (a.json) throw ori::usage_error("--json goes with --plan or --list; use --report FILE", "");
+  if (a.json && !a.runtime.inspect)
+    throw ori::usage_error("--json goes with --plan, --list or --inspect; use --report FILE", "");
 }
 
 ori::registry load_registry(const arguments& a) {
@@ -201,6 +207,8 @@ int run(const arguments& a) {
   load_options.max_total_bytes =
       a.no_size_limit ? ori::load_options::no_size_limit : a.max_total_bytes;
   ori::loaded_model model = ori::load_model(a.model, load_options);
+  if (a.runtime.inspect && !a.plan && a.output.empty() && !a.in_place)
+    return ori::cli::inspect_only(model, a.runtime, a.seed, a.json);
   const std::vector<ori::tensor_plan> plans =
       ori::make_plan(ori::analyze_model(model, analysis_options), plan_options);
   ori::validate_plan(plans, strategies);
@@ -224,7 +232,10 @@ int run(const arguments& a) {
   rewrite_options.seed = a.seed;
   rewrite_options.threads = a.threads;
   rewrite_options.progress = progress_printer(a);
+  ori::cli::runtime_stage runtime(a.runtime, a.seed);
+  runtime.before_rewrite(model);
   const auto outcomes = ori::rewrite_model(model, plans, strategies, rewrite_options);
+  runtime.after_rewrite(model);
 
   const std::string out = a.in_place ? a.model : a.output;
   const ori::save_result saved = ori::save_model(model, out, save_options);
@@ -233,7 +244,9 @@ int run(const arguments& a) {
                "onnx-reinit: warning: the input model fails the ONNX checker: {}; writing the "
                "output anyway since it fails the same way\n",
                one_line(*saved.checker_failure));
-  if (!a.report.empty()) write_text_file(a.report, ori::report_json(header, plans, *outcomes));
+  if (!a.report.empty())
+    write_text_file(a.report, runtime.report(ori::report_json(header, plans, *outcomes)));
+  runtime.print(a.json);
   if (a.verbose) fmt::print("{}", ori::plan_table(plans, *outcomes, true));
 
   if (!a.quiet) {

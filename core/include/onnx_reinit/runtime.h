@@ -86,7 +86,7 @@ struct layer_stats {
   // hardsigmoid (y < 0.01 or y > 0.99); NaN for other activations.
   double saturated_fraction = 0.0;
   double max_abs = 0.0;
-  std::int64_t nonfinite = 0;  // NaN/Inf elements of the layer output
+  std::int64_t nonfinite = 0;   // NaN/Inf elements of the layer output
   double ratio_to_first = 0.0;  // std / the first layer's std
   // "vanishing" (ratio_to_first < vanishing_ratio), "exploding" (>
   // exploding_ratio), "dead" (dead_fraction > dead_fraction threshold),
@@ -124,11 +124,11 @@ struct lsuv_options {
 };
 
 struct lsuv_result {
-  std::string name;  // the weight tensor
+  std::string name;    // the weight tensor
   std::string output;  // the layer output measured
   double scale = 1.0;  // product of the scalings applied
   int iterations = 0;  // scalings applied
-  double std = 0.0;  // the layer output's std after the last scaling
+  double std = 0.0;    // the layer output's std after the last scaling
   // Why the layer was left alone ("constant output"), or "" when calibrated.
   std::string note;
 };
