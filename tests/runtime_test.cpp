@@ -10,6 +10,8 @@
 #include <fstream>
 #include <random>
 
+#include <unistd.h>
+
 #include "onnx_reinit/analysis.h"
 #include "onnx_reinit/plan.h"
 #include "onnx_reinit/rewrite.h"
@@ -22,6 +24,21 @@ using ori::test::graph_builder;
 using ori::test::make_attribute;
 using ori::test::make_tensor;
 namespace fs = std::filesystem;
+
+#ifdef ONNX_REINIT_NO_RUNTIME
+TEST_CASE("without ONNX Runtime the runtime stage says how to get it", "[runtime]") {
+  CHECK_FALSE(ori::runtime_available());
+  graph_builder g;
+  g.add_input("x", {1, 2});
+  g.add_initializer("w", {2, 2}, {1, 0, 0, 1});
+  g.add_node("MatMul", {"x", "w"}, {"y"});
+  g.add_output("y", {1, 2});
+  auto model = ori::loaded_model::from_proto(g.model());
+  CHECK_THROWS_WITH(ori::inspect_model(model, {}), Catch::Contains("built without ONNX Runtime") &&
+                                                       Catch::Contains("ONNX_REINIT_RUNTIME=ON"));
+  CHECK_THROWS_AS(ori::calibrate_lsuv(model, {}, {}), ori::runtime_unavailable_error);
+}
+#else
 
 namespace {
 
@@ -82,6 +99,11 @@ void check_close(double got, double want) {
 }
 
 }  // namespace
+
+TEST_CASE("ONNX Runtime is the version the headers were written for", "[runtime]") {
+  CHECK(ori::runtime_available());
+  CHECK(ori::runtime_version() == "1.29.0");
+}
 
 TEST_CASE("inspection of an MLP agrees with an Eigen forward pass", "[runtime]") {
   // x[64,16] -Gemm(W1,b1)-> Relu -MatMul(W2)+b2-> Tanh; W1 given transposed.
@@ -484,3 +506,4 @@ TEST_CASE("LSUV fails naming the layer on a non-finite activation", "[runtime][l
   }
   CHECK(ori::read_tensor_values<double>(model, model.proto().graph().initializer(0)) == before);
 }
+#endif

@@ -254,6 +254,13 @@ std::vector<input_data> make_batch(const onnx::ModelProto& model, const runtime_
                                       "--input-shape {}=DxDx...",
                                       in.name(), in.name()),
                           "--input-shape");
+      // The hint shows the dims that are known.
+      std::string hint;
+      for (int i = 0; i < dims.size(); ++i)
+        hint += (i ? "x" : "") + (dims[i].has_dim_value() && dims[i].dim_value() > 0
+                                      ? std::to_string(dims[i].dim_value())
+                                  : i == 0 ? std::to_string(options.batch)
+                                           : std::string("D"));
       for (int i = 0; i < dims.size(); ++i) {
         if (dims[i].has_dim_value() && dims[i].dim_value() > 0) {
           d.info.shape.push_back(dims[i].dim_value());
@@ -263,8 +270,8 @@ std::vector<input_data> make_batch(const onnx::ModelProto& model, const runtime_
           const std::string label =
               dims[i].has_dim_param() ? fmt::format(" ('{}')", dims[i].dim_param()) : "";
           throw usage_error(fmt::format("dim {}{} of input '{}' is not fixed: give the whole "
-                                        "shape with --input-shape {}=DxDx...",
-                                        i, label, in.name(), in.name()),
+                                        "shape with --input-shape {}={}",
+                                        i, label, in.name(), in.name(), hint),
                             "--input-shape");
         }
       }

@@ -141,12 +141,16 @@ std::string inspection_text(const inspection& r, bool bars) {
   out += fmt::format("{:<{}}  {:<14} {:<11} {:>10} {:>10} {:>10} {:>6} {:>6} {:>8}  {}{}\n",
                      "layer", w, "op", "act", "mean", "std", "act_std", "dead", "sat", "ratio",
                      bars ? "std (log, 1e-3..1e3)      " : "", "flags");
+  // Long names (TensorFlow exports) keep their distinctive end.
+  auto shown = [w](const std::string& name) {
+    return name.size() <= w ? name : "~" + name.substr(name.size() - (w - 1));
+  };
   for (const auto& l : r.layers)
     out += fmt::format("{:<{}}  {:<14} {:<11} {:>10} {:>10} {:>10} {:>6} {:>6} {:>8}  {}{}\n",
-                       l.name, w, l.op, l.act, figure(l.mean), figure(l.std), figure(l.act_std),
-                       figure(l.dead_fraction, "{:.2f}"), figure(l.saturated_fraction, "{:.2f}"),
-                       figure(l.ratio_to_first, "{:.3g}"), bars ? bar(l.std) + "  " : "",
-                       joined(l.flags));
+                       shown(l.name), w, l.op, l.act, figure(l.mean), figure(l.std),
+                       figure(l.act_std), figure(l.dead_fraction, "{:.2f}"),
+                       figure(l.saturated_fraction, "{:.2f}"), figure(l.ratio_to_first, "{:.3g}"),
+                       bars ? bar(l.std) + "  " : "", joined(l.flags));
   out += fmt::format("summary: {} layers, last/first std ratio {}, worst layer {}, flags: {}\n",
                      r.layers.size(), figure(r.summary.last_first_ratio, "{:.3g}"),
                      r.summary.worst_layer.empty() ? "-" : r.summary.worst_layer,
