@@ -506,4 +506,39 @@ TEST_CASE("LSUV fails naming the layer on a non-finite activation", "[runtime][l
   }
   CHECK(ori::read_tensor_values<double>(model, model.proto().graph().initializer(0)) == before);
 }
+TEST_CASE("the example model with a recurrent layer and a decomposed GELU is inspected",
+          "[runtime]") {
+  // Conv-BN-Relu, depthwise Conv-Relu, MatMul+bias with an Erf GELU, Gemm,
+  // and an LSTM over a Gather embedding.
+  auto model = ori::load_model(fs::path(ONNX_REINIT_SOURCE_DIR) / "examples/models/tiny_net.onnx");
+  // As shipped, its BatchNorm has negative running variances: NaN from the
+  // depthwise Conv on, flagged, and the first such layer is the worst.
+  auto original = ori::inspect_model(model, {});
+  REQUIRE(original.layers.size() == 5);
+  CHECK(original.layers[0].nonfinite == 0);
+  CHECK(original.layers[1].nonfinite > 0);
+  CHECK(std::count(original.layers[1].flags.begin(), original.layers[1].flags.end(), "nonfinite") ==
+        1);
+  CHECK(std::isnan(original.layers[2].std));  // every element is NaN
+  CHECK(original.summary.worst_layer == "dw.weight");
+
+  apply_default_policy(model);
+  auto r = ori::inspect_model(model, {});
+  for (const auto& l : r.layers) CHECK(l.nonfinite == 0);
+  std::vector<std::string> names, acts;
+  for (const auto& l : r.layers) {
+    names.push_back(l.name);
+    acts.push_back(l.act);
+  }
+  CHECK(names == std::vector<std::string>{"conv1.weight", "dw.weight", "fc1.weight", "fc2.weight",
+                                          "lstm.W"});
+  CHECK(acts == std::vector<std::string>{"relu", "relu", "gelu", "linear", "tanh"});
+  // The GELU is measured by applying it to its input h1b: positive
+  // inputs pass almost unchanged, so its std is non-zero and finite.
+  CHECK(r.layers[2].act_std > 0);
+  // The LSTM's hidden state is already past the cell's tanh: |y| < 1.
+  CHECK(r.layers[4].max_abs < 1.0);
+  CHECK(r.layers[4].act_std == r.layers[4].std);
+  CHECK(r.inputs[1].source.find("Gather vocabulary") != std::string::npos);
+}
 #endif

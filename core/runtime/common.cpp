@@ -390,9 +390,9 @@ double apply_activation(activation_kind kind, double p, double x) {
 
 void fill_layer_stats(layer_stats& s, const moments& layer, const moments& act,
                       activation_kind kind) {
-  s.mean = layer.mean;
+  s.mean = layer.count > 0 ? layer.mean : NAN;
   s.std = layer.std();
-  s.max_abs = layer.max_abs;
+  s.max_abs = layer.count > 0 ? layer.max_abs : NAN;
   s.nonfinite = layer.nonfinite;
   s.act_std = act.std();
   const double n = static_cast<double>(act.count);

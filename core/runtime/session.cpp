@@ -234,7 +234,9 @@ inspection inspect_model(const loaded_model& model, const runtime_options& optio
       st.act = std::string(to_string(l.act));
       moments layer = measure(values[slot.at(l.output)], l.output);
       moments act;
-      if (l.act == activation_kind::linear) {
+      // Linear, a recurrent cell's activation, or one fused into the layer
+      // (FusedConv): the layer output is what follows the activation.
+      if (l.act == activation_kind::linear || (l.act_output.empty() && l.act_input.empty())) {
         act = layer;
       } else if (!l.act_output.empty()) {
         act = measure(values[slot.at(l.act_output)], l.act_output);
