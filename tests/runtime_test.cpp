@@ -541,4 +541,34 @@ TEST_CASE("the example model with a recurrent layer and a decomposed GELU is ins
   CHECK(r.layers[4].act_std == r.layers[4].std);
   CHECK(r.inputs[1].source.find("Gather vocabulary") != std::string::npos);
 }
+TEST_CASE("dead and saturated layers are flagged", "[runtime]") {
+  // Relu after a bias of -50: every output is 0. Tanh after weights of 20
+  // on 4 N(0, 1) inputs: z ~ N(0, 40^2), and |tanh z| <= 0.99 only for
+  // |z| < 2.65, probability 0.053; over 1024 outputs the saturated share
+  // is 0.947 with a standard error of 0.007, so above 0.9.
+  graph_builder g;
+  g.add_input("x", {-1, 4});
+  g.add_initializer("w_dead", {4, 4}, uniform_values(16, 0.5, 1));
+  g.add_initializer("b_dead", {4}, std::vector<float>(4, -50.0f));
+  g.add_initializer("w_sat", {4, 4}, std::vector<float>(16, 20.0f));
+  g.add_node("MatMul", {"x", "w_dead"}, {"h"});
+  g.add_node("Add", {"h", "b_dead"}, {"hb"});
+  g.add_node("Relu", {"hb"}, {"dead"});
+  g.add_node("MatMul", {"x", "w_sat"}, {"s"});
+  g.add_node("Tanh", {"s"}, {"sat"});
+  g.add_output("dead", {-1, 4});
+  g.add_output("sat", {-1, 4});
+  auto model = ori::loaded_model::from_proto(g.model());
+  ori::runtime_options options;
+  options.batch = 256;
+  auto r = ori::inspect_model(model, options);
+  REQUIRE(r.layers.size() == 2);
+  CHECK(r.layers[0].dead_fraction == 1.0);
+  CHECK(r.layers[0].act_std == 0.0);
+  CHECK(r.layers[0].flags == std::vector<std::string>{"dead"});
+  CHECK(r.layers[1].saturated_fraction > 0.9);
+  CHECK(r.layers[1].flags == std::vector<std::string>{"exploding", "saturated"});
+  CHECK(r.summary.flags == std::vector<std::string>{"exploding", "dead", "saturated"});
+  CHECK(r.summary.worst_layer == "w_sat");
+}
 #endif

@@ -62,7 +62,7 @@ struct runtime_input {
 struct inspect_thresholds {
   double vanishing_ratio = 0.25;  // std below this times the first layer's
   double exploding_ratio = 4.0;   // std above this times the first layer's
-  double dead_fraction = 0.5;     // more exact zeros after a ReLU-family activation
+  double dead_fraction = 0.9;     // more exact zeros after relu/relu6 (a healthy ReLU has ~0.5)
   double saturated_fraction = 0.1;
 };
 
