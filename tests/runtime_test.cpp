@@ -138,15 +138,15 @@ TEST_CASE("inspection of an MLP agrees with an Eigen forward pass", "[runtime]")
     for (int i = 0; i < rows * cols; ++i) m.data()[i] = v[static_cast<std::size_t>(i)];
     return m;
   };
-  matrix X = as_matrix(x, n, d_in);
-  matrix W1 = as_matrix(w1, d_h, d_in), W2 = as_matrix(w2, d_h, d_out);
-  Eigen::RowVectorXd B1(d_h), B2(d_out);
-  for (int i = 0; i < d_h; ++i) B1(i) = b1[static_cast<std::size_t>(i)];
-  for (int i = 0; i < d_out; ++i) B2(i) = b2[static_cast<std::size_t>(i)];
-  matrix H1 = (X * W1.transpose()).rowwise() + B1;
-  matrix A1 = H1.cwiseMax(0.0);
-  matrix H2 = A1 * W2;
-  matrix Y = ((H2.rowwise() + B2).array().tanh()).matrix();
+  matrix mx = as_matrix(x, n, d_in);
+  matrix mw1 = as_matrix(w1, d_h, d_in), mw2 = as_matrix(w2, d_h, d_out);
+  Eigen::RowVectorXd mb1(d_h), mb2(d_out);
+  for (int i = 0; i < d_h; ++i) mb1(i) = b1[static_cast<std::size_t>(i)];
+  for (int i = 0; i < d_out; ++i) mb2(i) = b2[static_cast<std::size_t>(i)];
+  matrix mh1 = (mx * mw1.transpose()).rowwise() + mb1;
+  matrix ma1 = mh1.cwiseMax(0.0);
+  matrix mh2 = ma1 * mw2;
+  matrix my = ((mh2.rowwise() + mb2).array().tanh()).matrix();
 
   REQUIRE(r.batch == n);
   REQUIRE(r.inputs.size() == 1);
@@ -161,19 +161,19 @@ TEST_CASE("inspection of an MLP agrees with an Eigen forward pass", "[runtime]")
   CHECK(l2.name == "w2");
   CHECK(l2.output == "h2");
   CHECK(l2.act == "tanh");
-  auto f1 = figures_of(to_vector(H1)), a1 = figures_of(to_vector(A1));
-  auto f2 = figures_of(to_vector(H2)), a2 = figures_of(to_vector(Y));
+  auto f1 = figures_of(to_vector(mh1)), a1 = figures_of(to_vector(ma1));
+  auto f2 = figures_of(to_vector(mh2)), a2 = figures_of(to_vector(my));
   check_close(l1.mean, f1.mean);
   check_close(l1.std, f1.std);
   check_close(l1.max_abs, f1.max_abs);
   check_close(l1.act_std, a1.std);
-  check_close(l1.dead_fraction, fraction(to_vector(A1), [](double v) { return v == 0.0; }));
+  check_close(l1.dead_fraction, fraction(to_vector(ma1), [](double v) { return v == 0.0; }));
   CHECK(std::isnan(l1.saturated_fraction));
   check_close(l2.mean, f2.mean);
   check_close(l2.std, f2.std);
   check_close(l2.act_std, a2.std);
   check_close(l2.saturated_fraction,
-              fraction(to_vector(Y), [](double v) { return std::abs(v) > 0.99; }));
+              fraction(to_vector(my), [](double v) { return std::abs(v) > 0.99; }));
   CHECK(std::isnan(l2.dead_fraction));
   check_close(l2.ratio_to_first, f2.std / f1.std);
   check_close(r.summary.last_first_ratio, f2.std / f1.std);
