@@ -32,6 +32,10 @@ if ((${#missing[@]})); then
     "${missing[@]}" >/dev/null
 fi
 
+# ONNX Runtime for the runtime stage (--inspect, --calibrate): Debian has
+# none; fetched from npm into a prefix outside the tree, a no-op when there.
+ort_prefix=$(tools/fetch_onnxruntime.sh)
+
 build_dir=${1:-build}
 shift || true
 cmake_args=()
@@ -49,5 +53,5 @@ for t in "$@"; do targets+=(--target "$t"); done
 launcher=()
 command -v ccache >/dev/null 2>&1 && launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
 cmake -S . -B "$build_dir" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DONNX_REINIT_WERROR=ON \
-  "${launcher[@]}" "${cmake_args[@]}" >/dev/null
+  -DONNX_REINIT_RUNTIME=ON -DONNXRUNTIME_ROOT="$ort_prefix" "${launcher[@]}" "${cmake_args[@]}" >/dev/null
 cmake --build "$build_dir" -j"$(nproc)" "${targets[@]}"

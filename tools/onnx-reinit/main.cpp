@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "cli_numbers.h"
+#include "inspect.h"
 #include "onnx_reinit/analysis.h"
 #include "onnx_reinit/errors.h"
 #include "onnx_reinit/model_io.h"
@@ -65,6 +66,7 @@ struct arguments {
   bool no_size_limit = false;
   bool quiet = false;
   bool verbose = false;
+  ori::cli::runtime_arguments runtime;
 };
 
 void add_options(CLI::App& app, arguments& a) {
@@ -100,6 +102,7 @@ void add_options(CLI::App& app, arguments& a) {
                "lift both size limits (for trusted models larger than the defaults)");
   app.add_flag("-q,--quiet", a.quiet, "no progress or summary on stderr");
   app.add_flag("-v,--verbose", a.verbose, "per-tensor detail");
+  ori::cli::add_runtime_options(app, a.runtime);
   app.set_version_flag("--version", std::string("onnx-reinit ") + ori::tool_version);
 }
 
@@ -131,6 +134,8 @@ void check_usage(const arguments& a) {
     throw ori::usage_error("--report goes with a rewrite or --plan", command_line);
   if (listing) return;
   if (a.model.empty()) throw ori::usage_error("no MODEL given (see --help)", command_line);
+  ori::cli::check_runtime_usage(a.runtime, !a.output.empty() || a.in_place, a.plan);
+  if (a.runtime.inspect && !a.plan && a.output.empty() && !a.in_place) return;
   if (a.plan && (!a.output.empty() || a.in_place))
     throw ori::usage_error("--plan writes nothing; drop -o/--in-place", command_line);
   if (a.plan) return;
@@ -139,8 +144,9 @@ void check_usage(const arguments& a) {
                            command_line);
   if (!a.output.empty() && a.in_place)
     throw ori::usage_error("-o and --in-place exclude each other", command_line);
-  if (a.json)
-    throw ori::usage_error("--json goes with --plan or --list; use --report FILE", command_line);
+  if (a.json && !a.runtime.inspect)
+    throw ori::usage_error("--json goes with --plan, --list or --inspect; use --report FILE",
+                           command_line);
 }
 
 bool same_path(const fs::path& x, const fs::path& y) {
@@ -250,6 +256,8 @@ int run(const arguments& a) {
   load_options.max_total_bytes =
       a.no_size_limit ? ori::load_options::no_size_limit : n.max_total_bytes;
   ori::loaded_model model = ori::load_model(a.model, load_options);
+  if (a.runtime.inspect && !a.plan && a.output.empty() && !a.in_place)
+    return ori::cli::inspect_only(model, a.runtime, n.seed, a.json);
   const std::vector<ori::tensor_plan> plans =
       ori::make_plan(ori::analyze_model(model, analysis_options), plan_options);
   ori::validate_plan(plans, strategies);
@@ -275,7 +283,10 @@ int run(const arguments& a) {
   rewrite_options.seed = n.seed;
   rewrite_options.threads = n.threads;
   rewrite_options.progress = progress_printer(a);
+  ori::cli::runtime_stage runtime(a.runtime, n.seed);
+  runtime.before_rewrite(model);
   const auto outcomes = ori::rewrite_model(model, plans, strategies, rewrite_options);
+  runtime.after_rewrite(model);
 
   // The report is staged once the model is (its external tensors' figures
   // are final only then) and renamed right after the model's commit: a
@@ -283,7 +294,7 @@ int run(const arguments& a) {
   std::optional<ori::staged_file> report;
   if (!a.report.empty())
     save_options.before_commit = [&] {
-      report.emplace(a.report, ori::report_json(header, plans, *outcomes));
+      report.emplace(a.report, runtime.report(ori::report_json(header, plans, *outcomes)));
     };
   const std::string out = a.in_place ? a.model : a.output;
   const ori::save_result saved = ori::save_model(model, out, save_options);
@@ -293,6 +304,7 @@ int run(const arguments& a) {
                "onnx-reinit: warning: the input model fails the ONNX checker: {}; writing the "
                "output anyway since it fails the same way\n",
                one_line(*saved.checker_failure));
+  runtime.print(a.json);
   if (a.verbose) fmt::print("{}", ori::plan_table(plans, *outcomes, true));
 
   if (!a.quiet) {

@@ -45,6 +45,14 @@ struct tensor_analysis {
   // (the default policy sets them to 1), already mapped through any
   // Slice/Concat gate reordering between the initializer and the LSTM.
   std::vector<std::pair<std::int64_t, std::int64_t>> forget_gate_ranges;
+  // For a weight or recurrent weight whose layer (Conv, ConvTranspose, Gemm,
+  // MatMul, LSTM/GRU/RNN) is a node of the main graph: the layer's output 0,
+  // for measuring it (the runtime's inspection). Where the activation found
+  // by the walk is a node of its own, the value it applies to and its output;
+  // a decomposed activation has an input and no output; "" when none.
+  std::string layer_output;
+  std::string activation_input;
+  std::string activation_output;
 };
 
 // One entry per tensor of collect_model_tensors(), in the same order. The

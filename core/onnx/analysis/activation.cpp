@@ -137,7 +137,10 @@ activation_result find_activation(const model_index& index, int layer) {
     int producer = index.producer(value, scope);
     int graph = producer >= 0 ? index.node_graph(producer) : scope;
     if (index.is_graph_output(value, graph)) return {};
-    if (auto d = match_decomposed_activation(index, value, graph)) return *d;
+    if (auto d = match_decomposed_activation(index, value, graph)) {
+      d->input = value;
+      return *d;
+    }
     // A decomposed norm is passed through like a fused one.
     if (auto n = match_decomposed_norm(index, value, graph)) {
       value = n->output;
@@ -148,7 +151,11 @@ activation_result find_activation(const model_index& index, int layer) {
     if (uses.empty()) return {};
     const auto& next = index.node(uses.front().node);
     int next_graph = index.node_graph(uses.front().node);
-    if (auto a = nonlinearity(index, next, next_graph)) return *a;
+    if (auto a = nonlinearity(index, next, next_graph)) {
+      a->input = value;
+      if (next.output_size() > 0) a->output = next.output(0);
+      return *a;
+    }
     if (!pass_through(index, next, uses.front().slot, next_graph) || next.output_size() == 0)
       return {};
     value = next.output(0);

@@ -22,6 +22,10 @@ struct activation_result {
   // prelu: the slope tensor (a constant, possibly behind layout ops), so the
   // planner can take the gain from the slope it writes; "" otherwise.
   std::string prelu_slope;
+  // Set by find_activation only: the value the nonlinearity applies to, and
+  // its output where it is a single node ("" for a decomposed pattern).
+  std::string input;
+  std::string output;
 };
 
 // The value of a constant whose elements are all equal.

@@ -555,6 +555,12 @@ std::vector<tensor_analysis> analyze(const onnx::ModelProto& model, const loaded
       a.info.activation = act.kind;
       a.info.activation_param = act.param;
       a.prelu_slope_tensor = act.prelu_slope;
+      if ((v.role == tensor_role::weight || v.role == tensor_role::recurrent_weight) &&
+          v.layer >= 0 && index.node_graph(v.layer) == 0 && index.node(v.layer).output_size() > 0) {
+        a.layer_output = index.node(v.layer).output(0);
+        a.activation_input = act.input;
+        a.activation_output = act.output;
+      }
       a.info.gain = activation_gain(act.kind, act.param);
       reason = v.reason;
       for (std::size_t i = 1; i < tr.consumers.size(); ++i) {

@@ -1,0 +1,448 @@
+// The runtime stage's parts that need no ONNX Runtime: the batch, the
+// layers to measure, their statistics and flags.
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <fstream>
+#include <iterator>
+#include <limits>
+#include <set>
+#include <sstream>
+#include <unordered_map>
+#include <unordered_set>
+
+#include "onnx_reinit/random.h"
+#include "runtime_internal.h"
+
+namespace onnx_reinit {
+
+std::vector<std::int64_t> parse_shape(const std::string& text, const std::string& what) {
+  std::vector<std::int64_t> dims;
+  std::size_t pos = 0;
+  while (true) {
+    std::size_t end = text.find('x', pos);
+    std::string part = text.substr(pos, end == std::string::npos ? std::string::npos : end - pos);
+    std::int64_t v = 0;
+    std::size_t used = 0;
+    try {
+      v = std::stoll(part, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    if (part.empty() || used != part.size() || v <= 0)
+      throw usage_error(
+          fmt::format("bad shape '{}': expected positive dims joined by 'x', as 1x3x224x224", text),
+          what);
+    dims.push_back(v);
+    if (end == std::string::npos) break;
+    pos = end + 1;
+  }
+  return dims;
+}
+
+namespace detail {
+
+namespace {
+
+using tp = onnx::TensorProto;
+
+// The vocabulary size of a Gather whose indices are `input` (directly or
+// through Cast) and whose data is an initializer; 0 when none.
+std::int64_t gather_vocabulary(const onnx::GraphProto& graph, const std::string& input) {
+  std::unordered_map<std::string, const tp*> inits;
+  for (const auto& t : graph.initializer()) inits[t.name()] = &t;
+  std::unordered_set<std::string> names{input};
+  for (const auto& n : graph.node())
+    if (n.op_type() == "Cast" && n.input_size() > 0 && names.count(n.input(0)) != 0 &&
+        n.output_size() > 0)
+      names.insert(n.output(0));
+  for (const auto& n : graph.node()) {
+    if (n.op_type() != "Gather" || n.input_size() < 2 || names.count(n.input(1)) == 0) continue;
+    auto it = inits.find(n.input(0));
+    if (it == inits.end()) continue;
+    std::int64_t axis = 0;
+    for (const auto& a : n.attribute())
+      if (a.name() == "axis") axis = a.i();
+    const auto& dims = it->second->dims();
+    if (axis < 0) axis += dims.size();
+    if (axis >= 0 && axis < dims.size() && dims[static_cast<int>(axis)] > 0)
+      return dims[static_cast<int>(axis)];
+  }
+  return 0;
+}
+
+bool is_float_type(int t) {
+  return t == tp::FLOAT || t == tp::DOUBLE || t == tp::FLOAT16 || t == tp::BFLOAT16;
+}
+bool is_integer_type(int t) {
+  return t == tp::INT8 || t == tp::INT16 || t == tp::INT32 || t == tp::INT64 || t == tp::UINT8 ||
+         t == tp::UINT16 || t == tp::UINT32 || t == tp::UINT64;
+}
+
+std::string shape_text(const std::vector<std::int64_t>& s) {
+  std::string out;
+  for (std::size_t i = 0; i < s.size(); ++i) out += (i ? "x" : "") + std::to_string(s[i]);
+  return out.empty() ? "scalar" : out;
+}
+
+std::int64_t element_count(const std::vector<std::int64_t>& shape) {
+  std::int64_t n = 1;
+  for (auto d : shape) {
+    if (d < 0 || (d > 0 && n > std::numeric_limits<std::int64_t>::max() / d))
+      throw usage_error("input shape too large", shape_text(shape));
+    n *= d;
+  }
+  return n;
+}
+
+template <class T>
+void put(std::vector<std::byte>& out, std::size_t i, T v) {
+  std::memcpy(out.data() + i * sizeof(T), &v, sizeof(T));
+}
+
+}  // namespace
+
+std::string elem_type_name(int t) {
+  if (!tp::DataType_IsValid(t)) return fmt::format("type {}", t);
+  std::string s = tp::DataType_Name(static_cast<tp::DataType>(t));
+  std::transform(s.begin(), s.end(), s.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return s;
+}
+
+std::vector<std::byte> encode_values(const std::vector<double>& v, int t,
+                                     const std::string& where) {
+  std::size_t size = 0;
+  switch (t) {
+    case tp::FLOAT:
+    case tp::INT32:
+    case tp::UINT32:
+      size = 4;
+      break;
+    case tp::DOUBLE:
+    case tp::INT64:
+    case tp::UINT64:
+      size = 8;
+      break;
+    case tp::FLOAT16:
+    case tp::BFLOAT16:
+    case tp::INT16:
+    case tp::UINT16:
+      size = 2;
+      break;
+    case tp::INT8:
+    case tp::UINT8:
+    case tp::BOOL:
+      size = 1;
+      break;
+    default:
+      throw usage_error(fmt::format("cannot feed a tensor of type {}", elem_type_name(t)), where);
+  }
+  std::vector<std::byte> out(v.size() * size);
+  for (std::size_t i = 0; i < v.size(); ++i) {
+    const double x = v[i];
+    switch (t) {
+      case tp::FLOAT:
+        put(out, i, static_cast<float>(x));
+        break;
+      case tp::DOUBLE:
+        put(out, i, x);
+        break;
+      case tp::FLOAT16:
+        put(out, i, float_to_half_bits(static_cast<float>(x)));
+        break;
+      case tp::BFLOAT16:
+        put(out, i, float_to_bfloat16_bits(static_cast<float>(x)));
+        break;
+      case tp::INT8:
+        put(out, i, static_cast<std::int8_t>(x));
+        break;
+      case tp::UINT8:
+        put(out, i, static_cast<std::uint8_t>(x));
+        break;
+      case tp::BOOL:
+        put(out, i, static_cast<std::uint8_t>(x != 0.0));
+        break;
+      case tp::INT16:
+        put(out, i, static_cast<std::int16_t>(x));
+        break;
+      case tp::UINT16:
+        put(out, i, static_cast<std::uint16_t>(x));
+        break;
+      case tp::INT32:
+        put(out, i, static_cast<std::int32_t>(x));
+        break;
+      case tp::UINT32:
+        put(out, i, static_cast<std::uint32_t>(x));
+        break;
+      case tp::INT64:
+        put(out, i, static_cast<std::int64_t>(x));
+        break;
+      default:
+        put(out, i, static_cast<std::uint64_t>(x));
+        break;
+    }
+  }
+  return out;
+}
+
+std::vector<input_data> make_batch(const onnx::ModelProto& model, const runtime_options& options) {
+  const auto& graph = model.graph();
+  std::unordered_set<std::string> inits;
+  for (const auto& t : graph.initializer()) inits.insert(t.name());
+  std::set<std::string> unused_shapes;
+  for (const auto& [name, shape] : options.input_shapes) unused_shapes.insert(name);
+  if (options.batch <= 0) throw usage_error("the batch size must be positive", "--batch");
+  std::vector<input_data> out;
+  for (const auto& in : graph.input()) {
+    if (inits.count(in.name()) != 0) continue;
+    const std::size_t index = out.size();
+    input_data d;
+    d.info.name = in.name();
+    if (!in.type().has_tensor_type())
+      throw usage_error("only tensor inputs can be fed", fmt::format("input '{}'", in.name()));
+    d.elem_type = in.type().tensor_type().elem_type();
+    d.info.dtype = elem_type_name(d.elem_type);
+    const bool has_shape = in.type().tensor_type().has_shape();
+    const auto& dims = in.type().tensor_type().shape().dim();
+
+    if (!options.data_dir.empty()) {
+      const auto file = options.data_dir / fmt::format("input_{}.pb", index);
+      std::ifstream f(file, std::ios::binary);
+      if (!f) throw usage_error("missing test-data file for input '" + in.name() + "'", file);
+      std::string bytes((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+      tp t;
+      if (!t.ParseFromString(bytes)) throw usage_error("not a TensorProto file", file);
+      if (t.data_type() != d.elem_type)
+        throw usage_error(fmt::format("input '{}' is {}, the file holds {}", in.name(),
+                                      d.info.dtype, elem_type_name(t.data_type())),
+                          file);
+      d.info.shape.assign(t.dims().begin(), t.dims().end());
+      if (has_shape) {
+        bool ok = dims.size() == static_cast<int>(d.info.shape.size());
+        for (int i = 0; ok && i < dims.size(); ++i)
+          ok = !dims[i].has_dim_value() || dims[i].dim_value() == d.info.shape[i];
+        if (!ok)
+          throw usage_error(
+              fmt::format("shape {} does not fit input '{}'", shape_text(d.info.shape), in.name()),
+              file);
+      }
+      auto values = decode_tensor_values(t, nullptr, std::numeric_limits<std::size_t>::max());
+      if (!values) throw usage_error("cannot read the tensor's values", file);
+      d.bytes = encode_values(*values, d.elem_type, file);
+      d.info.source = "file " + file.filename().string();
+      out.push_back(std::move(d));
+      continue;
+    }
+
+    if (auto it = options.input_shapes.find(in.name()); it != options.input_shapes.end()) {
+      unused_shapes.erase(in.name());
+      d.info.shape = it->second;
+      bool ok = !has_shape || dims.size() == static_cast<int>(d.info.shape.size());
+      for (int i = 0; ok && has_shape && i < dims.size(); ++i)
+        ok = !dims[i].has_dim_value() || dims[i].dim_value() <= 0 ||
+             dims[i].dim_value() == d.info.shape[i];
+      if (!ok)
+        throw usage_error(
+            fmt::format("shape {} does not fit input '{}'", shape_text(d.info.shape), in.name()),
+            "--input-shape");
+    } else {
+      if (!has_shape)
+        throw usage_error(fmt::format("the shape of input '{}' is unknown: give it with "
+                                      "--input-shape {}=DxDx...",
+                                      in.name(), in.name()),
+                          "--input-shape");
+      // The hint shows the dims that are known.
+      std::string hint;
+      for (int i = 0; i < dims.size(); ++i)
+        hint += (i ? "x" : "") + (dims[i].has_dim_value() && dims[i].dim_value() > 0
+                                      ? std::to_string(dims[i].dim_value())
+                                  : i == 0 ? std::to_string(options.batch)
+                                           : std::string("D"));
+      for (int i = 0; i < dims.size(); ++i) {
+        if (dims[i].has_dim_value() && dims[i].dim_value() > 0) {
+          d.info.shape.push_back(dims[i].dim_value());
+        } else if (i == 0) {
+          d.info.shape.push_back(options.batch);
+        } else {
+          const std::string label =
+              dims[i].has_dim_param() ? fmt::format(" ('{}')", dims[i].dim_param()) : "";
+          throw usage_error(fmt::format("dim {}{} of input '{}' is not fixed: give the whole "
+                                        "shape with --input-shape {}={}",
+                                        i, label, in.name(), in.name(), hint),
+                            "--input-shape");
+        }
+      }
+    }
+    const std::int64_t n = element_count(d.info.shape);
+    std::vector<double> values(static_cast<std::size_t>(n), 0.0);
+    const onnx_reinit_rng rng = make_tensor_rng(options.seed, "input:" + in.name());
+    std::vector<float> draws(static_cast<std::size_t>(n));
+    if (is_float_type(d.elem_type)) {
+      fill_normal_f32(rng, draws.data(), 0, draws.size(), 0.0, 1.0);
+      std::copy(draws.begin(), draws.end(), values.begin());
+      d.info.source = "normal(0, 1)";
+    } else if (d.elem_type == tp::BOOL) {
+      fill_uniform_f32(rng, draws.data(), 0, draws.size(), 0.0, 1.0);
+      for (std::size_t i = 0; i < values.size(); ++i) values[i] = draws[i] < 0.5f ? 0.0 : 1.0;
+      d.info.source = "random booleans";
+    } else if (is_integer_type(d.elem_type)) {
+      if (std::int64_t vocab = gather_vocabulary(graph, in.name()); vocab > 0) {
+        fill_uniform_f32(rng, draws.data(), 0, draws.size(), 0.0, 1.0);
+        for (std::size_t i = 0; i < values.size(); ++i)
+          values[i] = std::min<double>(std::floor(draws[i] * static_cast<double>(vocab)),
+                                       static_cast<double>(vocab - 1));
+        d.info.source = fmt::format("uniform integers in [0, {}) (Gather vocabulary)", vocab);
+      } else {
+        d.info.source = "zeros";
+      }
+    } else {
+      throw usage_error(
+          fmt::format("cannot synthesize an input of type {}; give it with --data", d.info.dtype),
+          fmt::format("input '{}'", in.name()));
+    }
+    d.bytes = encode_values(values, d.elem_type, in.name());
+    out.push_back(std::move(d));
+  }
+  if (!unused_shapes.empty())
+    throw usage_error(fmt::format("no graph input named '{}'", *unused_shapes.begin()),
+                      "--input-shape");
+  return out;
+}
+
+std::vector<layer_site> find_layers(const onnx::ModelProto& model,
+                                    const std::vector<tensor_analysis>& analysis) {
+  std::unordered_map<std::string, int> producer;
+  const auto& graph = model.graph();
+  for (int i = 0; i < graph.node_size(); ++i)
+    for (const auto& o : graph.node(i).output()) producer.emplace(o, i);
+  std::vector<layer_site> sites;
+  std::unordered_map<std::string, std::size_t> by_output;
+  for (int pass = 0; pass < 2; ++pass) {  // weights first, then recurrent weights
+    const tensor_role role = pass == 0 ? tensor_role::weight : tensor_role::recurrent_weight;
+    for (const auto& a : analysis) {
+      if (a.info.role != role || a.layer_output.empty() || !a.is_float) continue;
+      auto p = producer.find(a.layer_output);
+      if (p == producer.end() || by_output.count(a.layer_output) != 0) continue;
+      const auto& node = graph.node(p->second);
+      layer_site s;
+      s.weight = a.info.name;
+      s.ref = a.ref;
+      s.op = a.consumer_op;
+      s.output = a.layer_output;
+      s.act = a.info.activation;
+      s.act_param = a.info.activation_param;
+      s.act_input = a.activation_input;
+      s.act_output = a.activation_output;
+      s.recurrent = node.op_type() == "LSTM" || node.op_type() == "GRU" || node.op_type() == "RNN";
+      if (s.recurrent) {  // the cell's activation is inside the layer
+        s.act_input.clear();
+        s.act_output.clear();
+      }
+      s.node = p->second;
+      by_output.emplace(s.output, sites.size());
+      sites.push_back(std::move(s));
+    }
+  }
+  std::stable_sort(sites.begin(), sites.end(),
+                   [](const layer_site& a, const layer_site& b) { return a.node < b.node; });
+  return sites;
+}
+
+double apply_activation(activation_kind kind, double p, double x) {
+  auto sigmoid = [](double v) { return 1.0 / (1.0 + std::exp(-v)); };
+  auto softplus = [](double v) { return v > 30 ? v : std::log1p(std::exp(v)); };
+  switch (kind) {
+    case activation_kind::linear:
+      return x;
+    case activation_kind::relu:
+      return std::max(x, 0.0);
+    case activation_kind::relu6:
+      return std::clamp(x, 0.0, 6.0);
+    case activation_kind::leaky_relu:
+    case activation_kind::prelu:
+      return x >= 0 ? x : p * x;
+    case activation_kind::elu:
+      return x >= 0 ? x : p * std::expm1(x);
+    case activation_kind::selu:
+      return 1.0507009873554805 * (x >= 0 ? x : 1.6732632423543772 * std::expm1(x));
+    case activation_kind::gelu:
+      return 0.5 * x * (1.0 + std::erf(x / std::sqrt(2.0)));
+    case activation_kind::silu:
+      return x * sigmoid((p > 0 ? p : 1.0) * x);
+    case activation_kind::hardswish:
+      return x * std::clamp(x + 3.0, 0.0, 6.0) / 6.0;
+    case activation_kind::mish:
+      return x * std::tanh(softplus(x));
+    case activation_kind::softplus:
+      return softplus(x);
+    case activation_kind::sigmoid:
+      return sigmoid(x);
+    case activation_kind::hardsigmoid:
+      return std::clamp(0.2 * x + 0.5, 0.0, 1.0);
+    case activation_kind::tanh:
+      return std::tanh(x);
+  }
+  return x;
+}
+
+void fill_layer_stats(layer_stats& s, const moments& layer, const moments& act,
+                      activation_kind kind) {
+  s.mean = layer.count > 0 ? layer.mean : NAN;
+  s.std = layer.std();
+  s.max_abs = layer.count > 0 ? layer.max_abs : NAN;
+  s.nonfinite = layer.nonfinite;
+  s.act_std = act.std();
+  const double n = static_cast<double>(act.count);
+  s.dead_fraction = NAN;
+  s.saturated_fraction = NAN;
+  if (kind == activation_kind::relu || kind == activation_kind::relu6)
+    s.dead_fraction = act.count > 0 ? static_cast<double>(act.zeros) / n : NAN;
+  if (kind == activation_kind::tanh)
+    s.saturated_fraction = act.count > 0 ? static_cast<double>(act.beyond_tanh) / n : NAN;
+  if (kind == activation_kind::sigmoid || kind == activation_kind::hardsigmoid)
+    s.saturated_fraction = act.count > 0 ? static_cast<double>(act.beyond_sigmoid) / n : NAN;
+}
+
+void finish_inspection(inspection& r, const inspect_thresholds& th) {
+  auto& sum = r.summary;
+  sum = {};
+  sum.last_first_ratio = NAN;
+  if (r.layers.empty()) return;
+  const double first = r.layers.front().std;
+  std::vector<std::string> order = {"vanishing", "exploding", "dead",
+                                    "saturated", "nonfinite", "constant"};
+  std::set<std::string> seen;
+  double worst = -1.0;
+  for (auto& l : r.layers) {
+    l.flags.clear();
+    l.ratio_to_first = first > 0 && std::isfinite(first) ? l.std / first : NAN;
+    if (std::isfinite(l.ratio_to_first) && l.ratio_to_first < th.vanishing_ratio)
+      l.flags.push_back("vanishing");
+    if (std::isfinite(l.ratio_to_first) && l.ratio_to_first > th.exploding_ratio)
+      l.flags.push_back("exploding");
+    if (l.dead_fraction > th.dead_fraction) l.flags.push_back("dead");
+    if (l.saturated_fraction > th.saturated_fraction) l.flags.push_back("saturated");
+    if (l.nonfinite > 0) l.flags.push_back("nonfinite");
+    if (l.std == 0.0) l.flags.push_back("constant");
+    for (const auto& f : l.flags) seen.insert(f);
+    double badness = l.nonfinite > 0 ? std::numeric_limits<double>::infinity()
+                     : l.ratio_to_first > 0 && std::isfinite(l.ratio_to_first)
+                         ? std::abs(std::log(l.ratio_to_first))
+                         : 0.0;
+    if (badness > worst) {
+      worst = badness;
+      sum.worst_layer = l.name;
+    }
+  }
+  sum.last_first_ratio = r.layers.back().ratio_to_first;
+  if (sum.last_first_ratio < th.vanishing_ratio) seen.insert("vanishing");
+  if (sum.last_first_ratio > th.exploding_ratio) seen.insert("exploding");
+  for (const auto& f : order)
+    if (seen.count(f) != 0) sum.flags.push_back(f);
+}
+
+}  // namespace detail
+}  // namespace onnx_reinit

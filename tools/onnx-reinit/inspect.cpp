@@ -1,0 +1,219 @@
+// --inspect and --calibrate lsuv: options, the stage around the rewrite,
+// and the output. Everything measured comes from the runtime library.
+#include "inspect.h"
+
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <nlohmann/json.hpp>
+
+namespace onnx_reinit::cli {
+
+namespace {
+
+using json = nlohmann::ordered_json;
+
+json number_or_null(double v) {
+  return std::isfinite(v) ? json(v) : json(nullptr);
+}
+
+runtime_options make_options(const runtime_arguments& a, std::uint64_t seed) {
+  runtime_options o;
+  o.batch = a.batch;
+  o.seed = seed;
+  o.data_dir = a.data;
+  for (const std::string& s : a.input_shapes) {
+    const auto eq = s.find('=');
+    if (eq == std::string::npos || eq == 0)
+      throw usage_error(fmt::format("--input-shape: expected NAME=1x3x224x224, got '{}'", s),
+                        "command line");
+    o.input_shapes[s.substr(0, eq)] = parse_shape(s.substr(eq + 1), "--input-shape");
+  }
+  return o;
+}
+
+json inspection_document(const inspection& r) {
+  json j;
+  j["model"] = r.model;
+  j["batch"] = r.batch;
+  json inputs = json::array();
+  for (const auto& in : r.inputs) {
+    json i;
+    i["name"] = in.name;
+    i["dtype"] = in.dtype;
+    i["shape"] = in.shape;
+    i["source"] = in.source;
+    inputs.push_back(std::move(i));
+  }
+  j["inputs"] = std::move(inputs);
+  json layers = json::array();
+  for (const auto& l : r.layers) {
+    json o;
+    o["name"] = l.name;
+    o["op"] = l.op;
+    o["output"] = l.output;
+    o["mean"] = number_or_null(l.mean);
+    o["std"] = number_or_null(l.std);
+    o["act"] = l.act;
+    o["act_std"] = number_or_null(l.act_std);
+    o["dead_fraction"] = number_or_null(l.dead_fraction);
+    o["saturated_fraction"] = number_or_null(l.saturated_fraction);
+    o["max_abs"] = number_or_null(l.max_abs);
+    o["nonfinite"] = l.nonfinite;
+    o["ratio_to_first"] = number_or_null(l.ratio_to_first);
+    o["flags"] = l.flags;
+    layers.push_back(std::move(o));
+  }
+  j["layers"] = std::move(layers);
+  json s;
+  s["last_first_ratio"] = number_or_null(r.summary.last_first_ratio);
+  s["worst_layer"] = r.summary.worst_layer.empty() ? json(nullptr) : json(r.summary.worst_layer);
+  s["flags"] = r.summary.flags;
+  j["summary"] = std::move(s);
+  return j;
+}
+
+std::string figure(double v, const char* spec = "{:.4g}") {
+  return std::isfinite(v) ? fmt::format(fmt::runtime(spec), v) : std::string("-");
+}
+
+// The std on a log scale, 1e-3 .. 1e3 over 24 cells; '|' marks std 1.
+std::string bar(double std) {
+  constexpr int width = 24;
+  std::string cells(width, ' ');
+  cells[width / 2] = '|';
+  if (!(std > 0) || !std::isfinite(std)) return cells;
+  int n = static_cast<int>(std::lround((std::log10(std) + 3.0) / 6.0 * width));
+  n = std::clamp(n, 0, width);
+  for (int i = 0; i < n; ++i) cells[static_cast<std::size_t>(i)] = '#';
+  return cells;
+}
+
+std::string joined(const std::vector<std::string>& v) {
+  std::string out;
+  for (const auto& s : v) out += (out.empty() ? "" : ",") + s;
+  return out;
+}
+
+}  // namespace
+
+void add_runtime_options(CLI::App& app, runtime_arguments& a) {
+  app.add_flag("--inspect", a.inspect,
+               "run the model with ONNX Runtime on a batch and show per-layer statistics (with "
+               "-o: of the original and the rewritten model)");
+  app.add_option("--calibrate", a.calibrate,
+                 "with -o: calibrate the rewritten weights from data; only 'lsuv'")
+      ->check(CLI::IsMember({"lsuv"}));
+  app.add_option("--lsuv-tol", a.lsuv_tol, "LSUV stops when |std - 1| <= TOL (default 0.05)");
+  app.add_option("--batch", a.batch, "batch size for inputs whose first dim is not fixed (32)");
+  app.add_option("--input-shape", a.input_shapes,
+                 "NAME=1x3x224x224: the full shape of an input; repeatable");
+  app.add_option("--data", a.data,
+                 "directory of ONNX test data (input_0.pb, ...) to run instead of a synthesized "
+                 "batch");
+}
+
+void check_runtime_usage(const runtime_arguments& a, bool rewriting, bool plan) {
+  if (a.inspect && plan) throw usage_error("--inspect runs the model; drop --plan", "command line");
+  if (!a.calibrate.empty() && (!rewriting || plan))
+    throw usage_error("--calibrate works on a rewrite: give -o OUT (or --in-place)",
+                      "command line");
+  const bool runtime_input_options =
+      a.batch != runtime_options{}.batch || !a.input_shapes.empty() || !a.data.empty();
+  if (!a.inspect && a.calibrate.empty() && runtime_input_options)
+    throw usage_error("--batch, --input-shape and --data go with --inspect or --calibrate",
+                      "command line");
+  if (!(a.lsuv_tol > 0.0))
+    throw usage_error("--lsuv-tol: the tolerance must be positive", "command line");
+}
+
+std::string inspection_json(const inspection& r) {
+  return inspection_document(r).dump(2) + "\n";
+}
+
+std::string inspection_text(const inspection& r, bool bars) {
+  std::string out = fmt::format("model {}, batch {}\n", r.model, r.batch);
+  for (const auto& in : r.inputs) {
+    std::string shape;
+    for (auto d : in.shape) shape += (shape.empty() ? "" : "x") + std::to_string(d);
+    out += fmt::format("  input {} {} {}: {}\n", in.name, in.dtype, shape, in.source);
+  }
+  std::size_t w = 5;
+  for (const auto& l : r.layers) w = std::max(w, l.name.size());
+  w = std::min<std::size_t>(w, 40);
+  out += fmt::format("{:<{}}  {:<14} {:<11} {:>10} {:>10} {:>10} {:>6} {:>6} {:>8}  {}{}\n",
+                     "layer", w, "op", "act", "mean", "std", "act_std", "dead", "sat", "ratio",
+                     bars ? "std (log, 1e-3..1e3)      " : "", "flags");
+  // Long names (TensorFlow exports) keep their distinctive end.
+  auto shown = [w](const std::string& name) {
+    return name.size() <= w ? name : "~" + name.substr(name.size() - (w - 1));
+  };
+  for (const auto& l : r.layers)
+    out += fmt::format("{:<{}}  {:<14} {:<11} {:>10} {:>10} {:>10} {:>6} {:>6} {:>8}  {}{}\n",
+                       shown(l.name), w, l.op, l.act, figure(l.mean), figure(l.std),
+                       figure(l.act_std), figure(l.dead_fraction, "{:.2f}"),
+                       figure(l.saturated_fraction, "{:.2f}"), figure(l.ratio_to_first, "{:.3g}"),
+                       bars ? bar(l.std) + "  " : "", joined(l.flags));
+  out += fmt::format("summary: {} layers, last/first std ratio {}, worst layer {}, flags: {}\n",
+                     r.layers.size(), figure(r.summary.last_first_ratio, "{:.3g}"),
+                     r.summary.worst_layer.empty() ? "-" : r.summary.worst_layer,
+                     r.summary.flags.empty() ? "none" : joined(r.summary.flags));
+  return out;
+}
+
+int inspect_only(const loaded_model& model, const runtime_arguments& a, std::uint64_t seed,
+                 bool json) {
+  const inspection r = inspect_model(model, make_options(a, seed));
+  fmt::print("{}", json ? inspection_json(r) : inspection_text(r, isatty(STDOUT_FILENO) != 0));
+  return 0;
+}
+
+runtime_stage::runtime_stage(const runtime_arguments& a, std::uint64_t seed)
+    : args_(a), options_(active() ? make_options(a, seed) : runtime_options{}) {}
+
+void runtime_stage::before_rewrite(const loaded_model& model) {
+  if (args_.inspect) original_ = inspect_model(model, options_);
+}
+
+void runtime_stage::after_rewrite(loaded_model& model) {
+  if (args_.calibrate == "lsuv") {
+    lsuv_options lsuv;
+    lsuv.tolerance = args_.lsuv_tol;
+    lsuv_ = calibrate_lsuv(model, options_, lsuv);
+  }
+  if (args_.inspect) rewritten_ = inspect_model(model, options_);
+}
+
+std::string runtime_stage::report(const std::string& report_json) const {
+  if (args_.calibrate.empty()) return report_json;
+  json root = json::parse(report_json);
+  for (auto& t : root["tensors"]) {
+    const auto name = t["name"].get<std::string>();
+    auto it = std::find_if(lsuv_.begin(), lsuv_.end(),
+                           [&](const lsuv_result& r) { return r.name == name; });
+    const bool found = it != lsuv_.end();
+    t["lsuv_scale"] = found ? json(it->scale) : json(nullptr);
+    t["lsuv_iterations"] = found ? json(it->iterations) : json(nullptr);
+    t["lsuv_std"] = found ? number_or_null(it->std) : json(nullptr);
+    if (found && !it->note.empty()) t["lsuv_note"] = it->note;
+  }
+  return root.dump(2) + "\n";
+}
+
+void runtime_stage::print(bool as_json) const {
+  if (!original_ || !rewritten_) return;
+  if (as_json) {
+    json j;
+    j["original"] = inspection_document(*original_);
+    j["rewritten"] = inspection_document(*rewritten_);
+    fmt::print("{}", j.dump(2) + "\n");
+    return;
+  }
+  const bool bars = isatty(STDOUT_FILENO) != 0;
+  fmt::print("original:\n{}\nrewritten{}:\n{}", inspection_text(*original_, bars),
+             args_.calibrate.empty() ? "" : " and calibrated (lsuv)",
+             inspection_text(*rewritten_, bars));
+}
+
+}  // namespace onnx_reinit::cli

@@ -1,0 +1,60 @@
+// The command line's runtime stage: --inspect (per-layer statistics of a
+// batch run through ONNX Runtime) and --calibrate lsuv, as options, a
+// stage around the rewrite, and their text and JSON output.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "onnx_reinit/model_io.h"
+#include "onnx_reinit/runtime.h"
+
+namespace onnx_reinit::cli {
+
+struct runtime_arguments {
+  bool inspect = false;
+  std::string calibrate;  // "" or "lsuv"
+  double lsuv_tol = lsuv_options{}.tolerance;
+  std::int64_t batch = runtime_options{}.batch;
+  std::vector<std::string> input_shapes;  // NAME=1x3x224x224
+  std::string data;
+};
+
+void add_runtime_options(CLI::App& app, runtime_arguments& a);
+
+// Usage errors of the runtime options. `rewriting`: -o or --in-place given.
+void check_runtime_usage(const runtime_arguments& a, bool rewriting, bool plan);
+
+// --inspect without -o: inspect MODEL as it is and print.
+int inspect_only(const loaded_model& model, const runtime_arguments& a, std::uint64_t seed,
+                 bool json);
+
+// --inspect and --calibrate around a rewrite: before_rewrite inspects the
+// original, after_rewrite calibrates then inspects the result (all before
+// anything is written), report() adds the LSUV figures to the JSON report,
+// print() shows the inspections after the write.
+class runtime_stage {
+ public:
+  runtime_stage(const runtime_arguments& a, std::uint64_t seed);
+  bool active() const { return args_.inspect || !args_.calibrate.empty(); }
+  void before_rewrite(const loaded_model& model);
+  void after_rewrite(loaded_model& model);
+  std::string report(const std::string& report_json) const;
+  void print(bool json) const;
+
+ private:
+  const runtime_arguments& args_;
+  runtime_options options_;
+  std::optional<inspection> original_, rewritten_;
+  std::vector<lsuv_result> lsuv_;
+};
+
+// One inspection as JSON (the --inspect --json contract) and as a table.
+std::string inspection_json(const inspection& r);
+std::string inspection_text(const inspection& r, bool bars);
+
+}  // namespace onnx_reinit::cli
