@@ -20,6 +20,7 @@
 #include <string>
 #include <vector>
 
+#include <fmt/format.h>
 #include <onnx/checker.h>
 #include <catch2/catch.hpp>
 
@@ -793,7 +794,7 @@ TEST_CASE("decode_tensor_values reads every numeric dtype from every storage for
   const std::vector<decode_case> cases = decode_cases();
   for (std::size_t i = 0; i < cases.size(); ++i) {
     const decode_case& c = cases[i];
-    const std::string name = "t" + std::to_string(i);
+    const std::string name = fmt::format("t{}", i);
     INFO("data type " << c.type);
 
     onnx::TensorProto raw = decode_tensor(name, c);

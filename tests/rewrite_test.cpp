@@ -2,6 +2,7 @@
 // are analysed, planned by the default policy, rewritten with the standard
 // plugin, and the written values are checked against the formulas (computed
 // here, independently of the plugin) with tolerances from the sample size.
+#include <fmt/format.h>
 #include <catch2/catch.hpp>
 
 #include <algorithm>
@@ -348,7 +349,7 @@ TEST_CASE("the progress callback is never entered from two threads at once") {
   g.add_input("x", {2, 64});
   std::string previous = "x";
   for (int i = 0; i < layers; ++i) {
-    const std::string w = "w" + std::to_string(i), h = "h" + std::to_string(i);
+    const std::string w = fmt::format("w{}", i), h = fmt::format("h{}", i);
     g.add_initializer(w, {64, 64}, filler(64 * 64));
     g.add_node("MatMul", {previous, w}, {h});
     previous = h;

@@ -2,6 +2,7 @@
 // (Eigen, and plain loops for the convolutions), the batch, the deep-MLP
 // behaviour of PyTorch's default init, the default policy and LSUV, and
 // ONNX Runtime's failures.
+#include <fmt/format.h>
 #include <Eigen/Dense>
 #include <catch2/catch.hpp>
 
@@ -365,15 +366,15 @@ ori::loaded_model deep_mlp(const std::string& act, int depth = 32, int width = 2
   std::string h = "x";
   const double bound = 1.0 / std::sqrt(static_cast<double>(width));
   for (int i = 0; i < depth; ++i) {
-    const std::string w = "fc" + std::to_string(i) + ".weight";
-    const std::string b = "fc" + std::to_string(i) + ".bias";
+    const std::string w = fmt::format("fc{}.weight", i);
+    const std::string b = fmt::format("fc{}.bias", i);
     g.add_initializer(w, {width, width},
                       uniform_values(static_cast<std::size_t>(width * width), bound, 100 + i));
     g.add_initializer(b, {width}, uniform_values(static_cast<std::size_t>(width), bound, 200 + i));
-    const std::string z = "z" + std::to_string(i);
+    const std::string z = fmt::format("z{}", i);
     g.add_node("Gemm", {h, w, b}, {z}, {make_attribute("transB", std::int64_t{1})});
-    g.add_node(act, {z}, {"a" + std::to_string(i)});
-    h = "a" + std::to_string(i);
+    h = fmt::format("a{}", i);
+    g.add_node(act, {z}, {h});
   }
   g.add_output(h, {-1, width});
   return ori::loaded_model::from_proto(g.model());

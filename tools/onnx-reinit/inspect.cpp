@@ -136,7 +136,7 @@ std::string inspection_text(const inspection& r, bool bars) {
   std::string out = fmt::format("model {}, batch {}\n", r.model, r.batch);
   for (const auto& in : r.inputs) {
     std::string shape;
-    for (auto d : in.shape) shape += (shape.empty() ? "" : "x") + std::to_string(d);
+    for (auto d : in.shape) shape += fmt::format("{}{}", shape.empty() ? "" : "x", d);
     out += fmt::format("  input {} {} {}: {}\n", in.name, in.dtype, shape, in.source);
   }
   std::size_t w = 5;
@@ -147,7 +147,7 @@ std::string inspection_text(const inspection& r, bool bars) {
                      bars ? "std (log, 1e-3..1e3)      " : "", "flags");
   // Long names (TensorFlow exports) keep their distinctive end.
   auto shown = [w](const std::string& name) {
-    return name.size() <= w ? name : "~" + name.substr(name.size() - (w - 1));
+    return name.size() <= w ? name : fmt::format("~{}", name.substr(name.size() - (w - 1)));
   };
   for (const auto& l : r.layers)
     out += fmt::format("{:<{}}  {:<14} {:<11} {:>10} {:>10} {:>10} {:>6} {:>6} {:>8}  {}{}\n",
