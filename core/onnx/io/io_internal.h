@@ -93,4 +93,8 @@ std::uint64_t tensor_byte_size(const onnx::TensorProto& tensor);
 // external range) holds exactly dims x element size bytes.
 void validate_tensor_data(const loaded_model& model, const onnx::TensorProto& tensor);
 
+// fsync of a directory, so a rename in it is durable; best effort (some
+// file systems refuse to open a directory for it).
+void fsync_directory(const std::filesystem::path& dir);
+
 }  // namespace onnx_reinit

@@ -626,6 +626,8 @@ fs::path stage_consolidated(loaded_model& model, const fs::path& out_dir, const 
   return data_name;
 }
 
+}  // namespace
+
 void fsync_directory(const fs::path& dir) {
   const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (fd >= 0) {
@@ -633,8 +635,6 @@ void fsync_directory(const fs::path& dir) {
     ::close(fd);
   }
 }
-
-}  // namespace
 
 namespace {
 

@@ -15,6 +15,7 @@
 #include <fmt/format.h>
 #include <fmt/std.h>
 
+#include "io_internal.h"
 #include "onnx_reinit/errors.h"
 
 namespace onnx_reinit {
@@ -31,14 +32,6 @@ fs::path absolute_of(const fs::path& path) {
 
 [[noreturn]] void fail(const fs::path& path, std::error_code cause) {
   throw io_error(fmt::format("cannot write file '{}'", path.string()), path.string(), cause);
-}
-
-void fsync_directory(const fs::path& dir) {
-  const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd >= 0) {
-    ::fsync(fd);
-    ::close(fd);
-  }
 }
 
 }  // namespace
