@@ -474,7 +474,8 @@ TEST_CASE("an STFT front-end is kept, the learned conv rewritten, a name rule ov
   // A rule naming the tensor rewrites it.
   for (const char* r : {"stft_basis=normal", "stft*=normal"}) {
     CAPTURE(r);
-    const auto& p = plan_of(plan_with({r}), "stft_basis");
+    const auto plans_with_rule = plan_with({r});
+    const auto& p = plan_of(plans_with_rule, "stft_basis");
     CHECK(p.action == ori::plan_action::rewrite);
     CHECK(p.call.strategy == "normal");
   }
