@@ -28,29 +28,13 @@
 #include "onnx_reinit/model_io.h"
 #include "onnx_reinit/model_tensors.h"
 #include "support/onnx_builder.h"
+#include "support/temp_dir.h"
 
 namespace fs = std::filesystem;
 using namespace onnx_reinit;
 using namespace onnx_reinit::test;
 
 namespace {
-
-// A fresh directory per test case, removed at the end.
-struct temp_dir {
-  fs::path path;
-  temp_dir() {
-    static std::atomic<int> counter{0};
-    path = fs::temp_directory_path() /
-           ("onnx_reinit_io_test_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~temp_dir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  fs::path operator/(const std::string& name) const { return path / name; }
-};
 
 std::string read_file(const fs::path& p) {
   std::ifstream in(p, std::ios::binary);

@@ -23,27 +23,13 @@
 #include "onnx_reinit/model_io.h"
 #include "onnx_reinit/plan.h"
 #include "support/onnx_builder.h"
+#include "support/temp_dir.h"
 
 namespace fs = std::filesystem;
 using namespace onnx_reinit;
 using namespace onnx_reinit::test;
 
 namespace {
-
-struct temp_dir {
-  fs::path path;
-  temp_dir() {
-    static std::atomic<int> counter{0};
-    path = fs::temp_directory_path() / ("onnx_reinit_storage_test_" + std::to_string(::getpid()) +
-                                        "_" + std::to_string(counter++));
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~temp_dir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-};
 
 void write_file(const fs::path& p, const std::string& bytes) {
   std::ofstream out(p, std::ios::binary);

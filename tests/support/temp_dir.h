@@ -1,0 +1,32 @@
+// A fresh directory for one test case, removed (with everything in it) when
+// the test case ends.
+#pragma once
+
+#include <unistd.h>
+
+#include <atomic>
+#include <filesystem>
+#include <string>
+#include <system_error>
+
+namespace onnx_reinit::test {
+
+struct temp_dir {
+  std::filesystem::path path;
+  explicit temp_dir(const std::string& prefix = "onnx_reinit_test") {
+    static std::atomic<int> counter{0};
+    path = std::filesystem::temp_directory_path() /
+           (prefix + "_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
+    std::filesystem::remove_all(path);
+    std::filesystem::create_directories(path);
+  }
+  ~temp_dir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path, ec);
+  }
+  temp_dir(const temp_dir&) = delete;
+  temp_dir& operator=(const temp_dir&) = delete;
+  std::filesystem::path operator/(const std::string& name) const { return path / name; }
+};
+
+}  // namespace onnx_reinit::test
