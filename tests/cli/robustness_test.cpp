@@ -38,6 +38,7 @@ namespace fs = std::filesystem;
 namespace ori = onnx_reinit;
 using ori::element_type;
 using ori::test::graph_builder;
+using ori::test::if_model_without_shapes;
 using ori::test::ramp;
 using ori::test::storage_form;
 
@@ -200,36 +201,12 @@ TEST_CASE("hostile model files fail with one error line and exit status 1") {
 }
 
 // ---------------------------------------------------------------------------
-// Inputs that already fail the ONNX checker
-
-namespace {
-
-// x -> If(c) -> y with a MatMul weight in each branch; the branch outputs
-// have no type and y has none of its shape. ONNX Runtime runs this; ONNX
-// 1.12's checker rejects it ("Field 'shape' of 'type' is required").
-onnx::ModelProto if_model_without_shapes() {
-  auto branch = [](const std::string& name) {
-    graph_builder b(name);
-    b.add_initializer(name + "_w", {32, 32}, ramp(32 * 32, 0.5f, 1e-6f));
-    b.add_node("MatMul", {"x", name + "_w"}, {name + "_y"});
-    b.graph().add_output()->set_name(name + "_y");
-    return b.graph();
-  };
-  graph_builder g;
-  g.add_input("x", {2, 32});
-  g.add_input("c", {}, onnx::TensorProto::BOOL);
-  g.add_node("If", {"c"}, {"y"},
-             {ori::test::make_attribute("then_branch", branch("then")),
-              ori::test::make_attribute("else_branch", branch("else"))});
-  g.add_output("y", {}).mutable_type()->mutable_tensor_type()->clear_shape();
-  return g.model();
-}
-
-}  // namespace
+// Inputs that already fail the ONNX checker (onnx_builder.h:
+// if_model_without_shapes)
 
 TEST_CASE("an input failing the ONNX checker is written with one warning if nothing new fails") {
   temp_dir dir;
-  save_proto(if_model_without_shapes(), dir / "in.onnx");
+  save_proto(if_model_without_shapes(32, 0.5f, 1e-6f), dir / "in.onnx");
   const std::string warning =
       "onnx-reinit: warning: the input model fails the ONNX checker: Field 'shape' of 'type' is "
       "required but missing; writing the output anyway since it fails the same way\n";
@@ -269,7 +246,7 @@ TEST_CASE("a model that passes the ONNX checker is written without a warning") {
   // command (a rewrite changes payloads only); model_io_test covers that
   // error in the library, which decides.
   temp_dir dir;
-  onnx::ModelProto good = if_model_without_shapes();
+  onnx::ModelProto good = if_model_without_shapes(32, 0.5f, 1e-6f);
   good.mutable_graph()
       ->mutable_output(0)
       ->mutable_type()

@@ -266,4 +266,28 @@ inline void set_external(onnx::TensorProto& t, const std::string& location, std:
   add("length", std::to_string(length));
 }
 
+// x [2, width] -> If(c) -> y with a MatMul weight (ramp(width², start,
+// step)) in each branch; the branch outputs have no type and y has none of
+// its shape. ONNX Runtime runs this; ONNX 1.12's checker rejects it ("Field
+// 'shape' of 'type' is required"): an input that already fails the checker.
+inline onnx::ModelProto if_model_without_shapes(std::int64_t width, float start = 0.0f,
+                                                float step = 0.25f) {
+  auto branch = [&](const std::string& name) {
+    graph_builder b(name);
+    b.add_initializer(name + "_w", {width, width},
+                      ramp(static_cast<std::size_t>(width * width), start, step));
+    b.add_node("MatMul", {"x", name + "_w"}, {name + "_y"});
+    b.graph().add_output()->set_name(name + "_y");
+    return b.graph();
+  };
+  graph_builder g;
+  g.add_input("x", {2, width});
+  g.add_input("c", {}, onnx::TensorProto::BOOL);
+  g.add_node("If", {"c"}, {"y"},
+             {make_attribute("then_branch", branch("then")),
+              make_attribute("else_branch", branch("else"))});
+  g.add_output("y", {}).mutable_type()->mutable_tensor_type()->clear_shape();
+  return g.model();
+}
+
 }  // namespace onnx_reinit::test
