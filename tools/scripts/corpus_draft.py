@@ -17,6 +17,8 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
+from corpus_chains import graphs  # subgraph paths named as tensor_ref does
+
 WEIGHTED = {"Conv", "ConvTranspose", "Gemm", "MatMul", "LSTM", "GRU", "RNN"}
 LAYOUT = {"Identity", "Cast", "Transpose", "Reshape", "Squeeze", "Unsqueeze", "Flatten",
           "Dropout", "MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool"}
@@ -25,16 +27,6 @@ NORMS = {"BatchNormalization", "LayerNormalization", "InstanceNormalization",
 SIMPLE = {"Relu": "relu", "PRelu": "prelu", "Elu": "elu", "Selu": "selu", "Gelu": "gelu",
           "Sigmoid": "sigmoid", "HardSigmoid": "hardsigmoid", "Tanh": "tanh",
           "Softplus": "softplus", "Mish": "mish", "HardSwish": "hardswish"}
-
-
-def graphs(g, path=""):
-    yield path, g
-    for i, n in enumerate(g.node):
-        node = n.name if n.name else f"#{i}"
-        for a in n.attribute:
-            if a.type == onnx.AttributeProto.GRAPH:
-                sub = f"{path}/{node}/{a.name}" if path else f"{node}/{a.name}"
-                yield from graphs(a.g, sub)
 
 
 def main():
