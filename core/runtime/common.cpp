@@ -14,6 +14,7 @@
 #include <unordered_set>
 
 #include "onnx_reinit/random.h"
+#include "onnx_reinit/tensor_info.h"
 #include "runtime_internal.h"
 
 namespace onnx_reinit {
@@ -88,13 +89,9 @@ std::string shape_text(const std::vector<std::int64_t>& s) {
 }
 
 std::int64_t element_count(const std::vector<std::int64_t>& shape) {
-  std::int64_t n = 1;
-  for (auto d : shape) {
-    if (d < 0 || (d > 0 && n > std::numeric_limits<std::int64_t>::max() / d))
-      throw usage_error("input shape too large", shape_text(shape));
-    n *= d;
-  }
-  return n;
+  const std::optional<std::int64_t> n = checked_product(shape);
+  if (!n) throw usage_error("input shape too large", shape_text(shape));
+  return *n;
 }
 
 template <class T>
