@@ -3,6 +3,7 @@
 #include "inspect.h"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <unistd.h>
 
 #include <cmath>
@@ -90,12 +91,6 @@ std::string bar(double std) {
   return cells;
 }
 
-std::string joined(const std::vector<std::string>& v) {
-  std::string out;
-  for (const auto& s : v) out += (out.empty() ? "" : ",") + s;
-  return out;
-}
-
 }  // namespace
 
 void add_runtime_options(CLI::App& app, runtime_arguments& a) {
@@ -154,11 +149,12 @@ std::string inspection_text(const inspection& r, bool bars) {
                        shown(l.name), w, l.op, l.act, figure(l.mean), figure(l.std),
                        figure(l.act_std), figure(l.dead_fraction, "{:.2f}"),
                        figure(l.saturated_fraction, "{:.2f}"), figure(l.ratio_to_first, "{:.3g}"),
-                       bars ? bar(l.std) + "  " : "", joined(l.flags));
-  out += fmt::format("summary: {} layers, last/first std ratio {}, worst layer {}, flags: {}\n",
-                     r.layers.size(), figure(r.summary.last_first_ratio, "{:.3g}"),
-                     r.summary.worst_layer.empty() ? "-" : r.summary.worst_layer,
-                     r.summary.flags.empty() ? "none" : joined(r.summary.flags));
+                       bars ? bar(l.std) + "  " : "", fmt::join(l.flags, ","));
+  out += fmt::format(
+      "summary: {} layers, last/first std ratio {}, worst layer {}, flags: {}\n", r.layers.size(),
+      figure(r.summary.last_first_ratio, "{:.3g}"),
+      r.summary.worst_layer.empty() ? "-" : r.summary.worst_layer,
+      r.summary.flags.empty() ? "none" : fmt::format("{}", fmt::join(r.summary.flags, ",")));
   return out;
 }
 
