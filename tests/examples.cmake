@@ -21,6 +21,14 @@ set_tests_properties(examples_install PROPERTIES
   FIXTURES_REQUIRED onnx_reinit_examples_clean
   FIXTURES_SETUP onnx_reinit_installed)
 
+# The installed package's link interface: no Boost.Filesystem.
+add_test(NAME examples_link_interface
+  COMMAND ${CMAKE_COMMAND} -DPREFIX=${examples_prefix}
+          -P ${CMAKE_CURRENT_SOURCE_DIR}/scripts/check_link_interface.cmake)
+set_tests_properties(examples_link_interface PROPERTIES
+  FIXTURES_REQUIRED onnx_reinit_installed
+  LABELS example)
+
 # The examples' own builds must match a sanitized package.
 set(examples_options
   -DCMAKE_PREFIX_PATH=${examples_prefix}
