@@ -158,9 +158,17 @@ bool same_path(const fs::path& x, const fs::path& y) {
   return !ec && cx == cy;
 }
 
-// Before anything is read or written: the report must not land on the
-// model, the output or its data file, and its directory must take it.
-void check_report_destination(const arguments& a) {
+// Before anything is read or written (save_model would refuse too, but only
+// after the whole model had been sampled): the output is not the input
+// unless --in-place; the report must not land on the model, the output or
+// its data file, and its directory must take it.
+void check_destinations(const arguments& a) {
+  std::error_code ec;
+  if (!a.in_place && !a.output.empty() && fs::equivalent(a.output, a.model, ec))
+    throw ori::usage_error(fmt::format("refusing to overwrite the input model '{}'; use "
+                                       "--in-place to allow it",
+                                       a.output),
+                           command_line);
   if (a.report.empty()) return;
   if (same_path(a.report, a.model))
     throw ori::usage_error(fmt::format("--report '{}' is the input model", a.report), command_line);
@@ -195,13 +203,15 @@ ori::registry load_registry(const arguments& a) {
   return r;
 }
 
-std::vector<ori::rule> user_rules(const arguments& a) {
-  std::vector<ori::rule> rules;
+ori::plan_options plan_options_of(const arguments& a) {
+  ori::plan_options options;
   for (std::size_t i = 0; i < a.rules.size(); ++i)
-    rules.push_back(ori::parse_rule(a.rules[i], fmt::format("--rule {}", i + 1)));
+    options.rules.push_back(ori::parse_rule(a.rules[i], fmt::format("--rule {}", i + 1)));
   if (!a.rules_file.empty())
-    for (ori::rule& r : ori::load_rules_file(a.rules_file)) rules.push_back(std::move(r));
-  return rules;
+    for (ori::rule& r : ori::load_rules_file(a.rules_file)) options.rules.push_back(std::move(r));
+  options.only = a.only;
+  options.skip = a.skip;
+  return options;
 }
 
 // A progress line on a terminal, for models large enough to wait for.
@@ -212,6 +222,24 @@ std::function<void(std::uint64_t, std::uint64_t)> progress_printer(const argumen
     fmt::print(stderr, "\r  sampling {:5.1f}%", 100.0 * static_cast<double>(done) / total);
     if (done == total) fmt::print(stderr, "\n");
   };
+}
+
+ori::load_options load_options_of(const arguments& a, const numbers& n) {
+  ori::load_options options;
+  options.max_tensor_bytes =
+      a.no_size_limit ? ori::load_options::no_size_limit : n.max_tensor_bytes;
+  options.max_total_bytes = a.no_size_limit ? ori::load_options::no_size_limit : n.max_total_bytes;
+  return options;
+}
+
+void print_summary(const std::vector<ori::tensor_outcome>& outcomes,
+                   std::chrono::steady_clock::time_point start, const std::string& out) {
+  std::size_t rewritten = 0;
+  for (const auto& o : outcomes) rewritten += o.rewritten ? 1 : 0;
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  fmt::print(stderr, "onnx-reinit: rewrote {} of {} tensors in {:.2f} s -> {}\n", rewritten,
+             outcomes.size(), seconds, out);
 }
 
 int run(const arguments& a) {
@@ -231,31 +259,15 @@ int run(const arguments& a) {
     return 0;
   }
 
-  // Refuse before any work: save_model would refuse too, but only after the
-  // whole model had been sampled.
-  std::error_code ec;
-  if (!a.in_place && !a.output.empty() && fs::equivalent(a.output, a.model, ec))
-    throw ori::usage_error(fmt::format("refusing to overwrite the input model '{}'; use "
-                                       "--in-place to allow it",
-                                       a.output),
-                           command_line);
-  check_report_destination(a);
+  check_destinations(a);
 
   const auto start = std::chrono::steady_clock::now();
-  ori::plan_options plan_options;
-  plan_options.rules = user_rules(a);
-  plan_options.only = a.only;
-  plan_options.skip = a.skip;
+  const ori::plan_options plan_options = plan_options_of(a);
   ori::analysis_options analysis_options;
   analysis_options.convention =
       a.fan_convention == "torch" ? ori::fan_convention::torch : ori::fan_convention::semantic;
 
-  ori::load_options load_options;
-  load_options.max_tensor_bytes =
-      a.no_size_limit ? ori::load_options::no_size_limit : n.max_tensor_bytes;
-  load_options.max_total_bytes =
-      a.no_size_limit ? ori::load_options::no_size_limit : n.max_total_bytes;
-  ori::loaded_model model = ori::load_model(a.model, load_options);
+  ori::loaded_model model = ori::load_model(a.model, load_options_of(a, n));
   if (a.runtime.inspect && !a.plan && a.output.empty() && !a.in_place)
     return ori::cli::inspect_only(model, a.runtime, n.seed, a.json);
   const std::vector<ori::tensor_plan> plans =
@@ -307,14 +319,7 @@ int run(const arguments& a) {
   runtime.print(a.json);
   if (a.verbose) fmt::print("{}", ori::plan_table(plans, *outcomes, true));
 
-  if (!a.quiet) {
-    std::size_t rewritten = 0;
-    for (const auto& o : *outcomes) rewritten += o.rewritten ? 1 : 0;
-    const double seconds =
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    fmt::print(stderr, "onnx-reinit: rewrote {} of {} tensors in {:.2f} s -> {}\n", rewritten,
-               plans.size(), seconds, out);
-  }
+  if (!a.quiet) print_summary(*outcomes, start, out);
   return 0;
 }
 
