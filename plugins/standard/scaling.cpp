@@ -169,18 +169,6 @@ class xavier_strategy : public fan_scaled {
   double gain_;
 };
 
-class xavier_uniform_strategy : public xavier_strategy {
- public:
-  explicit xavier_uniform_strategy(const param_values& p)
-      : xavier_strategy(p, "xavier_uniform", distribution::uniform) {}
-};
-
-class xavier_normal_strategy : public xavier_strategy {
- public:
-  explicit xavier_normal_strategy(const param_values& p)
-      : xavier_strategy(p, "xavier_normal", distribution::normal) {}
-};
-
 // kaiming_uniform_ and kaiming_normal_: std = gain / sqrt(fan), the gain from
 // `nonlinearity` (calculate_gain, slope `a`) or, for `auto`, from the
 // activation the analysis found after the tensor.
@@ -212,22 +200,11 @@ class kaiming_strategy : public fan_scaled {
   std::optional<double> gain_;  // nullopt: `auto`
 };
 
-class kaiming_uniform_strategy : public kaiming_strategy {
- public:
-  explicit kaiming_uniform_strategy(const param_values& p)
-      : kaiming_strategy(p, "kaiming_uniform", distribution::uniform) {}
-};
-
-class kaiming_normal_strategy : public kaiming_strategy {
- public:
-  explicit kaiming_normal_strategy(const param_values& p)
-      : kaiming_strategy(p, "kaiming_normal", distribution::normal) {}
-};
-
 // Keras LecunUniform / LecunNormal: VarianceScaling(1, fan_in, ...).
 class lecun_strategy : public fan_scaled {
  public:
-  lecun_strategy(const char* name, distribution dist) : name_(name), dist_(dist) {}
+  lecun_strategy(const param_values&, const char* name, distribution dist)
+      : name_(name), dist_(dist) {}
 
  protected:
   sampling plan(const tensor_info& t) const override {
@@ -239,17 +216,30 @@ class lecun_strategy : public fan_scaled {
   distribution dist_;
 };
 
-class lecun_uniform_strategy : public lecun_strategy {
+// One strategy of a family: `Family` with its name and distribution fixed,
+// constructible from the parameters alone, as describe_strategy needs.
+template <class Family, const char* Name, distribution Dist>
+class family_member : public Family {
  public:
-  explicit lecun_uniform_strategy(const param_values&)
-      : lecun_strategy("lecun_uniform", distribution::uniform) {}
+  explicit family_member(const param_values& p) : Family(p, Name, Dist) {}
 };
 
-class lecun_normal_strategy : public lecun_strategy {
- public:
-  explicit lecun_normal_strategy(const param_values&)
-      : lecun_strategy("lecun_normal", distribution::truncated_normal) {}
-};
+constexpr char xavier_uniform[] = "xavier_uniform";
+constexpr char xavier_normal[] = "xavier_normal";
+constexpr char kaiming_uniform[] = "kaiming_uniform";
+constexpr char kaiming_normal[] = "kaiming_normal";
+constexpr char lecun_uniform[] = "lecun_uniform";
+constexpr char lecun_normal[] = "lecun_normal";
+using xavier_uniform_strategy =
+    family_member<xavier_strategy, xavier_uniform, distribution::uniform>;
+using xavier_normal_strategy = family_member<xavier_strategy, xavier_normal, distribution::normal>;
+using kaiming_uniform_strategy =
+    family_member<kaiming_strategy, kaiming_uniform, distribution::uniform>;
+using kaiming_normal_strategy =
+    family_member<kaiming_strategy, kaiming_normal, distribution::normal>;
+using lecun_uniform_strategy = family_member<lecun_strategy, lecun_uniform, distribution::uniform>;
+using lecun_normal_strategy =
+    family_member<lecun_strategy, lecun_normal, distribution::truncated_normal>;
 
 // PyTorch's nn.Linear / nn.ConvNd reset_parameters: the weight through
 // kaiming_uniform_(a = sqrt(5)), the bias as 1 / sqrt(fan_in). Both are
