@@ -27,6 +27,7 @@
 #include "onnx_reinit/rules.h"
 #include "onnx_reinit/staged_file.h"
 #include "onnx_reinit/version.h"
+#include "progress.h"
 
 namespace fs = std::filesystem;
 namespace ori = onnx_reinit;
@@ -214,14 +215,14 @@ ori::plan_options plan_options_of(const arguments& a) {
   return options;
 }
 
-// A progress line on a terminal, for models large enough to wait for.
-std::function<void(std::uint64_t, std::uint64_t)> progress_printer(const arguments& a) {
-  if (a.quiet || !isatty(STDERR_FILENO)) return {};
-  return [](std::uint64_t done, std::uint64_t total) {
-    if (total < (std::uint64_t{1} << 24)) return;
-    fmt::print(stderr, "\r  sampling {:5.1f}%", 100.0 * static_cast<double>(done) / total);
-    if (done == total) fmt::print(stderr, "\n");
-  };
+// What the rewrite writes, for the progress bar.
+std::uint64_t rewritten_bytes(const std::vector<ori::tensor_plan>& plans) {
+  std::uint64_t bytes = 0;
+  for (const ori::tensor_plan& p : plans)
+    if (p.action == ori::plan_action::rewrite)
+      bytes += static_cast<std::uint64_t>(p.tensor.info.element_count()) *
+               ori::element_size(p.tensor.info.dtype);
+  return bytes;
 }
 
 ori::load_options load_options_of(const arguments& a, const numbers& n) {
@@ -294,7 +295,8 @@ int run(const arguments& a) {
   ori::rewrite_options rewrite_options;
   rewrite_options.seed = n.seed;
   rewrite_options.threads = n.threads;
-  rewrite_options.progress = progress_printer(a);
+  ori::cli::progress_bar progress(!a.quiet, STDERR_FILENO, rewritten_bytes(plans));
+  rewrite_options.progress = progress.callback();
   ori::cli::runtime_stage runtime(a.runtime, n.seed);
   runtime.before_rewrite(model);
   const auto outcomes = ori::rewrite_model(model, plans, strategies, rewrite_options);
@@ -310,6 +312,7 @@ int run(const arguments& a) {
     };
   const std::string out = a.in_place ? a.model : a.output;
   const ori::save_result saved = ori::save_model(model, out, save_options);
+  progress.finish();
   if (report) report->commit();
   if (saved.checker_failure)
     fmt::print(stderr,
