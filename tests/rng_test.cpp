@@ -431,9 +431,9 @@ detail::truncated_f32 truncated_constants(double mean, double std, double a, dou
   const bool mirror = a > 0;
   const double lo = mirror ? -b : a, hi = mirror ? -a : b;
   const double cdf_lo = std_normal_cdf(lo);
-  return {static_cast<float>(cdf_lo), static_cast<float>(std_normal_cdf(hi) - cdf_lo),
-          static_cast<float>(lo),     static_cast<float>(hi),
-          static_cast<float>(mean),   static_cast<float>(mirror ? -std : std)};
+  return {static_cast<float>(2 * cdf_lo), static_cast<float>(2 * (std_normal_cdf(hi) - cdf_lo)),
+          static_cast<float>(lo),         static_cast<float>(hi),
+          static_cast<float>(mean),       static_cast<float>(mirror ? -std : std)};
 }
 
 }  // namespace
@@ -470,7 +470,7 @@ TEST_CASE("the float truncated normal is the inverse CDF of its uniform within f
       const float x = detail::reference_truncated_normal(m << 9, t);
       const double z = t.std_signed < 0 ? -static_cast<double>(x) : x;  // before mirroring
       const double u = static_cast<double>(2 * m + 1) * 0x1p-24;
-      const double p = static_cast<double>(t.cdf_lo) + u * static_cast<double>(t.cdf_width);
+      const double p = (static_cast<double>(t.cdf_lo2) + u * static_cast<double>(t.cdf_width2)) / 2;
       double exact = z;
       for (int k = 0; k < 4; ++k) exact -= (std_normal_cdf(exact) - p) / std_normal_pdf(exact);
       exact = std::clamp(exact, static_cast<double>(t.lo), static_cast<double>(t.hi));

@@ -52,9 +52,10 @@ inline constexpr float erfinv_tail[9] = {-0.000200214257f, 0.000100950558f, 0.00
 inline constexpr float sqrt2_f = 0x1.6a09e6p+0f;
 
 // A float32 truncated normal fill's constants, rounded once from doubles
-// (see rng.h): x = mean + std_signed * clamp(z, lo, hi).
+// (see rng.h): 2 Phi(lo), 2 (Phi(hi) - Phi(lo)), and
+// x = mean + std_signed * clamp(z, lo, hi).
 struct truncated_f32 {
-  float cdf_lo, cdf_width, lo, hi, mean, std_signed;
+  float cdf_lo2, cdf_width2, lo, hi, mean, std_signed;
 };
 
 // The scalar reference, one value at a time.

@@ -266,9 +266,9 @@ void fill_truncated_normal_f32(const onnx_reinit_rng& rng, float* out, std::uint
     return truncated_normal_boost<float>(rng, span, mean, std, t);
   }
   const rng_detail::truncated_f32 params = {
-      static_cast<float>(t.cdf_lo), static_cast<float>(t.cdf_width),
-      static_cast<float>(t.lo),     static_cast<float>(t.hi),
-      static_cast<float>(mean),     static_cast<float>(t.mirror ? -std : std)};
+      static_cast<float>(2.0 * t.cdf_lo), static_cast<float>(2.0 * t.cdf_width),
+      static_cast<float>(t.lo),           static_cast<float>(t.hi),
+      static_cast<float>(mean),           static_cast<float>(t.mirror ? -std : std)};
   rng_detail::simd_fill_truncated_normal(philox_of(rng), out, first, count, params);
 }
 

@@ -74,12 +74,12 @@ void reference_normal_pair(std::uint32_t w_radius, std::uint32_t w_angle, float 
 }
 
 float reference_truncated_normal(std::uint32_t w, const truncated_f32& t) {
-  // u = (2 (w >> 9) + 1) 2^-24: 23 bits, centred in (0, 1), exact.
-  const float u = static_cast<float>(((w >> 9) << 1) | 1u) * 0x1p-24f;
-  const float p = t.cdf_lo + u * t.cdf_width;
+  // u = ((w >> 8) | 1) 2^-24: 23 random bits, centred in (0, 1), exact.
+  const float u = static_cast<float>((w >> 8) | 1u) * 0x1p-24f;
+  // p2 = 2 p for p = cdf_lo + u width, the constants doubled beforehand.
   // 1 - x^2 = 4 p (1 - p) for x = 2 p - 1, formed from p so a small p keeps
   // its precision; FLT_MIN keeps the logarithm finite when p rounds to 1.
-  const float p2 = p + p;
+  const float p2 = t.cdf_lo2 + u * t.cdf_width2;
   const float x = p2 - 1.0f;
   float e = p2 * (2.0f - p2);
   e = e < 0x1p-126f ? 0x1p-126f : e;

@@ -161,10 +161,9 @@ HWY_INLINE void normal_pairs(vu_t w_radius, vu_t w_angle, vf_t mean, vf_t std, v
 // value is the same either way.
 HWY_INLINE vf_t truncated_values(vu_t w, const truncated_f32& t) {
   const df_t df;
-  const vu_t odd = hn::Or(hn::ShiftLeft<1>(hn::ShiftRight<9>(w)), hn::Set(du_t(), 1u));
+  const vu_t odd = hn::Or(hn::ShiftRight<8>(w), hn::Set(du_t(), 1u));
   const vf_t u = hn::Mul(hn::ConvertTo(df, hn::BitCast(di_t(), odd)), hn::Set(df, 0x1p-24f));
-  const vf_t p = hn::Add(hn::Set(df, t.cdf_lo), hn::Mul(u, hn::Set(df, t.cdf_width)));
-  const vf_t p2 = hn::Add(p, p);
+  const vf_t p2 = hn::Add(hn::Set(df, t.cdf_lo2), hn::Mul(u, hn::Set(df, t.cdf_width2)));
   const vf_t x = hn::Sub(p2, hn::Set(df, 1.0f));
   vf_t e = hn::Mul(p2, hn::Sub(hn::Set(df, 2.0f), p2));
   const vf_t tiny = hn::Set(df, 0x1p-126f);

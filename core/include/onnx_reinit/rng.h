@@ -27,11 +27,11 @@
 //             cdf_lo = Phi(lo), width = Phi(hi) - Phi(lo) (in double, Boost erfc).
 //             Inverse CDF: one counter, one value.
 //      float, lo >= -5 (the fast range): block i/4, w = w[i%4], in float
-//             arithmetic like the normal below, with c = (float)cdf_lo,
-//             d = (float)width, lo_f = (float)lo, hi_f = (float)hi,
+//             arithmetic like the normal below, with c2 = (float)(2 cdf_lo),
+//             d2 = (float)(2 width), lo_f = (float)lo, hi_f = (float)hi,
 //             std_s = (float)(s * std):
-//               u  = (float)(((w >> 9) << 1) | 1) * 2^-24       (exact, in (0, 1))
-//               p  = c + u * d; p2 = p + p; x = p2 - 1
+//               u  = (float)((w >> 8) | 1) * 2^-24              (exact, in (0, 1))
+//               p2 = c2 + u * d2  (= 2p);  x = p2 - 1
 //               e  = p2 * (2 - p2); if e < 2^-126: e = 2^-126    (= 1 - x^2)
 //               lw = -log_f(e)
 //               q  = lw < 5 ? E1(lw - 2.5) : E2(sqrt(lw) - 3)   (Horner, from k = 0)
