@@ -211,7 +211,7 @@ const onnx_reinit_strategy_desc descriptors[] = {
         "per matrix block (rows = shape[0], cols = the rest, or the analysis' per-gate blocks): "
         "G ~ N(0, 1)^(rows x cols); Q R = qr(G, or G^T when rows < cols); Q *= sign(diag(R)); "
         "x = gain * Q (transposed back), so Q Q^T = gain^2 I when rows <= cols, Q^T Q = gain^2 I "
-        "otherwise",
+        "otherwise; G and the (blocked Householder) QR in the tensor's precision",
         orthogonal_params, 0),
     describe_strategy<identity_strategy>(
         "identity", "Identity matrix per 2-D block (torch.nn.init.eye_)",

@@ -5,9 +5,10 @@ Generates the synthetic models (onnx-reinit-bench-model) once, then times, in
 interleaved rounds so that noise from other load hits every tool alike:
 cp of the model files, the python baseline (python_baseline.py) and
 onnx-reinit, each figure the median over the rounds, with every run's peak
-RSS from wait4(). Then the raw sampling throughput from
-onnx-reinit-bench-sampling (Google Benchmark) beside numpy's generator,
-measured in this same process. Prints a markdown report and writes it to
+RSS from wait4(). Then orthogonal on one layer's four matrices against
+torch.nn.init.orthogonal_ (torch_orthogonal.py), and the raw sampling
+throughput from onnx-reinit-bench-sampling (Google Benchmark) beside numpy's
+generator, measured in this same process. Prints a markdown report and writes it to
 WORKDIR/results.md.
 
 Runs under Debian's /usr/bin/python3 so that numpy and onnx are the
