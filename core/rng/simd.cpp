@@ -156,14 +156,26 @@ HWY_INLINE void normal_pairs(vu_t w_radius, vu_t w_angle, vf_t mean, vf_t std, v
   x_sin = hn::Add(mean, hn::Mul(std, hn::Mul(r, s)));
 }
 
+// A truncated_f32 as vectors, set once per fill: the output stores could
+// alias the struct, so reading its fields in the loop would reload them.
+struct truncated_vectors {
+  vf_t cdf_lo2, cdf_width2, lo, hi, mean, std_signed;
+};
+
+HWY_INLINE truncated_vectors vectors_of(const truncated_f32& t) {
+  const df_t df;
+  return {hn::Set(df, t.cdf_lo2), hn::Set(df, t.cdf_width2), hn::Set(df, t.lo),
+          hn::Set(df, t.hi),      hn::Set(df, t.mean),       hn::Set(df, t.std_signed)};
+}
+
 // reference_truncated_normal, lane-wise. The tail polynomial (w >= 5, |z|
 // above about 2.9) is evaluated only when some lane needs it; each lane's
 // value is the same either way.
-HWY_INLINE vf_t truncated_values(vu_t w, const truncated_f32& t) {
+HWY_INLINE vf_t truncated_values(vu_t w, const truncated_vectors& t) {
   const df_t df;
   const vu_t odd = hn::Or(hn::ShiftRight<8>(w), hn::Set(du_t(), 1u));
   const vf_t u = hn::Mul(hn::ConvertTo(df, hn::BitCast(di_t(), odd)), hn::Set(df, 0x1p-24f));
-  const vf_t p2 = hn::Add(hn::Set(df, t.cdf_lo2), hn::Mul(u, hn::Set(df, t.cdf_width2)));
+  const vf_t p2 = hn::Add(t.cdf_lo2, hn::Mul(u, t.cdf_width2));
   const vf_t x = hn::Sub(p2, hn::Set(df, 1.0f));
   vf_t e = hn::Mul(p2, hn::Sub(hn::Set(df, 2.0f), p2));
   const vf_t tiny = hn::Set(df, 0x1p-126f);
@@ -180,10 +192,9 @@ HWY_INLINE vf_t truncated_values(vu_t w, const truncated_f32& t) {
     q = hn::IfThenElse(tail, qt, q);
   }
   vf_t z = hn::Mul(hn::Mul(q, x), hn::Set(df, sqrt2_f));
-  const vf_t lo = hn::Set(df, t.lo), hi = hn::Set(df, t.hi);
-  z = hn::IfThenElse(hn::Lt(z, lo), lo, z);
-  z = hn::IfThenElse(hn::Gt(z, hi), hi, z);
-  return hn::Add(hn::Set(df, t.mean), hn::Mul(hn::Set(df, t.std_signed), z));
+  z = hn::IfThenElse(hn::Lt(z, t.lo), t.lo, z);
+  z = hn::IfThenElse(hn::Gt(z, t.hi), t.hi, z);
+  return hn::Add(t.mean, hn::Mul(t.std_signed, z));
 }
 
 // Fills elements [first, first + count) from `make(block, dst)`, which writes
@@ -236,10 +247,11 @@ void fill_normal_impl(const philox_stream& s, float* out, std::uint64_t first, s
 void fill_truncated_normal_impl(const philox_stream& s, float* out, std::uint64_t first,
                                 std::uint64_t count, const truncated_f32& t) {
   const df_t df;
+  const truncated_vectors v = vectors_of(t);
   fill_values(out, first, count, [&](std::uint64_t block, float* dst) {
     const philox_words w = philox(s, block);
-    hn::StoreInterleaved4(truncated_values(w.w0, t), truncated_values(w.w1, t),
-                          truncated_values(w.w2, t), truncated_values(w.w3, t), df, dst);
+    hn::StoreInterleaved4(truncated_values(w.w0, v), truncated_values(w.w1, v),
+                          truncated_values(w.w2, v), truncated_values(w.w3, v), df, dst);
   });
 }
 
