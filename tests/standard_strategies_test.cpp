@@ -2,6 +2,7 @@
 // (create / fill / destroy trampolines) with the host RNG: distributions
 // against the formulas, orthogonality, exact structures, chunking, errors.
 #include <dlfcn.h>
+#include <hwy/targets.h>
 #include <tbb/global_control.h>
 #include <tbb/task_arena.h>
 #include <catch2/catch.hpp>
@@ -759,6 +760,30 @@ TEST_CASE("orthogonal gives the same bytes on 1 and 8 threads", "[standard][orth
     CHECK(fill_on(8, *t) == one);
     CHECK(fill_on(2, *t) == one);
   }
+}
+
+TEST_CASE("orthogonal gives the same bytes on every SIMD target", "[standard][orthogonal]") {
+  // The Gaussian draw and the reflector products are Highway code chosen at
+  // run time; dispatch is forced to each target compiled in and supported
+  // here. Float and double, tall and wide, with ragged row counts.
+  tensor_info tall = make_tensor("tall", {301, 133}, 133, 301);
+  tensor_info wide = make_tensor("wide", {70, 211}, 211, 70);
+  hwy::SetSupportedTargetsForTest(0);
+  const std::vector<std::int64_t> targets = hwy::SupportedAndGeneratedTargets();
+  REQUIRE(!targets.empty());
+  for (const tensor_info* t : {&tall, &wide}) {
+    const std::vector<float> first_f = fill_whole<float>("orthogonal", {}, *t);
+    const std::vector<double> first_d = fill_whole<double>("orthogonal", {}, *t);
+    for (std::int64_t target : targets) {
+      hwy::SetSupportedTargetsForTest(target);
+      INFO(t->name << " on " << hwy::TargetName(target));
+      CHECK(fill_whole<float>("orthogonal", {}, *t) == first_f);
+      CHECK(fill_whole<double>("orthogonal", {}, *t) == first_d);
+    }
+    hwy::SetSupportedTargetsForTest(0);
+  }
+  INFO(targets.size() << " targets");
+  CHECK(targets.size() >= 2);  // at least the best one and the portable EMU128/SCALAR
 }
 
 namespace {

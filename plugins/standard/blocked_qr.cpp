@@ -1,7 +1,9 @@
-// Blocked Householder QR and the forming of Q (see blocked_qr.h), on Eigen's
-// matrix products. Compiled for the baseline instruction set (no runtime
-// dispatch, no fused multiply-add) with Eigen's cache blocking pinned, so
-// every x86-64 machine gives the same bytes.
+// Blocked Householder QR and the forming of Q (see blocked_qr.h). The large
+// products are reflector_simd.cpp's vector kernels, the same bytes on every
+// instruction set; the small ones (panels, triangular factors) are Eigen's,
+// built for the baseline instruction set without fused multiply-adds and
+// with its cache blocking pinned, so every x86-64 machine gives the same
+// bytes.
 #include "blocked_qr.h"
 
 #include <Eigen/Core>
@@ -12,6 +14,7 @@
 #include <vector>
 
 #include "parallel_for.h"
+#include "reflector_simd.h"
 
 namespace onnx_reinit::standard {
 namespace {
@@ -50,7 +53,18 @@ template <class T>
 struct reflector_block {
   Index first = 0;
   mat<T> v, f;
+  // V row by row, each row padded to `padded` entries with zeros.
+  Index padded = 0;
+  std::vector<T> rows;
 };
+
+// A row length that is a whole number of vectors on every target (the
+// kernel's vectors are at most reflector_row_bytes).
+template <class T>
+Index padded_width(Index b) {
+  constexpr Index lanes = reflector_row_bytes / sizeof(T);
+  return (b + lanes - 1) / lanes * lanes;
+}
 
 // Unblocked Householder QR of a panel in place: R on and above the
 // diagonal, the reflectors' essential parts below; tau and R's diagonal out.
@@ -78,6 +92,10 @@ reflector_block<T> make_block(const mat_ref<T>& p, const T* tau, Index first) {
   const Index b = p.cols();
   r.v = p.template triangularView<Eigen::StrictlyLower>();
   r.v.diagonal().setOnes();
+  r.padded = padded_width<T>(b);
+  r.rows.assign(static_cast<std::size_t>(r.v.rows() * r.padded), T(0));
+  for (Index i = 0; i < r.v.rows(); ++i)
+    for (Index k = 0; k < b; ++k) r.rows[static_cast<std::size_t>(i * r.padded + k)] = r.v(i, k);
   const mat<T> gram = r.v.transpose() * r.v;
   r.f = mat<T>::Zero(b, b);
   for (Index i = 0; i < b; ++i) {
@@ -96,15 +114,22 @@ reflector_block<T> make_block(const mat_ref<T>& p, const T* tau, Index first) {
 template <class T>
 void apply_block(const reflector_block<T>& r, mat_ref<T> c, bool transpose) {
   const Index chunks = (c.cols() + chunk_width - 1) / chunk_width;
+  const Index b = r.v.cols();
   onnx_reinit::parallel_for(Index{0}, chunks, [&](Index k) {
     const Index first = k * chunk_width;
-    auto part = c.middleCols(first, std::min(chunk_width, c.cols() - first));
-    mat<T> w = r.v.transpose() * part;
+    const Index width = std::min(chunk_width, c.cols() - first);
+    T* part = c.data() + first * c.outerStride();
+    std::vector<T> w(static_cast<std::size_t>(r.padded * width));
+    reflector_vt_c(r.rows.data(), r.padded, c.rows(), part, c.outerStride(), width, w.data());
+    const Eigen::Map<const mat<T>, 0, Eigen::OuterStride<>> vt_c(w.data(), b, width,
+                                                                 Eigen::OuterStride<>(r.padded));
+    mat<T> x;
     if (transpose)
-      w = r.f.transpose().template triangularView<Eigen::Lower>() * w;
+      x = r.f.transpose().template triangularView<Eigen::Lower>() * vt_c;
     else
-      w = r.f.template triangularView<Eigen::Upper>() * w;
-    part.noalias() -= r.v * w;
+      x = r.f.template triangularView<Eigen::Upper>() * vt_c;
+    reflector_c_minus_v_x(r.v.data(), r.v.rows(), c.rows(), b, x.data(), b, part, c.outerStride(),
+                          width);
   });
 }
 
