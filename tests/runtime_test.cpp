@@ -287,6 +287,162 @@ TEST_CASE("the synthesized batch is N(0, 1) with the batch size on the first dim
   CHECK(ori::inspect_model(model, options).layers[0].std == r.layers[0].std);
 }
 
+namespace {
+
+// An .npy file written byte by byte as the NumPy format specification says:
+// magic, version, little-endian header length, the dict literal padded with
+// spaces to a multiple of 64 and ended by '\n', then the raw data.
+void write_npy(const fs::path& file, const std::string& descr, bool fortran,
+               const std::string& shape, const std::string& data, int version = 1) {
+  std::string header = fmt::format("{{'descr': '{}', 'fortran_order': {}, 'shape': {}, }}", descr,
+                                   fortran ? "True" : "False", shape);
+  const std::size_t prefix = version == 1 ? 10 : 12;
+  while ((prefix + header.size() + 1) % 64 != 0) header += ' ';
+  header += '\n';
+  std::string out = "\x93NUMPY";
+  out += static_cast<char>(version);
+  out += '\0';
+  const std::size_t len = header.size();
+  for (std::size_t i = 0; i < (version == 1 ? 2u : 4u); ++i)
+    out += static_cast<char>((len >> (8 * i)) & 0xff);
+  std::ofstream(file, std::ios::binary) << out << header << data;
+}
+
+template <class T>
+std::string raw_bytes(const std::vector<T>& v, bool big_endian = false) {
+  std::string s(reinterpret_cast<const char*>(v.data()), v.size() * sizeof(T));
+  if (big_endian)
+    for (std::size_t i = 0; i < v.size(); ++i)
+      std::reverse(s.begin() + static_cast<std::ptrdiff_t>(i * sizeof(T)),
+                   s.begin() + static_cast<std::ptrdiff_t>((i + 1) * sizeof(T)));
+  return s;
+}
+
+// y = x[2, 3] * w[3, 1] with w = (1, 0, 0): the layer output is column 0
+// of x, so a wrong element order changes its mean.
+ori::loaded_model column_picker(onnx::TensorProto::DataType elem_type = onnx::TensorProto::FLOAT) {
+  graph_builder g;
+  g.add_input("x", {-1, 3}, elem_type);
+  if (elem_type == onnx::TensorProto::DOUBLE) {
+    onnx::TensorProto w;
+    w.set_name("w");
+    w.set_data_type(onnx::TensorProto::DOUBLE);
+    w.add_dims(3);
+    w.add_dims(1);
+    for (double v : {1.0, 0.0, 0.0}) w.add_double_data(v);
+    *g.graph().add_initializer() = w;
+  } else {
+    g.add_initializer("w", {3, 1}, std::vector<float>{1, 0, 0});
+  }
+  g.add_node("MatMul", {"x", "w"}, {"y"});
+  g.add_output("y", {-1, 1}, elem_type);
+  return ori::loaded_model::from_proto(g.model());
+}
+
+}  // namespace
+
+TEST_CASE(".npy inputs named after the graph inputs: dtype, byte and element order",
+          "[runtime][npy]") {
+  // x = [[1, 2, 3], [5, 6, 7]]: column 0 is {1, 5}, mean 3, std 2.
+  const std::vector<float> c_order{1, 2, 3, 5, 6, 7};
+  const std::vector<float> f_order{1, 5, 2, 6, 3, 7};
+  data_dir dir("npy");
+  ori::runtime_options options;
+  options.data_dir = dir.path;
+  auto model = column_picker();
+  struct variant {
+    const char* what;
+    std::string descr;
+    bool fortran;
+    std::string data;
+    int version;
+  };
+  for (const auto& v : {variant{"C order", "<f4", false, raw_bytes(c_order), 1},
+                        variant{"Fortran order", "<f4", true, raw_bytes(f_order), 1},
+                        variant{"big-endian", ">f4", false, raw_bytes(c_order, true), 1},
+                        variant{"format 2.0", "<f4", false, raw_bytes(c_order), 2}}) {
+    SECTION(v.what) {
+      write_npy(dir.path / "x.npy", v.descr, v.fortran, "(2, 3)", v.data, v.version);
+      auto r = ori::inspect_model(model, options);
+      REQUIRE(r.inputs.size() == 1);
+      CHECK(r.inputs[0].source == "file x.npy");
+      CHECK(r.inputs[0].shape == std::vector<std::int64_t>{2, 3});
+      CHECK(r.batch == 2);
+      REQUIRE(r.layers.size() == 1);
+      CHECK(r.layers[0].mean == 3.0);
+      CHECK(r.layers[0].std == 2.0);
+      CHECK(r.layers[0].max_abs == 5.0);
+    }
+  }
+  SECTION("float64 input") {
+    auto doubles = column_picker(onnx::TensorProto::DOUBLE);
+    write_npy(dir.path / "x.npy", "<f8", false, "(2, 3)",
+              raw_bytes(std::vector<double>{1, 2, 3, 5, 6, 7}));
+    auto r = ori::inspect_model(doubles, options);
+    CHECK(r.inputs[0].dtype == "double");
+    CHECK(r.layers[0].mean == 3.0);
+  }
+}
+
+TEST_CASE("bad .npy files fail naming the file and the problem", "[runtime][npy]") {
+  data_dir dir("npy_bad");
+  ori::runtime_options options;
+  options.data_dir = dir.path;
+  auto model = column_picker();
+  const std::string six = raw_bytes(std::vector<float>(6, 1.0f));
+  auto fails_with = [&](const std::string& text) {
+    try {
+      ori::inspect_model(model, options);
+      FAIL("no error");
+    } catch (const ori::usage_error& e) {
+      INFO(e.what());
+      CHECK(std::string(e.what()).find(text) != std::string::npos);
+      CHECK(e.where().find("x.npy") != std::string::npos);
+    }
+  };
+  SECTION("complex dtype") {
+    write_npy(dir.path / "x.npy", "<c8", false, "(2, 3)", six + six);
+    fails_with("npy dtype '<c8' is not supported");
+  }
+  SECTION("string dtype") {
+    write_npy(dir.path / "x.npy", "<U3", false, "(2,)", std::string(24, 'a'));
+    fails_with("npy dtype '<U3' is not supported");
+  }
+  SECTION("dtype other than the input's") {
+    write_npy(dir.path / "x.npy", "<f8", false, "(2, 3)", six + six);
+    fails_with("input 'x' is float, the file holds double ('<f8')");
+  }
+  SECTION("shape other than the input's") {
+    write_npy(dir.path / "x.npy", "<f4", false, "(3, 2)", six);
+    fails_with("shape 3x2 does not fit input 'x'");
+  }
+  SECTION("data shorter than the shape") {
+    write_npy(dir.path / "x.npy", "<f4", false, "(2, 3)", six.substr(0, 20));
+    fails_with("npy data holds 20 bytes");
+  }
+  SECTION("no magic") {
+    std::ofstream(dir.path / "x.npy", std::ios::binary) << "just some text, not numpy";
+    fails_with("not a NumPy .npy file");
+  }
+  SECTION("header without a shape") {
+    std::string header = "{'descr': '<f4', 'fortran_order': False, }";
+    std::string out = "\x93NUMPY\x01";
+    out += '\0';
+    out += static_cast<char>(header.size());
+    out += '\0';
+    std::ofstream(dir.path / "x.npy", std::ios::binary) << out << header << six;
+    fails_with("npy header without 'shape'");
+  }
+  SECTION("neither .npy nor .pb") {
+    try {
+      ori::inspect_model(model, options);
+      FAIL("no error");
+    } catch (const ori::usage_error& e) {
+      CHECK(std::string(e.what()).find("give x.npy or input_0.pb") != std::string::npos);
+    }
+  }
+}
+
 TEST_CASE("integer inputs feeding a Gather are drawn below the vocabulary size", "[runtime]") {
   graph_builder g;
   g.add_input("ids", {-1, 5}, onnx::TensorProto::INT64);

@@ -110,8 +110,8 @@ void add_runtime_options(CLI::App& app, runtime_arguments& a) {
   app.add_option("--input-shape", a.input_shapes,
                  "NAME=1x3x224x224: the full shape of an input; repeatable");
   app.add_option("--data", a.data,
-                 "directory of ONNX test data (input_0.pb, ...) to run instead of a synthesized "
-                 "batch");
+                 "directory of the batch to run instead of a synthesized one: NAME.npy per graph "
+                 "input, or ONNX test data (input_0.pb, ...)");
 }
 
 void check_runtime_usage(const runtime_arguments& a, bool rewriting, bool plan) {

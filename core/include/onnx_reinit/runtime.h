@@ -40,9 +40,10 @@ struct runtime_options {
   std::int64_t batch = 32;
   // Full shapes by input name ("x" -> {1, 3, 224, 224}); win over `batch`.
   std::map<std::string, std::vector<std::int64_t>> input_shapes;
-  // ONNX test-data directory: input_0.pb, input_1.pb, ... (TensorProto
-  // files, one per graph input that is not an initializer, in graph
-  // order). Empty: the batch is synthesized.
+  // Directory of the batch: for each graph input that is not an
+  // initializer, NAME.npy (NumPy, named after the input) or else the ONNX
+  // test-data file input_<i>.pb (TensorProto; i counts those inputs in
+  // graph order). Empty: the batch is synthesized.
   std::filesystem::path data_dir;
   // Seed of the synthesized batch (Philox streams keyed by "input:<name>").
   std::uint64_t seed = 0;
