@@ -625,6 +625,87 @@ TEST_CASE("LSUV brings every layer's std to 1 within the tolerance", "[runtime][
   }
 }
 
+namespace {
+
+// A residual CNN without normalization: a 3x3 stem Conv + Relu, `blocks`
+// blocks y = Relu(x + Conv(Relu(Conv(x)))) at 16 channels, global average
+// pooling and a Gemm to 10 classes; weights and biases as PyTorch's
+// default (U(+-1/sqrt(fan_in))).
+ori::loaded_model residual_cnn(int blocks) {
+  const int c = 16;
+  graph_builder g;
+  g.add_input("x", {-1, 3, 16, 16});
+  const auto pads = make_attribute("pads", std::vector<std::int64_t>{1, 1, 1, 1});
+  std::uint32_t seed = 300;
+  auto conv = [&](const std::string& in, const std::string& name, int c_in) {
+    const double bound = 1.0 / std::sqrt(9.0 * c_in);
+    g.add_initializer(name + ".weight", {c, c_in, 3, 3},
+                      uniform_values(static_cast<std::size_t>(c * c_in * 9), bound, seed++));
+    g.add_initializer(name + ".bias", {c}, uniform_values(c, bound, seed++));
+    g.add_node("Conv", {in, name + ".weight", name + ".bias"}, {name}, {pads});
+    return name;
+  };
+  g.add_node("Relu", {conv("x", "stem", 3)}, {"h0"});
+  std::string h = "h0";
+  for (int b = 0; b < blocks; ++b) {
+    const std::string p = fmt::format("block{}", b);
+    g.add_node("Relu", {conv(h, p + ".conv1", c)}, {p + ".r1"});
+    g.add_node("Add", {h, conv(p + ".r1", p + ".conv2", c)}, {p + ".sum"});
+    h = p + ".out";
+    g.add_node("Relu", {p + ".sum"}, {h});
+  }
+  g.add_node("GlobalAveragePool", {h}, {"pooled"});
+  g.add_node("Flatten", {"pooled"}, {"flat"});
+  g.add_initializer("fc.weight", {10, c}, uniform_values(10 * c, 0.25, seed++));
+  g.add_initializer("fc.bias", {10}, uniform_values(10, 0.25, seed++));
+  g.add_node("Gemm", {"flat", "fc.weight", "fc.bias"}, {"logits"},
+             {make_attribute("transB", std::int64_t{1})});
+  g.add_output("logits", {-1, 10});
+  return ori::loaded_model::from_proto(g.model());
+}
+
+bool has_flag(const std::vector<std::string>& flags, const std::string& f) {
+  return std::find(flags.begin(), flags.end(), f) != flags.end();
+}
+
+}  // namespace
+
+TEST_CASE("a residual CNN without normalization explodes under the default policy; LSUV fixes it",
+          "[runtime][lsuv][residual]") {
+  // Each block adds a branch of about the input's variance (He-scaled
+  // convolutions after a Relu), so the variance roughly doubles per block:
+  // over 8 blocks the std grows by about 2^4 = 16, far past the
+  // exploding threshold of 4.
+  auto model = residual_cnn(8);
+  ori::runtime_options options;
+  options.batch = 16;
+  apply_default_policy(model);
+  const auto rewritten = ori::inspect_model(model, options);
+  REQUIRE(rewritten.layers.size() == 18);
+  INFO("default policy: last/first " << rewritten.summary.last_first_ratio);
+  CHECK(has_flag(rewritten.summary.flags, "exploding"));
+  CHECK(rewritten.layers[16].ratio_to_first > 4.0);  // the last block's second conv
+  CHECK(has_flag(rewritten.layers[16].flags, "exploding"));
+
+  const auto results = ori::calibrate_lsuv(model, options, {});
+  REQUIRE(results.size() == 18);
+  for (const auto& r : results) {
+    INFO(r.name << " std " << r.std);
+    CHECK(std::abs(r.std - 1.0) <= 0.05);
+  }
+  const auto calibrated = ori::inspect_model(model, options);
+  INFO("after LSUV: last/first " << calibrated.summary.last_first_ratio);
+  CHECK(calibrated.summary.last_first_ratio >= 0.5);
+  CHECK(calibrated.summary.last_first_ratio <= 2.0);
+  CHECK_FALSE(has_flag(calibrated.summary.flags, "exploding"));
+  // A fresh batch: every layer within 0.1 of 1.
+  options.seed = 9;
+  for (const auto& l : ori::inspect_model(model, options).layers) {
+    INFO(l.name << " fresh std " << l.std);
+    CHECK(std::abs(l.std - 1.0) <= 0.1);
+  }
+}
+
 TEST_CASE("LSUV leaves a layer with a constant output alone", "[runtime][lsuv]") {
   graph_builder g;
   g.add_input("x", {-1, 8});
