@@ -725,6 +725,41 @@ TEST_CASE("LSUV leaves a layer with a constant output alone", "[runtime][lsuv]")
   CHECK(std::abs(results[1].std - 1.0) <= 0.05);
 }
 
+TEST_CASE("LSUV reports the weights it does not calibrate, with the reason", "[runtime][lsuv]") {
+  SECTION("recurrent weights") {
+    auto model =
+        ori::load_model(fs::path(ONNX_REINIT_SOURCE_DIR) / "examples/models/tiny_net.onnx");
+    apply_default_policy(model);
+    auto lstm_w = [&] {
+      for (const auto& t : model.proto().graph().initializer())
+        if (t.name() == "lstm.W") return ori::read_tensor_values<double>(model, t);
+      FAIL("no lstm.W");
+      return std::vector<double>{};
+    };
+    const auto w_before = lstm_w();
+    auto results = ori::calibrate_lsuv(model, {}, {});
+    auto it = std::find_if(results.begin(), results.end(),
+                           [](const ori::lsuv_result& r) { return r.name == "lstm.W"; });
+    REQUIRE(it != results.end());
+    CHECK(it->note.find("recurrent weight") != std::string::npos);
+    CHECK(it->iterations == 0);
+    CHECK(it->scale == 1.0);
+    CHECK(lstm_w() == w_before);
+    // The other layers are calibrated.
+    CHECK(std::count_if(results.begin(), results.end(),
+                        [](const ori::lsuv_result& r) { return r.note.empty(); }) == 4);
+  }
+  SECTION("weights in subgraphs") {
+    auto model = ori::loaded_model::from_proto(ori::test::if_model_without_shapes(4));
+    auto results = ori::calibrate_lsuv(model, {}, {});
+    REQUIRE(results.size() == 2);
+    CHECK(results[0].name == "then_w");
+    CHECK(results[0].note == "in subgraph #0/then_branch: not calibrated");
+    CHECK(results[1].name == "else_w");
+    CHECK(std::isnan(results[1].std));
+  }
+}
+
 TEST_CASE("LSUV fails naming the layer on a non-finite activation", "[runtime][lsuv]") {
   graph_builder g;
   g.add_input("x", {-1, 4});

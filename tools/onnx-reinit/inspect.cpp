@@ -195,6 +195,8 @@ void runtime_stage::after_rewrite(loaded_model& model) {
     lsuv_options lsuv;
     lsuv.tolerance = args_.lsuv_tol;
     lsuv_ = calibrate_lsuv(model, options_, lsuv);
+    for (const auto& r : lsuv_)
+      if (!r.note.empty()) fmt::print(stderr, "onnx-reinit: lsuv: {}: {}\n", r.name, r.note);
   }
   if (args_.inspect) rewritten_ = inspect_model(model, options_);
   if (!args_.plot.empty()) {

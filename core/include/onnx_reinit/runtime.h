@@ -130,7 +130,8 @@ struct lsuv_result {
   double scale = 1.0;  // product of the scalings applied
   int iterations = 0;  // scalings applied
   double std = 0.0;    // the layer output's std after the last scaling
-  // Why the layer was left alone ("constant output"), or "" when calibrated.
+  // Why the layer was left alone ("constant output; left alone", or why it
+  // is not calibrated at all), or "" when calibrated.
   std::string note;
 };
 
@@ -138,8 +139,11 @@ struct lsuv_result {
 // is a good init", ICLR 2016): for each Conv/ConvTranspose/Gemm/MatMul
 // weight of the main graph in topological order, run the batch, scale the
 // weight so the layer's output std is 1, and repeat until within tolerance
-// or max_iterations. Biases are left as they are; recurrent layers are not
-// calibrated. A layer with a constant output is reported and left alone. One
+// or max_iterations. Biases are left as they are. A layer with a constant
+// output is reported and left alone. Recurrent weights, weights held by
+// Constant nodes and weights inside subgraphs are not calibrated: they are
+// reported after the calibrated ones, with scale 1, no iterations, std NaN
+// and the reason in `note`. One
 // ONNX Runtime session serves the whole calibration: the weights are graph
 // inputs fed on every run. The new weights are written into `model` only
 // when every layer succeeded; a non-finite activation throws runtime_error
