@@ -60,6 +60,9 @@ def parse_args():
                    help="external-data model size (default 1200)")
     p.add_argument("--skip-e2e", action="store_true", help="only the sampling throughput")
     p.add_argument("--skip-sampling", action="store_true", help="only the end-to-end runs")
+    p.add_argument("--lsuv", action="store_true",
+                   help="also LSUV on ResNet-18 against PyTorch (lsuv_bench.py; needs "
+                   "python3-torch and python3-torchvision)")
     args = p.parse_args()
     if args.runs is None:
         args.runs = 3 if args.quick else 5
@@ -354,6 +357,13 @@ def main():
         report += ["## Sampling throughput (64 MB buffer, median)", ""]
         report += sampling_table(sampling, numpy_rates) + [""]
     report += ["## Targets", ""] + target_lines(e2e, sampling) + [""]
+    if args.lsuv:
+        log("bench: LSUV on ResNet-18 (lsuv_bench.py)")
+        lsuv = subprocess.run([py, str(Path(__file__).resolve().parent / "lsuv_bench.py"),
+                               "--build", str(build), "--runs", str(args.runs),
+                               "--workdir", str(work / "lsuv")],
+                              stdout=subprocess.PIPE, text=True, check=True)
+        report += ["#" + lsuv.stdout]
     text = "\n".join(report)
     print(text)
     (work / "results.md").write_text(text)
