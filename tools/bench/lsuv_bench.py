@@ -242,6 +242,9 @@ def main():
     lines.append(f"- ONNX Runtime: one intra-op thread (onnx-reinit's deterministic sessions); "
                  f"torch {child['torch']}: {child['threads']} thread(s)")
     lines.append(f"- BLAS mapped into the torch process: {', '.join(child['blas_libraries']) or 'none found'}")
+    if not any("openblas" in l or "mkl" in l or "blis" in l for l in child["blas_libraries"]):
+        lines.append("- WARNING: torch runs on the reference BLAS; install libopenblas0-pthread "
+                     "for a fair comparison")
     for c in child["blas_config"]:
         lines.append(f"- torch build: `{c}`")
     lines += ["", "| process | wall s (median) | peak RSS MB |", "|---|---|---|"]
