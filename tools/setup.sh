@@ -12,6 +12,7 @@ packages=(
   libboost-dev catch2 librandom123-dev libhwy-dev libeigen3-dev
   libcli11-dev libkissfft-dev nlohmann-json3-dev libyaml-cpp-dev libtbb-dev libbenchmark-dev
   libonnx-testdata python3-onnx python3-numpy
+  libplplot-dev plplot-driver-cairo
   clang libclang-rt-14-dev
 )
 

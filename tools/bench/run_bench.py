@@ -69,6 +69,9 @@ def parse_args():
     p.add_argument("--skip-sampling", action="store_true", help="no sampling throughput")
     p.add_argument("--skip-orthogonal", action="store_true",
                    help="no orthogonal comparison with torch")
+    p.add_argument("--lsuv", action="store_true",
+                   help="also LSUV on ResNet-18 against PyTorch (lsuv_bench.py; needs "
+                   "python3-torch and python3-torchvision)")
     args = p.parse_args()
     if args.runs is None:
         args.runs = 3 if args.quick else 5
@@ -491,6 +494,13 @@ def main():
         report += ["## Orthogonal against torch.nn.init.orthogonal_ (median)", ""]
         report += orthogonal_table(orthogonal) + [""]
     report += ["## Targets", ""] + target_lines(e2e, sampling, orthogonal) + [""]
+    if args.lsuv:
+        log("bench: LSUV on ResNet-18 (lsuv_bench.py)")
+        lsuv = subprocess.run([py, str(Path(__file__).resolve().parent / "lsuv_bench.py"),
+                               "--build", str(build), "--runs", str(args.runs),
+                               "--workdir", str(work / "lsuv")],
+                              stdout=subprocess.PIPE, text=True, check=True)
+        report += ["#" + lsuv.stdout]
     text = "\n".join(report)
     print(text)
     (work / "results.md").write_text(text)
