@@ -397,6 +397,29 @@ struct external_fixture {
   }
 };
 
+// Float values as a byte source read `window` bytes at a time; with `fail`,
+// every read throws (a strategy failing while the writer streams it).
+class windowed_source final : public byte_source {
+ public:
+  windowed_source(std::vector<float> values, std::uint64_t window, bool fail = false)
+      : values_(std::move(values)), window_(window), fail_(fail) {}
+  std::uint64_t size() const override { return values_.size() * sizeof(float); }
+  std::uint64_t window() const override { return window_; }
+  void read(std::uint64_t offset, std::span<std::byte> out) const override {
+    if (fail_) throw model_error("the source failed", "test");
+    ++reads;
+    std::memcpy(out.data(), reinterpret_cast<const std::byte*>(values_.data()) + offset,
+                out.size());
+  }
+  std::string describe() const override { return "test values"; }
+  mutable int reads = 0;
+
+ private:
+  std::vector<float> values_;
+  std::uint64_t window_;
+  bool fail_;
+};
+
 }  // namespace
 
 TEST_CASE("external data: read, rewrite, save in the same layout elsewhere") {
@@ -474,13 +497,10 @@ TEST_CASE("external data: consolidated into one aligned file") {
   external_fixture f;
   const std::string in_bytes = read_file(f.dir / "in.onnx");
   loaded_model m = load_model(f.dir / "in.onnx");
-  // A streamed producer writing in two chunks.
+  // A source read in windows of 20 bytes: two reads and a short last one.
   const std::vector<float> neww = ramp(12, 1.0f, 2.0f);
-  write_tensor_data(m, *find_initializer(m.proto(), "W"), [&](const byte_sink& sink) {
-    const auto bytes = std::as_bytes(std::span<const float>(neww));
-    sink(bytes.first(20));
-    sink(bytes.subspan(20));
-  });
+  write_tensor_source(m, *find_initializer(m.proto(), "W"),
+                      std::make_shared<windowed_source>(neww, 20));
   save_options opt;
   opt.external_data_name = "all.bin";
   save_model(m, f.dir / "out.onnx", opt);
@@ -677,12 +697,16 @@ TEST_CASE("a failed save leaves no file behind and the input untouched") {
   CHECK(read_file(f.dir / "in.onnx") == in_bytes);
   CHECK(read_file(f.dir / "weights.bin") == f.data);
 
-  // A producer that writes the wrong size fails the save too.
+  // A source of the wrong size is refused at once; one that fails while
+  // read fails the save, and nothing is written.
   f.in.mutable_graph()->mutable_node(0)->set_op_type("MatMul");
   loaded_model ok = loaded_model::from_proto(f.in, f.dir.path);
-  write_tensor_data(ok, *find_initializer(ok.proto(), "W"),
-                    [](const byte_sink& sink) { sink(std::vector<std::byte>(3)); });
-  CHECK_THROWS_WITH(save_model(ok, f.dir / "out.onnx"), Catch::Contains("wrote 3 bytes, 48"));
+  CHECK_THROWS_WITH(write_tensor_source(ok, *find_initializer(ok.proto(), "W"),
+                                        bytes_in_memory(std::vector<std::byte>(3))),
+                    Catch::Contains("a source of 3 bytes given, 48 needed"));
+  write_tensor_source(ok, *find_initializer(ok.proto(), "W"),
+                      std::make_shared<windowed_source>(std::vector<float>(12), 16, true));
+  CHECK_THROWS_WITH(save_model(ok, f.dir / "out.onnx"), Catch::Contains("source failed"));
   CHECK(dir_listing(f.dir.path) == before);
 
   // A missing output directory is an io_error.

@@ -62,9 +62,9 @@ result rewrite_file(const fs::path& path, const fs::path& out) {
   ori::rewrite_options options;
   options.seed = 5;
   options.chunk_elements = 777;
-  auto outcomes = ori::rewrite_model(model, plans, standard_registry(), options);
-  ori::save_model(model, out);
-  return {ori::load_model(out), *outcomes};
+  const ori::model_sample sample = ori::rewrite_model(model, plans, standard_registry(), options);
+  const ori::save_result saved = ori::save_model(model, out);
+  return {ori::load_model(out), ori::outcomes_of(sample, saved)};
 }
 
 std::vector<std::byte> bytes_of(const ori::loaded_model& m, const std::string& name) {

@@ -56,9 +56,9 @@ int main(int argc, char** argv) {
     std::vector<ori::tensor_plan> plans =
         ori::make_plan(ori::analyze_model(model), ori::plan_options{});
     ori::validate_plan(plans, strategies);
-    ori::rewrite_outcomes outcomes = ori::rewrite_model(model, plans, strategies, rewrite);
-    ori::save_model(model, files[1]);
-    std::cout << ori::plan_table(plans, *outcomes, false);
+    const ori::model_sample sample = ori::rewrite_model(model, plans, strategies, rewrite);
+    const ori::save_result saved = ori::save_model(model, files[1]);
+    std::cout << ori::plan_table(plans, ori::outcomes_of(sample, saved), false);
     std::cout << "wrote " << files[1] << " (seed " << rewrite.seed << ")\n";
   } catch (const ori::error& e) {
     std::cerr << "rewrite_model: error: " << e.what() << " (" << e.where() << ")\n";

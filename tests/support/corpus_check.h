@@ -165,14 +165,14 @@ inline model_result rewrite_and_check(const corpus_fs::path& path, const corpus_
     onnx_reinit::rewrite_options ro;
     ro.seed = 0;
     ro.threads = 2;
-    const onnx_reinit::rewrite_outcomes outcomes =
+    const onnx_reinit::model_sample sample =
         onnx_reinit::rewrite_model(model, plans, standard_registry(), ro);
     stage = "save";
     const corpus_fs::path out = out_dir / "model.onnx";
-    onnx_reinit::save_model(model, out);
-    // Outcomes are final once saved (external tensors are sampled in save).
+    const std::vector<onnx_reinit::tensor_outcome> outcomes =
+        onnx_reinit::outcomes_of(sample, onnx_reinit::save_model(model, out));
     for (std::size_t i = 0; i < plans.size(); ++i) {
-      if (outcomes->at(i).rewritten != (plans[i].action == onnx_reinit::plan_action::rewrite)) {
+      if (outcomes.at(i).rewritten != (plans[i].action == onnx_reinit::plan_action::rewrite)) {
         r.outcome = model_result::kind::failed;
         r.stage = "rewrite";
         r.message = "outcome of " + plans[i].tensor.info.name + " disagrees with its plan";

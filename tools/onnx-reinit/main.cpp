@@ -295,20 +295,31 @@ int run(const arguments& a) {
   ori::rewrite_options rewrite_options;
   rewrite_options.seed = n.seed;
   rewrite_options.threads = n.threads;
-  ori::cli::progress_bar progress(!a.quiet, STDERR_FILENO, rewritten_bytes(plans));
-  rewrite_options.progress = progress.callback();
+  // One bar in bytes for the whole rewrite: inline tensors as the sample is
+  // applied, then the external ones as the writer streams them.
+  const std::uint64_t total_bytes = rewritten_bytes(plans);
+  ori::cli::progress_bar progress(!a.quiet, STDERR_FILENO, total_bytes);
+  if (auto bar = progress.callback()) {
+    rewrite_options.progress = [bar, total_bytes](std::uint64_t done, std::uint64_t) {
+      bar(done, total_bytes);
+    };
+    save_options.progress = [bar, total_bytes](std::uint64_t done, std::uint64_t streamed) {
+      bar(total_bytes - streamed + done, total_bytes);
+    };
+  }
   ori::cli::runtime_stage runtime(a.runtime, n.seed);
   runtime.before_rewrite(model);
-  const auto outcomes = ori::rewrite_model(model, plans, strategies, rewrite_options);
+  const ori::model_sample sample = ori::rewrite_model(model, plans, strategies, rewrite_options);
   runtime.after_rewrite(model);
 
-  // The report is staged once the model is (its external tensors' figures
-  // are final only then) and renamed right after the model's commit: a
-  // failure before that writes neither.
+  // The report is staged once the model is, from the figures the writer
+  // returns, and renamed right after the model's commit: a failure before
+  // that writes neither.
   std::optional<ori::staged_file> report;
   if (!a.report.empty())
-    save_options.before_commit = [&] {
-      report.emplace(a.report, runtime.report(ori::report_json(header, plans, *outcomes)));
+    save_options.before_commit = [&](const ori::save_result& written) {
+      report.emplace(a.report, runtime.report(ori::report_json(header, plans,
+                                                               ori::outcomes_of(sample, written))));
     };
   const std::string out = a.in_place ? a.model : a.output;
   const ori::save_result saved = ori::save_model(model, out, save_options);
@@ -320,9 +331,10 @@ int run(const arguments& a) {
                "output anyway since it fails the same way\n",
                one_line(*saved.checker_failure));
   runtime.print(a.json);
-  if (a.verbose) fmt::print("{}", ori::plan_table(plans, *outcomes, true));
+  const std::vector<ori::tensor_outcome> outcomes = ori::outcomes_of(sample, saved);
+  if (a.verbose) fmt::print("{}", ori::plan_table(plans, outcomes, true));
 
-  if (!a.quiet) print_summary(*outcomes, start, out);
+  if (!a.quiet) print_summary(outcomes, start, out);
   return 0;
 }
 

@@ -18,6 +18,7 @@
 
 #include <onnx/onnx_pb.h>
 
+#include "onnx_reinit/model_tensors.h"
 #include "onnx_reinit/tensor_info.h"
 
 namespace onnx_reinit {
@@ -81,6 +82,26 @@ struct checker_failure {
   bool operator==(const checker_failure&) const = default;
 };
 
+// What the writer wrote for one tensor whose values were set since load
+// (write_tensor_bytes, fill_tensor_bytes, write_tensor_source): figures of
+// the values as stored, after 16-bit rounding, computed as they were written.
+struct written_tensor {
+  tensor_ref ref;
+  element_type dtype = element_type::float32;
+  std::uint64_t count = 0;  // elements
+  double mean = 0.0;        // NaN for an empty tensor
+  double std = 0.0;         // population std; NaN for an empty tensor
+};
+
+struct save_result {
+  // Set when the written model fails the checker, with this message, the
+  // same way as the input did (see save_options::input_check_failure).
+  std::optional<std::string> checker_failure;
+  // Every tensor whose values were set since load, in model order
+  // (collect_model_tensors).
+  std::vector<written_tensor> written;
+};
+
 struct save_options {
   // Allow OUT to be the input model (and its data files to be replaced).
   bool in_place = false;
@@ -97,9 +118,14 @@ struct save_options {
   // Called once everything is staged and checked, just before the renames
   // that publish the model (the commit point): the place to stage files that
   // must appear with the model or not at all (the report, see
-  // staged_file.h). External tensors' data has been produced by then. If it
-  // throws, nothing is written and the exception propagates.
-  std::function<void()> before_commit;
+  // staged_file.h). It receives the result as it will be returned (every
+  // tensor's data, and its figures, are written by then). If it throws,
+  // nothing is written and the exception propagates.
+  std::function<void(const save_result&)> before_commit;
+  // Called after each window of an external tensor set since load is
+  // written, with (done, total) bytes of such tensors; from the saving
+  // thread only.
+  std::function<void(std::uint64_t, std::uint64_t)> progress;
   // How the input model fails the checker, when it does (check_input_model,
   // before the model is changed). A written model failing with the same
   // message and the same structure fails in no new way and is written
@@ -108,18 +134,29 @@ struct save_options {
   std::optional<checker_failure> input_check_failure;
 };
 
-struct save_result {
-  // Set when the written model fails the checker, with this message, the
-  // same way as the input did (see save_options::input_check_failure).
-  std::optional<std::string> checker_failure;
+// A tensor's new little-endian element bytes, produced on demand. Sources
+// are deterministic and free of side effects: reading a range twice gives
+// the same bytes and changes nothing, so a source can be read for
+// inspection, then again by the writer. The sampler's sources generate
+// bytes from a strategy's random stream; bytes_in_memory holds them; a
+// source copying another model's tensor would read its mapped file.
+class byte_source {
+ public:
+  virtual ~byte_source() = default;
+  virtual std::uint64_t size() const = 0;
+  // Writes bytes [offset, offset + out.size()) into `out`. Callers read the
+  // whole source, or windows at multiples of window() (the last shorter).
+  // May throw (e.g. strategy_error for a non-finite value).
+  virtual void read(std::uint64_t offset, std::span<std::byte> out) const = 0;
+  // The bytes to read at a time when streaming: memory for external data
+  // stays at one window per tensor written.
+  virtual std::uint64_t window() const { return size(); }
+  // One line for printing: where the bytes come from.
+  virtual std::string describe() const = 0;
 };
 
-// Receives a tensor's new little-endian bytes in order, in one or more calls.
-using byte_sink = std::function<void(std::span<const std::byte>)>;
-// Produces a tensor's new bytes into a sink, at save time for external
-// tensors; lets large tensors be generated in chunks without holding them
-// whole in memory.
-using tensor_data_producer = std::function<void(const byte_sink&)>;
+// A source holding `bytes`.
+std::shared_ptr<const byte_source> bytes_in_memory(std::vector<std::byte> bytes);
 
 // A read view of one tensor's data as little-endian element bytes: a view
 // into the proto or a mapped file when possible, otherwise an owned copy (so
@@ -203,7 +240,8 @@ save_result save_model(loaded_model& model, const std::filesystem::path& out,
 
 // ---------------------------------------------------------------------------
 // Tensor data. `tensor` must belong to `model` (external data and pending
-// writes are looked up through it). Reads see earlier writes. Different
+// writes are looked up through it). Reads see earlier writes; reading a
+// pending source generates its bytes and changes nothing. Different
 // tensors may be read and written from several threads at once; save_model
 // must not run concurrently with them.
 
@@ -252,14 +290,15 @@ void write_tensor_bytes(loaded_model& model, onnx::TensorProto& tensor,
 // Lets `fill` write an inline tensor's new little-endian bytes straight
 // into its storage when that is raw_data (no buffer, no copy); other fields
 // get a buffer stored like write_tensor_bytes. External tensors: use
-// write_tensor_data. If `fill` throws, the tensor's values are undefined.
+// write_tensor_source. If `fill` throws, the tensor's values are undefined.
 void fill_tensor_bytes(loaded_model& model, onnx::TensorProto& tensor,
                        const std::function<void(std::span<std::byte>)>& fill);
-// The same through a producer: called at save for external tensors (so a
-// large tensor need never be whole in memory), at once for inline ones. The
-// producer must emit exactly the tensor's byte size.
-void write_tensor_data(loaded_model& model, onnx::TensorProto& tensor,
-                       tensor_data_producer producer);
+// The same from a source: read window by window at save for external
+// tensors (so a large tensor need never be whole in memory), at once for
+// inline ones. Throws usage_error unless the source's size is the tensor's
+// byte size.
+void write_tensor_source(loaded_model& model, onnx::TensorProto& tensor,
+                         std::shared_ptr<const byte_source> source);
 
 extern template void read_tensor_values<float>(const loaded_model&, const onnx::TensorProto&,
                                                std::uint64_t, std::span<float>);

@@ -1,7 +1,11 @@
-// The sampler and rewrite step: creates each planned strategy once through
-// the registry, fills every planned tensor from its reproducible stream
-// (chunks in parallel where the strategy is element-wise), checks the values
-// and stores them in the model, keeping dtype and storage form.
+// The sampler (DESIGN.md section 1): turns a plan into the value of what a
+// rewrite will write (a model_sample: per tensor the strategy, its targets
+// and a source generating the bytes on demand), stages it into the model,
+// and joins it with what the writer returned into report rows. Every value
+// prints with fmt:
+//   auto sample = onnx_reinit::rewrite_model(model, plans, registry, {.seed = 7});
+//   auto saved = onnx_reinit::save_model(model, "out.onnx");
+//   fmt::print("{}\n{}\n", sample, onnx_reinit::outcomes_of(sample, saved));
 #pragma once
 
 #include <cstdint>
@@ -22,22 +26,42 @@ struct rewrite_options {
   unsigned threads = 0;  // 0: all cores. Never changes the output.
   // Element-wise strategies fill tensors in chunks of this many elements.
   std::uint64_t chunk_elements = std::uint64_t{1} << 18;
-  // Called after each rewritten tensor (or window of a streamed one) with
-  // (done, total) element counts. Called from one thread at a time (the
+  // Called by apply_sample after each inline tensor it generates, with
+  // (done, total) element counts of those tensors (save_options::progress
+  // counts the external ones as save_model streams them). Called from one thread at a time (the
   // library serialises the calls), with `done` increasing, but not always
   // from the same thread; keep it short, it holds up the worker calling it.
   std::function<void(std::uint64_t, std::uint64_t)> progress;
 };
 
-// What happened to one tensor; one per plan, in plan order.
+// What the sampler will write for one tensor; one per plan, in plan order.
+struct tensor_sample {
+  tensor_ref ref;
+  std::string strategy;  // "kaiming_normal(a=0, mode=fan_in, nonlinearity=auto)"; "": kept
+  std::vector<resolved_param> params;
+  double target_mean = 0.0;  // NaN when the strategy cannot say (or kept)
+  double target_std = 0.0;   // NaN when the strategy cannot say (or kept)
+  // The new bytes, generated from the tensor's random stream when read (any
+  // number of times, always the same bytes); null when the tensor is kept.
+  std::shared_ptr<const byte_source> source;
+};
+
+// The sampler's value: what a rewrite will write, tensor by tensor.
+struct model_sample {
+  std::uint64_t seed = 0;
+  std::vector<tensor_sample> tensors;
+};
+
+// One row of the report: the plan's strategy and targets, and what the
+// writer achieved; one per plan, in plan order.
 struct tensor_outcome {
-  bool rewritten = false;
-  std::string strategy;  // "kaiming_normal(a=0, mode=fan_in, nonlinearity=auto)"
+  bool rewritten = false;  // the writer wrote it
+  std::string strategy;    // "kaiming_normal(a=0, mode=fan_in, nonlinearity=auto)"
   std::vector<resolved_param> params;
   double target_mean = 0.0;    // NaN when the strategy cannot say
   double target_std = 0.0;     // NaN when the strategy cannot say
-  double achieved_mean = 0.0;  // of the values written (after 16-bit rounding)
-  double achieved_std = 0.0;   // population std of the values written
+  double achieved_mean = 0.0;  // of the values written (after 16-bit rounding); NaN unless written
+  double achieved_std = 0.0;   // population std of the values written; NaN unless written
 };
 
 // The name a tensor's random stream is keyed by: its name, prefixed by the
@@ -50,26 +74,37 @@ std::string stream_name(const tensor_ref& ref);
 // Throws unknown_strategy_error / param_error naming the rule.
 void validate_plan(const std::vector<tensor_plan>& plans, const registry& strategies);
 
-// One outcome per plan. Tensors stored as external data are sampled while
-// save_model streams them to disk, so their figures are final only after
-// the model has been saved; inline tensors' figures are final at once.
-using rewrite_outcomes = std::shared_ptr<const std::vector<tensor_outcome>>;
+// What `plans` will write into `model`, without generating anything yet:
+// each rewritten tensor gets a source that fills it chunk by chunk (chunks
+// in parallel where the strategy is element-wise) from its Philox stream
+// when read, checking every value is finite (strategy_error naming the
+// tensor, strategy and plugin otherwise, raised by whoever reads it).
+// `plans` must come from analyze_model(model) in order (usage_error).
+// Changes nothing; the model need only outlive nothing (sources own what
+// they need).
+model_sample sample_model(const loaded_model& model, const std::vector<tensor_plan>& plans,
+                          const registry& strategies, const rewrite_options& options);
+
+// Stages `sample` into `model`: inline tensors are generated now (in
+// parallel, calling options.progress), external ones keep their source
+// pending until save_model streams it, so memory stays bounded by a few
+// windows whatever the model size. Reads of the model see the new values.
+void apply_sample(loaded_model& model, const model_sample& sample,
+                  const rewrite_options& options);
+
+// sample_model then apply_sample; returns the sample.
+model_sample rewrite_model(loaded_model& model, const std::vector<tensor_plan>& plans,
+                           const registry& strategies, const rewrite_options& options);
+
+// The report rows: the sample's strategies and targets with the figures the
+// writer returned (achieved figures NaN and rewritten false for tensors the
+// writer did not write, e.g. before saving).
+std::vector<tensor_outcome> outcomes_of(const model_sample& sample, const save_result& written);
 
 // For --plan: the outcome each plan would have, with parameters resolved and
 // target moments, without sampling (rewritten false, achieved figures NaN).
 std::vector<tensor_outcome> preview_outcomes(const std::vector<tensor_plan>& plans,
                                              const registry& strategies);
-
-// Samples every tensor planned for rewrite. Inline tensors are filled now
-// and stored in `model`; external tensors get a producer that generates
-// them chunk by chunk when save_model writes them, so memory stays bounded
-// by a few chunks whatever the model size. `plans` must come from
-// analyze_model(model) in order. Throws strategy_error when a
-// strategy fails or produces a non-finite value, naming the tensor,
-// strategy and plugin (from save_model for external tensors); the model must
-// then not be saved.
-rewrite_outcomes rewrite_model(loaded_model& model, const std::vector<tensor_plan>& plans,
-                               const registry& strategies, const rewrite_options& options);
 
 }  // namespace onnx_reinit
 
@@ -85,5 +120,53 @@ struct fmt::formatter<onnx_reinit::tensor_outcome> : onnx_reinit::format_detail:
     return fmt::format_to(ctx.out(), "{} {} target mean={} std={} achieved mean={} std={}",
                           o.rewritten ? "rewritten" : "planned", o.strategy, figure(o.target_mean),
                           figure(o.target_std), figure(o.achieved_mean), figure(o.achieved_std));
+  }
+};
+
+// "conv.w: kaiming_normal(a=0, mode=fan_in, nonlinearity=auto) target mean=0
+// std=0.117851 <- 4608 bytes from kaiming_normal seed=7 stream 'conv.w'", or
+// "shape: kept".
+template <>
+struct fmt::formatter<onnx_reinit::tensor_sample> : onnx_reinit::format_detail::plain_formatter {
+  template <class Context>
+  auto format(const onnx_reinit::tensor_sample& t, Context& ctx) const {
+    using onnx_reinit::format_detail::figure;
+    const std::string name = onnx_reinit::stream_name(t.ref);
+    if (!t.source) return fmt::format_to(ctx.out(), "{}: kept", name);
+    return fmt::format_to(ctx.out(), "{}: {} target mean={} std={} <- {}", name, t.strategy,
+                          figure(t.target_mean), figure(t.target_std), t.source->describe());
+  }
+};
+
+// "seed 7: [conv.w: kaiming_normal(...) ..., shape: kept]"
+template <>
+struct fmt::formatter<onnx_reinit::model_sample> : onnx_reinit::format_detail::plain_formatter {
+  template <class Context>
+  auto format(const onnx_reinit::model_sample& s, Context& ctx) const {
+    return fmt::format_to(ctx.out(), "seed {}: [{}]", s.seed, fmt::join(s.tensors, ", "));
+  }
+};
+
+// "conv.w float32 x288 mean=0.0003 std=0.1179"
+template <>
+struct fmt::formatter<onnx_reinit::written_tensor> : onnx_reinit::format_detail::plain_formatter {
+  template <class Context>
+  auto format(const onnx_reinit::written_tensor& t, Context& ctx) const {
+    using onnx_reinit::format_detail::figure;
+    return fmt::format_to(ctx.out(), "{} {} x{} mean={} std={}", onnx_reinit::stream_name(t.ref),
+                          to_string(t.dtype), t.count, figure(t.mean), figure(t.std));
+  }
+};
+
+// "wrote [conv.w float32 x288 mean=... std=..., ...]", then "; the input's
+// checker failure kept: <message>" when there is one.
+template <>
+struct fmt::formatter<onnx_reinit::save_result> : onnx_reinit::format_detail::plain_formatter {
+  template <class Context>
+  auto format(const onnx_reinit::save_result& r, Context& ctx) const {
+    auto out = fmt::format_to(ctx.out(), "wrote [{}]", fmt::join(r.written, ", "));
+    if (r.checker_failure)
+      out = fmt::format_to(out, "; the input's checker failure kept: {}", *r.checker_failure);
+    return out;
   }
 };

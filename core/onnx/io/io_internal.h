@@ -13,6 +13,7 @@
 #include <span>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include <onnx/onnx_pb.h>
@@ -50,13 +51,6 @@ struct external_ref {
   }
 };
 
-// New data for an external tensor, written at save: bytes or a producer.
-struct pending_data {
-  std::vector<std::byte> bytes;
-  tensor_data_producer producer;
-  std::uint64_t size = 0;
-};
-
 // The maps are guarded by `mutex` so different tensors may be read and
 // written from several threads; map nodes are stable, so references handed
 // out stay valid while other keys are inserted.
@@ -64,7 +58,10 @@ struct loaded_model::state {
   std::mutex mutex;
   std::map<std::filesystem::path, std::shared_ptr<const mapped_file>> files;
   std::unordered_map<const onnx::TensorProto*, external_ref> externals;
-  std::unordered_map<const onnx::TensorProto*, pending_data> pending;
+  // New data of external tensors, written at save.
+  std::unordered_map<const onnx::TensorProto*, std::shared_ptr<const byte_source>> pending;
+  // Tensors whose values were set since load (inline or external).
+  std::unordered_set<const onnx::TensorProto*> written;
 };
 
 struct model_io_access {
@@ -98,6 +95,39 @@ std::uint64_t tensor_byte_size(const onnx::TensorProto& tensor);
 // Throws model_error unless the stored data (raw_data, typed field or
 // external range) holds exactly dims x element size bytes.
 void validate_tensor_data(const loaded_model& model, const onnx::TensorProto& tensor);
+
+// Mean and population std of a float tensor's values as stored, fed its
+// bytes in pieces of any size. Sums run over fixed blocks of elements in
+// fixed lanes, around each block's first value (no cancellation), and blocks
+// merge in order (Chan et al.): the figures depend only on the bytes, never
+// on how they were split, so a tensor streamed window by window and one
+// written whole agree to the bit.
+class value_stats {
+ public:
+  explicit value_stats(element_type type) : type_(type) {}
+  void add(std::span<const std::byte> bytes);  // whole elements
+  std::uint64_t count() const { return total_count_ + in_block_; }
+  double mean() const;
+  double std() const;
+
+ private:
+  static constexpr std::uint64_t block = std::uint64_t{1} << 16;
+  void add_values(const std::byte* p, std::size_t n);
+  void merge(double count, double mean, double m2);
+  struct block_figures {
+    double count, mean, m2;
+  };
+  block_figures open_block() const;
+
+  element_type type_;
+  double shift_ = 0.0;
+  double sum_[4] = {0, 0, 0, 0};
+  double squares_[4] = {0, 0, 0, 0};
+  std::uint64_t in_block_ = 0;
+  std::uint64_t total_count_ = 0;
+  double total_mean_ = 0.0;
+  double total_m2_ = 0.0;
+};
 
 // fsync of a directory, so a rename in it is durable; best effort (some
 // file systems refuse to open a directory for it).

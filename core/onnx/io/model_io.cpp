@@ -437,21 +437,80 @@ void make_external(proto_patch& patch, onnx::TensorProto& t) {
   });
 }
 
-// Writes one tensor's current data (pending, mapped or inline) to `out`.
-void write_tensor(const loaded_model& model, const onnx::TensorProto& t, output_file& out) {
-  auto& pending = model_io_access::state(model).pending;
-  auto it = pending.find(&t);
-  if (it != pending.end() && it->second.producer) {
-    const std::uint64_t start = out.written();
-    it->second.producer([&](std::span<const std::byte> chunk) { out.write(chunk); });
-    if (out.written() - start != it->second.size)
-      throw model_error(fmt::format("tensor '{}': the data producer wrote {} bytes, {} expected",
-                                    t.name(), out.written() - start, it->second.size),
-                        t.name());
-    return;
+// What one save writes and measures: the tensors whose values were set
+// since load (their figures are taken from the bytes as they are written)
+// and the progress through those streamed from their sources.
+class write_context {
+  // (Defined first: the members below use its deduced type.)
+  auto& state() const { return model_io_access::state(model_); }
+
+ public:
+  write_context(const loaded_model& model, const save_options& options)
+      : model_(model), progress_(options.progress) {
+    for (const auto& [tensor, source] : state().pending) total_ += source->size();
   }
-  out.write(tensor_bytes(model, t).bytes());
-}
+
+  // Writes one tensor's current data (pending, mapped or inline) to `out`.
+  void write(const onnx::TensorProto& t, output_file& out) {
+    value_stats* stats = stats_for(t);
+    if (stats != nullptr) measured_.insert(&t);
+    auto it = state().pending.find(&t);
+    if (it == state().pending.end()) {
+      const tensor_bytes_view view = tensor_bytes(model_, t);
+      out.write(view.bytes());
+      if (stats != nullptr) stats->add(view.bytes());
+      return;
+    }
+    stream(*it->second, out, stats);
+  }
+
+  // Figures of every tensor set since load, in model order; those not
+  // written through write() (inline data, serialised with the proto) are
+  // measured from the proto.
+  std::vector<written_tensor> figures(const onnx::ModelProto& proto) {
+    std::vector<written_tensor> out;
+    for (const const_model_tensor& mt : collect_model_tensors(proto)) {
+      value_stats* stats = stats_for(*mt.proto);
+      if (stats == nullptr) continue;
+      if (!measured_.contains(mt.proto)) stats->add(tensor_bytes(model_, *mt.proto).bytes());
+      measured_.insert(mt.proto);
+      out.push_back({mt.ref, *float_element_type(*mt.proto), stats->count(), stats->mean(),
+                     stats->std()});
+    }
+    return out;
+  }
+
+ private:
+  value_stats* stats_for(const onnx::TensorProto& t) {
+    if (!state().written.contains(&t)) return nullptr;
+    const std::optional<element_type> type = float_element_type(t);
+    if (!type) return nullptr;
+    return &stats_.try_emplace(&t, *type).first->second;
+  }
+
+  // A window at a time, so memory stays at one window whatever the size.
+  void stream(const byte_source& source, output_file& out, value_stats* stats) {
+    const std::uint64_t size = source.size();
+    const std::uint64_t window = std::clamp<std::uint64_t>(source.window(), 1, size == 0 ? 1 : size);
+    auto buffer = std::make_unique_for_overwrite<std::byte[]>(static_cast<std::size_t>(window));
+    for (std::uint64_t offset = 0; offset < size; offset += window) {
+      const std::span<std::byte> bytes(buffer.get(),
+                                       static_cast<std::size_t>(std::min(window, size - offset)));
+      source.read(offset, bytes);
+      out.write(bytes);
+      if (stats != nullptr) stats->add(bytes);
+      done_ += bytes.size();
+      if (progress_) progress_(done_, total_);
+    }
+  }
+
+  const loaded_model& model_;
+  std::function<void(std::uint64_t, std::uint64_t)> progress_;
+  std::uint64_t done_ = 0;
+  std::uint64_t total_ = 0;
+  std::map<const onnx::TensorProto*, value_stats> stats_;
+  std::set<const onnx::TensorProto*> measured_;
+};
 
 bool same_file(const fs::path& a, const fs::path& b) {
   std::error_code ec;
@@ -493,85 +552,108 @@ std::string fresh_data_name(const fs::path& out_dir, const std::string& wanted, 
   return name;
 }
 
+// One input data file: the tensors stored in it and the name it gets.
+struct data_file {
+  fs::path source;       // canonical
+  std::string location;  // first spelling seen
+  fs::path out_name;
+  std::vector<onnx::TensorProto*> tensors;
+};
+
+// The external tensors grouped by data file, files in first-use order.
+std::vector<data_file> data_files_of(loaded_model& model) {
+  std::vector<data_file> files;
+  std::map<fs::path, std::size_t> index;  // by canonical source file
+  for_each_tensor(model.proto(), [&](onnx::TensorProto& t) {
+    if (t.data_location() != onnx::TensorProto::EXTERNAL) return;
+    const external_ref& ref = external_of(model, t);
+    auto [it, inserted] = index.try_emplace(ref.file, files.size());
+    if (inserted)
+      files.push_back({ref.file, fs::path(ref.location).lexically_normal().string(), {}, {}});
+    files[it->second].tensors.push_back(&t);
+  });
+  return files;
+}
+
+// "<out>.data", "<out>.1.data", ...: the next name that is none of the
+// input's data files.
+std::string next_derived_name(const fs::path& out, const std::vector<data_file>& files,
+                              std::size_t& index) {
+  for (;;) {
+    const std::string name = index == 0 ? out.filename().string() + ".data"
+                                        : fmt::format("{}.{}.data", out.filename(), index);
+    ++index;
+    const fs::path target = out.parent_path() / name;
+    if (std::none_of(files.begin(), files.end(),
+                     [&](const data_file& f) { return same_file(f.source, target); }))
+      return name;
+  }
+}
+
+// Names the output data files. Keeping the input's names would overwrite
+// the input's data files when OUT sits beside them; then (unless in place)
+// new names are derived from the output file name.
+void name_data_files(std::vector<data_file>& files, const fs::path& out, bool in_place,
+                     data_names& names) {
+  const bool collides = std::any_of(files.begin(), files.end(), [&](const data_file& f) {
+    return same_file(out.parent_path() / f.location, f.source);
+  });
+  std::size_t index = 0;
+  for (data_file& df : files) {
+    const std::string wanted =
+        collides && !in_place ? next_derived_name(out, files, index) : df.location;
+    df.out_name = fresh_data_name(out.parent_path(), wanted, names);
+  }
+}
+
+// Points the file's tensors at its new name, when it has one.
+void relocate(const data_file& df, proto_patch& patch) {
+  if (df.out_name == fs::path(df.location)) return;
+  for (onnx::TensorProto* t : df.tensors) {
+    std::vector<std::pair<std::string, std::string>> entries;
+    for (const auto& e : t->external_data())
+      entries.emplace_back(e.key(), e.key() == "location" ? df.out_name.string() : e.value());
+    set_external_entries(patch, *t, std::move(entries));
+  }
+}
+
+// The input file with its rewritten tensors' ranges replaced, in file
+// order; every other byte is copied through.
+void copy_with_rewrites(loaded_model& model, const data_file& df, output_file& file,
+                        write_context& writer) {
+  auto& st = model_io_access::state(model);
+  std::vector<std::pair<std::uint64_t, const onnx::TensorProto*>> rewritten;
+  for (onnx::TensorProto* t : df.tensors)
+    if (st.pending.contains(t)) rewritten.emplace_back(external_of(model, *t).offset, t);
+  std::sort(rewritten.begin(), rewritten.end());
+  const std::span<const std::byte> source_bytes = st.files.at(df.source)->bytes();
+  std::uint64_t pos = 0;
+  for (const auto& [offset, t] : rewritten) {
+    if (offset < pos)
+      throw model_error(fmt::format("tensor '{}': its external data overlaps another rewritten "
+                                    "tensor's in '{}'",
+                                    t->name(), df.location),
+                        t->name());
+    file.write(source_bytes.subspan(pos, offset - pos));
+    writer.write(*t, file);
+    pos = offset + external_of(model, *t).length;
+  }
+  file.write(source_bytes.subspan(pos));
+}
+
 // The same layout as the input: each input data file is reproduced with the
 // rewritten tensors' ranges replaced (offsets and unreferenced bytes kept).
 // Returns the staged relative names.
 std::vector<fs::path> stage_same_layout(loaded_model& model, const fs::path& out,
                                         const fs::path& stage, bool in_place, proto_patch& patch,
-                                        data_names& names) {
-  auto& st = model_io_access::state(model);
-  struct data_file {
-    std::string location;  // first spelling seen
-    fs::path out_name;
-    std::vector<onnx::TensorProto*> tensors;
-  };
-  std::map<fs::path, data_file> files;  // by canonical source file
-  std::vector<fs::path> order;
-  for_each_tensor(model.proto(), [&](onnx::TensorProto& t) {
-    if (t.data_location() != onnx::TensorProto::EXTERNAL) return;
-    const external_ref& ref = external_of(model, t);
-    auto [it, inserted] = files.try_emplace(ref.file);
-    if (inserted) {
-      it->second.location = fs::path(ref.location).lexically_normal().string();
-      order.push_back(ref.file);
-    }
-    it->second.tensors.push_back(&t);
-  });
-
-  // Keeping the input's names would overwrite the input's data files when
-  // OUT sits beside them; then (unless in place) derive new names from the
-  // output file name.
-  bool collides = false;
-  for (const fs::path& source : order)
-    collides = collides || same_file(out.parent_path() / files[source].location, source);
-  const bool rename_files = collides && !in_place;
+                                        data_names& names, write_context& writer) {
+  std::vector<data_file> files = data_files_of(model);
+  name_data_files(files, out, in_place, names);
   std::vector<fs::path> staged;
-  std::size_t index = 0;
-  for (const fs::path& source : order) {
-    data_file& df = files[source];
-    df.out_name = df.location;
-    if (rename_files) {
-      for (;;) {
-        const std::string name = index == 0 ? out.filename().string() + ".data"
-                                            : fmt::format("{}.{}.data", out.filename(), index);
-        ++index;
-        const fs::path target = out.parent_path() / name;
-        if (!std::any_of(order.begin(), order.end(),
-                         [&](const fs::path& f) { return same_file(f, target); })) {
-          df.out_name = name;
-          break;
-        }
-      }
-    }
-    df.out_name = fresh_data_name(out.parent_path(), df.out_name.string(), names);
-    if (df.out_name != fs::path(df.location)) {
-      for (onnx::TensorProto* t : df.tensors) {
-        std::vector<std::pair<std::string, std::string>> entries;
-        for (const auto& e : t->external_data())
-          entries.emplace_back(e.key(), e.key() == "location" ? df.out_name.string() : e.value());
-        set_external_entries(patch, *t, std::move(entries));
-      }
-    }
-
-    // Rewritten ranges in file order, then copy the rest through.
-    std::vector<std::pair<std::uint64_t, const onnx::TensorProto*>> rewritten;
-    for (onnx::TensorProto* t : df.tensors)
-      if (st.pending.contains(t)) rewritten.emplace_back(external_of(model, *t).offset, t);
-    std::sort(rewritten.begin(), rewritten.end());
-    const std::span<const std::byte> source_bytes = st.files.at(source)->bytes();
+  for (const data_file& df : files) {
+    relocate(df, patch);
     output_file file(stage / df.out_name);
-    std::uint64_t pos = 0;
-    for (const auto& [offset, t] : rewritten) {
-      if (offset < pos)
-        throw model_error(fmt::format("tensor '{}': its external data overlaps another rewritten "
-                                      "tensor's in '{}'",
-                                      t->name(), df.location),
-                          t->name());
-      file.write(source_bytes.subspan(pos, offset - pos));
-      write_tensor(model, *t, file);
-      pos = offset + external_of(model, *t).length;
-    }
-    file.write(source_bytes.subspan(pos));
+    copy_with_rewrites(model, df, file, writer);
     file.finish();
     staged.push_back(df.out_name);
   }
@@ -581,7 +663,8 @@ std::vector<fs::path> stage_same_layout(loaded_model& model, const fs::path& out
 // One data file holding every external tensor (and large float initializers
 // of a model that had none), each aligned.
 fs::path stage_consolidated(loaded_model& model, const fs::path& out_dir, const fs::path& stage,
-                            const save_options& opt, proto_patch& patch, data_names& names) {
+                            const save_options& opt, proto_patch& patch, data_names& names,
+                            write_context& writer) {
   const std::string data_name = fresh_data_name(out_dir, opt.external_data_name, names);
   std::vector<onnx::TensorProto*> tensors;
   const bool had_external = model.has_external_data();
@@ -602,7 +685,7 @@ fs::path stage_consolidated(loaded_model& model, const fs::path& out_dir, const 
   for (onnx::TensorProto* t : tensors) {
     const std::uint64_t offset = (file.written() + align - 1) / align * align;
     file.zeros(offset - file.written());
-    write_tensor(model, *t, file);
+    writer.write(*t, file);
     const std::uint64_t length = file.written() - offset;
     // The data leaves the proto only after it is safely in the file.
     if (t->data_location() != onnx::TensorProto::EXTERNAL) make_external(patch, *t);
@@ -669,124 +752,164 @@ std::optional<checker_failure> check_failure(const onnx::ModelProto& proto, cons
   return std::nullopt;
 }
 
-save_result save_model_impl(loaded_model& model, const fs::path& out_arg,
-                            const save_options& options) {
+// Refuses an external data name that is not a plain name, or that would
+// overwrite the output model, the input model or (unless in place) an
+// input data file.
+void check_external_data_name(const loaded_model& model, const fs::path& out,
+                              const save_options& options) {
+  const fs::path name(options.external_data_name);
+  if (name.has_parent_path() || name == "." || name == ".." || name.filename() != name)
+    throw usage_error(fmt::format("external data name '{}' must be a plain file name",
+                                  options.external_data_name),
+                      options.external_data_name);
+  const fs::path target = out.parent_path() / name;
+  if (same_file(target, out) || name == out.filename())
+    throw usage_error(fmt::format("external data name '{}' is the output model itself",
+                                  options.external_data_name),
+                      options.external_data_name);
+  if (options.in_place) return;
+  for (const auto& [file, _] : model_io_access::state(model).files)
+    if (same_file(target, file))
+      throw usage_error(fmt::format("external data file {} would overwrite an input data "
+                                    "file (use in-place, or another name)",
+                                    target),
+                        target.string());
+  if (!model.path().empty() && same_file(target, model.path()))
+    throw usage_error(fmt::format("external data file {} would overwrite the input model", target),
+                      target.string());
+}
+
+// The absolute output path, after checking it may be written.
+fs::path checked_output(const loaded_model& model, const fs::path& out_arg,
+                        const save_options& options) {
   std::error_code ec;
   const fs::path out = fs::absolute(out_arg, ec).lexically_normal();
   if (out.filename().empty())
     throw usage_error(fmt::format("output path {} names no file", out_arg), out_arg.string());
-  const fs::path out_dir = out.parent_path();
-  if (!fs::is_directory(out_dir, ec))
-    throw io_error(fmt::format("output directory {} does not exist", out_dir), out.string());
+  if (!fs::is_directory(out.parent_path(), ec))
+    throw io_error(fmt::format("output directory {} does not exist", out.parent_path()),
+                   out.string());
   const bool onto_input = !model.path().empty() && same_file(out, model.path());
   if (onto_input && !options.in_place)
     throw usage_error(
         fmt::format("refusing to overwrite the input model {} (use in-place)", model.path()),
         out.string());
-  if (!options.external_data_name.empty()) {
-    const fs::path name(options.external_data_name);
-    if (name.has_parent_path() || name == "." || name == ".." || name.filename() != name)
-      throw usage_error(fmt::format("external data name '{}' must be a plain file name",
-                                    options.external_data_name),
-                        options.external_data_name);
-    const fs::path target = out_dir / name;
-    if (same_file(target, out) || name == out.filename())
-      throw usage_error(fmt::format("external data name '{}' is the output model itself",
-                                    options.external_data_name),
-                        options.external_data_name);
-    if (!options.in_place) {
-      for (const auto& [file, _] : model_io_access::state(model).files)
-        if (same_file(target, file))
-          throw usage_error(fmt::format("external data file {} would overwrite an input data "
-                                        "file (use in-place, or another name)",
-                                        target),
-                            target.string());
-      if (!model.path().empty() && same_file(target, model.path()))
-        throw usage_error(
-            fmt::format("external data file {} would overwrite the input model", target),
-            target.string());
-    }
-  }
+  if (!options.external_data_name.empty()) check_external_data_name(model, out, options);
+  return out;
+}
 
-  // Everything is staged in a fresh directory beside OUT (same file system,
-  // so the final renames are atomic), checked there, then moved into place.
-  // (fmt, not `"." + string`: GCC 12 at -O3 misreads that operator+.)
+// A fresh directory beside OUT (same file system, so the final renames are
+// atomic). (fmt, not `"." + string`: GCC 12 at -O3 misreads that operator+.)
+fs::path make_staging_dir(const fs::path& out) {
   std::string pattern =
-      (out_dir / fmt::format(".{}.onnx-reinit-XXXXXX", out.filename().string())).string();
+      (out.parent_path() / fmt::format(".{}.onnx-reinit-XXXXXX", out.filename().string()))
+          .string();
   if (::mkdtemp(pattern.data()) == nullptr)
-    throw io_error(fmt::format("cannot create a temporary directory in {}", out_dir), out.string(),
-                   io_error::last_errno());
-  staging_dir stage{fs::path(pattern)};
+    throw io_error(fmt::format("cannot create a temporary directory in {}", out.parent_path()),
+                   out.string(), io_error::last_errno());
+  return pattern;
+}
 
-  std::vector<fs::path> data_files;
-  data_names names;
+void serialize_model(const onnx::ModelProto& proto, const fs::path& path, const fs::path& out) {
+  const std::size_t size = proto.ByteSizeLong();
+  if (size > static_cast<std::size_t>(std::numeric_limits<int>::max()))
+    throw model_error(fmt::format("the output model would be {} bytes, over protobuf's 2 GiB "
+                                  "limit; write tensors as external data",
+                                  size),
+                      out.string());
+  output_file file(path);
   {
-    proto_patch patch;
-    if (!options.external_data_name.empty())
-      data_files.push_back(stage_consolidated(model, out_dir, stage.path, options, patch, names));
-    else if (model.has_external_data())
-      data_files = stage_same_layout(model, out, stage.path, options.in_place, patch, names);
-
-    const std::size_t size = model.proto().ByteSizeLong();
-    if (size > static_cast<std::size_t>(std::numeric_limits<int>::max()))
-      throw model_error(fmt::format("the output model would be {} bytes, over protobuf's 2 GiB "
-                                    "limit; write tensors as external data",
-                                    size),
-                        out.string());
-    output_file file(stage.path / out.filename());
-    {
-      google::protobuf::io::FileOutputStream stream(file.fd());
-      if (!model.proto().SerializeToZeroCopyStream(&stream) || !stream.Flush())
-        throw io_error(fmt::format("cannot write {}", out), out.string(),
-                       std::error_code(stream.GetErrno() != 0 ? stream.GetErrno() : EIO,
-                                       std::generic_category()));
-    }
-    file.finish();
-  }  // proto restored here
-
-  save_result result;
-  if (options.check) {
-    // Without data files the proto just serialized is what the file holds;
-    // checking it in memory spares parsing the whole file again.
-    const auto failure =
-        check_failure(model.proto(), data_files.empty() ? fs::path() : stage.path / out.filename());
-    if (failure && failure == options.input_check_failure) {
-      result.checker_failure = failure->message;  // the input fails exactly so: nothing new
-    } else if (failure) {
-      const auto& input = options.input_check_failure;
-      throw model_error(
-          !input ? fmt::format("the written model fails the ONNX checker: {}", failure->message)
-          : input->message != failure->message
-              ? fmt::format("the written model fails the ONNX checker: {} (the input fails it "
-                            "otherwise: {})",
-                            failure->message, input->message)
-              : fmt::format("the written model fails the ONNX checker: {} (as the input does, "
-                            "but its structure changed)",
-                            failure->message),
-          out.string());
-    }
+    google::protobuf::io::FileOutputStream stream(file.fd());
+    if (!proto.SerializeToZeroCopyStream(&stream) || !stream.Flush())
+      throw io_error(fmt::format("cannot write {}", out), out.string(),
+                     std::error_code(stream.GetErrno() != 0 ? stream.GetErrno() : EIO,
+                                     std::generic_category()));
   }
+  file.finish();
+}
 
-  if (options.before_commit) options.before_commit();
+// Writes the data files and the model into `stage`, and measures every
+// tensor set since load. Returns the staged data files' relative names.
+std::vector<fs::path> stage_model(loaded_model& model, const fs::path& out, const fs::path& stage,
+                                  const save_options& options, data_names& names,
+                                  save_result& result) {
+  write_context writer(model, options);
+  std::vector<fs::path> data_files;
+  proto_patch patch;
+  if (!options.external_data_name.empty())
+    data_files.push_back(
+        stage_consolidated(model, out.parent_path(), stage, options, patch, names, writer));
+  else if (model.has_external_data())
+    data_files =
+        stage_same_layout(model, out, stage, options.in_place, patch, names, writer);
+  serialize_model(model.proto(), stage / out.filename(), out);
+  patch.undo();
+  result.written = writer.figures(std::as_const(model).proto());
+  return data_files;
+}
 
-  // Data files first (under names no existing file has), the model last:
-  // the rename of the model is the commit point. Killed before it, OUT is
-  // the old model with its old data; after it, the new model with its new
-  // data. Only then are the data files the new model no longer uses removed.
+// Runs the checker on the staged model; a failure the input does not share
+// is a model_error.
+void check_staged(const loaded_model& model, const fs::path& staged, bool has_data_files,
+                  const fs::path& out, const save_options& options, save_result& result) {
+  // Without data files the proto just serialized is what the file holds;
+  // checking it in memory spares parsing the whole file again.
+  const auto failure = check_failure(model.proto(), has_data_files ? staged : fs::path());
+  if (!failure) return;
+  const auto& input = options.input_check_failure;
+  if (failure == input) {
+    result.checker_failure = failure->message;  // the input fails exactly so: nothing new
+    return;
+  }
+  throw model_error(
+      !input ? fmt::format("the written model fails the ONNX checker: {}", failure->message)
+      : input->message != failure->message
+          ? fmt::format("the written model fails the ONNX checker: {} (the input fails it "
+                        "otherwise: {})",
+                        failure->message, input->message)
+          : fmt::format("the written model fails the ONNX checker: {} (as the input does, "
+                        "but its structure changed)",
+                        failure->message),
+      out.string());
+}
+
+// Data files first (under names no existing file has), the model last: the
+// rename of the model is the commit point. Killed before it, OUT is the old
+// model with its old data; after it, the new model with its new data. Only
+// then are the data files the new model no longer uses removed.
+void publish(const loaded_model& model, const fs::path& stage, const fs::path& out,
+             const std::vector<fs::path>& data_files, const data_names& names, bool in_place) {
+  const fs::path out_dir = out.parent_path();
   for (const fs::path& rel : data_files) {
     fs::create_directories((out_dir / rel).parent_path());
-    fs::rename(stage.path / rel, out_dir / rel);
+    fs::rename(stage / rel, out_dir / rel);
   }
   fsync_directory(out_dir);
-  fs::rename(stage.path / out.filename(), out);
+  fs::rename(stage / out.filename(), out);
   fsync_directory(out_dir);
   const auto& inputs = model_io_access::state(model).files;
+  std::error_code ec;
   for (const fs::path& old : names.replaced) {
     const bool input_file = std::any_of(inputs.begin(), inputs.end(),
                                         [&](const auto& f) { return same_file(f.first, old); });
-    if (input_file && !options.in_place) continue;  // never touch an input otherwise
+    if (input_file && !in_place) continue;  // never touch an input otherwise
     fs::remove(old, ec);
   }
+}
+
+save_result save_model_impl(loaded_model& model, const fs::path& out_arg,
+                            const save_options& options) {
+  const fs::path out = checked_output(model, out_arg, options);
+  // Everything is staged beside OUT, checked there, then moved into place.
+  const staging_dir stage{make_staging_dir(out)};
+  data_names names;
+  save_result result;
+  const std::vector<fs::path> data_files =
+      stage_model(model, out, stage.path, options, names, result);
+  if (options.check)
+    check_staged(model, stage.path / out.filename(), !data_files.empty(), out, options, result);
+  if (options.before_commit) options.before_commit(result);
+  publish(model, stage.path, out, data_files, names, options.in_place);
   return result;
 }
 

@@ -194,12 +194,38 @@ void check_data_length(const loaded_model* model, const onnx::TensorProto& t) {
                       t.name());
 }
 
-const pending_data* pending_of(const loaded_model& model, const onnx::TensorProto& t) {
+const byte_source* pending_of(const loaded_model& model, const onnx::TensorProto& t) {
   auto& st = model_io_access::state(model);
   std::lock_guard lock(st.mutex);
   auto it = st.pending.find(&t);
-  return it == st.pending.end() ? nullptr : &it->second;
+  return it == st.pending.end() ? nullptr : it->second.get();
 }
+
+// Records that `t`'s values were set: its new data (external tensors) or
+// none (inline tensors, whose data is in the proto).
+void set_pending(loaded_model& model, const onnx::TensorProto& t,
+                 std::shared_ptr<const byte_source> source) {
+  auto& st = model_io_access::state(model);
+  std::lock_guard lock(st.mutex);
+  if (source)
+    st.pending[&t] = std::move(source);
+  else
+    st.pending.erase(&t);
+  st.written.insert(&t);
+}
+
+class memory_source final : public byte_source {
+ public:
+  explicit memory_source(std::vector<std::byte> bytes) : bytes_(std::move(bytes)) {}
+  std::uint64_t size() const override { return bytes_.size(); }
+  void read(std::uint64_t offset, std::span<std::byte> out) const override {
+    std::memcpy(out.data(), bytes_.data() + offset, out.size());
+  }
+  std::string describe() const override { return fmt::format("{} bytes in memory", size()); }
+
+ private:
+  std::vector<std::byte> bytes_;
+};
 
 // Element i of a little-endian byte buffer of the given float type.
 template <class T>
@@ -351,13 +377,9 @@ namespace {
 // external tensor then throws model_error).
 tensor_bytes_view bytes_of(const loaded_model* model, const onnx::TensorProto& t) {
   const dtype_layout layout = require_layout(t);
-  if (const pending_data* p = model != nullptr ? pending_of(*model, t) : nullptr) {
-    if (!p->producer) return tensor_bytes_view(std::span<const std::byte>(p->bytes));
-    std::vector<std::byte> out;
-    out.reserve(static_cast<std::size_t>(p->size));
-    p->producer([&](std::span<const std::byte> chunk) {
-      out.insert(out.end(), chunk.begin(), chunk.end());
-    });
+  if (const byte_source* p = model != nullptr ? pending_of(*model, t) : nullptr) {
+    std::vector<std::byte> out(static_cast<std::size_t>(p->size()));
+    p->read(0, out);
     return tensor_bytes_view(std::move(out));
   }
   check_data_length(model, t);
@@ -452,6 +474,10 @@ double decode_element(int data_type, const std::byte* p) {
 }
 
 }  // namespace
+
+std::shared_ptr<const byte_source> bytes_in_memory(std::vector<std::byte> bytes) {
+  return std::make_shared<memory_source>(std::move(bytes));
+}
 
 tensor_bytes_view tensor_bytes(const loaded_model& model, const onnx::TensorProto& t) {
   return bytes_of(&model, t);
@@ -557,20 +583,11 @@ void write_tensor_bytes(loaded_model& model, onnx::TensorProto& t,
         t.name());
   // The stored form must be consistent before it is overwritten in place.
   check_data_length(&model, t);
-  auto& st = model_io_access::state(model);
   if (storage_of(t) == tensor_storage::external) {
-    std::vector<std::byte> copy(bytes.begin(), bytes.end());  // outside the lock
-    std::lock_guard lock(st.mutex);
-    pending_data& p = st.pending[&t];
-    p.bytes = std::move(copy);
-    p.producer = nullptr;
-    p.size = expected;
+    set_pending(model, t, bytes_in_memory(std::vector<std::byte>(bytes.begin(), bytes.end())));
     return;
   }
-  {
-    std::lock_guard lock(st.mutex);
-    st.pending.erase(&t);
-  }
+  set_pending(model, t, nullptr);
   store_inline(t, type, bytes);
 }
 
@@ -580,43 +597,37 @@ void fill_tensor_bytes(loaded_model& model, onnx::TensorProto& t,
   const std::uint64_t expected = tensor_byte_size(t);
   check_data_length(&model, t);
   if (storage_of(t) == tensor_storage::raw_data) {
-    {
-      auto& st = model_io_access::state(model);
-      std::lock_guard lock(st.mutex);
-      st.pending.erase(&t);
-    }
+    set_pending(model, t, nullptr);
     std::string& raw = *t.mutable_raw_data();
     raw.resize(static_cast<std::size_t>(expected));
     fill(std::span<std::byte>(reinterpret_cast<std::byte*>(raw.data()), raw.size()));
     return;
   }
   if (storage_of(t) == tensor_storage::external)
-    throw usage_error(fmt::format("tensor '{}' is external: use write_tensor_data", t.name()),
+    throw usage_error(fmt::format("tensor '{}' is external: use write_tensor_source", t.name()),
                       t.name());
   auto buffer = std::make_unique_for_overwrite<std::byte[]>(static_cast<std::size_t>(expected));
   const std::span<std::byte> bytes(buffer.get(), static_cast<std::size_t>(expected));
   fill(bytes);
+  set_pending(model, t, nullptr);
   store_inline(t, type, bytes);
 }
 
-void write_tensor_data(loaded_model& model, onnx::TensorProto& t, tensor_data_producer producer) {
+void write_tensor_source(loaded_model& model, onnx::TensorProto& t,
+                         std::shared_ptr<const byte_source> source) {
   require_float(t);
   const std::uint64_t expected = tensor_byte_size(t);
+  if (source == nullptr || source->size() != expected)
+    throw usage_error(fmt::format("tensor '{}': a source of {} bytes given, {} needed", t.name(),
+                                  source == nullptr ? 0 : source->size(), expected),
+                      t.name());
   check_data_length(&model, t);
   if (storage_of(t) == tensor_storage::external) {
-    auto& st = model_io_access::state(model);
-    std::lock_guard lock(st.mutex);
-    pending_data& p = st.pending[&t];
-    p.bytes.clear();
-    p.producer = std::move(producer);
-    p.size = expected;
+    set_pending(model, t, std::move(source));
     return;
   }
-  std::vector<std::byte> bytes;
-  bytes.reserve(static_cast<std::size_t>(expected));
-  producer([&](std::span<const std::byte> chunk) {
-    bytes.insert(bytes.end(), chunk.begin(), chunk.end());
-  });
+  std::vector<std::byte> bytes(static_cast<std::size_t>(expected));
+  source->read(0, bytes);
   write_tensor_bytes(model, t, bytes);
 }
 

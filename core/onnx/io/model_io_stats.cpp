@@ -1,0 +1,110 @@
+// The figures the writer returns for each tensor it writes (save_result):
+// mean and population std of the values as stored, measured from the bytes
+// as they go to the file.
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+
+#include "io_internal.h"
+
+namespace onnx_reinit {
+namespace {
+
+double stored_value(element_type type, const std::byte* p) {
+  switch (type) {
+    case element_type::float32: {
+      float v;
+      std::memcpy(&v, p, sizeof v);
+      return v;
+    }
+    case element_type::float64: {
+      double v;
+      std::memcpy(&v, p, sizeof v);
+      return v;
+    }
+    case element_type::float16:
+    case element_type::bfloat16: {
+      std::uint16_t bits;
+      std::memcpy(&bits, p, sizeof bits);
+      return type == element_type::float16 ? half_bits_to_float(bits)
+                                           : bfloat16_bits_to_float(bits);
+    }
+  }
+  return 0.0;
+}
+
+}  // namespace
+
+void value_stats::add(std::span<const std::byte> bytes) {
+  const std::size_t size = element_size(type_);
+  std::size_t n = bytes.size() / size;
+  const std::byte* p = bytes.data();
+  while (n > 0) {
+    const auto take = static_cast<std::size_t>(std::min<std::uint64_t>(n, block - in_block_));
+    add_values(p, take);
+    p += take * size;
+    n -= take;
+    if (in_block_ == block) {
+      const block_figures b = open_block();
+      merge(b.count, b.mean, b.m2);
+      in_block_ = 0;
+      std::fill(std::begin(sum_), std::end(sum_), 0.0);
+      std::fill(std::begin(squares_), std::end(squares_), 0.0);
+    }
+  }
+}
+
+// Element j of the block always lands in lane j % 4: four independent sums
+// keep the loop pipelined, and the split into calls changes nothing.
+void value_stats::add_values(const std::byte* p, std::size_t n) {
+  const std::size_t size = element_size(type_);
+  if (n > 0 && in_block_ == 0) shift_ = stored_value(type_, p);
+  for (std::size_t i = 0; i < n; ++i) {
+    const double d = stored_value(type_, p + i * size) - shift_;
+    const std::size_t lane = static_cast<std::size_t>((in_block_ + i) & 3u);
+    sum_[lane] += d;
+    squares_[lane] += d * d;
+  }
+  in_block_ += n;
+}
+
+value_stats::block_figures value_stats::open_block() const {
+  if (in_block_ == 0) return {0.0, 0.0, 0.0};
+  const double count = static_cast<double>(in_block_);
+  const double sum = (sum_[0] + sum_[1]) + (sum_[2] + sum_[3]);
+  const double squares = (squares_[0] + squares_[1]) + (squares_[2] + squares_[3]);
+  return {count, shift_ + sum / count, std::max(0.0, squares - sum * sum / count)};
+}
+
+void value_stats::merge(double count, double mean, double m2) {
+  if (count == 0.0) return;
+  const double before = static_cast<double>(total_count_);
+  if (total_count_ == 0) {
+    total_mean_ = mean;
+    total_m2_ = m2;
+  } else {
+    const double n = before + count;
+    const double delta = mean - total_mean_;
+    total_mean_ += delta * count / n;
+    total_m2_ += m2 + delta * delta * before * count / n;
+  }
+  total_count_ += static_cast<std::uint64_t>(count);
+}
+
+double value_stats::mean() const {
+  value_stats all = *this;
+  const block_figures b = open_block();
+  all.merge(b.count, b.mean, b.m2);
+  return all.total_count_ > 0 ? all.total_mean_ : std::numeric_limits<double>::quiet_NaN();
+}
+
+double value_stats::std() const {
+  value_stats all = *this;
+  const block_figures b = open_block();
+  all.merge(b.count, b.mean, b.m2);
+  return all.total_count_ > 0 ? std::sqrt(all.total_m2_ / static_cast<double>(all.total_count_))
+                              : std::numeric_limits<double>::quiet_NaN();
+}
+
+}  // namespace onnx_reinit
