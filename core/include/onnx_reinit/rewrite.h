@@ -89,8 +89,7 @@ model_sample sample_model(const loaded_model& model, const std::vector<tensor_pl
 // parallel, calling options.progress), external ones keep their source
 // pending until save_model streams it, so memory stays bounded by a few
 // windows whatever the model size. Reads of the model see the new values.
-void apply_sample(loaded_model& model, const model_sample& sample,
-                  const rewrite_options& options);
+void apply_sample(loaded_model& model, const model_sample& sample, const rewrite_options& options);
 
 // sample_model then apply_sample; returns the sample.
 model_sample rewrite_model(loaded_model& model, const std::vector<tensor_plan>& plans,

@@ -474,8 +474,8 @@ class write_context {
       if (stats == nullptr) continue;
       if (!measured_.contains(mt.proto)) stats->add(tensor_bytes(model_, *mt.proto).bytes());
       measured_.insert(mt.proto);
-      out.push_back({mt.ref, *float_element_type(*mt.proto), stats->count(), stats->mean(),
-                     stats->std()});
+      out.push_back(
+          {mt.ref, *float_element_type(*mt.proto), stats->count(), stats->mean(), stats->std()});
     }
     return out;
   }
@@ -491,7 +491,8 @@ class write_context {
   // A window at a time, so memory stays at one window whatever the size.
   void stream(const byte_source& source, output_file& out, value_stats* stats) {
     const std::uint64_t size = source.size();
-    const std::uint64_t window = std::clamp<std::uint64_t>(source.window(), 1, size == 0 ? 1 : size);
+    const std::uint64_t window =
+        std::clamp<std::uint64_t>(source.window(), 1, size == 0 ? 1 : size);
     auto buffer = std::make_unique_for_overwrite<std::byte[]>(static_cast<std::size_t>(window));
     for (std::uint64_t offset = 0; offset < size; offset += window) {
       const std::span<std::byte> bytes(buffer.get(),
@@ -802,8 +803,7 @@ fs::path checked_output(const loaded_model& model, const fs::path& out_arg,
 // atomic). (fmt, not `"." + string`: GCC 12 at -O3 misreads that operator+.)
 fs::path make_staging_dir(const fs::path& out) {
   std::string pattern =
-      (out.parent_path() / fmt::format(".{}.onnx-reinit-XXXXXX", out.filename().string()))
-          .string();
+      (out.parent_path() / fmt::format(".{}.onnx-reinit-XXXXXX", out.filename().string())).string();
   if (::mkdtemp(pattern.data()) == nullptr)
     throw io_error(fmt::format("cannot create a temporary directory in {}", out.parent_path()),
                    out.string(), io_error::last_errno());
@@ -840,8 +840,7 @@ std::vector<fs::path> stage_model(loaded_model& model, const fs::path& out, cons
     data_files.push_back(
         stage_consolidated(model, out.parent_path(), stage, options, patch, names, writer));
   else if (model.has_external_data())
-    data_files =
-        stage_same_layout(model, out, stage, options.in_place, patch, names, writer);
+    data_files = stage_same_layout(model, out, stage, options.in_place, patch, names, writer);
   serialize_model(model.proto(), stage / out.filename(), out);
   patch.undo();
   result.written = writer.figures(std::as_const(model).proto());

@@ -207,8 +207,8 @@ class sampled_tensor final : public byte_source {
     const bool whole = offset == 0 && n == job_.count;
     if (offset % job_.element_bytes != 0 || out.size() % job_.element_bytes != 0 ||
         offset + out.size() > size() || (!whole && !job_.strategy.elementwise()))
-      throw usage_error(fmt::format("tensor '{}': bytes [{}, {}) cannot be read alone", job_.info.name,
-                                    offset, offset + out.size()),
+      throw usage_error(fmt::format("tensor '{}': bytes [{}, {}) cannot be read alone",
+                                    job_.info.name, offset, offset + out.size()),
                         job_.info.name);
     auto run = [&] {
       if (job_.info.dtype == element_type::float64)
@@ -320,8 +320,7 @@ model_sample sample_model(const loaded_model& model, const std::vector<tensor_pl
   return sample;
 }
 
-void apply_sample(loaded_model& model, const model_sample& sample,
-                  const rewrite_options& options) {
+void apply_sample(loaded_model& model, const model_sample& sample, const rewrite_options& options) {
   const std::vector<model_tensor> tensors = collect_model_tensors(model.proto());
   if (tensors.size() != sample.tensors.size())
     throw usage_error(fmt::format("sample has {} tensors but the model has {}",
