@@ -1,6 +1,7 @@
 // Tests of rules, the default policy and the planner: parsing and its
 // errors, matching, rule order, --only/--skip, `auto` resolution and the
 // tensors that must always be kept.
+#include <fmt/format.h>
 #include <catch2/catch.hpp>
 
 #include <cmath>
@@ -187,6 +188,51 @@ TEST_CASE("gain=auto becomes the activation gain; LSTM biases get forget_bias") 
   CHECK_FALSE(b_hh.forget_bias.has_value());
   CHECK_FALSE(plan_for(tensor("B", ori::tensor_role::bias, ori::activation_kind::tanh, "GRU"))
                   .forget_bias.has_value());
+}
+
+TEST_CASE("forget_bias goes through the parameter schema like a strategy's parameters") {
+  ori::tensor_analysis b = tensor("B", ori::tensor_role::bias, ori::activation_kind::tanh, "LSTM");
+  b.forget_gate_ranges = {{2, 4}};
+  auto fails_with = [&](const std::string& value, const std::string& what) {
+    const ori::rule r = ori::parse_rule(fmt::format("B=zeros(forget_bias={})", value), "--rule 1");
+    try {
+      plan_for(b, {r});
+      FAIL("forget_bias=" << value << " was accepted");
+    } catch (const ori::param_error& e) {
+      CHECK(std::string(e.what()) == what);
+      CHECK(e.where() == fmt::format("rule '{}' from --rule 1", r.text));
+    }
+  };
+  // The texts resolve_params gives any number parameter of a strategy.
+  fails_with("abc", "strategy 'zeros': parameter 'forget_bias' expects a number, got 'abc'");
+  fails_with("1.5x", "strategy 'zeros': parameter 'forget_bias' expects a number, got '1.5x'");
+  fails_with("inf", "strategy 'zeros': parameter 'forget_bias' expects a finite number, got 'inf'");
+  // A tensor without forget-gate rows still has the value checked.
+  CHECK_THROWS_AS(plan_for(tensor("b_hh", ori::tensor_role::bias, ori::activation_kind::tanh),
+                           {ori::parse_rule("b_hh=zeros(forget_bias=x)", "--rule 1")}),
+                  ori::param_error);
+  const ori::tensor_plan ok =
+      plan_for(b, {ori::parse_rule("B=zeros(forget_bias=-2.5)", "--rule 1")});
+  REQUIRE(ok.forget_bias.has_value());
+  CHECK(*ok.forget_bias == -2.5);
+  CHECK(ok.call.params.empty());  // not passed on to the strategy
+}
+
+TEST_CASE("gain=auto in a user rule is the gain of the tensor's activation") {
+  // PyTorch's calculate_gain: relu sqrt(2), leaky_relu(0.2) sqrt(2 / (1 + 0.04)).
+  const ori::rule r = ori::parse_rule("w=xavier_normal(gain=auto)", "--rule 1");
+  CHECK(std::stod(
+            param(plan_for(tensor("w", ori::tensor_role::weight, ori::activation_kind::relu), {r}),
+                  "gain")) == Approx(std::sqrt(2.0)).epsilon(1e-12));
+  const ori::tensor_analysis leaky =
+      tensor("w", ori::tensor_role::weight, ori::activation_kind::leaky_relu, "Gemm", 0.2);
+  CHECK(std::stod(param(plan_for(leaky, {r}), "gain")) ==
+        Approx(std::sqrt(2.0 / 1.04)).epsilon(1e-12));
+  // `auto` for a parameter with no per-tensor meaning is left to the
+  // strategy's schema to refuse.
+  CHECK(param(plan_for(tensor("w", ori::tensor_role::weight, ori::activation_kind::relu),
+                       {ori::parse_rule("w=normal(std=auto)", "--rule 1")}),
+              "std") == "auto");
 }
 
 TEST_CASE("user rules come first, in order; the first match decides") {

@@ -18,7 +18,6 @@
 #include "onnx_reinit/format.h"
 #include "onnx_reinit/registry.h"
 #include "onnx_reinit/text.h"
-#include "registry_params.h"
 
 namespace onnx_reinit {
 namespace {

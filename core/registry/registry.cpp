@@ -23,7 +23,6 @@
 #include "onnx_reinit/registry.h"
 #include "onnx_reinit/text.h"
 #include "registry_internal.h"
-#include "registry_params.h"
 
 namespace onnx_reinit {
 

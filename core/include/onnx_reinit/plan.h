@@ -36,10 +36,12 @@ struct plan_options {
 };
 
 // One plan per analysed tensor, in the same order. Parameters written
-// `auto` are resolved here: gain=auto becomes the tensor's activation gain;
-// for a weight before a PReLU, the gain of the slope the plan writes for that
-// PReLU's slope tensor (tensor_analysis::prelu_slope_tensor).
-// `forget_bias` is taken out of the parameters into tensor_plan.
+// `auto` that rules.h declares (auto_params) are resolved here: gain=auto
+// becomes the tensor's activation gain; for a weight before a PReLU, the
+// gain of the slope the plan writes for that PReLU's slope tensor
+// (tensor_analysis::prelu_slope_tensor). Host parameters (host_params,
+// e.g. forget_bias) are validated by their schema (param_error naming the
+// rule) and taken out of the strategy's parameters into tensor_plan.
 std::vector<tensor_plan> make_plan(const std::vector<tensor_analysis>& tensors,
                                    const plan_options& options);
 

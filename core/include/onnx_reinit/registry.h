@@ -109,6 +109,14 @@ struct resolved_param {
 // "mean=0, std=0.02"; "" when there are none.
 std::string to_string(std::span<const resolved_param> params);
 
+// Every parameter of the schema `info`, in schema order, defaults filled in
+// and the given values parsed and checked: what registry::resolve does for
+// a strategy, and the host does for parameters it declares itself (see
+// host_params in rules.h). Throws param_error ("strategy '<info.name>':
+// parameter '<name>' ...").
+std::vector<resolved_param> resolve_params(const strategy_info& info,
+                                           const param_value_list& given);
+
 // ---- Configured strategies --------------------------------------------------
 
 // A strategy created by its plugin from validated parameters. Copies share

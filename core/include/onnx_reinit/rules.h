@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "onnx_reinit/analysis.h"
+#include "onnx_reinit/registry.h"
 
 namespace onnx_reinit {
 
@@ -52,5 +53,30 @@ std::vector<rule> load_rules_file(const std::filesystem::path& path);
 
 // The default policy, in order.
 const std::vector<rule>& default_policy();
+
+struct tensor_plan;
+
+// A parameter a rule may give beside its strategy's own, applied by the host
+// around any strategy. Declared with the same schema as a strategy's
+// parameters and validated by the same code (resolve_params), so its errors
+// read like theirs. `apply` records the validated value in the plan.
+struct host_param {
+  param_info schema;
+  void (*apply)(tensor_plan& plan, double value);
+};
+
+// forget_bias=V: LSTM forget-gate input biases set to V after the strategy,
+// on tensors that hold forget-gate rows (the plan of any other tensor does
+// not claim it).
+const std::vector<host_param>& host_params();
+
+// A parameter a rule may write as `auto`, resolved per tensor by the
+// planner: gain=auto is the gain of the tensor's activation.
+struct auto_param {
+  std::string name;
+  double (*value)(const tensor_analysis& tensor);
+};
+
+const std::vector<auto_param>& auto_params();
 
 }  // namespace onnx_reinit

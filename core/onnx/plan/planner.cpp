@@ -46,12 +46,31 @@ bool rule_applies(const rule& r, const tensor_analysis& tensor) {
   return r.matches(tensor);
 }
 
-double parse_forget_bias(const std::string& text, const rule& r) {
-  char* end = nullptr;
-  const double value = std::strtod(text.c_str(), &end);
-  if (end == text.c_str() || *end != '\0' || !std::isfinite(value))
-    throw rule_error(fmt::format("forget_bias must be a finite number, not '{}'", text), r.origin);
-  return value;
+const host_param* find_host_param(const std::string& name) {
+  for (const host_param& p : host_params())
+    if (p.schema.name == name) return &p;
+  return nullptr;
+}
+
+const auto_param* find_auto_param(const std::string& name) {
+  for (const auto_param& p : auto_params())
+    if (p.name == name) return &p;
+  return nullptr;
+}
+
+// Validates a host parameter with the schema code every strategy parameter
+// goes through, for every tensor the rule decides (so a bad value is always
+// an error), and lets the parameter record itself in the plan.
+void apply_host_param(tensor_plan& plan, const host_param& param, const std::string& value,
+                      const rule& r) {
+  strategy_info schema;
+  schema.name = r.call.strategy;
+  schema.params = {param.schema};
+  try {
+    param.apply(plan, resolve_params(schema, {{param.schema.name, value}}).front().number);
+  } catch (const param_error& e) {
+    throw param_error(e.what(), fmt::format("rule '{}' from {}", r.text, r.origin));
+  }
 }
 
 tensor_plan from_rule(const tensor_analysis& tensor, const rule& r) {
@@ -70,19 +89,13 @@ tensor_plan from_rule(const tensor_analysis& tensor, const rule& r) {
   plan.rule_origin = r.origin;
   plan.call.strategy = r.call.strategy;
   for (const auto& [key, value] : r.call.params) {
-    if (key == "forget_bias") {
-      // Parsed for every tensor so a bad value is always an error, but only
-      // set where forget-gate rows live: PyTorch's b_hh (the second half of
-      // an LSTM's B) holds none, and the plan must not claim it does.
-      const double forget = parse_forget_bias(value, r);
-      if (!tensor.forget_gate_ranges.empty()) plan.forget_bias = forget;
+    if (const host_param* host = find_host_param(key)) {
+      apply_host_param(plan, *host, value, r);
       continue;
     }
-    if (key == "gain" && value == "auto") {
-      plan.call.params.emplace_back(key, format_detail::format_number(tensor.info.gain));
-      continue;
-    }
-    plan.call.params.emplace_back(key, value);
+    const auto_param* automatic = value == "auto" ? find_auto_param(key) : nullptr;
+    plan.call.params.emplace_back(
+        key, automatic ? format_detail::format_number(automatic->value(tensor)) : value);
   }
   return plan;
 }

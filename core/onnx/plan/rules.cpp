@@ -11,6 +11,7 @@
 #include <cerrno>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 
 #include "onnx_reinit/errors.h"
 #include "onnx_reinit/plan.h"
@@ -265,6 +266,31 @@ const std::vector<rule>& default_policy() {
     return rules;
   }();
   return policy;
+}
+
+const std::vector<host_param>& host_params() {
+  static const std::vector<host_param> params = [] {
+    param_info forget;
+    forget.name = "forget_bias";
+    forget.type = param_type::number;
+    forget.min_value = -std::numeric_limits<double>::infinity();
+    forget.max_value = std::numeric_limits<double>::infinity();
+    forget.help = "LSTM forget-gate input biases set to this value after the strategy";
+    auto apply = [](tensor_plan& plan, double value) {
+      // PyTorch's b_hh (the second half of an LSTM's B) holds no forget-gate
+      // input rows: only tensors that do get the value.
+      if (!plan.tensor.forget_gate_ranges.empty()) plan.forget_bias = value;
+    };
+    return std::vector<host_param>{{forget, apply}};
+  }();
+  return params;
+}
+
+const std::vector<auto_param>& auto_params() {
+  static const std::vector<auto_param> params = {
+      {"gain", [](const tensor_analysis& t) { return t.info.gain; }},
+  };
+  return params;
 }
 
 }  // namespace onnx_reinit
