@@ -28,17 +28,24 @@ namespace {
 
 // MatMul weights of three dtypes (the last before a ReLU) and a bias.
 onnx::ModelProto three_dtypes() {
+  struct layer {
+    const char* weight;
+    std::int64_t in, out;
+    ori::element_type type;
+  };
+  const layer layers[] = {{"w32", 60, 70, ori::element_type::float32},
+                          {"w16", 70, 60, ori::element_type::float16},
+                          {"w64", 60, 70, ori::element_type::float64}};
   graph_builder g;
   g.add_input("x", {2, 60});
-  const std::vector<float> old(60 * 70, 0.5f);
-  g.add_initializer("w32", {60, 70}, old, ori::element_type::float32);
-  g.add_initializer("w16", {70, 60}, old, ori::element_type::float16);
-  g.add_initializer("w64", {60, 70}, old, ori::element_type::float64);
+  std::string h = "x";
+  for (const layer& l : layers) {
+    g.add_initializer(l.weight, {l.in, l.out}, std::vector<float>(60 * 70, 0.5f), l.type);
+    g.add_node("MatMul", {h, l.weight}, {h + "'"});
+    h += "'";
+  }
   g.add_initializer("bias", {70}, std::vector<float>(70, 0.5f));
-  g.add_node("MatMul", {"x", "w32"}, {"a"});
-  g.add_node("MatMul", {"a", "w16"}, {"b"});
-  g.add_node("MatMul", {"b", "w64"}, {"c"});
-  g.add_node("Add", {"c", "bias"}, {"d"});
+  g.add_node("Add", {h, "bias"}, {"d"});
   g.add_node("Relu", {"d"}, {"y"});
   g.add_output("y", {2, 70});
   return g.model();
