@@ -113,6 +113,8 @@ class value_stats {
  private:
   static constexpr std::uint64_t block = std::uint64_t{1} << 16;
   void add_values(const std::byte* p, std::size_t n);
+  template <class Decode>
+  void add_run(const std::byte* p, std::size_t n, std::size_t size, Decode decode);
   void merge(double count, double mean, double m2);
   struct block_figures {
     double count, mean, m2;
@@ -121,8 +123,9 @@ class value_stats {
 
   element_type type_;
   double shift_ = 0.0;
-  double sum_[4] = {0, 0, 0, 0};
-  double squares_[4] = {0, 0, 0, 0};
+  static constexpr std::size_t lanes = 8;
+  double sum_[lanes] = {};
+  double squares_[lanes] = {};
   std::uint64_t in_block_ = 0;
   std::uint64_t total_count_ = 0;
   double total_mean_ = 0.0;

@@ -55,25 +55,65 @@ void value_stats::add(std::span<const std::byte> bytes) {
   }
 }
 
-// Element j of the block always lands in lane j % 4: four independent sums
-// keep the loop pipelined, and the split into calls changes nothing.
-void value_stats::add_values(const std::byte* p, std::size_t n) {
-  const std::size_t size = element_size(type_);
-  if (n > 0 && in_block_ == 0) shift_ = stored_value(type_, p);
-  for (std::size_t i = 0; i < n; ++i) {
-    const double d = stored_value(type_, p + i * size) - shift_;
-    const std::size_t lane = static_cast<std::size_t>((in_block_ + i) & 3u);
+// Element j of the block always lands in lane j % 8: independent sums keep
+// the loop pipelined (and let it vectorise), and the split into calls
+// changes nothing.
+template <class Decode>
+void value_stats::add_run(const std::byte* p, std::size_t n, std::size_t size, Decode decode) {
+  if (n > 0 && in_block_ == 0) shift_ = decode(p);
+  auto one = [&](std::size_t i) {
+    const double d = decode(p + i * size) - shift_;
+    const auto lane = static_cast<std::size_t>((in_block_ + i) % lanes);
     sum_[lane] += d;
     squares_[lane] += d * d;
-  }
+  };
+  std::size_t i = 0;
+  for (; i < n && (in_block_ + i) % lanes != 0; ++i) one(i);
+  // Local copies: the sums stay in registers, clear of any aliasing.
+  double sum[lanes], squares[lanes];
+  std::copy(std::begin(sum_), std::end(sum_), sum);
+  std::copy(std::begin(squares_), std::end(squares_), squares);
+  const double shift = shift_;
+  for (; i + lanes <= n; i += lanes)  // lane-aligned: element i + k goes to lane k
+    for (std::size_t k = 0; k < lanes; ++k) {
+      const double d = decode(p + (i + k) * size) - shift;
+      sum[k] += d;
+      squares[k] += d * d;
+    }
+  std::copy(sum, sum + lanes, sum_);
+  std::copy(squares, squares + lanes, squares_);
+  for (; i < n; ++i) one(i);
   in_block_ += n;
+}
+
+void value_stats::add_values(const std::byte* p, std::size_t n) {
+  switch (type_) {
+    case element_type::float32:
+      return add_run(p, n, 4, [](const std::byte* q) {
+        float v;
+        std::memcpy(&v, q, sizeof v);
+        return static_cast<double>(v);
+      });
+    case element_type::float64:
+      return add_run(p, n, 8, [](const std::byte* q) {
+        double v;
+        std::memcpy(&v, q, sizeof v);
+        return v;
+      });
+    case element_type::float16:
+    case element_type::bfloat16:
+      return add_run(p, n, 2, [type = type_](const std::byte* q) { return stored_value(type, q); });
+  }
 }
 
 value_stats::block_figures value_stats::open_block() const {
   if (in_block_ == 0) return {0.0, 0.0, 0.0};
   const double count = static_cast<double>(in_block_);
-  const double sum = (sum_[0] + sum_[1]) + (sum_[2] + sum_[3]);
-  const double squares = (squares_[0] + squares_[1]) + (squares_[2] + squares_[3]);
+  double sum = 0.0, squares = 0.0;
+  for (std::size_t k = 0; k < lanes; ++k) {
+    sum += sum_[k];
+    squares += squares_[k];
+  }
   return {count, shift_ + sum / count, std::max(0.0, squares - sum * sum / count)};
 }
 
