@@ -5,9 +5,11 @@
 #include <fmt/format.h>
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <map>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "onnx_reinit/analysis.h"
@@ -189,7 +191,16 @@ TEST_CASE("the writer returns the figures of the values in the written file") {
     ori::loaded_model model = external_model(dir);
     const ori::model_sample sample =
         ori::rewrite_model(model, plans_of(model), standard_registry(), options());
-    const ori::save_result saved = ori::save_model(model, dir / "out.onnx");
+    // Progress counts the streamed bytes, one call per window, up to the
+    // pending tensors' total (16800 + 8400 + 33600 + 280 bytes).
+    std::vector<std::pair<std::uint64_t, std::uint64_t>> calls;
+    ori::save_options o;
+    o.progress = [&](std::uint64_t done, std::uint64_t total) { calls.emplace_back(done, total); };
+    const ori::save_result saved = ori::save_model(model, dir / "out.onnx", o);
+    REQUIRE(!calls.empty());
+    CHECK(calls.back() == std::pair<std::uint64_t, std::uint64_t>{59080, 59080});
+    CHECK(std::is_sorted(calls.begin(), calls.end()));
+    CHECK(calls.size() == 4);  // each fits one window of 16 chunks (8000 elements)
     const ori::loaded_model out = ori::load_model(dir / "out.onnx");
     REQUIRE(out.has_external_data());
     check_figures_match_file(saved, out, 4);
