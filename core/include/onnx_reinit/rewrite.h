@@ -80,8 +80,8 @@ void validate_plan(const std::vector<tensor_plan>& plans, const registry& strate
 // when read, checking every value is finite (strategy_error naming the
 // tensor, strategy and plugin otherwise, raised by whoever reads it).
 // `plans` must come from analyze_model(model) in order (usage_error).
-// Changes nothing; the model need only outlive nothing (sources own what
-// they need).
+// Changes nothing. Sources own what they need: the sample may outlive the
+// model, the plans and the registry.
 model_sample sample_model(const loaded_model& model, const std::vector<tensor_plan>& plans,
                           const registry& strategies, const rewrite_options& options);
 
