@@ -387,7 +387,7 @@ TEST_CASE("the progress callback is never entered from two threads at once") {
   CHECK(calls == layers);
   CHECK(overlaps == 0);
   CHECK(monotonic);
-  CHECK(final_total == std::uint64_t{layers} * 64 * 64);
+  CHECK(final_total == std::uint64_t{layers} * 64 * 64 * sizeof(float));  // bytes
   CHECK(final_done == final_total);
 }
 

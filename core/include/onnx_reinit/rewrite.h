@@ -27,8 +27,8 @@ struct rewrite_options {
   // Element-wise strategies fill tensors in chunks of this many elements.
   std::uint64_t chunk_elements = std::uint64_t{1} << 18;
   // Called by apply_sample after each inline tensor it generates, with
-  // (done, total) element counts of those tensors (save_options::progress
-  // counts the external ones as save_model streams them). Called from one thread at a time (the
+  // (done, total) bytes of those tensors (save_options::progress counts the
+  // external ones as save_model streams them). Called from one thread at a time (the
   // library serialises the calls), with `done` increasing, but not always
   // from the same thread; keep it short, it holds up the worker calling it.
   std::function<void(std::uint64_t, std::uint64_t)> progress;

@@ -326,7 +326,7 @@ void apply_sample(loaded_model& model, const model_sample& sample, const rewrite
                                   sample.tensors.size(), tensors.size()),
                       "apply_sample");
   std::vector<std::size_t> inline_tensors;
-  std::uint64_t total = 0;  // elements
+  std::uint64_t total = 0;  // bytes
   for (std::size_t i = 0; i < tensors.size(); ++i) {
     const tensor_sample& t = sample.tensors[i];
     if (!(tensors[i].ref == t.ref))
@@ -336,7 +336,7 @@ void apply_sample(loaded_model& model, const model_sample& sample, const rewrite
       write_tensor_source(model, *tensors[i].proto, t.source);
     } else {
       inline_tensors.push_back(i);
-      total += static_cast<std::uint64_t>(tensor_element_count(*tensors[i].proto));
+      total += t.source->size();
     }
   }
   // The callback is called under a mutex: callers (the CLI printing a line)
@@ -355,7 +355,7 @@ void apply_sample(loaded_model& model, const model_sample& sample, const rewrite
                         [&](std::span<std::byte> bytes) { source.read(0, bytes); });
       if (!options.progress) return;
       const std::lock_guard lock(progress_mutex);
-      done += static_cast<std::uint64_t>(tensor_element_count(*tensors[i].proto));
+      done += source.size();
       options.progress(done, total);
     });
   });
