@@ -86,6 +86,10 @@ tensor_plan from_rule(const tensor_analysis& tensor, const rule& r) {
       plan.call.params.emplace_back(key, format_number(tensor.info.gain));
       continue;
     }
+    if (auto number = evaluate_parameter(value, tensor, r.origin)) {
+      plan.call.params.emplace_back(key, format_number(*number));
+      continue;
+    }
     plan.call.params.emplace_back(key, value);
   }
   return plan;

@@ -70,6 +70,8 @@ json tensor_json(const tensor_plan& plan, const tensor_outcome& outcome) {
   j["rule"] = plan.rule;
   j["forget_bias"] = plan.forget_bias ? json(*plan.forget_bias) : json(nullptr);
   j["notes"] = t.notes;
+  j["residual"] = t.residual ? json(fmt::format("{}", *t.residual)) : json(nullptr);
+  j["output_layer"] = t.output_layer;
   return j;
 }
 
@@ -116,6 +118,8 @@ std::string plan_table(const std::vector<tensor_plan>& plans,
     if (rewrite && outcomes[i].rewritten)
       decision += fmt::format("  got={:.4g}", outcomes[i].achieved_std);
     if (p.forget_bias) decision += fmt::format("  forget_bias={}", *p.forget_bias);
+    if (p.tensor.residual) decision += fmt::format("  [{}]", *p.tensor.residual);
+    if (p.tensor.output_layer) decision += "  [output layer]";
     out += fmt::format(
         "{:<32} {:<14} {:<18} {:<16} {:>9} {:>9} {:<11} {}\n", info.name, shape_text(info.shape),
         p.tensor.consumer_op, to_string(info.role), p.tensor.is_float ? fan_text(info.fan_in) : "-",
@@ -131,7 +135,8 @@ std::string plan_table(const std::vector<tensor_plan>& plans,
 std::string policy_text() {
   std::string out =
       "# The default policy: tried after user rules, in order; the first match decides.\n"
-      "# MATCH terms: name glob, op:TYPE, role:ROLE, act:ACTIVATION, dtype:TYPE, joined by '&'.\n"
+      "# MATCH terms: name glob, op:TYPE, role:ROLE, act:ACTIVATION, dtype:TYPE,\n"
+      "# residual:any|last|inner|norm|multiplier|skip|none, layer:output, joined by '&'.\n"
       "# gain=auto is the gain of the tensor's activation; forget_bias=V sets the LSTM\n"
       "# forget-gate input bias after the strategy; keep leaves the bytes untouched.\n"
       "# Non-float and quantized tensors are always kept; tensors of unknown role are\n"
