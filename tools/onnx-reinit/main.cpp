@@ -21,12 +21,14 @@
 #include "onnx_reinit/errors.h"
 #include "onnx_reinit/model_io.h"
 #include "onnx_reinit/plan.h"
+#include "onnx_reinit/presets.h"
 #include "onnx_reinit/registry.h"
 #include "onnx_reinit/report.h"
 #include "onnx_reinit/rewrite.h"
 #include "onnx_reinit/rules.h"
 #include "onnx_reinit/staged_file.h"
 #include "onnx_reinit/version.h"
+#include "recipes.h"
 
 namespace fs = std::filesystem;
 namespace ori = onnx_reinit;
@@ -67,6 +69,7 @@ struct arguments {
   bool quiet = false;
   bool verbose = false;
   ori::cli::runtime_arguments runtime;
+  ori::cli::recipe_arguments recipes;
 };
 
 void add_options(CLI::App& app, arguments& a) {
@@ -103,6 +106,7 @@ void add_options(CLI::App& app, arguments& a) {
   app.add_flag("-q,--quiet", a.quiet, "no progress or summary on stderr");
   app.add_flag("-v,--verbose", a.verbose, "per-tensor detail");
   ori::cli::add_runtime_options(app, a.runtime);
+  ori::cli::add_recipe_options(app, a.recipes);
   app.set_version_flag("--version", std::string("onnx-reinit ") + ori::tool_version);
 }
 
@@ -129,7 +133,7 @@ numbers parse_numbers(const arguments& a) {
 }
 
 void check_usage(const arguments& a) {
-  const bool listing = a.list || !a.describe.empty() || a.print_policy;
+  const bool listing = a.list || !a.describe.empty() || a.print_policy || a.recipes.list_presets;
   if (listing && !a.report.empty())
     throw ori::usage_error("--report goes with a rewrite or --plan", command_line);
   if (listing) return;
@@ -201,6 +205,7 @@ std::vector<ori::rule> user_rules(const arguments& a) {
     rules.push_back(ori::parse_rule(a.rules[i], fmt::format("--rule {}", i + 1)));
   if (!a.rules_file.empty())
     for (ori::rule& r : ori::load_rules_file(a.rules_file)) rules.push_back(std::move(r));
+  for (ori::rule& r : ori::cli::preset_rules(a.recipes)) rules.push_back(std::move(r));
   return rules;
 }
 
@@ -217,8 +222,12 @@ std::function<void(std::uint64_t, std::uint64_t)> progress_printer(const argumen
 int run(const arguments& a) {
   const numbers n = parse_numbers(a);
   check_usage(a);
+  if (a.recipes.list_presets) {
+    fmt::print("{}", ori::presets_text());
+    return 0;
+  }
   if (a.print_policy) {
-    fmt::print("{}", ori::policy_text());
+    fmt::print("{}{}", ori::cli::presets_policy_text(a.recipes), ori::policy_text());
     return 0;
   }
   ori::registry strategies = load_registry(a);
@@ -258,8 +267,9 @@ int run(const arguments& a) {
   ori::loaded_model model = ori::load_model(a.model, load_options);
   if (a.runtime.inspect && !a.plan && a.output.empty() && !a.in_place)
     return ori::cli::inspect_only(model, a.runtime, n.seed, a.json);
-  const std::vector<ori::tensor_plan> plans =
-      ori::make_plan(ori::analyze_model(model, analysis_options), plan_options);
+  const std::vector<ori::tensor_analysis> analysis = ori::analyze_model(model, analysis_options);
+  ori::cli::check_presets(a.recipes, analysis);
+  const std::vector<ori::tensor_plan> plans = ori::make_plan(analysis, plan_options);
   ori::validate_plan(plans, strategies);
   const ori::report_header header{a.model, n.seed, analysis_options.convention};
 

@@ -376,6 +376,15 @@ bool rule::has_name_term() const {
                      [](const match_term& t) { return t.field == match_term::kind::name; });
 }
 
+bool rule::names_tensors() const {
+  return std::any_of(terms.begin(), terms.end(), [](const match_term& t) {
+    if (t.field == match_term::kind::name) return true;
+    return t.field == match_term::kind::residual &&
+           std::all_of(t.alternatives.begin(), t.alternatives.end(),
+                       [](const std::string& w) { return w == "multiplier" || w == "norm"; });
+  });
+}
+
 bool rule::matches(const tensor_analysis& tensor) const {
   return std::all_of(terms.begin(), terms.end(),
                      [&](const match_term& t) { return term_matches(t, tensor); });

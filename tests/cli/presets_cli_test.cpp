@@ -1,0 +1,81 @@
+// The command line's recipes: --list-presets, --print-policy --preset,
+// --preset in a plan and its refusals, and the residual positions --plan
+// and the report show, on the PyTorch reference exports.
+#include <catch2/catch.hpp>
+
+#include <filesystem>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "support/cli_runner.h"
+
+namespace fs = std::filesystem;
+using onnx_reinit::test::check_error;
+using onnx_reinit::test::contains;
+using onnx_reinit::test::run_cli;
+
+namespace {
+
+std::string reference(const std::string& file) {
+  const fs::path path = fs::path(ONNX_REINIT_REFERENCE_MODELS) / file;
+  REQUIRE(fs::exists(path));
+  return path.string();
+}
+
+}  // namespace
+
+TEST_CASE("--list-presets shows every preset with its reference and formula", "[cli]") {
+  const auto r = run_cli({"--list-presets"});
+  CHECK(r.status == 0);
+  for (const char* name : {"zero-init-residual\n", "fixup\n", "gpt2\n", "skipinit\n", "rezero\n",
+                           "layerscale\n", "small-head\n"})
+    CHECK(contains(r.out, name));
+  CHECK(contains(r.out, "Goyal et al. 2017"));
+  CHECK(contains(r.out, "L^(-1/(2m-2))"));
+}
+
+TEST_CASE("--print-policy --preset prints the preset's rules before the policy", "[cli]") {
+  const auto r = run_cli({"--print-policy", "--preset", "gpt2"});
+  CHECK(r.status == 0);
+  const auto preset = r.out.find("residual:last&role:weight=normal(mean=0,std=0.02/sqrt(L))");
+  const auto policy = r.out.find("# The default policy");
+  CHECK(preset != std::string::npos);
+  CHECK(policy != std::string::npos);
+  CHECK(preset < policy);
+}
+
+TEST_CASE("--plan shows each tensor's branch and position", "[cli]") {
+  const auto r = run_cli({reference("resnet18_train.onnx"), "--plan"});
+  CHECK(r.status == 0);
+  CHECK(contains(r.out, "[branch 5 of 8, layer 2 of 2]"));
+  CHECK(contains(r.out, "[branch 8 of 8, last norm]"));
+  CHECK(contains(r.out, "[output layer]"));
+  const auto z = run_cli(
+      {reference("resnet18_train.onnx"), "--plan", "--json", "--preset", "zero-init-residual"});
+  REQUIRE(z.status == 0);
+  const auto report = nlohmann::json::parse(z.out);
+  int zeros = 0;
+  for (const auto& t : report["tensors"])
+    if (t["strategy"] == "zeros" && t["role"] == "norm_scale") {
+      ++zeros;
+      CHECK(t["residual"].get<std::string>().ends_with("last norm"));
+      CHECK(t["rule"] == "residual:norm&role:norm_scale=zeros");
+    }
+  CHECK(zeros == 8);
+}
+
+TEST_CASE("presets that cannot apply are refused with exit 2, writing nothing", "[cli]") {
+  onnx_reinit::test::temp_dir dir;
+  const auto out = (dir / "out.onnx").string();
+  check_error(
+      run_cli({reference("resnet18_eval.onnx"), "-o", out, "--preset", "zero-init-residual"}), 2,
+      {"zero-init-residual", "normalization", "--preset zero-init-residual"});
+  check_error(run_cli({reference("resnet18_train.onnx"), "-o", out, "--preset", "fixup"}), 2,
+              {"without normalization"});
+  check_error(run_cli({reference("resnet18_train.onnx"), "--plan", "--preset", "zero_init"}), 2,
+              {"unknown preset 'zero_init'"});
+  check_error(run_cli({reference("resnet18_train.onnx"), "--plan", "--rule", "residual:end=zeros"}),
+              2, {"unknown residual 'end'"});
+  CHECK_FALSE(fs::exists(out));
+}
