@@ -249,6 +249,7 @@ int run(const arguments& a) {
                                        a.output),
                            command_line);
   check_report_destination(a);
+  ori::cli::transfer_stage::check_usage(a.recipes, a.in_place ? a.model : a.output);
 
   const auto start = std::chrono::steady_clock::now();
   ori::plan_options plan_options;
@@ -269,9 +270,11 @@ int run(const arguments& a) {
     return ori::cli::inspect_only(model, a.runtime, n.seed, a.json);
   const std::vector<ori::tensor_analysis> analysis = ori::analyze_model(model, analysis_options);
   ori::cli::check_presets(a.recipes, analysis);
-  const std::vector<ori::tensor_plan> plans = ori::make_plan(analysis, plan_options);
+  std::vector<ori::tensor_plan> plans = ori::make_plan(analysis, plan_options);
   ori::validate_plan(plans, strategies);
-  const ori::report_header header{a.model, n.seed, analysis_options.convention};
+  ori::cli::transfer_stage transfer(a.recipes, load_options);
+  transfer.plan(plans, plan_options);
+  const ori::report_header header{a.model, n.seed, analysis_options.convention, transfer.summary()};
 
   if (a.plan) {
     const auto outcomes = ori::preview_outcomes(plans, strategies);
@@ -279,6 +282,7 @@ int run(const arguments& a) {
       ori::write_file_atomically(a.report, ori::report_json(header, plans, outcomes));
     fmt::print("{}", a.json ? ori::report_json(header, plans, outcomes)
                             : ori::plan_table(plans, outcomes, a.verbose));
+    if (!a.json && transfer.summary()) fmt::print("{}", ori::transfer_text(*transfer.summary()));
     return 0;
   }
 
@@ -296,6 +300,7 @@ int run(const arguments& a) {
   ori::cli::runtime_stage runtime(a.runtime, n.seed);
   runtime.before_rewrite(model);
   const auto outcomes = ori::rewrite_model(model, plans, strategies, rewrite_options);
+  transfer.copy(model, plans);
   runtime.after_rewrite(model);
 
   // The report is staged once the model is (its external tensors' figures
@@ -317,6 +322,8 @@ int run(const arguments& a) {
   runtime.print(a.json);
   if (a.verbose) fmt::print("{}", ori::plan_table(plans, *outcomes, true));
 
+  if (!a.quiet && transfer.summary())
+    fmt::print(stderr, "onnx-reinit: {}", ori::transfer_text(*transfer.summary()));
   if (!a.quiet) {
     std::size_t rewritten = 0;
     for (const auto& o : *outcomes) rewritten += o.rewritten ? 1 : 0;
