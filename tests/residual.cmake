@@ -42,3 +42,7 @@ onnx_reinit_warnings(presets_cli_test)
 add_test(NAME presets_cli_test COMMAND presets_cli_test)
 set_tests_properties(presets_cli_test PROPERTIES LABELS cli
   FIXTURES_REQUIRED onnx_reinit_reference_models)
+
+# transfer_test builds its models; it rewrites with the standard plugin.
+target_link_libraries(transfer_test PRIVATE onnx_reinit_plan)
+add_dependencies(transfer_test standard)

@@ -5,6 +5,7 @@
 
 #include <filesystem>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -78,4 +79,28 @@ TEST_CASE("presets that cannot apply are refused with exit 2, writing nothing", 
   check_error(run_cli({reference("resnet18_train.onnx"), "--plan", "--rule", "residual:end=zeros"}),
               2, {"unknown residual 'end'"});
   CHECK_FALSE(fs::exists(out));
+}
+
+TEST_CASE("--from copies matching tensors and says what it could not use", "[cli]") {
+  onnx_reinit::test::temp_dir dir;
+  const auto out = (dir / "out.onnx").string();
+  const auto report = (dir / "report.json").string();
+  // The same architecture in eval form: BatchNorm folded, so the convolutions'
+  // names and the norms do not match; fc.weight and fc.bias do.
+  const auto r = run_cli({reference("resnet18_train.onnx"), "-o", out, "--report", report, "--from",
+                          reference("resnet18_eval.onnx")});
+  INFO(r.err);
+  REQUIRE(r.status == 0);
+  const auto j = nlohmann::json::parse(onnx_reinit::test::read_file(report));
+  std::vector<std::string> transferred;
+  for (const auto& t : j["tensors"])
+    if (t["action"] == "transferred") transferred.push_back(t["name"]);
+  CHECK(transferred == std::vector<std::string>{"fc.weight", "fc.bias"});
+  CHECK(j["transfer"]["transferred"] == 2);
+  CHECK_FALSE(j["transfer"]["unused"].empty());
+  CHECK(contains(r.err, "transfer from"));
+  check_error(run_cli({reference("resnet18_train.onnx"), "--plan", "--map", "a=b"}), 2,
+              {"--map goes with --from"});
+  check_error(run_cli({reference("resnet18_train.onnx"), "-o", out, "--from", out}), 2,
+              {"refusing to overwrite the pretrained model"});
 }

@@ -41,7 +41,9 @@ struct transfer_summary {
   std::string pretrained;  // path of the pretrained model
   std::size_t transferred = 0;
   std::vector<transfer_mismatch> mismatches;
-  std::vector<std::string> unused;  // pretrained tensors no model tensor took
+  // Pretrained tensors whose (mapped) name is no float tensor of the model;
+  // name matches with another shape or dtype are in `mismatches` instead.
+  std::vector<std::string> unused;
 };
 
 // Marks as plan_action::transfer every float tensor of `plans` (not kept by
