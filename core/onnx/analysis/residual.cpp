@@ -23,6 +23,8 @@ using norm_map = std::map<std::pair<int, int>, norm_parameter>;
 
 // Bounds every walk: no real block spans more values than this.
 constexpr int max_walk = 1 << 16;
+// Nodes between a fork and its join beyond which a join is not read as one.
+constexpr std::size_t max_branch_nodes = 1024;
 
 // Inputs of node `n` that are computed (not constants behind layout ops).
 std::vector<std::string> data_inputs(const model_index& index, int n) {
@@ -41,18 +43,45 @@ std::string layer_weight(const model_index& index, int n) {
   return w;
 }
 
+// The computed inputs of each node, worked out once: the walks below visit
+// a node once per join they cross.
+class input_cache {
+ public:
+  explicit input_cache(const model_index& index) : index_(index) {}
+  const std::vector<std::string>& operator()(int n) {
+    auto [it, fresh] = cache_.try_emplace(n);
+    if (fresh) it->second = data_inputs(index_, n);
+    return it->second;
+  }
+
+ private:
+  const model_index& index_;
+  std::unordered_map<int, std::vector<std::string>> cache_;
+};
+
 // The latest value both `a` and `b` derive from, "" when none: values are
 // taken from a max-heap on their producer's node index, so a value is
 // expanded only after every descendant reaching it, and the first value
-// reached from both sides is the latest common one.
-std::string find_fork(const model_index& index, const std::string& a, const std::string& b) {
+// reached from both sides is the latest common one. Once no queued value
+// carries only the other side than the one being expanded, nothing later
+// can become common: the best common value queued is the answer.
+std::string find_fork(const model_index& index, input_cache& inputs, const std::string& a,
+                      const std::string& b) {
   if (a == b) return a;
   std::unordered_map<std::string, int> sides;
   std::priority_queue<std::pair<int, std::string>> queue;
+  int only[3] = {0, 0, 0};  // queued values carrying side 1 only, side 2 only
+  std::pair<int, std::string> best{-2, {}};
   auto push = [&](const std::string& v, int side) {
     int& s = sides[v];
+    if ((s | side) == s) return;
     if (s == 0) queue.emplace(index.producer(v, 0), v);
+    if (s == 1 || s == 2) --only[s];
     s |= side;
+    if (s == 3)
+      best = std::max(best, {index.producer(v, 0), v});
+    else
+      ++only[s];
   };
   push(a, 1);
   push(b, 2);
@@ -61,33 +90,38 @@ std::string find_fork(const model_index& index, const std::string& a, const std:
     queue.pop();
     const int s = sides[v];
     if (s == 3) return v;
+    --only[s];
+    if (best.first > -2 && only[3 - s] == 0) return best.second;
     if (p < 0) continue;
-    for (const std::string& in : data_inputs(index, p)) push(in, s);
+    for (const std::string& in : inputs(p)) push(in, s);
   }
   return {};
 }
 
-// Nodes on paths from `fork` to `x`, in node order.
-std::vector<int> path_nodes(const model_index& index, const std::string& fork,
-                            const std::string& x) {
+// Nodes on paths from `fork` to `x`, in node order; nullopt when more than
+// max_branch_nodes lie between them (no block is that long; the bound keeps
+// long chains of Adds linear).
+std::optional<std::vector<int>> path_nodes(const model_index& index, input_cache& inputs,
+                                           const std::string& fork, const std::string& x) {
   const int floor = index.producer(fork, 0);
   std::set<int> ancestors;
   std::vector<std::string> stack{x};
   std::unordered_set<std::string> seen{x};
-  for (int steps = 0; !stack.empty() && steps < max_walk; ++steps) {
+  while (!stack.empty()) {
     const std::string v = stack.back();
     stack.pop_back();
     const int p = index.producer(v, 0);
     if (v == fork || p <= floor || !ancestors.insert(p).second) continue;
-    for (const std::string& in : data_inputs(index, p))
+    if (ancestors.size() > max_branch_nodes) return std::nullopt;
+    for (const std::string& in : inputs(p))
       if (seen.insert(in).second) stack.push_back(in);
   }
   std::unordered_set<std::string> reached{fork};
   std::vector<int> out;
   for (int n : ancestors) {
-    const auto inputs = data_inputs(index, n);
-    if (std::none_of(inputs.begin(), inputs.end(),
-                     [&](const std::string& in) { return reached.count(in) != 0; }))
+    const auto& in = inputs(n);
+    if (std::none_of(in.begin(), in.end(),
+                     [&](const std::string& i) { return reached.count(i) != 0; }))
       continue;
     out.push_back(n);
     for (const std::string& o : index.node(n).output()) reached.insert(o);
@@ -137,15 +171,17 @@ struct join_parts {
 };
 
 // The fork, branch and skip of join `n`, or nullopt when it is no residual join.
-std::optional<join_parts> read_join(const model_index& index, int n) {
+std::optional<join_parts> read_join(const model_index& index, input_cache& cache, int n) {
   const auto& node = index.node(n);
   if (!(is_op(node, "Add") || is_op(node, "Sum")) || node.input_size() != 2) return std::nullopt;
-  const auto inputs = data_inputs(index, n);
+  const auto& inputs = cache(n);
   if (inputs.size() != 2) return std::nullopt;
-  const std::string fork = find_fork(index, inputs[0], inputs[1]);
+  const std::string fork = find_fork(index, cache, inputs[0], inputs[1]);
   if (fork.empty()) return std::nullopt;
-  const std::vector<int> paths[2] = {path_nodes(index, fork, inputs[0]),
-                                     path_nodes(index, fork, inputs[1])};
+  auto first = path_nodes(index, cache, fork, inputs[0]);
+  auto second = first ? path_nodes(index, cache, fork, inputs[1]) : std::nullopt;
+  if (!second) return std::nullopt;
+  const std::vector<int> paths[2] = {std::move(*first), std::move(*second)};
   std::optional<join_parts> best;
   // PyTorch writes `out + identity`: try the second input as the skip first.
   for (int skip_side : {1, 0}) {
@@ -291,9 +327,10 @@ residual_lookup find_residual_lookup(const model_index& index, const norm_map& n
   residual_lookup out;
   std::vector<join_parts> joins;
   std::unordered_map<std::string, int> join_outputs;
+  input_cache cache(index);
   for (int n = 0; n < static_cast<int>(index.nodes().size()); ++n) {
     if (index.node_graph(n) != 0) continue;
-    auto parts = read_join(index, n);
+    auto parts = read_join(index, cache, n);
     if (!parts) continue;
     const auto& node = index.node(n);
     residual_branch b;
