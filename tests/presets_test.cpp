@@ -24,18 +24,16 @@
 #include "onnx_reinit/rewrite.h"
 #include "onnx_reinit/runtime.h"
 #include "support/onnx_builder.h"
+#include "support/reference_models.h"
 #include "support/standard_registry.h"
 
-namespace fs = std::filesystem;
 namespace ori = onnx_reinit;
 using ori::test::graph_builder;
 
 namespace {
 
 ori::loaded_model reference(const std::string& file) {
-  const fs::path path = fs::path(ONNX_REINIT_REFERENCE_MODELS) / file;
-  REQUIRE(fs::exists(path));
-  return ori::load_model(path);
+  return ori::load_model(ori::test::reference_model(file));
 }
 
 std::vector<ori::tensor_plan> plan_with(const std::vector<ori::tensor_analysis>& tensors,

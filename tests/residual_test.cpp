@@ -19,17 +19,15 @@
 #include "onnx_reinit/residual.h"
 #include "onnx_reinit/rules.h"
 #include "support/onnx_builder.h"
+#include "support/reference_models.h"
 
-namespace fs = std::filesystem;
 namespace ori = onnx_reinit;
 using ori::test::graph_builder;
 
 namespace {
 
 ori::residual_structure structure_of(const std::string& file) {
-  const fs::path path = fs::path(ONNX_REINIT_REFERENCE_MODELS) / file;
-  REQUIRE(fs::exists(path));
-  return ori::find_residual_structure(ori::load_model(path));
+  return ori::find_residual_structure(ori::load_model(ori::test::reference_model(file)));
 }
 
 std::size_t count_if_branch(const ori::residual_structure& r,

@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "support/cli_runner.h"
+#include "support/reference_models.h"
 
 namespace fs = std::filesystem;
 using onnx_reinit::test::check_error;
@@ -19,9 +20,7 @@ using onnx_reinit::test::run_cli;
 namespace {
 
 std::string reference(const std::string& file) {
-  const fs::path path = fs::path(ONNX_REINIT_REFERENCE_MODELS) / file;
-  REQUIRE(fs::exists(path));
-  return path.string();
+  return onnx_reinit::test::reference_model(file).string();
 }
 
 }  // namespace
