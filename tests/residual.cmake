@@ -46,3 +46,5 @@ set_tests_properties(presets_cli_test PROPERTIES LABELS cli
 # transfer_test builds its models; it rewrites with the standard plugin.
 target_link_libraries(transfer_test PRIVATE onnx_reinit_plan)
 add_dependencies(transfer_test standard)
+# The copy runs through the writer's producers and the rewrite's threads.
+set_tests_properties(transfer_test PROPERTIES LABELS "unit;threaded")
