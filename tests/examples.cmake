@@ -2,7 +2,8 @@
 # temporary prefix, build examples/custom_plugin and examples/query_registry
 # out of tree with find_package(OnnxReinit), then load the custom plugin
 # with the query program and sample it; build examples/rewrite_model and
-# rewrite the example model with the build tree's standard plugin. Also
+# rewrite the example model with the build tree's standard plugin; build
+# examples/inspect_model and inspect the example model with ONNX Runtime. Also
 # installs everything into a second prefix and checks that no installed file
 # names the build or source tree.
 
@@ -20,6 +21,14 @@ add_test(NAME examples_install
 set_tests_properties(examples_install PROPERTIES
   FIXTURES_REQUIRED onnx_reinit_examples_clean
   FIXTURES_SETUP onnx_reinit_installed)
+
+# The installed package's link interface: no Boost.Filesystem.
+add_test(NAME examples_link_interface
+  COMMAND ${CMAKE_COMMAND} -DPREFIX=${examples_prefix}
+          -P ${CMAKE_CURRENT_SOURCE_DIR}/scripts/check_link_interface.cmake)
+set_tests_properties(examples_link_interface PROPERTIES
+  FIXTURES_REQUIRED onnx_reinit_installed
+  LABELS example)
 
 # The examples' own builds must match a sanitized package.
 set(examples_options
@@ -83,6 +92,29 @@ set_tests_properties(examples_rewrite_model PROPERTIES
   FIXTURES_REQUIRED onnx_reinit_installed
   REQUIRED_FILES $<TARGET_FILE:standard>
   LABELS example)
+
+# The runtime library from the package: the shipped example model's
+# BatchNorm has negative running variances, so its activations turn NaN at
+# the depthwise Conv, which the inspection flags and names as the worst
+# layer. LSAN_OPTIONS as for runtime_test (runtime.cmake).
+if(ONNX_REINIT_RUNTIME)
+  add_test(NAME examples_inspect_model
+    COMMAND ${CMAKE_CTEST_COMMAND} --build-and-test
+            ${PROJECT_SOURCE_DIR}/examples/inspect_model ${examples_work}/inspect_model
+            --build-generator ${CMAKE_GENERATOR}
+            --build-makeprogram ${CMAKE_MAKE_PROGRAM}
+            --build-project onnx_reinit_inspect_model
+            --build-options ${examples_options}
+            --test-command ${CMAKE_COMMAND}
+              "-DEXPECT=ONNX Runtime 1[.]29[.]0, batch 1.*conv1.weight +Conv .*dw.weight [^\n]*nonfinite.*worst layer dw.weight"
+              -P ${CMAKE_CURRENT_SOURCE_DIR}/support/expect_output.cmake --
+              ${examples_work}/inspect_model/inspect_model
+              ${PROJECT_SOURCE_DIR}/examples/models/tiny_net.onnx)
+  set_tests_properties(examples_inspect_model PROPERTIES
+    FIXTURES_REQUIRED onnx_reinit_installed
+    ENVIRONMENT "LSAN_OPTIONS=suppressions=${PROJECT_SOURCE_DIR}/tools/lsan_suppressions.txt:print_suppressions=0"
+    LABELS example)
+endif()
 
 # Every component, as a packager installs it, in a prefix of its own; the
 # installed command must find the installed standard plugin on its own.

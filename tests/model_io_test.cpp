@@ -175,6 +175,43 @@ TEST_CASE("float16 conversions round-trip every non-NaN value exactly") {
   CHECK(half_bits_to_float(0x8400) == -0x1p-14f);
 }
 
+TEST_CASE("16-bit NaN and infinity bytes are exact") {
+  constexpr float inf = std::numeric_limits<float>::infinity();
+  constexpr float nan = std::numeric_limits<float>::quiet_NaN();
+  // Every NaN becomes the quiet NaN of its sign; infinities stay infinities.
+  CHECK(float_to_half_bits(nan) == 0x7E00);
+  CHECK(float_to_half_bits(-nan) == 0xFE00);
+  CHECK(float_to_half_bits(std::bit_cast<float>(0x7F800001u)) == 0x7E00);  // signalling
+  CHECK(float_to_bfloat16_bits(nan) == 0x7FC0);
+  CHECK(float_to_bfloat16_bits(-nan) == 0xFFC0);
+  CHECK(float_to_bfloat16_bits(std::bit_cast<float>(0x7F800001u)) == 0x7FC0);
+  CHECK(float_to_bfloat16_bits(inf) == 0x7F80);
+  CHECK(float_to_bfloat16_bits(-inf) == 0xFF80);
+  // Decoding is exact, NaN payloads included.
+  CHECK(half_bits_to_float(0x7C00) == inf);
+  CHECK(half_bits_to_float(0xFC00) == -inf);
+  CHECK(std::bit_cast<std::uint32_t>(half_bits_to_float(0x7E00)) == 0x7FC00000u);
+  CHECK(std::bit_cast<std::uint32_t>(half_bits_to_float(0xFD01)) == 0xFFA02000u);
+  CHECK(std::bit_cast<std::uint32_t>(bfloat16_bits_to_float(0xFFC1)) == 0xFFC10000u);
+  CHECK(bfloat16_bits_to_float(0x0001) == 0x1p-133f);  // subnormal
+}
+
+TEST_CASE("float16 rounds every midpoint between neighbours to the even one") {
+  // For each pair of adjacent finite halves a < b (a >= 0): the midpoint is
+  // exact in float; it goes to whichever of a, b has an even mantissa, and
+  // the floats just below and above it go to a and b. Together with the
+  // round trip this pins the conversion on every half interval.
+  for (std::uint16_t a = 0; a < 0x7BFF; ++a) {
+    const auto b = static_cast<std::uint16_t>(a + 1);
+    const float mid = (half_bits_to_float(a) + half_bits_to_float(b)) / 2;
+    const std::uint16_t even = (a & 1) == 0 ? a : b;
+    if (float_to_half_bits(mid) != even) FAIL("midpoint after half " << a);
+    if (float_to_half_bits(std::nextafter(mid, 0.0f)) != a) FAIL("below midpoint after " << a);
+    if (float_to_half_bits(std::nextafter(mid, 1e9f)) != b) FAIL("above midpoint after " << a);
+    if (float_to_half_bits(-mid) != (even | 0x8000)) FAIL("negative midpoint after " << a);
+  }
+}
+
 TEST_CASE("bfloat16 rounding to nearest even") {
   auto bf = [](std::uint32_t bits) { return float_to_bfloat16_bits(std::bit_cast<float>(bits)); };
   CHECK(float_to_bfloat16_bits(1.0f) == 0x3F80);

@@ -265,30 +265,72 @@ TEST_CASE("a variance off by a factor of 2 fails the normal check") {
   CHECK_FALSE(std::abs(moments_of(v).var - 1.0) < 6 * std::sqrt(2.0 / n));
 }
 
-TEST_CASE("truncated normal matches the truncated distribution") {
-  // Truncated standard normal on [a, b]: Z = Phi(b) - Phi(a),
-  // var = 1 + (a phi(a) - b phi(b)) / Z - ((phi(a) - phi(b)) / Z)^2.
-  auto phi = [](double x) { return std::exp(-0.5 * x * x) / std::sqrt(2 * std::numbers::pi); };
-  auto cdf = [](double x) { return 0.5 * std::erfc(-x / std::sqrt(2.0)); };
-  struct bounds {
-    double a, b;
-  };
-  for (bounds ab : {bounds{-2, 2}, bounds{-1, 3}, bounds{0.5, 4}, bounds{-4, -1}}) {
-    const double z = cdf(ab.b) - cdf(ab.a);
-    const double mean = (phi(ab.a) - phi(ab.b)) / z;
-    const double var = 1 + (ab.a * phi(ab.a) - ab.b * phi(ab.b)) / z - mean * mean;
-    std::vector<double> v(sample_size);
-    stream(8, "t").truncated_normal(std::span<double>(v), 0, 1.0, 0.5, ab.a, ab.b);
-    auto m = moments_of(v);
-    const double n = static_cast<double>(sample_size);
+namespace {
+
+double std_normal_pdf(double x) {
+  return std::exp(-0.5 * x * x) / std::sqrt(2 * std::numbers::pi);
+}
+
+double std_normal_cdf(double x) {
+  return 0.5 * std::erfc(-x / std::numbers::sqrt2);
+}
+
+// Mean and variance of the standard normal truncated to [a, b]:
+// Z = Phi(b) - Phi(a), mean = (phi(a) - phi(b)) / Z,
+// var = 1 + (a phi(a) - b phi(b)) / Z - mean^2.
+moments truncated_moments(double a, double b) {
+  const double z = std_normal_cdf(b) - std_normal_cdf(a);
+  moments m;
+  m.mean = (std_normal_pdf(a) - std_normal_pdf(b)) / z;
+  m.var = 1 + (a * std_normal_pdf(a) - b * std_normal_pdf(b)) / z - m.mean * m.mean;
+  return m;
+}
+
+// Whether sample moments match mean + std Z for Z truncated to [a, b], within
+// 6 standard errors; the truncated kurtosis is below 4, so the variance's
+// error bound uses (4 - 1).
+bool matches_truncated(const moments& got, double mean, double std, double a, double b,
+                       std::size_t n) {
+  const moments want = truncated_moments(a, b);
+  const double nd = static_cast<double>(n);
+  return std::abs(got.mean - (mean + std * want.mean)) < 6 * std * std::sqrt(want.var / nd) &&
+         std::abs(got.var - std * std * want.var) < 6 * std * std * want.var * std::sqrt(3.0 / nd);
+}
+
+struct interval {
+  double a, b;
+};
+
+// Symmetric, one-sided, mirrored (a > 0), left-only, reaching the tail
+// polynomial (|z| > 2.9) and past the fast range (-6, the Boost fallback).
+constexpr interval test_intervals[] = {{-2, 2},   {-1, 3},  {0.5, 4}, {-4, -1},
+                                       {-4.9, 5}, {3, 4.5}, {-6, -2}};
+
+}  // namespace
+
+TEMPLATE_TEST_CASE("truncated normal matches the truncated distribution", "", float, double) {
+  for (interval ab : test_intervals) {
+    std::vector<TestType> v(sample_size);
+    stream(8, "t").truncated_normal(std::span<TestType>(v), 0, 1.0, 0.5, ab.a, ab.b);
     INFO("a=" << ab.a << " b=" << ab.b);
-    // Scaled by std 0.5 around mean 1; truncated kurtosis is below 4, so the
-    // variance error bound uses (4 - 1).
-    CHECK(std::abs(m.mean - (1.0 + 0.5 * mean)) < 6 * 0.5 * std::sqrt(var / n));
-    CHECK(std::abs(m.var - 0.25 * var) < 6 * 0.25 * var * std::sqrt(3.0 / n));
-    CHECK(*std::min_element(v.begin(), v.end()) >= 1.0 + 0.5 * ab.a);
-    CHECK(*std::max_element(v.begin(), v.end()) <= 1.0 + 0.5 * ab.b);
+    CHECK(matches_truncated(moments_of(v), 1.0, 0.5, ab.a, ab.b, v.size()));
+    // Never outside the bounds, as the type rounds them.
+    const TestType lo =
+        static_cast<TestType>(1.0) + static_cast<TestType>(0.5) * static_cast<TestType>(ab.a);
+    const TestType hi =
+        static_cast<TestType>(1.0) + static_cast<TestType>(0.5) * static_cast<TestType>(ab.b);
+    CHECK(*std::min_element(v.begin(), v.end()) >= lo);
+    CHECK(*std::max_element(v.begin(), v.end()) <= hi);
   }
+}
+
+TEMPLATE_TEST_CASE("a variance off by a factor of 2 fails the truncated normal check", "", float,
+                   double) {
+  std::vector<TestType> v(sample_size);
+  stream(8, "t").truncated_normal(std::span<TestType>(v), 0, 0.0, 1.0, -2.0, 2.0);
+  REQUIRE(matches_truncated(moments_of(v), 0.0, 1.0, -2.0, 2.0, v.size()));
+  for (TestType& x : v) x *= static_cast<TestType>(std::sqrt(2.0));
+  CHECK_FALSE(matches_truncated(moments_of(v), 0.0, 1.0, -2.0, 2.0, v.size()));
 }
 
 TEST_CASE("the standard truncation constant is the std of N(0,1) cut at +-2") {
@@ -378,6 +420,95 @@ TEST_CASE("vector fills give the scalar reference's bytes on every target") {
     check_range(rng, 12345, 54321);
     check_range(other, (1ull << 34) - 301, 1003);  // across a low-word wrap
   });
+}
+
+namespace {
+
+// The float kernel's constants for [a, b] around mean with std, as
+// fill_truncated_normal_f32 rounds them (its fast range: the nearer side's
+// bound at or above -5).
+detail::truncated_f32 truncated_constants(double mean, double std, double a, double b) {
+  const bool mirror = a > 0;
+  const double lo = mirror ? -b : a, hi = mirror ? -a : b;
+  const double cdf_lo = std_normal_cdf(lo);
+  return {static_cast<float>(2 * cdf_lo), static_cast<float>(2 * (std_normal_cdf(hi) - cdf_lo)),
+          static_cast<float>(lo),         static_cast<float>(hi),
+          static_cast<float>(mean),       static_cast<float>(mirror ? -std : std)};
+}
+
+}  // namespace
+
+TEST_CASE("vector truncated normals give the scalar reference's bytes on every target") {
+  const onnx_reinit_rng rng = ori::make_tensor_rng(23, "blocks.3.mlp.fc1.weight");
+  const interval intervals[] = {{-2, 2}, {0.5, 4}, {-4.9, 5}, {-1, 10}, {0, 0.25}};
+  for_each_target([&] {
+    for (interval ab : intervals) {
+      const auto t = truncated_constants(0.1, 0.02, ab.a, ab.b);
+      auto check_range = [&](std::uint64_t first, std::uint64_t count) {
+        std::vector<float> got(count), want(count);
+        ori::fill_truncated_normal_f32(rng, got.data(), first, count, 0.1, 0.02, ab.a, ab.b);
+        detail::reference_fill_truncated_normal(rng, want.data(), first, count, t);
+        INFO("a=" << ab.a << " b=" << ab.b << " first " << first << " count " << count);
+        CHECK(same_bytes(got, want));
+      };
+      for (std::uint64_t first = 0; first < 9; ++first)
+        for (std::uint64_t count = 0; count <= 70; count += 1 + first) check_range(first, count);
+      check_range(7, 200003);
+    }
+  });
+}
+
+TEST_CASE("the float truncated normal is the inverse CDF of its uniform within float error") {
+  // For every 1 in 61 of the 2^23 uniforms u: z against the exact quantile
+  // (Newton-refined in double) of the exact p = cdf_lo + u width, in units
+  // of what float resolves: z's own spacing plus p's spacing seen through
+  // the density, p's spacing / phi(z).
+  for (interval ab : {interval{-2, 2}, interval{-5, 0}, interval{-1, 10}, interval{0.5, 4}}) {
+    const auto t = truncated_constants(0.0, 1.0, ab.a, ab.b);
+    double worst = 0;
+    for (std::uint32_t m = 0; m < (1u << 23); m += 61) {
+      const float x = detail::reference_truncated_normal(m << 9, t);
+      const double z = t.std_signed < 0 ? -static_cast<double>(x) : x;  // before mirroring
+      const double u = static_cast<double>(2 * m + 1) * 0x1p-24;
+      const double p = (static_cast<double>(t.cdf_lo2) + u * static_cast<double>(t.cdf_width2)) / 2;
+      double exact = z;
+      for (int k = 0; k < 4; ++k) exact -= (std_normal_cdf(exact) - p) / std_normal_pdf(exact);
+      exact = std::clamp(exact, static_cast<double>(t.lo), static_cast<double>(t.hi));
+      const float pf = static_cast<float>(p), zf = static_cast<float>(exact);
+      const double resolution = (std::nextafter(std::abs(zf), 1e30f) - std::abs(zf)) +
+                                (std::nextafter(pf, 2.0f) - pf) / std_normal_pdf(exact);
+      worst = std::max(worst, std::abs(z - exact) / resolution);
+    }
+    INFO("a=" << ab.a << " b=" << ab.b << ": worst " << worst << " resolutions");
+    CHECK(worst < 4.0);
+  }
+}
+
+TEST_CASE("the double truncated normal follows the documented mapping and inverts the CDF") {
+  auto s = stream(29, "w");
+  const auto key = ori::derive_key(29, "w");
+  for (interval ab : {interval{-2, 2}, interval{-8, 1}, interval{1, 3}}) {
+    std::vector<double> v(4001);
+    s.truncated_normal(std::span<double>(v), 0, 0.0, 1.0, ab.a, ab.b);
+    const bool mirror = ab.a > 0;
+    const double lo = mirror ? -ab.b : ab.a, hi = mirror ? -ab.a : ab.b;
+    double worst = 0;
+    for (std::uint64_t i = 0; i < v.size(); ++i) {
+      const auto w = ori::philox_block(key, 0, i / 2);
+      const std::uint64_t j = i % 2;
+      const std::uint64_t bits = (std::uint64_t{w[2 * j + 1]} << 32) | w[2 * j];
+      const double u = static_cast<double>(((bits >> 12) << 1) | 1u) * 0x1p-53;
+      const double p = std_normal_cdf(lo) + u * (std_normal_cdf(hi) - std_normal_cdf(lo));
+      const double z = mirror ? -v[i] : v[i];
+      double exact = z;
+      for (int k = 0; k < 3; ++k) exact -= (std_normal_cdf(exact) - p) / std_normal_pdf(exact);
+      // Resolution: z's relative 2^-52 and p's relative 2^-52 through the density.
+      const double resolution = 0x1p-52 * (std::abs(exact) + p / std_normal_pdf(exact));
+      worst = std::max(worst, std::abs(z - exact) / resolution);
+    }
+    INFO("a=" << ab.a << " b=" << ab.b << ": worst " << worst << " resolutions");
+    CHECK(worst < 8.0);
+  }
 }
 
 TEST_CASE("every target gives the same bytes for any chunking") {

@@ -287,6 +287,162 @@ TEST_CASE("the synthesized batch is N(0, 1) with the batch size on the first dim
   CHECK(ori::inspect_model(model, options).layers[0].std == r.layers[0].std);
 }
 
+namespace {
+
+// An .npy file written byte by byte as the NumPy format specification says:
+// magic, version, little-endian header length, the dict literal padded with
+// spaces to a multiple of 64 and ended by '\n', then the raw data.
+void write_npy(const fs::path& file, const std::string& descr, bool fortran,
+               const std::string& shape, const std::string& data, int version = 1) {
+  std::string header = fmt::format("{{'descr': '{}', 'fortran_order': {}, 'shape': {}, }}", descr,
+                                   fortran ? "True" : "False", shape);
+  const std::size_t prefix = version == 1 ? 10 : 12;
+  while ((prefix + header.size() + 1) % 64 != 0) header += ' ';
+  header += '\n';
+  std::string out = "\x93NUMPY";
+  out += static_cast<char>(version);
+  out += '\0';
+  const std::size_t len = header.size();
+  for (std::size_t i = 0; i < (version == 1 ? 2u : 4u); ++i)
+    out += static_cast<char>((len >> (8 * i)) & 0xff);
+  std::ofstream(file, std::ios::binary) << out << header << data;
+}
+
+template <class T>
+std::string raw_bytes(const std::vector<T>& v, bool big_endian = false) {
+  std::string s(reinterpret_cast<const char*>(v.data()), v.size() * sizeof(T));
+  if (big_endian)
+    for (std::size_t i = 0; i < v.size(); ++i)
+      std::reverse(s.begin() + static_cast<std::ptrdiff_t>(i * sizeof(T)),
+                   s.begin() + static_cast<std::ptrdiff_t>((i + 1) * sizeof(T)));
+  return s;
+}
+
+// y = x[2, 3] * w[3, 1] with w = (1, 0, 0): the layer output is column 0
+// of x, so a wrong element order changes its mean.
+ori::loaded_model column_picker(onnx::TensorProto::DataType elem_type = onnx::TensorProto::FLOAT) {
+  graph_builder g;
+  g.add_input("x", {-1, 3}, elem_type);
+  if (elem_type == onnx::TensorProto::DOUBLE) {
+    onnx::TensorProto w;
+    w.set_name("w");
+    w.set_data_type(onnx::TensorProto::DOUBLE);
+    w.add_dims(3);
+    w.add_dims(1);
+    for (double v : {1.0, 0.0, 0.0}) w.add_double_data(v);
+    *g.graph().add_initializer() = w;
+  } else {
+    g.add_initializer("w", {3, 1}, std::vector<float>{1, 0, 0});
+  }
+  g.add_node("MatMul", {"x", "w"}, {"y"});
+  g.add_output("y", {-1, 1}, elem_type);
+  return ori::loaded_model::from_proto(g.model());
+}
+
+}  // namespace
+
+TEST_CASE(".npy inputs named after the graph inputs: dtype, byte and element order",
+          "[runtime][npy]") {
+  // x = [[1, 2, 3], [5, 6, 7]]: column 0 is {1, 5}, mean 3, std 2.
+  const std::vector<float> c_order{1, 2, 3, 5, 6, 7};
+  const std::vector<float> f_order{1, 5, 2, 6, 3, 7};
+  data_dir dir("npy");
+  ori::runtime_options options;
+  options.data_dir = dir.path;
+  auto model = column_picker();
+  struct variant {
+    const char* what;
+    std::string descr;
+    bool fortran;
+    std::string data;
+    int version;
+  };
+  for (const auto& v : {variant{"C order", "<f4", false, raw_bytes(c_order), 1},
+                        variant{"Fortran order", "<f4", true, raw_bytes(f_order), 1},
+                        variant{"big-endian", ">f4", false, raw_bytes(c_order, true), 1},
+                        variant{"format 2.0", "<f4", false, raw_bytes(c_order), 2}}) {
+    SECTION(v.what) {
+      write_npy(dir.path / "x.npy", v.descr, v.fortran, "(2, 3)", v.data, v.version);
+      auto r = ori::inspect_model(model, options);
+      REQUIRE(r.inputs.size() == 1);
+      CHECK(r.inputs[0].source == "file x.npy");
+      CHECK(r.inputs[0].shape == std::vector<std::int64_t>{2, 3});
+      CHECK(r.batch == 2);
+      REQUIRE(r.layers.size() == 1);
+      CHECK(r.layers[0].mean == 3.0);
+      CHECK(r.layers[0].std == 2.0);
+      CHECK(r.layers[0].max_abs == 5.0);
+    }
+  }
+  SECTION("float64 input") {
+    auto doubles = column_picker(onnx::TensorProto::DOUBLE);
+    write_npy(dir.path / "x.npy", "<f8", false, "(2, 3)",
+              raw_bytes(std::vector<double>{1, 2, 3, 5, 6, 7}));
+    auto r = ori::inspect_model(doubles, options);
+    CHECK(r.inputs[0].dtype == "double");
+    CHECK(r.layers[0].mean == 3.0);
+  }
+}
+
+TEST_CASE("bad .npy files fail naming the file and the problem", "[runtime][npy]") {
+  data_dir dir("npy_bad");
+  ori::runtime_options options;
+  options.data_dir = dir.path;
+  auto model = column_picker();
+  const std::string six = raw_bytes(std::vector<float>(6, 1.0f));
+  auto fails_with = [&](const std::string& text) {
+    try {
+      ori::inspect_model(model, options);
+      FAIL("no error");
+    } catch (const ori::usage_error& e) {
+      INFO(e.what());
+      CHECK(std::string(e.what()).find(text) != std::string::npos);
+      CHECK(e.where().find("x.npy") != std::string::npos);
+    }
+  };
+  SECTION("complex dtype") {
+    write_npy(dir.path / "x.npy", "<c8", false, "(2, 3)", six + six);
+    fails_with("npy dtype '<c8' is not supported");
+  }
+  SECTION("string dtype") {
+    write_npy(dir.path / "x.npy", "<U3", false, "(2,)", std::string(24, 'a'));
+    fails_with("npy dtype '<U3' is not supported");
+  }
+  SECTION("dtype other than the input's") {
+    write_npy(dir.path / "x.npy", "<f8", false, "(2, 3)", six + six);
+    fails_with("input 'x' is float, the file holds double ('<f8')");
+  }
+  SECTION("shape other than the input's") {
+    write_npy(dir.path / "x.npy", "<f4", false, "(3, 2)", six);
+    fails_with("shape 3x2 does not fit input 'x'");
+  }
+  SECTION("data shorter than the shape") {
+    write_npy(dir.path / "x.npy", "<f4", false, "(2, 3)", six.substr(0, 20));
+    fails_with("npy data holds 20 bytes");
+  }
+  SECTION("no magic") {
+    std::ofstream(dir.path / "x.npy", std::ios::binary) << "just some text, not numpy";
+    fails_with("not a NumPy .npy file");
+  }
+  SECTION("header without a shape") {
+    std::string header = "{'descr': '<f4', 'fortran_order': False, }";
+    std::string out = "\x93NUMPY\x01";
+    out += '\0';
+    out += static_cast<char>(header.size());
+    out += '\0';
+    std::ofstream(dir.path / "x.npy", std::ios::binary) << out << header << six;
+    fails_with("npy header without 'shape'");
+  }
+  SECTION("neither .npy nor .pb") {
+    try {
+      ori::inspect_model(model, options);
+      FAIL("no error");
+    } catch (const ori::usage_error& e) {
+      CHECK(std::string(e.what()).find("give x.npy or input_0.pb") != std::string::npos);
+    }
+  }
+}
+
 TEST_CASE("integer inputs feeding a Gather are drawn below the vocabulary size", "[runtime]") {
   graph_builder g;
   g.add_input("ids", {-1, 5}, onnx::TensorProto::INT64);
@@ -469,6 +625,87 @@ TEST_CASE("LSUV brings every layer's std to 1 within the tolerance", "[runtime][
   }
 }
 
+namespace {
+
+// A residual CNN without normalization: a 3x3 stem Conv + Relu, `blocks`
+// blocks y = Relu(x + Conv(Relu(Conv(x)))) at 16 channels, global average
+// pooling and a Gemm to 10 classes; weights and biases as PyTorch's
+// default (U(+-1/sqrt(fan_in))).
+ori::loaded_model residual_cnn(int blocks) {
+  const int c = 16;
+  graph_builder g;
+  g.add_input("x", {-1, 3, 16, 16});
+  const auto pads = make_attribute("pads", std::vector<std::int64_t>{1, 1, 1, 1});
+  std::uint32_t seed = 300;
+  auto conv = [&](const std::string& in, const std::string& name, int c_in) {
+    const double bound = 1.0 / std::sqrt(9.0 * c_in);
+    g.add_initializer(name + ".weight", {c, c_in, 3, 3},
+                      uniform_values(static_cast<std::size_t>(c * c_in * 9), bound, seed++));
+    g.add_initializer(name + ".bias", {c}, uniform_values(c, bound, seed++));
+    g.add_node("Conv", {in, name + ".weight", name + ".bias"}, {name}, {pads});
+    return name;
+  };
+  g.add_node("Relu", {conv("x", "stem", 3)}, {"h0"});
+  std::string h = "h0";
+  for (int b = 0; b < blocks; ++b) {
+    const std::string p = fmt::format("block{}", b);
+    g.add_node("Relu", {conv(h, p + ".conv1", c)}, {p + ".r1"});
+    g.add_node("Add", {h, conv(p + ".r1", p + ".conv2", c)}, {p + ".sum"});
+    h = p + ".out";
+    g.add_node("Relu", {p + ".sum"}, {h});
+  }
+  g.add_node("GlobalAveragePool", {h}, {"pooled"});
+  g.add_node("Flatten", {"pooled"}, {"flat"});
+  g.add_initializer("fc.weight", {10, c}, uniform_values(10 * c, 0.25, seed++));
+  g.add_initializer("fc.bias", {10}, uniform_values(10, 0.25, seed++));
+  g.add_node("Gemm", {"flat", "fc.weight", "fc.bias"}, {"logits"},
+             {make_attribute("transB", std::int64_t{1})});
+  g.add_output("logits", {-1, 10});
+  return ori::loaded_model::from_proto(g.model());
+}
+
+bool has_flag(const std::vector<std::string>& flags, const std::string& f) {
+  return std::find(flags.begin(), flags.end(), f) != flags.end();
+}
+
+}  // namespace
+
+TEST_CASE("a residual CNN without normalization explodes under the default policy; LSUV fixes it",
+          "[runtime][lsuv][residual]") {
+  // Each block adds a branch of about the input's variance (He-scaled
+  // convolutions after a Relu), so the variance roughly doubles per block:
+  // over 8 blocks the std grows by about 2^4 = 16, far past the
+  // exploding threshold of 4.
+  auto model = residual_cnn(8);
+  ori::runtime_options options;
+  options.batch = 16;
+  apply_default_policy(model);
+  const auto rewritten = ori::inspect_model(model, options);
+  REQUIRE(rewritten.layers.size() == 18);
+  INFO("default policy: last/first " << rewritten.summary.last_first_ratio);
+  CHECK(has_flag(rewritten.summary.flags, "exploding"));
+  CHECK(rewritten.layers[16].ratio_to_first > 4.0);  // the last block's second conv
+  CHECK(has_flag(rewritten.layers[16].flags, "exploding"));
+
+  const auto results = ori::calibrate_lsuv(model, options, {});
+  REQUIRE(results.size() == 18);
+  for (const auto& r : results) {
+    INFO(r.name << " std " << r.std);
+    CHECK(std::abs(r.std - 1.0) <= 0.05);
+  }
+  const auto calibrated = ori::inspect_model(model, options);
+  INFO("after LSUV: last/first " << calibrated.summary.last_first_ratio);
+  CHECK(calibrated.summary.last_first_ratio >= 0.5);
+  CHECK(calibrated.summary.last_first_ratio <= 2.0);
+  CHECK_FALSE(has_flag(calibrated.summary.flags, "exploding"));
+  // A fresh batch: every layer within 0.1 of 1.
+  options.seed = 9;
+  for (const auto& l : ori::inspect_model(model, options).layers) {
+    INFO(l.name << " fresh std " << l.std);
+    CHECK(std::abs(l.std - 1.0) <= 0.1);
+  }
+}
+
 TEST_CASE("LSUV leaves a layer with a constant output alone", "[runtime][lsuv]") {
   graph_builder g;
   g.add_input("x", {-1, 8});
@@ -486,6 +723,41 @@ TEST_CASE("LSUV leaves a layer with a constant output alone", "[runtime][lsuv]")
   CHECK(results[0].iterations == 0);
   CHECK(results[0].scale == 1.0);
   CHECK(std::abs(results[1].std - 1.0) <= 0.05);
+}
+
+TEST_CASE("LSUV reports the weights it does not calibrate, with the reason", "[runtime][lsuv]") {
+  SECTION("recurrent weights") {
+    auto model =
+        ori::load_model(fs::path(ONNX_REINIT_SOURCE_DIR) / "examples/models/tiny_net.onnx");
+    apply_default_policy(model);
+    auto lstm_w = [&] {
+      for (const auto& t : model.proto().graph().initializer())
+        if (t.name() == "lstm.W") return ori::read_tensor_values<double>(model, t);
+      FAIL("no lstm.W");
+      return std::vector<double>{};
+    };
+    const auto w_before = lstm_w();
+    auto results = ori::calibrate_lsuv(model, {}, {});
+    auto it = std::find_if(results.begin(), results.end(),
+                           [](const ori::lsuv_result& r) { return r.name == "lstm.W"; });
+    REQUIRE(it != results.end());
+    CHECK(it->note.find("recurrent weight") != std::string::npos);
+    CHECK(it->iterations == 0);
+    CHECK(it->scale == 1.0);
+    CHECK(lstm_w() == w_before);
+    // The other layers are calibrated.
+    CHECK(std::count_if(results.begin(), results.end(),
+                        [](const ori::lsuv_result& r) { return r.note.empty(); }) == 4);
+  }
+  SECTION("weights in subgraphs") {
+    auto model = ori::loaded_model::from_proto(ori::test::if_model_without_shapes(4));
+    auto results = ori::calibrate_lsuv(model, {}, {});
+    REQUIRE(results.size() == 2);
+    CHECK(results[0].name == "then_w");
+    CHECK(results[0].note == "in subgraph #0/then_branch: not calibrated");
+    CHECK(results[1].name == "else_w");
+    CHECK(std::isnan(results[1].std));
+  }
 }
 
 TEST_CASE("LSUV fails naming the layer on a non-finite activation", "[runtime][lsuv]") {

@@ -2,6 +2,9 @@
 // (create / fill / destroy trampolines) with the host RNG: distributions
 // against the formulas, orthogonality, exact structures, chunking, errors.
 #include <dlfcn.h>
+#include <hwy/targets.h>
+#include <tbb/global_control.h>
+#include <tbb/task_arena.h>
 #include <catch2/catch.hpp>
 
 #include <boost/math/special_functions/beta.hpp>
@@ -608,10 +611,11 @@ TEST_CASE("orthogonal gives orthonormal rows or columns", "[standard][orthogonal
   struct shape_case {
     std::vector<std::int64_t> shape;
     std::int64_t rows, cols;
-  } cases[] = {{{64, 64}, 64, 64},        // square
-               {{32, 150}, 32, 150},      // wide: orthonormal rows
-               {{150, 32}, 150, 32},      // tall: orthonormal columns
-               {{16, 4, 3, 3}, 16, 36}};  // conv: shape[0] x rest
+  } cases[] = {{{64, 64}, 64, 64},       // square
+               {{32, 150}, 32, 150},     // wide: orthonormal rows
+               {{150, 32}, 150, 32},     // tall: orthonormal columns
+               {{16, 4, 3, 3}, 16, 36},  // conv: shape[0] x rest
+               {{200, 300}, 200, 300}};  // several panels and column chunks
   for (double gain : {1.0, 2.5}) {
     for (const shape_case& c : cases) {
       INFO(c.rows << " x " << c.cols << " gain " << gain);
@@ -651,34 +655,22 @@ TEST_CASE("orthogonal works per gate block", "[standard][orthogonal]") {
 
 namespace {
 
-// Element i of a tensor's double N(0, 1) stream (stream 0), computed here
-// from the definition in rng.h rather than through the host kernels: block
-// i/2, u1 = u53(w1, w0) + 2^-53, u2 = u53(w3, w2), z = r cos t or r sin t.
-double documented_normal(const std::array<std::uint32_t, 2>& key, std::uint64_t i) {
-  const auto w = philox_block(key, 0, i / 2);
-  auto u53 = [](std::uint32_t hi, std::uint32_t lo) {
-    return static_cast<double>(((std::uint64_t{hi} << 32) | lo) >> 11) * 0x1p-53;
-  };
-  const double u1 = u53(w[1], w[0]) + 0x1p-53, u2 = u53(w[3], w[2]);
-  const double r = std::sqrt(-2.0 * std::log(u1)), t = 2.0 * std::numbers::pi * u2;
-  return i % 2 == 0 ? r * std::cos(t) : r * std::sin(t);
-}
-
 // Checks that block `b` of an orthogonal fill (rows x cols, values / gain)
 // is the sign-corrected QR factor of the Gaussian block the strategy drew
-// from counters b * rows * cols on: for a tall block G = Q R with R upper
-// triangular and diag(R) > 0, i.e. R = Q^T G; for a wide one the same of
-// G^T, i.e. G = L Q with L = G Q^T lower triangular and diag(L) > 0. With
-// Q's orthonormality (checked above) this pins Q exactly: the QR factor with
-// a positive diagonal is unique, and only it makes Q Haar distributed.
+// (the host's N(0, 1) stream in the fill's type, whose mapping rng_test
+// checks against its definition) from counters b * rows * cols on: for a tall block G = Q R with R
+// upper triangular and diag(R) > 0, i.e. R = Q^T G; for a wide one the same of G^T, i.e. G = L Q
+// with L = G Q^T lower triangular and diag(L) > 0. With Q's orthonormality (checked above) this
+// pins Q exactly: the QR factor with a positive diagonal is unique, and only it makes Q Haar
+// distributed.
 void check_sign_corrected_qr(const std::vector<float>& values, const tensor_info& t, std::int64_t b,
                              std::int64_t rows, std::int64_t cols, double gain,
                              std::uint64_t rng_seed) {
-  const auto key = derive_key(rng_seed, t.name);
   const std::int64_t size = rows * cols;
-  std::vector<double> g(static_cast<std::size_t>(size));
-  for (std::int64_t i = 0; i < size; ++i)
-    g[i] = documented_normal(key, static_cast<std::uint64_t>(b * size + i));
+  std::vector<float> gf(static_cast<std::size_t>(size));
+  rng_stream(make_tensor_rng(rng_seed, t.name))
+      .normal(std::span<float>(gf), static_cast<std::uint64_t>(b * size), 0.0, 1.0);
+  const std::vector<double> g = as_double(gf);
   auto q = [&](std::int64_t r, std::int64_t c) { return values[b * size + r * cols + c] / gain; };
   auto gm = [&](std::int64_t r, std::int64_t c) { return g[r * cols + c]; };
   const bool wide = rows < cols;
@@ -722,10 +714,11 @@ TEST_CASE("orthogonal is the sign-corrected QR factor of its Gaussian draw",
   struct shape_case {
     std::vector<std::int64_t> shape;
     std::int64_t rows, cols;
-  } cases[] = {{{64, 64}, 64, 64},        // square
-               {{32, 150}, 32, 150},      // wide: QR of the transpose
-               {{150, 32}, 150, 32},      // tall
-               {{16, 4, 3, 3}, 16, 36}};  // conv: shape[0] x rest
+  } cases[] = {{{64, 64}, 64, 64},       // square
+               {{32, 150}, 32, 150},     // wide: QR of the transpose
+               {{150, 32}, 150, 32},     // tall
+               {{16, 4, 3, 3}, 16, 36},  // conv: shape[0] x rest
+               {{300, 200}, 300, 200}};  // several panels and column chunks
   for (std::uint64_t s : {seed, seed + 1, std::uint64_t{7}})
     for (double gain : {1.0, 2.5})
       for (const shape_case& c : cases) {
@@ -742,6 +735,55 @@ TEST_CASE("orthogonal is the sign-corrected QR factor of its Gaussian draw",
   r.block_cols = h;
   std::vector<float> rq = fill_whole("orthogonal", {}, r);
   for (std::int64_t b = 0; b < 8; ++b) check_sign_corrected_qr(rq, r, b, h, h, 1.0, seed);
+}
+
+TEST_CASE("orthogonal gives the same bytes on 1 and 8 threads", "[standard][orthogonal]") {
+  // Shapes with several panels (48 columns) and several parallel column
+  // chunks (128 columns), tall and wide, and parallel gate blocks. Real
+  // threads: 8 workers whatever the core count.
+  tensor_info tall = make_tensor("tall", {700, 300}, 300, 700);
+  tensor_info wide = make_tensor("wide", {130, 520}, 520, 130);
+  tensor_info gates = make_tensor("lstm.R", {1, 4 * 150, 150}, 150, 150);
+  gates.block_count = 4;
+  gates.block_rows = 150;
+  gates.block_cols = 150;
+  auto fill_on = [](int threads, const tensor_info& t) {
+    tbb::global_control limit(tbb::global_control::max_allowed_parallelism, threads);
+    tbb::task_arena arena(threads);
+    std::vector<float> q;
+    arena.execute([&] { q = fill_whole("orthogonal", {}, t); });
+    return q;
+  };
+  for (const tensor_info* t : {&tall, &wide, &gates}) {
+    INFO(t->name);
+    const std::vector<float> one = fill_on(1, *t);
+    CHECK(fill_on(8, *t) == one);
+    CHECK(fill_on(2, *t) == one);
+  }
+}
+
+TEST_CASE("orthogonal gives the same bytes on every SIMD target", "[standard][orthogonal]") {
+  // The Gaussian draw and the reflector products are Highway code chosen at
+  // run time; dispatch is forced to each target compiled in and supported
+  // here. Float and double, tall and wide, with ragged row counts.
+  tensor_info tall = make_tensor("tall", {301, 133}, 133, 301);
+  tensor_info wide = make_tensor("wide", {70, 211}, 211, 70);
+  hwy::SetSupportedTargetsForTest(0);
+  const std::vector<std::int64_t> targets = hwy::SupportedAndGeneratedTargets();
+  REQUIRE(!targets.empty());
+  for (const tensor_info* t : {&tall, &wide}) {
+    const std::vector<float> first_f = fill_whole<float>("orthogonal", {}, *t);
+    const std::vector<double> first_d = fill_whole<double>("orthogonal", {}, *t);
+    for (std::int64_t target : targets) {
+      hwy::SetSupportedTargetsForTest(target);
+      INFO(t->name << " on " << hwy::TargetName(target));
+      CHECK(fill_whole<float>("orthogonal", {}, *t) == first_f);
+      CHECK(fill_whole<double>("orthogonal", {}, *t) == first_d);
+    }
+    hwy::SetSupportedTargetsForTest(0);
+  }
+  INFO(targets.size() << " targets");
+  CHECK(targets.size() >= 2);  // at least the best one and the portable EMU128/SCALAR
 }
 
 namespace {

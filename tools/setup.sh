@@ -9,9 +9,10 @@ cd "$(dirname "$0")/.."
 packages=(
   build-essential cmake ninja-build pkg-config clang-format clang-tidy
   libonnx-dev libprotobuf-dev protobuf-compiler libfmt-dev
-  libboost-dev libboost-filesystem-dev catch2 librandom123-dev libhwy-dev libeigen3-dev
+  libboost-dev catch2 librandom123-dev libhwy-dev libeigen3-dev
   libcli11-dev libkissfft-dev nlohmann-json3-dev libyaml-cpp-dev libtbb-dev libbenchmark-dev
   libonnx-testdata python3-onnx python3-numpy python3-torch python3-torchvision
+  libplplot-dev plplot-driver-cairo
   clang libclang-rt-14-dev
 )
 

@@ -15,15 +15,16 @@
 #include <vector>
 
 #include "onnx_reinit/errors.h"
+#include "onnx_reinit/format.h"
 #include "onnx_reinit/registry.h"
+#include "onnx_reinit/text.h"
 #include "registry_params.h"
 
 namespace onnx_reinit {
 namespace {
 
-std::string format_number(double v) {
-  return fmt::format("{}", v);
-}
+using detail::trim;
+using format_detail::format_number;
 
 std::string format_value(param_type type, double number, const std::string& choice) {
   switch (type) {
@@ -37,12 +38,6 @@ std::string format_value(param_type type, double number, const std::string& choi
       return choice;
   }
   return {};
-}
-
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front()))) s.remove_prefix(1);
-  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.remove_suffix(1);
-  return s;
 }
 
 std::optional<double> parse_double(std::string_view s) {

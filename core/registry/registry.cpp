@@ -21,6 +21,7 @@
 
 #include "onnx_reinit/errors.h"
 #include "onnx_reinit/registry.h"
+#include "onnx_reinit/text.h"
 #include "registry_internal.h"
 #include "registry_params.h"
 
@@ -63,16 +64,7 @@ std::string quoted(const char* s) {
   return s == nullptr ? "(null)" : fmt::format("'{}'", s);
 }
 
-std::vector<std::string> split(std::string_view s, char sep) {
-  std::vector<std::string> out;
-  while (true) {
-    std::size_t p = s.find(sep);
-    out.emplace_back(s.substr(0, p));
-    if (p == std::string_view::npos) break;
-    s.remove_prefix(p + 1);
-  }
-  return out;
-}
+using detail::split;
 
 bool in_range(double v, const param_info& p) {
   bool lo = p.min_exclusive ? v > p.min_value : v >= p.min_value;
@@ -186,6 +178,19 @@ struct registry::impl {
   }
 
   bool load(const fs::path& given);
+
+ private:
+  // Each reports its failure and returns null / false.
+  std::shared_ptr<boost::dll::shared_library> open_library(const fs::path& path);
+  const onnx_reinit_plugin_desc* descriptor(const fs::path& path,
+                                            const boost::dll::shared_library& library);
+  bool read_strategies(const fs::path& path, const onnx_reinit_plugin_desc& desc,
+                       std::vector<strategy_info>& infos,
+                       std::vector<onnx_reinit_strategy_desc>& entries);
+  // Registers every strategy whose name is new; reports the others.
+  void add_plugin(const fs::path& path, const onnx_reinit_plugin_desc& desc, library_ptr library,
+                  std::vector<strategy_info>& infos,
+                  const std::vector<onnx_reinit_strategy_desc>& entries);
 };
 
 bool registry::impl::load(const fs::path& given) {
@@ -202,59 +207,77 @@ bool registry::impl::load(const fs::path& given) {
     report(path, plugin_load_error_kind::cannot_open, "not a regular file");
     return false;
   }
+  auto library = open_library(path);
+  if (!library) return false;
+  const onnx_reinit_plugin_desc* desc = descriptor(path, *library);
+  if (desc == nullptr) return false;
+  // Validate everything before registering anything, so a bad plugin
+  // contributes nothing.
+  std::vector<strategy_info> infos;
+  std::vector<onnx_reinit_strategy_desc> entries;
+  if (!read_strategies(path, *desc, infos, entries)) return false;
+  add_plugin(path, *desc, std::move(library), infos, entries);
+  seen[path.string()] = true;
+  return true;
+}
 
+std::shared_ptr<boost::dll::shared_library> registry::impl::open_library(const fs::path& path) {
   auto library = std::make_shared<boost::dll::shared_library>();
-  {
-    boost::dll::fs::error_code load_ec;
-    library->load(boost::dll::fs::path(path.native()),
-                  boost::dll::load_mode::rtld_now | boost::dll::load_mode::rtld_local, load_ec);
-    if (load_ec || !library->is_loaded()) {
-      report(path, plugin_load_error_kind::cannot_open,
-             dl_message(std::error_code(load_ec.value(), std::generic_category())));
-      return false;
-    }
+  std::error_code ec;
+  library->load(path, boost::dll::load_mode::rtld_now | boost::dll::load_mode::rtld_local, ec);
+  if (ec || !library->is_loaded()) {
+    report(path, plugin_load_error_kind::cannot_open, dl_message(ec));
+    return nullptr;
   }
   if (!library->has(ONNX_REINIT_PLUGIN_ENTRY_NAME)) {
     report(path, plugin_load_error_kind::no_entry_point,
            fmt::format("no exported symbol '{}'; is it an onnx-reinit plugin?",
                        ONNX_REINIT_PLUGIN_ENTRY_NAME));
-    return false;
+    return nullptr;
   }
-  auto& entry = library->get<const onnx_reinit_plugin_desc*()>(ONNX_REINIT_PLUGIN_ENTRY_NAME);
+  return library;
+}
+
+const onnx_reinit_plugin_desc* registry::impl::descriptor(
+    const fs::path& path, const boost::dll::shared_library& library) {
+  auto& entry = library.get<const onnx_reinit_plugin_desc*()>(ONNX_REINIT_PLUGIN_ENTRY_NAME);
   const onnx_reinit_plugin_desc* desc = entry();
   if (desc == nullptr) {
     report(path, plugin_load_error_kind::bad_descriptor, "the entry point returned null");
-    return false;
+    return nullptr;
   }
   if (desc->abi_version != ONNX_REINIT_ABI_VERSION) {
     report(path, plugin_load_error_kind::abi_mismatch,
            fmt::format("plugin ABI version {}, this host supports {}", desc->abi_version,
                        ONNX_REINIT_ABI_VERSION));
-    return false;
+    return nullptr;
   }
   if (desc->struct_size < sizeof(onnx_reinit_plugin_desc)) {
     report(path, plugin_load_error_kind::abi_mismatch,
            fmt::format("plugin descriptor is {} bytes, expected at least {}", desc->struct_size,
                        sizeof(onnx_reinit_plugin_desc)));
-    return false;
+    return nullptr;
   }
+  return desc;
+}
 
-  // Validate everything before registering anything, so a bad plugin
-  // contributes nothing.
+bool registry::impl::read_strategies(const fs::path& path, const onnx_reinit_plugin_desc& desc,
+                                     std::vector<strategy_info>& infos,
+                                     std::vector<onnx_reinit_strategy_desc>& entries) {
   auto bad = [&](std::string message) {
     report(path, plugin_load_error_kind::bad_descriptor, std::move(message));
     return false;
   };
-  if (desc->plugin_id == nullptr || *desc->plugin_id == '\0') return bad("null or empty plugin id");
-  if (desc->plugin_version == nullptr) return bad("null plugin version");
-  if (desc->strategies == nullptr || desc->strategy_count == 0) return bad("no strategies");
+  if (desc.plugin_id == nullptr || *desc.plugin_id == '\0') return bad("null or empty plugin id");
+  if (desc.plugin_version == nullptr) return bad("null plugin version");
+  if (desc.strategies == nullptr || desc.strategy_count == 0) return bad("no strategies");
   // Every entry starts with its size; the first one's is the array stride
   // (a newer SDK's larger entries load, an older ABI's smaller ones cannot).
-  const std::uint32_t stride = desc->strategies[0].struct_size;
-  std::vector<strategy_info> infos(desc->strategy_count);
-  std::vector<onnx_reinit_strategy_desc> entries(desc->strategy_count);
-  for (std::uint32_t i = 0; i < desc->strategy_count; ++i) {
-    std::uint32_t size = i == 0 ? stride : strategy_entry(*desc, i, stride).struct_size;
+  const std::uint32_t stride = desc.strategies[0].struct_size;
+  infos.resize(desc.strategy_count);
+  entries.resize(desc.strategy_count);
+  for (std::uint32_t i = 0; i < desc.strategy_count; ++i) {
+    std::uint32_t size = i == 0 ? stride : strategy_entry(desc, i, stride).struct_size;
     if (size < ONNX_REINIT_STRATEGY_DESC_MIN_SIZE)
       return bad(
           fmt::format("strategy #{}: descriptor entry is {} bytes, expected at least {} "
@@ -265,16 +288,20 @@ bool registry::impl::load(const fs::path& given) {
           fmt::format("strategy #{}: descriptor entry is {} bytes but entry #0 is {}; "
                       "an array's entries have one size",
                       i, size, stride));
-    entries[i] = strategy_entry(*desc, i, stride);
-    infos[i].plugin_id = desc->plugin_id;
+    entries[i] = strategy_entry(desc, i, stride);
+    infos[i].plugin_id = desc.plugin_id;
     infos[i].plugin_path = path.string();
     if (std::string why = copy_strategy(entries[i], infos[i]); !why.empty())
       return bad(fmt::format("strategy #{}: {}", i, why));
   }
+  return true;
+}
 
-  plugin_info plugin{desc->plugin_id, desc->plugin_version, path.string(), {}};
-  library_ptr shared = std::move(library);
-  for (std::uint32_t i = 0; i < desc->strategy_count; ++i) {
+void registry::impl::add_plugin(const fs::path& path, const onnx_reinit_plugin_desc& desc,
+                                library_ptr library, std::vector<strategy_info>& infos,
+                                const std::vector<onnx_reinit_strategy_desc>& entries) {
+  plugin_info plugin{desc.plugin_id, desc.plugin_version, path.string(), {}};
+  for (std::size_t i = 0; i < infos.size(); ++i) {
     if (std::ptrdiff_t earlier = index_of(infos[i].name); earlier >= 0) {
       const strategy_info& first = strategies[static_cast<std::size_t>(earlier)];
       report(path, plugin_load_error_kind::duplicate_strategy,
@@ -285,13 +312,11 @@ bool registry::impl::load(const fs::path& given) {
     }
     plugin.strategies.push_back(infos[i].name);
     strategies.push_back(std::move(infos[i]));
-    loaded.push_back({entries[i], shared});
+    loaded.push_back({entries[i], library});
   }
   // A plugin whose strategies are all duplicates provides nothing; its
-  // library unloads here.
+  // library unloads when the last reference goes.
   if (!plugin.strategies.empty()) plugins.push_back(std::move(plugin));
-  seen[path.string()] = true;
-  return true;
 }
 
 std::string_view to_string(plugin_load_error_kind k) {
@@ -316,10 +341,10 @@ std::vector<fs::path> default_plugin_dirs() {
     p = p.lexically_normal();
     if (std::find(dirs.begin(), dirs.end(), p) == dirs.end()) dirs.push_back(std::move(p));
   };
-  boost::dll::fs::error_code ec;
-  boost::dll::fs::path exe = boost::dll::program_location(ec);
+  std::error_code ec;
+  const fs::path exe = boost::dll::program_location(ec);
   if (!ec) {
-    fs::path exe_dir = fs::path(exe.native()).parent_path();
+    const fs::path exe_dir = exe.parent_path();
     add(exe_dir / ".." / "lib" / "onnx-reinit" / "plugins");
     // The configured layout when the libdir is not plain "lib" (lib64,
     // lib/x86_64-linux-gnu). The build tree mirrors it, so this one rule

@@ -39,6 +39,25 @@ inline constexpr float sin_c[5] = {0x1.921fb6p+0f, -0x1.4abbcep-1f, 0x1.466bc6p-
 inline constexpr float cos_c[6] = {0x1p+0f,         -0x1.3bd3ccp+0f, 0x1.03c1fp-2f,
                                    -0x1.55d3c8p-6f, 0x1.e1f506p-11f, -0x1.a6d1f2p-16f};
 
+// erfinv(x) = x P(w), w = -ln((1 - x)(1 + x)), after Giles, "Approximating
+// the erfinv function" (GPU Computing Gems, 2011), single precision: P is
+// erfinv_central of w - 2.5 for w < 5, else erfinv_tail of sqrt(w) - 3,
+// Horner from index 0. Accurate while w < 16, i.e. 1 - |x| above 2^-24.
+inline constexpr float erfinv_central[9] = {2.81022636e-08f,  3.43273939e-07f, -3.5233877e-06f,
+                                            -4.39150654e-06f, 0.00021858087f,  -0.00125372503f,
+                                            -0.00417768164f,  0.246640727f,    1.50140941f};
+inline constexpr float erfinv_tail[9] = {-0.000200214257f, 0.000100950558f, 0.00134934322f,
+                                         -0.00367342844f,  0.00573950773f,  -0.0076224613f,
+                                         0.00943887047f,   1.00167406f,     2.83297682f};
+inline constexpr float sqrt2_f = 0x1.6a09e6p+0f;
+
+// A float32 truncated normal fill's constants, rounded once from doubles
+// (see rng.h): 2 Phi(lo), 2 (Phi(hi) - Phi(lo)), and
+// x = mean + std_signed * clamp(z, lo, hi).
+struct truncated_f32 {
+  float cdf_lo2, cdf_width2, lo, hi, mean, std_signed;
+};
+
 // The scalar reference, one value at a time.
 float reference_log(float x);  // positive normal x
 struct sin_cos {
@@ -50,11 +69,16 @@ float reference_uniform(std::uint32_t w, float low, float width);
 void reference_normal_pair(std::uint32_t w_radius, std::uint32_t w_angle, float mean, float std,
                            float out[2]);
 
+// The inverse-CDF truncated normal of one Philox word.
+float reference_truncated_normal(std::uint32_t w, const truncated_f32& t);
+
 // Reference fills of elements [first, first + count) of a float32 tensor.
 void reference_fill_uniform(const onnx_reinit_rng& rng, float* out, std::uint64_t first,
                             std::uint64_t count, double low, double high);
 void reference_fill_normal(const onnx_reinit_rng& rng, float* out, std::uint64_t first,
                            std::uint64_t count, double mean, double std);
+void reference_fill_truncated_normal(const onnx_reinit_rng& rng, float* out, std::uint64_t first,
+                                     std::uint64_t count, const truncated_f32& t);
 
 // The vector kernels, dispatched to the best instruction set of this CPU.
 struct philox_stream {
@@ -67,6 +91,8 @@ void simd_fill_uniform(const philox_stream& s, float* out, std::uint64_t first, 
                        float low, float width);
 void simd_fill_normal(const philox_stream& s, float* out, std::uint64_t first, std::uint64_t count,
                       float mean, float std);
+void simd_fill_truncated_normal(const philox_stream& s, float* out, std::uint64_t first,
+                                std::uint64_t count, const truncated_f32& t);
 void simd_log(const float* x, float* out, std::uint64_t count);
 void simd_sincos_turns(const std::uint32_t* m24, float* sin, float* cos, std::uint64_t count);
 const char* simd_target_name();

@@ -73,6 +73,35 @@ void reference_normal_pair(std::uint32_t w_radius, std::uint32_t w_angle, float 
   out[1] = mean + std * (r * sc.sin);
 }
 
+float reference_truncated_normal(std::uint32_t w, const truncated_f32& t) {
+  // u = ((w >> 8) | 1) 2^-24: 23 random bits, centred in (0, 1), exact.
+  const float u = static_cast<float>((w >> 8) | 1u) * 0x1p-24f;
+  // p2 = 2 p for p = cdf_lo + u width, the constants doubled beforehand.
+  // 1 - x^2 = 4 p (1 - p) for x = 2 p - 1, formed from p so a small p keeps
+  // its precision; FLT_MIN keeps the logarithm finite when p rounds to 1.
+  const float p2 = t.cdf_lo2 + u * t.cdf_width2;
+  const float x = p2 - 1.0f;
+  float e = p2 * (2.0f - p2);
+  e = e < 0x1p-126f ? 0x1p-126f : e;
+  const float lw = -reference_log(e);
+  float q;
+  if (lw < 5.0f) {
+    const float v = lw - 2.5f;
+    q = erfinv_central[0];
+    for (int k = 1; k < 9; ++k) q = q * v + erfinv_central[k];
+  } else {
+    const float v = std::sqrt(lw) - 3.0f;
+    q = erfinv_tail[0];
+    for (int k = 1; k < 9; ++k) q = q * v + erfinv_tail[k];
+  }
+  // Comparisons and selects, not min/max, whose choice between -0 and +0
+  // differs between instruction sets.
+  float z = (q * x) * sqrt2_f;
+  z = z < t.lo ? t.lo : z;
+  z = z > t.hi ? t.hi : z;
+  return t.mean + t.std_signed * z;
+}
+
 namespace {
 
 std::array<std::uint32_t, 4> block_words(const onnx_reinit_rng& rng, std::uint64_t block) {
@@ -100,6 +129,12 @@ void reference_fill_normal(const onnx_reinit_rng& rng, float* out, std::uint64_t
     reference_normal_pair(w[2 * pair], w[2 * pair + 1], mean_f, std_f, values);
     out[i - first] = values[i % 2];
   }
+}
+
+void reference_fill_truncated_normal(const onnx_reinit_rng& rng, float* out, std::uint64_t first,
+                                     std::uint64_t count, const truncated_f32& t) {
+  for (std::uint64_t i = first; i < first + count; ++i)
+    out[i - first] = reference_truncated_normal(block_words(rng, i / 4)[i % 4], t);
 }
 
 }  // namespace onnx_reinit::rng_detail

@@ -1,6 +1,7 @@
 // The vector float32 kernels: Philox4x32-10 on N counters at once (one
 // counter per lane, words in separate vectors), then uniform or Box-Muller
-// values with the float log and sin/cos of kernels.h. Compiled once per
+// values with the float log and sin/cos of kernels.h, or inverse-CDF
+// truncated normals with that log and Giles' erfinv polynomials. Compiled once per
 // Highway target (foreach_target.h) and chosen at run time, so one portable
 // binary uses AVX-512 or AVX2 where present. Only separate multiplies and
 // adds (never MulAdd, whose fusing differs per target), integer operations,
@@ -155,6 +156,47 @@ HWY_INLINE void normal_pairs(vu_t w_radius, vu_t w_angle, vf_t mean, vf_t std, v
   x_sin = hn::Add(mean, hn::Mul(std, hn::Mul(r, s)));
 }
 
+// A truncated_f32 as vectors, set once per fill: the output stores could
+// alias the struct, so reading its fields in the loop would reload them.
+struct truncated_vectors {
+  vf_t cdf_lo2, cdf_width2, lo, hi, mean, std_signed;
+};
+
+HWY_INLINE truncated_vectors vectors_of(const truncated_f32& t) {
+  const df_t df;
+  return {hn::Set(df, t.cdf_lo2), hn::Set(df, t.cdf_width2), hn::Set(df, t.lo),
+          hn::Set(df, t.hi),      hn::Set(df, t.mean),       hn::Set(df, t.std_signed)};
+}
+
+// reference_truncated_normal, lane-wise. The tail polynomial (w >= 5, |z|
+// above about 2.9) is evaluated only when some lane needs it; each lane's
+// value is the same either way.
+HWY_INLINE vf_t truncated_values(vu_t w, const truncated_vectors& t) {
+  const df_t df;
+  const vu_t odd = hn::Or(hn::ShiftRight<8>(w), hn::Set(du_t(), 1u));
+  const vf_t u = hn::Mul(hn::ConvertTo(df, hn::BitCast(di_t(), odd)), hn::Set(df, 0x1p-24f));
+  const vf_t p2 = hn::Add(t.cdf_lo2, hn::Mul(u, t.cdf_width2));
+  const vf_t x = hn::Sub(p2, hn::Set(df, 1.0f));
+  vf_t e = hn::Mul(p2, hn::Sub(hn::Set(df, 2.0f), p2));
+  const vf_t tiny = hn::Set(df, 0x1p-126f);
+  e = hn::IfThenElse(hn::Lt(e, tiny), tiny, e);
+  const vf_t lw = hn::Neg(log_f(e));
+  const vf_t v = hn::Sub(lw, hn::Set(df, 2.5f));
+  vf_t q = hn::Set(df, erfinv_central[0]);
+  for (int k = 1; k < 9; ++k) q = hn::Add(hn::Mul(q, v), hn::Set(df, erfinv_central[k]));
+  const auto tail = hn::Not(hn::Lt(lw, hn::Set(df, 5.0f)));
+  if (HWY_UNLIKELY(!hn::AllFalse(df, tail))) {
+    const vf_t vt = hn::Sub(hn::Sqrt(lw), hn::Set(df, 3.0f));
+    vf_t qt = hn::Set(df, erfinv_tail[0]);
+    for (int k = 1; k < 9; ++k) qt = hn::Add(hn::Mul(qt, vt), hn::Set(df, erfinv_tail[k]));
+    q = hn::IfThenElse(tail, qt, q);
+  }
+  vf_t z = hn::Mul(hn::Mul(q, x), hn::Set(df, sqrt2_f));
+  z = hn::IfThenElse(hn::Lt(z, t.lo), t.lo, z);
+  z = hn::IfThenElse(hn::Gt(z, t.hi), t.hi, z);
+  return hn::Add(t.mean, hn::Mul(t.std_signed, z));
+}
+
 // Fills elements [first, first + count) from `make(block, dst)`, which writes
 // the 4 N values of blocks [block, block + N) to dst. Whole aligned groups go
 // straight to `out`; a ragged head or tail goes through a small buffer.
@@ -199,6 +241,17 @@ void fill_normal_impl(const philox_stream& s, float* out, std::uint64_t first, s
     normal_pairs(w.w0, w.w1, mu, sigma, x0, x1);
     normal_pairs(w.w2, w.w3, mu, sigma, x2, x3);
     hn::StoreInterleaved4(x0, x1, x2, x3, df, dst);
+  });
+}
+
+void fill_truncated_normal_impl(const philox_stream& s, float* out, std::uint64_t first,
+                                std::uint64_t count, const truncated_f32& t) {
+  const df_t df;
+  const truncated_vectors v = vectors_of(t);
+  fill_values(out, first, count, [&](std::uint64_t block, float* dst) {
+    const philox_words w = philox(s, block);
+    hn::StoreInterleaved4(truncated_values(w.w0, v), truncated_values(w.w1, v),
+                          truncated_values(w.w2, v), truncated_values(w.w3, v), df, dst);
   });
 }
 
@@ -258,6 +311,7 @@ namespace onnx_reinit::rng_detail {
 
 HWY_EXPORT(fill_uniform_impl);
 HWY_EXPORT(fill_normal_impl);
+HWY_EXPORT(fill_truncated_normal_impl);
 HWY_EXPORT(philox_blocks_impl);
 HWY_EXPORT(log_impl);
 HWY_EXPORT(sincos_turns_impl);
@@ -276,6 +330,11 @@ void simd_fill_uniform(const philox_stream& s, float* out, std::uint64_t first, 
 void simd_fill_normal(const philox_stream& s, float* out, std::uint64_t first, std::uint64_t count,
                       float mean, float std) {
   HWY_DYNAMIC_DISPATCH(fill_normal_impl)(s, out, first, count, mean, std);
+}
+
+void simd_fill_truncated_normal(const philox_stream& s, float* out, std::uint64_t first,
+                                std::uint64_t count, const truncated_f32& t) {
+  HWY_DYNAMIC_DISPATCH(fill_truncated_normal_impl)(s, out, first, count, t);
 }
 
 void simd_log(const float* x, float* out, std::uint64_t count) {

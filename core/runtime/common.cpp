@@ -14,6 +14,7 @@
 #include <unordered_set>
 
 #include "onnx_reinit/random.h"
+#include "onnx_reinit/tensor_info.h"
 #include "runtime_internal.h"
 
 namespace onnx_reinit {
@@ -88,18 +89,68 @@ std::string shape_text(const std::vector<std::int64_t>& s) {
 }
 
 std::int64_t element_count(const std::vector<std::int64_t>& shape) {
-  std::int64_t n = 1;
-  for (auto d : shape) {
-    if (d < 0 || (d > 0 && n > std::numeric_limits<std::int64_t>::max() / d))
-      throw usage_error("input shape too large", shape_text(shape));
-    n *= d;
-  }
-  return n;
+  const std::optional<std::int64_t> n = checked_product(shape);
+  if (!n) throw usage_error("input shape too large", shape_text(shape));
+  return *n;
 }
 
 template <class T>
 void put(std::vector<std::byte>& out, std::size_t i, T v) {
   std::memcpy(out.data() + i * sizeof(T), &v, sizeof(T));
+}
+
+// Checks a shape read from a data file against the graph input's.
+void check_file_shape(const onnx::ValueInfoProto& in, const std::vector<std::int64_t>& shape,
+                      const std::filesystem::path& file) {
+  const auto& type = in.type().tensor_type();
+  if (!type.has_shape()) return;
+  const auto& dims = type.shape().dim();
+  bool ok = dims.size() == static_cast<int>(shape.size());
+  for (int i = 0; ok && i < dims.size(); ++i)
+    ok = !dims[i].has_dim_value() || dims[i].dim_value() <= 0 || dims[i].dim_value() == shape[i];
+  if (!ok)
+    throw usage_error(fmt::format("shape {} does not fit input '{}'", shape_text(shape), in.name()),
+                      file);
+}
+
+// The input `in` (number `index` among the fed inputs) from DIR/<name>.npy
+// or, when there is none, DIR/input_<index>.pb.
+void read_data_file(const std::filesystem::path& dir, std::size_t index,
+                    const onnx::ValueInfoProto& in, input_data& d) {
+  const auto npy = dir / (in.name() + ".npy");
+  const auto pb = dir / fmt::format("input_{}.pb", index);
+  auto check_type = [&](int file_type, const std::string& file_dtype,
+                        const std::filesystem::path& file) {
+    if (file_type != d.elem_type)
+      throw usage_error(
+          fmt::format("input '{}' is {}, the file holds {}", in.name(), d.info.dtype, file_dtype),
+          file);
+  };
+  std::error_code ec;
+  if (std::filesystem::is_regular_file(npy, ec)) {
+    npy_array a = read_npy(npy);
+    check_type(a.elem_type, fmt::format("{} ('{}')", elem_type_name(a.elem_type), a.dtype), npy);
+    check_file_shape(in, a.shape, npy);
+    d.info.shape = std::move(a.shape);
+    d.bytes = std::move(a.bytes);
+    d.info.source = "file " + npy.filename().string();
+    return;
+  }
+  std::ifstream f(pb, std::ios::binary);
+  if (!f)
+    throw usage_error(fmt::format("no data file for input '{}': give {} or {}", in.name(),
+                                  npy.filename().string(), pb.filename().string()),
+                      dir);
+  std::string bytes((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  tp t;
+  if (!t.ParseFromString(bytes)) throw usage_error("not a TensorProto file", pb);
+  check_type(t.data_type(), elem_type_name(t.data_type()), pb);
+  d.info.shape.assign(t.dims().begin(), t.dims().end());
+  check_file_shape(in, d.info.shape, pb);
+  auto values = decode_tensor_values(t, nullptr, std::numeric_limits<std::size_t>::max());
+  if (!values) throw usage_error("cannot read the tensor's values", pb);
+  d.bytes = encode_values(*values, d.elem_type, pb);
+  d.info.source = "file " + pb.filename().string();
 }
 
 }  // namespace
@@ -209,30 +260,7 @@ std::vector<input_data> make_batch(const onnx::ModelProto& model, const runtime_
     const auto& dims = in.type().tensor_type().shape().dim();
 
     if (!options.data_dir.empty()) {
-      const auto file = options.data_dir / fmt::format("input_{}.pb", index);
-      std::ifstream f(file, std::ios::binary);
-      if (!f) throw usage_error("missing test-data file for input '" + in.name() + "'", file);
-      std::string bytes((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
-      tp t;
-      if (!t.ParseFromString(bytes)) throw usage_error("not a TensorProto file", file);
-      if (t.data_type() != d.elem_type)
-        throw usage_error(fmt::format("input '{}' is {}, the file holds {}", in.name(),
-                                      d.info.dtype, elem_type_name(t.data_type())),
-                          file);
-      d.info.shape.assign(t.dims().begin(), t.dims().end());
-      if (has_shape) {
-        bool ok = dims.size() == static_cast<int>(d.info.shape.size());
-        for (int i = 0; ok && i < dims.size(); ++i)
-          ok = !dims[i].has_dim_value() || dims[i].dim_value() == d.info.shape[i];
-        if (!ok)
-          throw usage_error(
-              fmt::format("shape {} does not fit input '{}'", shape_text(d.info.shape), in.name()),
-              file);
-      }
-      auto values = decode_tensor_values(t, nullptr, std::numeric_limits<std::size_t>::max());
-      if (!values) throw usage_error("cannot read the tensor's values", file);
-      d.bytes = encode_values(*values, d.elem_type, file);
-      d.info.source = "file " + file.filename().string();
+      read_data_file(options.data_dir, index, in, d);
       out.push_back(std::move(d));
       continue;
     }

@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <filesystem>
 #include <string>
 #include <vector>
 
@@ -26,6 +27,18 @@ struct input_data {
 // The batch for every graph input of the main graph that is not an
 // initializer, in graph order.
 std::vector<input_data> make_batch(const onnx::ModelProto& model, const runtime_options& options);
+
+// A NumPy .npy array: its elements as little-endian bytes in C order.
+struct npy_array {
+  std::string dtype;  // the header's descr, as "<f4"
+  int elem_type = 0;  // the ONNX type of the descr
+  std::vector<std::int64_t> shape;
+  std::vector<std::byte> bytes;
+};
+// Reads an .npy file (versions 1 to 3, any byte order, C or Fortran order);
+// throws usage_error naming the file for a bad header, a dtype ONNX inputs
+// cannot hold (complex, strings, objects), or data of the wrong length.
+npy_array read_npy(const std::filesystem::path& file);
 
 // Values as the little-endian bytes of `elem_type`; throws usage_error for
 // types that cannot be fed (strings, complex).

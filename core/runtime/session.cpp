@@ -195,6 +195,34 @@ prepared prepare(const loaded_model& model, const runtime_options& options) {
   return p;
 }
 
+// The weights LSUV leaves as sampled, each with the reason: recurrent
+// weights (the cell's gates share one output), weights held by Constant
+// nodes, and weights of subgraphs (If/Loop/Scan bodies, whose outputs a
+// session cannot expose).
+std::vector<lsuv_result> skipped_weights(const prepared& p) {
+  std::vector<lsuv_result> out;
+  auto skip = [&](const std::string& name, const std::string& note) {
+    lsuv_result r;
+    r.name = name;
+    r.std = NAN;
+    r.note = note;
+    out.push_back(std::move(r));
+  };
+  std::unordered_set<std::string> seen;
+  for (const auto& l : p.layers) {
+    if (!seen.insert(l.weight).second) continue;
+    if (l.recurrent)
+      skip(l.weight, "recurrent weight: not calibrated; left as sampled");
+    else if (l.ref.origin != tensor_origin::initializer)
+      skip(l.weight, "held by a Constant node, not an initializer: not calibrated");
+  }
+  for (const auto& a : p.analysis)
+    if (!a.ref.graph_path.empty() && a.is_float &&
+        (a.info.role == tensor_role::weight || a.info.role == tensor_role::recurrent_weight))
+      skip(a.info.name, fmt::format("in subgraph {}: not calibrated", a.ref.graph_path));
+  return out;
+}
+
 }  // namespace
 
 bool runtime_available() {
@@ -269,10 +297,10 @@ std::vector<lsuv_result> calibrate_lsuv(loaded_model& model, const runtime_optio
   for (auto& t : *model.proto().mutable_graph()->mutable_initializer()) inits[t.name()] = &t;
   std::vector<weight> weights;
   std::vector<lsuv_result> results;
+  std::vector<lsuv_result> skipped = skipped_weights(p);
   std::unordered_set<std::string> taken;
   for (const auto& l : p.layers) {
-    if (l.recurrent || l.ref.origin != tensor_origin::initializer || !l.ref.graph_path.empty())
-      continue;
+    if (l.recurrent || l.ref.origin != tensor_origin::initializer) continue;
     auto it = inits.find(l.weight);
     if (it == inits.end() || !taken.insert(l.weight).second) continue;
     weight w{&l, it->second, read_tensor_values<double>(model, *it->second), {}};
@@ -282,7 +310,7 @@ std::vector<lsuv_result> calibrate_lsuv(loaded_model& model, const runtime_optio
     w.feed.bytes = detail::encode_values(w.values, w.feed.elem_type, l.weight);
     weights.push_back(std::move(w));
   }
-  if (weights.empty()) return results;
+  if (weights.empty()) return skipped;
 
   std::vector<std::string> outputs, names;
   std::unordered_map<std::string, std::size_t> slot;
@@ -328,6 +356,7 @@ std::vector<lsuv_result> calibrate_lsuv(loaded_model& model, const runtime_optio
     if (results[i].iterations > 0)
       write_tensor_values<double>(model, *weights[i].proto,
                                   std::span<const double>(weights[i].values));
+  results.insert(results.end(), skipped.begin(), skipped.end());
   return results;
 }
 

@@ -55,11 +55,7 @@ class uniform_strategy : public basic_strategy<uniform_strategy> {
  public:
   explicit uniform_strategy(const param_values& p)
       : low_(p.number("low")), high_(p.number("high")) {
-    require_finite("uniform", "low", low_);
-    require_finite("uniform", "high", high_);
-    if (!(low_ < high_))
-      throw std::invalid_argument("uniform: parameter 'low' must be below 'high' (low = " +
-                                  text(low_) + ", high = " + text(high_) + ")");
+    require_interval("uniform", "low", low_, "high", high_);
   }
   template <class T>
   void fill_values(const tensor_info&, const rng_stream& rng, std::uint64_t first,
@@ -99,11 +95,7 @@ class truncated_normal_strategy : public basic_strategy<truncated_normal_strateg
       : mean_(p.number("mean")), std_(p.number("std")), a_(p.number("a")), b_(p.number("b")) {
     require_finite("truncated_normal", "mean", mean_);
     require_finite("truncated_normal", "std", std_);
-    require_finite("truncated_normal", "a", a_);
-    require_finite("truncated_normal", "b", b_);
-    if (!(a_ < b_))
-      throw std::invalid_argument("truncated_normal: parameter 'a' must be below 'b' (a = " +
-                                  text(a_) + ", b = " + text(b_) + ")");
+    require_interval("truncated_normal", "a", a_, "b", b_);
   }
   template <class T>
   void fill_values(const tensor_info&, const rng_stream& rng, std::uint64_t first,

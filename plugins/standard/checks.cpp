@@ -1,5 +1,6 @@
 // Shared checks of the standard strategies: every refusal names the
 // strategy and the tensor, so the host can report it without more context.
+#include <array>
 #include <cmath>
 #include <cstdio>
 #include <stdexcept>
@@ -47,6 +48,17 @@ void require_finite(std::string_view strategy, std::string_view param, double va
                                 "' must be finite, got " + text(value));
 }
 
+void require_interval(std::string_view strategy, std::string_view low_name, double low,
+                      std::string_view high_name, double high) {
+  require_finite(strategy, low_name, low);
+  require_finite(strategy, high_name, high);
+  if (!(low < high))
+    throw std::invalid_argument(std::string(strategy) + ": parameter '" + std::string(low_name) +
+                                "' must be below '" + std::string(high_name) + "' (" +
+                                std::string(low_name) + " = " + text(low) + ", " +
+                                std::string(high_name) + " = " + text(high) + ")");
+}
+
 double checked_fan(std::string_view strategy, const tensor_info& tensor, std::string_view fan_name,
                    double fan) {
   if (tensor.element_count() <= 0)
@@ -87,7 +99,7 @@ matrix_view resolve_matrix_view(std::string_view strategy, const tensor_info& te
   if (is_default && rank == default_rank::at_least_2 && r < 2)
     throw std::invalid_argument(where(strategy, tensor) + ": needs at least 2 dimensions");
   if (view.count <= 0 || view.rows <= 0 || view.cols <= 0 ||
-      view.count * view.rows * view.cols != n)
+      checked_product(std::array{view.count, view.rows, view.cols}) != n)
     throw std::invalid_argument(where(strategy, tensor) + ": matrix view of " + text(view.count) +
                                 " blocks of " + text(view.rows) + " x " + text(view.cols) +
                                 " does not cover its " + text(n) + " elements");

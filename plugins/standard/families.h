@@ -29,6 +29,10 @@ std::string text(std::uint64_t value);
 // Throws std::invalid_argument unless `value` is finite: the host checks
 // ranges, but an unbounded range still admits inf and nan.
 void require_finite(std::string_view strategy, std::string_view param, double value);
+// Both bounds finite and low < high; std::invalid_argument naming them
+// otherwise ("'low' must be below 'high' (low = 2, high = 1)").
+void require_interval(std::string_view strategy, std::string_view low_name, double low,
+                      std::string_view high_name, double high);
 
 // `fan` if the tensor is non-empty and the fan positive and finite; else
 // throws std::invalid_argument naming the strategy, tensor and fan.

@@ -1,8 +1,6 @@
 // Structured strategies: orthogonal, identity, dirac and sparse. Their
 // values depend on each other (a QR, a permutation), so the host always
 // passes the whole tensor.
-#include <Eigen/Dense>
-
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -12,26 +10,37 @@
 #include <string>
 #include <vector>
 
+#include "blocked_qr.h"
 #include "families.h"
 #include "onnx_reinit/plugin.h"
+#include "parallel_for.h"
 
 namespace onnx_reinit::standard {
 namespace {
 
-using row_major = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
-
-// PyTorch's orthogonal_ for one rows x cols Gaussian matrix: QR of the tall
-// orientation, columns of Q flipped by sign(diag(R)) so the result is
-// uniformly (Haar) distributed, transposed back when wide. A zero diagonal
-// entry (probability 0) keeps its column instead of zeroing it.
-row_major orthonormalize(const row_major& gaussian) {
-  bool wide = gaussian.rows() < gaussian.cols();
-  Eigen::MatrixXd tall = wide ? Eigen::MatrixXd(gaussian.transpose()) : Eigen::MatrixXd(gaussian);
-  Eigen::HouseholderQR<Eigen::MatrixXd> qr(tall);
-  Eigen::MatrixXd q = qr.householderQ() * Eigen::MatrixXd::Identity(tall.rows(), tall.cols());
-  for (Eigen::Index j = 0; j < q.cols(); ++j)
-    if (qr.matrixQR()(j, j) < 0.0) q.col(j) *= -1.0;
-  return wide ? row_major(q.transpose()) : row_major(q);
+// One rows x cols block of torch.nn.init.orthogonal_, in T: the Gaussian
+// draw G from counters `first` on (row-major), QR of the tall orientation
+// (G, or G^T when rows < cols), Q's columns flipped by sign(diag(R)) so the
+// result is Haar distributed, transposed back when wide, times gain.
+template <class T>
+void orthogonal_block(const rng_stream& rng, std::uint64_t first, std::int64_t rows,
+                      std::int64_t cols, double gain, T* out) {
+  const std::size_t size = static_cast<std::size_t>(rows * cols);
+  std::vector<T> g(size);
+  rng.normal(std::span<T>(g), first, 0.0, 1.0);
+  const T scale = static_cast<T>(gain);
+  if (rows < cols) {
+    // Row-major G is column-major G^T, and column-major Q is row-major Q^T.
+    sign_corrected_q(g.data(), cols, rows);
+    for (std::size_t i = 0; i < size; ++i) out[i] = scale * g[i];
+    return;
+  }
+  std::vector<T> tall(size);
+  for (std::int64_t i = 0; i < rows; ++i)
+    for (std::int64_t j = 0; j < cols; ++j) tall[j * rows + i] = g[i * cols + j];
+  sign_corrected_q(tall.data(), rows, cols);
+  for (std::int64_t i = 0; i < rows; ++i)
+    for (std::int64_t j = 0; j < cols; ++j) out[i * cols + j] = scale * tall[j * rows + i];
 }
 
 class orthogonal_strategy : public basic_strategy<orthogonal_strategy> {
@@ -44,16 +53,14 @@ class orthogonal_strategy : public basic_strategy<orthogonal_strategy> {
                    std::span<T> out) const {
     require_whole_tensor("orthogonal", t, first, out.size());
     matrix_view v = resolve_matrix_view("orthogonal", t, default_rank::at_least_2);
-    std::size_t block_size = static_cast<std::size_t>(v.rows * v.cols);
-    row_major gaussian(v.rows, v.cols);
-    for (std::int64_t b = 0; b < v.count; ++b) {
+    const std::int64_t block_size = v.rows * v.cols;
+    // Blocks in parallel (each also parallel inside); each block writes only
+    // its own range from its own counters.
+    onnx_reinit::parallel_for(std::int64_t{0}, v.count, [&](std::int64_t b) {
       // Counters start at the block's first element, so blocks differ.
-      rng.normal(std::span<double>(gaussian.data(), block_size),
-                 static_cast<std::uint64_t>(b) * block_size, 0.0, 1.0);
-      row_major q = orthonormalize(gaussian);
-      T* dst = out.data() + b * block_size;
-      for (std::size_t i = 0; i < block_size; ++i) dst[i] = static_cast<T>(gain_ * q.data()[i]);
-    }
+      orthogonal_block<T>(rng, static_cast<std::uint64_t>(b * block_size), v.rows, v.cols, gain_,
+                          out.data() + b * block_size);
+    });
   }
   // Orthonormal rows (or columns) give a mean square of 1 / max(rows, cols).
   std::optional<strategy::moments> target_moments(const tensor_info& t) const override {
@@ -204,7 +211,7 @@ const onnx_reinit_strategy_desc descriptors[] = {
         "per matrix block (rows = shape[0], cols = the rest, or the analysis' per-gate blocks): "
         "G ~ N(0, 1)^(rows x cols); Q R = qr(G, or G^T when rows < cols); Q *= sign(diag(R)); "
         "x = gain * Q (transposed back), so Q Q^T = gain^2 I when rows <= cols, Q^T Q = gain^2 I "
-        "otherwise",
+        "otherwise; G and the (blocked Householder) QR in the tensor's precision",
         orthogonal_params, 0),
     describe_strategy<identity_strategy>(
         "identity", "Identity matrix per 2-D block (torch.nn.init.eye_)",

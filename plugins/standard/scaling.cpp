@@ -29,6 +29,12 @@ struct sampling {
   double spread;
 };
 
+// Uniform or normal with standard deviation `std`: a uniform's bound is
+// sqrt(3) std (PyTorch's computation, so its bits).
+sampling with_std(distribution dist, double std) {
+  return {dist, dist == distribution::uniform ? std::sqrt(3.0) * std : std};
+}
+
 // Base of every strategy here; subclasses only say how fans become a
 // sampling. Only rng fills at `first` are used, so chunks equal whole fills.
 class fan_scaled : public basic_strategy<fan_scaled> {
@@ -143,34 +149,23 @@ class variance_scaling_strategy : public fan_scaled {
   distribution dist_;
 };
 
-class xavier_uniform_strategy : public fan_scaled {
+// xavier_uniform_ and xavier_normal_: std = gain * sqrt(2 / (fan_in + fan_out)).
+class xavier_strategy : public fan_scaled {
  public:
-  explicit xavier_uniform_strategy(const param_values& p) : gain_(p.number("gain")) {
-    require_finite("xavier_uniform", "gain", gain_);
+  xavier_strategy(const param_values& p, const char* name, distribution dist)
+      : name_(name), dist_(dist), gain_(p.number("gain")) {
+    require_finite(name, "gain", gain_);
   }
 
  protected:
   sampling plan(const tensor_info& t) const override {
-    double std = gain_ * std::sqrt(2.0 / fan_sum("xavier_uniform", t));
-    return {distribution::uniform, std::sqrt(3.0) * std};
+    double std = gain_ * std::sqrt(2.0 / fan_sum(name_, t));
+    return with_std(dist_, std);
   }
 
  private:
-  double gain_;
-};
-
-class xavier_normal_strategy : public fan_scaled {
- public:
-  explicit xavier_normal_strategy(const param_values& p) : gain_(p.number("gain")) {
-    require_finite("xavier_normal", "gain", gain_);
-  }
-
- protected:
-  sampling plan(const tensor_info& t) const override {
-    return {distribution::normal, gain_ * std::sqrt(2.0 / fan_sum("xavier_normal", t))};
-  }
-
- private:
+  const char* name_;
+  distribution dist_;
   double gain_;
 };
 
@@ -195,7 +190,7 @@ class kaiming_strategy : public fan_scaled {
   sampling plan(const tensor_info& t) const override {
     double gain = gain_ ? *gain_ : activation_gain(t.activation, t.activation_param);
     double std = gain / std::sqrt(select_fan(name_, t, mode_));
-    return {dist_, dist_ == distribution::uniform ? std::sqrt(3.0) * std : std};
+    return with_std(dist_, std);
   }
 
  private:
@@ -205,40 +200,46 @@ class kaiming_strategy : public fan_scaled {
   std::optional<double> gain_;  // nullopt: `auto`
 };
 
-class kaiming_uniform_strategy : public kaiming_strategy {
- public:
-  explicit kaiming_uniform_strategy(const param_values& p)
-      : kaiming_strategy(p, "kaiming_uniform", distribution::uniform) {}
-};
-
-class kaiming_normal_strategy : public kaiming_strategy {
- public:
-  explicit kaiming_normal_strategy(const param_values& p)
-      : kaiming_strategy(p, "kaiming_normal", distribution::normal) {}
-};
-
 // Keras LecunUniform / LecunNormal: VarianceScaling(1, fan_in, ...).
-class lecun_uniform_strategy : public fan_scaled {
+class lecun_strategy : public fan_scaled {
  public:
-  explicit lecun_uniform_strategy(const param_values&) {}
+  lecun_strategy(const param_values&, const char* name, distribution dist)
+      : name_(name), dist_(dist) {}
 
  protected:
   sampling plan(const tensor_info& t) const override {
-    return keras_variance_scaling(1.0 / checked_fan("lecun_uniform", t, "fan_in", t.fan_in),
-                                  distribution::uniform);
+    return keras_variance_scaling(1.0 / checked_fan(name_, t, "fan_in", t.fan_in), dist_);
   }
+
+ private:
+  const char* name_;
+  distribution dist_;
 };
 
-class lecun_normal_strategy : public fan_scaled {
+// One strategy of a family: `Family` with its name and distribution fixed,
+// constructible from the parameters alone, as describe_strategy needs.
+template <class Family, const char* Name, distribution Dist>
+class family_member : public Family {
  public:
-  explicit lecun_normal_strategy(const param_values&) {}
-
- protected:
-  sampling plan(const tensor_info& t) const override {
-    return keras_variance_scaling(1.0 / checked_fan("lecun_normal", t, "fan_in", t.fan_in),
-                                  distribution::truncated_normal);
-  }
+  explicit family_member(const param_values& p) : Family(p, Name, Dist) {}
 };
+
+constexpr char xavier_uniform[] = "xavier_uniform";
+constexpr char xavier_normal[] = "xavier_normal";
+constexpr char kaiming_uniform[] = "kaiming_uniform";
+constexpr char kaiming_normal[] = "kaiming_normal";
+constexpr char lecun_uniform[] = "lecun_uniform";
+constexpr char lecun_normal[] = "lecun_normal";
+using xavier_uniform_strategy =
+    family_member<xavier_strategy, xavier_uniform, distribution::uniform>;
+using xavier_normal_strategy = family_member<xavier_strategy, xavier_normal, distribution::normal>;
+using kaiming_uniform_strategy =
+    family_member<kaiming_strategy, kaiming_uniform, distribution::uniform>;
+using kaiming_normal_strategy =
+    family_member<kaiming_strategy, kaiming_normal, distribution::normal>;
+using lecun_uniform_strategy = family_member<lecun_strategy, lecun_uniform, distribution::uniform>;
+using lecun_normal_strategy =
+    family_member<lecun_strategy, lecun_normal, distribution::truncated_normal>;
 
 // PyTorch's nn.Linear / nn.ConvNd reset_parameters: the weight through
 // kaiming_uniform_(a = sqrt(5)), the bias as 1 / sqrt(fan_in). Both are

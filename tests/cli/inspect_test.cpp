@@ -1,6 +1,7 @@
 // End-to-end tests of `onnx-reinit MODEL --inspect [--json]` and
 // `-o OUT --calibrate lsuv`: the JSON contract, the table, the report's LSUV
-// fields, bytes independent of --threads, and failures that write nothing.
+// fields, bytes independent of --threads, the --plot files, and failures
+// that write nothing.
 #include <nlohmann/json.hpp>
 
 #include <random>
@@ -38,6 +39,24 @@ onnx::ModelProto mlp() {
   }
   g.add_output(h, {-1, 32});
   return g.model();
+}
+
+// The text of an SVG with its character references (PLplot's SVG driver
+// writes every character as &#xNN;) decoded.
+std::string decoded_svg(const std::string& svg) {
+  std::string out;
+  for (std::size_t i = 0; i < svg.size(); ++i) {
+    if (svg.compare(i, 3, "&#x") == 0) {
+      const std::size_t end = svg.find(';', i);
+      if (end != std::string::npos) {
+        out += static_cast<char>(std::stoi(svg.substr(i + 3, end - i - 3), nullptr, 16));
+        i = end;
+        continue;
+      }
+    }
+    out += svg[i];
+  }
+  return out;
 }
 
 }  // namespace
@@ -180,6 +199,47 @@ TEST_CASE("runtime failures write nothing", "[cli][inspect]") {
               {"no graph input named 'y'"});
   check_error(run_cli({(dir / "m.onnx").string(), "--calibrate", "lsuv"}), 2, {"-o OUT"});
   check_error(run_cli({(dir / "m.onnx").string(), "--inspect", "--batch", "0"}), 2, {"batch size"});
+  check_error(
+      run_cli({(dir / "bad.onnx").string(), "--inspect", "--plot", (dir / "p.svg").string()}), 1,
+      {"ONNX Runtime cannot load the model"});
+  check_error(run_cli({(dir / "bad.onnx").string(), "-o", (dir / "o.onnx").string(), "--inspect",
+                       "--plot", (dir / "p.png").string()}),
+              1, {"ONNX Runtime cannot load the model"});
+  check_error(run_cli({(dir / "m.onnx").string(), "--inspect", "--plot", (dir / "p.pdf").string()}),
+              2, {"must end in .svg or .png"});
+  check_error(run_cli({(dir / "m.onnx").string(), "--plot", (dir / "p.svg").string()}), 2,
+              {"--plot goes with --inspect"});
+  check_error(run_cli({(dir / "m.onnx").string(), "--inspect", "--plot",
+                       (dir / "no_such_dir" / "p.svg").string()}),
+              1, {"cannot write file", "no_such_dir"});
   CHECK(dir.snapshot() == before);
+}
+
+TEST_CASE("--plot draws the inspections with PLplot as SVG or PNG", "[cli][inspect][plot]") {
+  temp_dir dir;
+  save_proto(mlp(), dir / "m.onnx");
+  auto alone =
+      run_cli({(dir / "m.onnx").string(), "--inspect", "--plot", (dir / "m.svg").string()});
+  INFO(alone.err);
+  REQUIRE(alone.status == 0);
+  const std::string svg = decoded_svg(read_file(dir / "m.svg"));
+  CHECK(svg.starts_with("<?xml"));
+  CHECK(contains(svg, "<svg"));
+  CHECK(contains(svg, "Per-layer output std"));
+  CHECK(contains(svg, ">model<"));  // the legend: one series
+  CHECK_FALSE(contains(svg, "rewritten"));
+
+  // Original, rewritten and calibrated; the plot is written with the model.
+  auto r = run_cli({(dir / "m.onnx").string(), "-o", (dir / "o.onnx").string(), "--inspect",
+                    "--calibrate", "lsuv", "--plot", (dir / "o.svg").string(), "-q"});
+  INFO(r.err);
+  REQUIRE(r.status == 0);
+  const std::string three = decoded_svg(read_file(dir / "o.svg"));
+  for (const char* label : {">original<", ">rewritten<", ">calibrated (lsuv)<"})
+    CHECK(contains(three, label));
+
+  auto png = run_cli({(dir / "m.onnx").string(), "--inspect", "--plot", (dir / "m.png").string()});
+  REQUIRE(png.status == 0);
+  CHECK(read_file(dir / "m.png").starts_with("\x89PNG\r\n\x1a\n"));
 }
 #endif

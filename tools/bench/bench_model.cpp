@@ -25,6 +25,7 @@
 
 #include "onnx_reinit/errors.h"
 #include "onnx_reinit/model_io.h"
+#include "onnx_reinit/tensor_info.h"
 
 namespace ori = onnx_reinit;
 
@@ -45,11 +46,8 @@ onnx::TensorProto make_filled(const std::string& name, std::vector<std::int64_t>
   onnx::TensorProto t;
   t.set_name(name);
   t.set_data_type(onnx::TensorProto::FLOAT);
-  std::int64_t count = 1;
-  for (std::int64_t d : dims) {
-    t.add_dims(d);
-    count *= d;
-  }
+  for (std::int64_t d : dims) t.add_dims(d);
+  const std::int64_t count = ori::checked_product(dims).value();
   std::string raw(static_cast<std::size_t>(count) * sizeof(float), '\0');
   // xorshift32 into the mantissa of [1, 2), shifted to [-0.5, 0.5).
   std::uint32_t x = 0x9e3779b9u ^ (salt * 0x85ebca6bu);

@@ -1,5 +1,5 @@
 // onnx-reinit-bench-sampling: raw float32 sampling throughput of the host RNG,
-// normal and uniform, on one thread and on all threads, through
+// normal, uniform and truncated normal (+-2 std), on one thread and on all threads, through
 // the stable stream API (make_tensor_rng + rng_stream) that strategies use,
 // so it measures what a plugin gets. Google Benchmark reports
 // items_per_second; tools/bench/run.sh puts it beside numpy's figures.
@@ -24,14 +24,16 @@ namespace {
 // that starting threads per iteration costs nothing measurable.
 constexpr std::size_t buffer_elements = std::size_t{1} << 24;
 
-enum class distribution { normal, uniform };
+enum class distribution { normal, uniform, truncated_normal };
 
 void fill(const ori::rng_stream& rng, distribution dist, std::span<float> out,
           std::uint64_t first) {
   if (dist == distribution::normal)
     rng.normal(out, first, 0.0, 1.0);
-  else
+  else if (dist == distribution::uniform)
     rng.uniform(out, first, -1.0, 1.0);
+  else
+    rng.truncated_normal(out, first, 0.0, 1.0, -2.0, 2.0);
 }
 
 // Fills the buffer split into one chunk per thread, as the rewrite does for
@@ -68,7 +70,8 @@ int main(int argc, char** argv) {
   for (unsigned threads : {1u, all}) {
     if (threads == all && all == 1) continue;
     for (const auto& entry : {std::pair{"normal_f32", distribution::normal},
-                              std::pair{"uniform_f32", distribution::uniform}}) {
+                              std::pair{"uniform_f32", distribution::uniform},
+                              std::pair{"truncated_normal_f32", distribution::truncated_normal}}) {
       const distribution dist = entry.second;
       benchmark::RegisterBenchmark(
           (std::string(entry.first) + (threads == 1 ? "/1_thread" : "/all_threads")).c_str(),

@@ -5,9 +5,10 @@ Generates the synthetic models (onnx-reinit-bench-model) once, then times, in
 interleaved rounds so that noise from other load hits every tool alike:
 cp of the model files, the python baseline (python_baseline.py) and
 onnx-reinit, each figure the median over the rounds, with every run's peak
-RSS from wait4(). Then the raw sampling throughput from
-onnx-reinit-bench-sampling (Google Benchmark) beside numpy's generator,
-measured in this same process. Prints a markdown report and writes it to
+RSS from wait4(). Then orthogonal on one layer's four matrices against
+torch.nn.init.orthogonal_ (torch_orthogonal.py), and the raw sampling
+throughput from onnx-reinit-bench-sampling (Google Benchmark) beside numpy's
+generator, measured in this same process. Prints a markdown report and writes it to
 WORKDIR/results.md.
 
 Runs under Debian's /usr/bin/python3 so that numpy and onnx are the
@@ -35,6 +36,12 @@ TARGET_BIG_VS_CP = 2.0  # end-to-end big model at most 2x cp
 TARGET_BIG_VS_PY = 8.0  # big model at least 8x faster than python
 TARGET_BIG_RSS_MB = 512.0  # big model peak RSS under 512 MB
 TARGET_INLINE_VS_PY = 5.0  # 100 MB inline model at least 5x faster than python
+TARGET_TRUNCATED_VS_NORMAL = 0.7  # truncated normal at least 0.7x normal's throughput
+TARGET_ORTHOGONAL_VS_TORCH = 2.0  # orthogonal within 2x of torch's orthogonal_
+
+# One transformer layer's four matrices, the orthogonal comparison's shapes.
+ORTHOGONAL_SHAPES = [(1024, 3072), (1024, 1024), (1024, 4096), (4096, 1024)]
+TRUNCATED_RULE = "role:weight=truncated_normal(std=0.02)"
 
 
 def log(msg):
@@ -59,7 +66,12 @@ def parse_args():
     p.add_argument("--big-mb", type=float, default=1200,
                    help="external-data model size (default 1200)")
     p.add_argument("--skip-e2e", action="store_true", help="only the sampling throughput")
-    p.add_argument("--skip-sampling", action="store_true", help="only the end-to-end runs")
+    p.add_argument("--skip-sampling", action="store_true", help="no sampling throughput")
+    p.add_argument("--skip-orthogonal", action="store_true",
+                   help="no orthogonal comparison with torch")
+    p.add_argument("--lsuv", action="store_true",
+                   help="also LSUV on ResNet-18 against PyTorch (lsuv_bench.py; needs "
+                   "python3-torch and python3-torchvision)")
     args = p.parse_args()
     if args.runs is None:
         args.runs = 3 if args.quick else 5
@@ -123,6 +135,9 @@ def ensure_model(gen, path, mb, hidden, external):
     subprocess.run(argv, check=True)
 
 
+TRUNCATED_TOOL = "onnx-reinit, weights truncated_normal"
+
+
 def e2e_cases(model, external, bin_dir, py):
     files = model_files(model)
     cases = [
@@ -146,6 +161,11 @@ def e2e_cases(model, external, bin_dir, py):
             py, str(HERE / "python_baseline.py"), str(model), str(out / "py.onnx")]))
         cases.append(case("onnx-reinit", lambda out: [
             str(bin_dir / "onnx-reinit"), str(model), "-o", str(out / "out.onnx"), "-q"]))
+    # Every weight truncated: beside the default policy (normal-family), the
+    # same run.
+    cases.append(case(TRUNCATED_TOOL, lambda out: [
+        str(bin_dir / "onnx-reinit"), str(model), "-o", str(out / "out.onnx"), "-q",
+        "--rule", TRUNCATED_RULE]))
     return cases
 
 
@@ -255,20 +275,132 @@ def e2e_table(results):
 
 
 def sampling_table(results, numpy_rates):
-    lines = ["| sampler | float32 samples/s | vs numpy (1 thread) |", "|---|---:|---:|"]
+    lines = ["| sampler | float32 samples/s | vs numpy (1 thread) | vs onnx-reinit normal "
+             "(same threads) |", "|---|---:|---:|---:|"]
     for name, rate in sorted(results.items()):
-        kind = "normal" if name.startswith("normal") else "uniform"
-        lines.append(f"| onnx-reinit {name} | {rate / 1e6:.0f} M/s | "
-                     f"{rate / numpy_rates[kind]:.2f}× |")
+        dist, threads = name.split("/", 1)
+        kind = dist.removesuffix("_f32")
+        vs_numpy = f"{rate / numpy_rates[kind]:.2f}×" if kind in numpy_rates else "—"
+        normal = results.get(f"normal_f32/{threads}")
+        vs_normal = f"{rate / normal:.2f}×" if normal else "—"
+        lines.append(f"| onnx-reinit {name} | {rate / 1e6:.0f} M/s | {vs_numpy} | {vs_normal} |")
     lines.append(f"| numpy standard_normal(dtype=float32) | {numpy_rates['normal'] / 1e6:.0f} M/s"
-                 " | 1.00× |")
+                 " | 1.00× | — |")
     lines.append(f"| numpy random(dtype=float32) | {numpy_rates['uniform'] / 1e6:.0f} M/s"
-                 " | 1.00× |")
+                 " | 1.00× | — |")
     return lines
 
 
-def target_lines(e2e, sampling):
+# ---------------------------------------------------------------------------
+# Orthogonal against torch.nn.init.orthogonal_.
+
+def ensure_layer_model(path):
+    """A model holding ORTHOGONAL_SHAPES as the weights of a MatMul chain,
+    written with the baseline's python3-onnx."""
+    if path.exists():
+        return
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+    chain = [(1024, 1024), (1024, 4096), (4096, 1024), (1024, 3072)]
+    assert sorted(chain) == sorted(ORTHOGONAL_SHAPES)
+    inits, nodes, prev = [], [], "x"
+    for i, shape in enumerate(chain):
+        name = f"layer.w{i}"
+        inits.append(numpy_helper.from_array(np.zeros(shape, np.float32), name))
+        nodes.append(helper.make_node("MatMul", [prev, name], [f"h{i}"]))
+        prev = f"h{i}"
+    graph = helper.make_graph(
+        nodes, "layer", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1024])],
+        [helper.make_tensor_value_info(prev, TensorProto.FLOAT, [1, chain[-1][1]])], inits)
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+
+
+def run_torch_orthogonal(py):
+    """(whole-process seconds, the script's JSON report) or None without torch."""
+    argv = [py, str(HERE / "torch_orthogonal.py"), *(f"{r}x{c}" for r, c in ORTHOGONAL_SHAPES)]
+    start = time.perf_counter()
+    proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    whole = time.perf_counter() - start
+    if proc.returncode != 0:
+        log(f"bench: torch orthogonal_ failed, skipped:\n{proc.stderr}")
+        return None
+    return whole, json.loads(proc.stdout)
+
+
+def run_orthogonal(args, bin_dir, py, models, out_root):
+    model = models / "layer_orthogonal.onnx"
+    ensure_layer_model(model)
+    warm_page_cache([model])
+    times = {"orthogonal": [], "normal": [], "torch": [], "torch_process": []}
+    report = None
+    for r in range(args.runs):
+        for rule in ["orthogonal", "normal"]:
+            out = out_root / "out"
+            shutil.rmtree(out, ignore_errors=True)
+            out.mkdir(parents=True)
+            os.sync()
+            seconds, _ = run_measured(bin_dir / "onnx-reinit-bench-run", [
+                bin_dir / "onnx-reinit", model, "-o", out / "out.onnx", "-q", "--rule",
+                f"*={rule}"])
+            times[rule].append(seconds)
+            shutil.rmtree(out, ignore_errors=True)
+        result = run_torch_orthogonal(py)
+        if result is not None:
+            times["torch_process"].append(result[0])
+            times["torch"].append(result[1]["seconds"])
+            report = result[1]
+        log(f"bench: orthogonal run {r + 1}/{args.runs}: onnx-reinit {times['orthogonal'][-1]:.2f} s"
+            + (f", torch orthogonal_ {times['torch'][-1]:.2f} s" if result else ""))
+    return {"times": {k: statistics.median(v) for k, v in times.items() if v}, "torch": report}
+
+
+def blas_text(report):
+    if not report:
+        return "torch not available"
+    blas = report.get("openblas")
+    if blas:
+        return (f"torch {report['torch']} with {blas['config']} (core {blas['core']}, "
+                f"{blas['threads']} threads), {blas['library']}")
+    return f"torch {report['torch']} with {', '.join(report['libraries']) or 'no BLAS library'}"
+
+
+def orthogonal_table(res):
+    t = res["times"]
+    shapes = ", ".join(f"{r}×{c}" for r, c in ORTHOGONAL_SHAPES)
+    lines = [f"Shapes {shapes} (float32); {blas_text(res['torch'])}.", "",
+             "| work | median s | onnx-reinit orthogonal ÷ this |", "|---|---:|---:|"]
+    rows = [("onnx-reinit `*=orthogonal`, whole process", t["orthogonal"]),
+            ("onnx-reinit `*=normal` on the same model, whole process", t["normal"])]
+    if "torch" in t:
+        rows += [("torch `orthogonal_`, the four calls in process", t["torch"]),
+                 ("torch, the whole python process", t["torch_process"])]
+    for label, seconds in rows:
+        lines.append(f"| {label} | {seconds:.2f} | {t['orthogonal'] / seconds:.2f}× |")
+    return lines
+
+
+def target_lines(e2e, sampling, orthogonal):
     lines = []
+    for threads in ["1_thread", "all_threads"]:
+        normal = sampling.get(f"normal_f32/{threads}")
+        truncated = sampling.get(f"truncated_normal_f32/{threads}")
+        if normal and truncated:
+            ratio = truncated / normal
+            lines.append(f"- truncated normal float32 ≥ 0.7× normal's throughput ({threads}): "
+                         f"{ratio:.2f}× — {mark(ratio >= TARGET_TRUNCATED_VS_NORMAL)}")
+    for res in e2e:
+        cases = {c.tool: c for c in res["cases"]}
+        ratio = (statistics.median(cases["onnx-reinit"].seconds) /
+                 statistics.median(cases[TRUNCATED_TOOL].seconds))
+        lines.append(f"- {res['label']}, every weight truncated_normal ≥ 0.7× the default "
+                     f"policy's throughput: {ratio:.2f}× — "
+                     f"{mark(ratio >= TARGET_TRUNCATED_VS_NORMAL)}")
+    if orthogonal and "torch" in orthogonal["times"]:
+        t = orthogonal["times"]
+        ratio = t["orthogonal"] / t["torch"]
+        lines.append(f"- orthogonal within 2× of torch `orthogonal_` (onnx-reinit's whole process "
+                     f"against torch's calls alone): {ratio:.2f}× — "
+                     f"{mark(ratio <= TARGET_ORTHOGONAL_VS_TORCH)}")
     if sampling:
         one = sampling.get("normal_f32/1_thread")
         if one is not None:
@@ -284,7 +416,7 @@ def target_lines(e2e, sampling):
         cp = statistics.median(cases["cp"].seconds)
         py = statistics.median(cases["python baseline"].seconds)
         for tool, c in cases.items():
-            if not tool.startswith("onnx-reinit"):
+            if not tool.startswith("onnx-reinit") or tool == TRUNCATED_TOOL:
                 continue
             med = statistics.median(c.seconds)
             rss = max(c.rss_mb)
@@ -337,6 +469,11 @@ def main():
             e2e.append(res)
         shutil.rmtree(out_root, ignore_errors=True)
 
+    orthogonal = None
+    if not args.skip_orthogonal:
+        orthogonal = run_orthogonal(args, bin_dir, py, models, out_root)
+        shutil.rmtree(out_root, ignore_errors=True)
+
     sampling, numpy_rates = {}, {}
     if not args.skip_sampling:
         sampling = run_sampling(args, bin_dir)
@@ -353,7 +490,17 @@ def main():
     if sampling:
         report += ["## Sampling throughput (64 MB buffer, median)", ""]
         report += sampling_table(sampling, numpy_rates) + [""]
-    report += ["## Targets", ""] + target_lines(e2e, sampling) + [""]
+    if orthogonal:
+        report += ["## Orthogonal against torch.nn.init.orthogonal_ (median)", ""]
+        report += orthogonal_table(orthogonal) + [""]
+    report += ["## Targets", ""] + target_lines(e2e, sampling, orthogonal) + [""]
+    if args.lsuv:
+        log("bench: LSUV on ResNet-18 (lsuv_bench.py)")
+        lsuv = subprocess.run([py, str(Path(__file__).resolve().parent / "lsuv_bench.py"),
+                               "--build", str(build), "--runs", str(args.runs),
+                               "--workdir", str(work / "lsuv")],
+                              stdout=subprocess.PIPE, text=True, check=True)
+        report += ["#" + lsuv.stdout]
     text = "\n".join(report)
     print(text)
     (work / "results.md").write_text(text)

@@ -2,7 +2,10 @@
 // and the output. Everything measured comes from the runtime library.
 #include "inspect.h"
 
+#include "inspect_plot.h"
+
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <unistd.h>
 
 #include <cmath>
@@ -90,12 +93,6 @@ std::string bar(double std) {
   return cells;
 }
 
-std::string joined(const std::vector<std::string>& v) {
-  std::string out;
-  for (const auto& s : v) out += (out.empty() ? "" : ",") + s;
-  return out;
-}
-
 }  // namespace
 
 void add_runtime_options(CLI::App& app, runtime_arguments& a) {
@@ -110,8 +107,11 @@ void add_runtime_options(CLI::App& app, runtime_arguments& a) {
   app.add_option("--input-shape", a.input_shapes,
                  "NAME=1x3x224x224: the full shape of an input; repeatable");
   app.add_option("--data", a.data,
-                 "directory of ONNX test data (input_0.pb, ...) to run instead of a synthesized "
-                 "batch");
+                 "directory of the batch to run instead of a synthesized one: NAME.npy per graph "
+                 "input, or ONNX test data (input_0.pb, ...)");
+  app.add_option("--plot", a.plot,
+                 "with --inspect: draw the per-layer std (original, rewritten, calibrated) on a "
+                 "log scale into FILE.svg or FILE.png");
 }
 
 void check_runtime_usage(const runtime_arguments& a, bool rewriting, bool plan) {
@@ -124,6 +124,11 @@ void check_runtime_usage(const runtime_arguments& a, bool rewriting, bool plan) 
   if (!a.inspect && a.calibrate.empty() && runtime_input_options)
     throw usage_error("--batch, --input-shape and --data go with --inspect or --calibrate",
                       "command line");
+  if (!a.plot.empty()) {
+    if (!a.inspect) throw usage_error("--plot goes with --inspect", "command line");
+    check_plot_destination(a.plot);
+    check_writable_file(a.plot);
+  }
   if (!(a.lsuv_tol > 0.0))
     throw usage_error("--lsuv-tol: the tolerance must be positive", "command line");
 }
@@ -154,17 +159,21 @@ std::string inspection_text(const inspection& r, bool bars) {
                        shown(l.name), w, l.op, l.act, figure(l.mean), figure(l.std),
                        figure(l.act_std), figure(l.dead_fraction, "{:.2f}"),
                        figure(l.saturated_fraction, "{:.2f}"), figure(l.ratio_to_first, "{:.3g}"),
-                       bars ? bar(l.std) + "  " : "", joined(l.flags));
-  out += fmt::format("summary: {} layers, last/first std ratio {}, worst layer {}, flags: {}\n",
-                     r.layers.size(), figure(r.summary.last_first_ratio, "{:.3g}"),
-                     r.summary.worst_layer.empty() ? "-" : r.summary.worst_layer,
-                     r.summary.flags.empty() ? "none" : joined(r.summary.flags));
+                       bars ? bar(l.std) + "  " : "", fmt::join(l.flags, ","));
+  out += fmt::format(
+      "summary: {} layers, last/first std ratio {}, worst layer {}, flags: {}\n", r.layers.size(),
+      figure(r.summary.last_first_ratio, "{:.3g}"),
+      r.summary.worst_layer.empty() ? "-" : r.summary.worst_layer,
+      r.summary.flags.empty() ? "none" : fmt::format("{}", fmt::join(r.summary.flags, ",")));
   return out;
 }
 
 int inspect_only(const loaded_model& model, const runtime_arguments& a, std::uint64_t seed,
                  bool json) {
   const inspection r = inspect_model(model, make_options(a, seed));
+  std::optional<staged_file> plot;
+  if (!a.plot.empty()) plot.emplace(a.plot, render_std_plot({{"model", &r}}, a.plot));
+  if (plot) plot->commit();
   fmt::print("{}", json ? inspection_json(r) : inspection_text(r, isatty(STDOUT_FILENO) != 0));
   return 0;
 }
@@ -178,11 +187,20 @@ void runtime_stage::before_rewrite(const loaded_model& model) {
 
 void runtime_stage::after_rewrite(loaded_model& model) {
   if (args_.calibrate == "lsuv") {
+    if (!args_.plot.empty()) uncalibrated_ = inspect_model(model, options_);
     lsuv_options lsuv;
     lsuv.tolerance = args_.lsuv_tol;
     lsuv_ = calibrate_lsuv(model, options_, lsuv);
+    for (const auto& r : lsuv_)
+      if (!r.note.empty()) fmt::print(stderr, "onnx-reinit: lsuv: {}: {}\n", r.name, r.note);
   }
   if (args_.inspect) rewritten_ = inspect_model(model, options_);
+  if (!args_.plot.empty()) {
+    std::vector<plot_series> series{{"original", &*original_}};
+    if (uncalibrated_) series.push_back({"rewritten", &*uncalibrated_});
+    series.push_back({uncalibrated_ ? "calibrated (lsuv)" : "rewritten", &*rewritten_});
+    plot_.emplace(args_.plot, render_std_plot(series, args_.plot));
+  }
 }
 
 std::string runtime_stage::report(const std::string& report_json) const {
@@ -201,7 +219,8 @@ std::string runtime_stage::report(const std::string& report_json) const {
   return root.dump(2) + "\n";
 }
 
-void runtime_stage::print(bool as_json) const {
+void runtime_stage::print(bool as_json) {
+  if (plot_) plot_->commit();
   if (!original_ || !rewritten_) return;
   if (as_json) {
     json j;

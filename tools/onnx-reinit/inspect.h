@@ -12,6 +12,7 @@
 
 #include "onnx_reinit/model_io.h"
 #include "onnx_reinit/runtime.h"
+#include "onnx_reinit/staged_file.h"
 
 namespace onnx_reinit::cli {
 
@@ -22,6 +23,7 @@ struct runtime_arguments {
   std::int64_t batch = runtime_options{}.batch;
   std::vector<std::string> input_shapes;  // NAME=1x3x224x224
   std::string data;
+  std::string plot;  // FILE.svg or FILE.png
 };
 
 void add_runtime_options(CLI::App& app, runtime_arguments& a);
@@ -36,7 +38,8 @@ int inspect_only(const loaded_model& model, const runtime_arguments& a, std::uin
 // --inspect and --calibrate around a rewrite: before_rewrite inspects the
 // original, after_rewrite calibrates then inspects the result (all before
 // anything is written), report() adds the LSUV figures to the JSON report,
-// print() shows the inspections after the write.
+// print() writes the plot (rendered with the inspections, before the model
+// is written) and shows the inspections, after the model's write.
 class runtime_stage {
  public:
   runtime_stage(const runtime_arguments& a, std::uint64_t seed);
@@ -44,12 +47,15 @@ class runtime_stage {
   void before_rewrite(const loaded_model& model);
   void after_rewrite(loaded_model& model);
   std::string report(const std::string& report_json) const;
-  void print(bool json) const;
+  void print(bool json);
 
  private:
   const runtime_arguments& args_;
   runtime_options options_;
   std::optional<inspection> original_, rewritten_;
+  // Before calibration, for the plot only.
+  std::optional<inspection> uncalibrated_;
+  std::optional<staged_file> plot_;
   std::vector<lsuv_result> lsuv_;
 };
 

@@ -28,6 +28,7 @@
 #include "onnx_reinit/rules.h"
 #include "onnx_reinit/staged_file.h"
 #include "onnx_reinit/version.h"
+#include "progress.h"
 #include "recipes.h"
 
 namespace fs = std::filesystem;
@@ -162,9 +163,17 @@ bool same_path(const fs::path& x, const fs::path& y) {
   return !ec && cx == cy;
 }
 
-// Before anything is read or written: the report must not land on the
-// model, the output or its data file, and its directory must take it.
-void check_report_destination(const arguments& a) {
+// Before anything is read or written (save_model would refuse too, but only
+// after the whole model had been sampled): the output is not the input
+// unless --in-place; the report must not land on the model, the output or
+// its data file, and its directory must take it.
+void check_destinations(const arguments& a) {
+  std::error_code ec;
+  if (!a.in_place && !a.output.empty() && fs::equivalent(a.output, a.model, ec))
+    throw ori::usage_error(fmt::format("refusing to overwrite the input model '{}'; use "
+                                       "--in-place to allow it",
+                                       a.output),
+                           command_line);
   if (a.report.empty()) return;
   if (same_path(a.report, a.model))
     throw ori::usage_error(fmt::format("--report '{}' is the input model", a.report), command_line);
@@ -199,24 +208,44 @@ ori::registry load_registry(const arguments& a) {
   return r;
 }
 
-std::vector<ori::rule> user_rules(const arguments& a) {
-  std::vector<ori::rule> rules;
+ori::plan_options plan_options_of(const arguments& a) {
+  ori::plan_options options;
   for (std::size_t i = 0; i < a.rules.size(); ++i)
-    rules.push_back(ori::parse_rule(a.rules[i], fmt::format("--rule {}", i + 1)));
+    options.rules.push_back(ori::parse_rule(a.rules[i], fmt::format("--rule {}", i + 1)));
   if (!a.rules_file.empty())
-    for (ori::rule& r : ori::load_rules_file(a.rules_file)) rules.push_back(std::move(r));
-  for (ori::rule& r : ori::cli::preset_rules(a.recipes)) rules.push_back(std::move(r));
-  return rules;
+    for (ori::rule& r : ori::load_rules_file(a.rules_file)) options.rules.push_back(std::move(r));
+  for (ori::rule& r : ori::cli::preset_rules(a.recipes)) options.rules.push_back(std::move(r));
+  options.only = a.only;
+  options.skip = a.skip;
+  return options;
 }
 
-// A progress line on a terminal, for models large enough to wait for.
-std::function<void(std::uint64_t, std::uint64_t)> progress_printer(const arguments& a) {
-  if (a.quiet || !isatty(STDERR_FILENO)) return {};
-  return [](std::uint64_t done, std::uint64_t total) {
-    if (total < (std::uint64_t{1} << 24)) return;
-    fmt::print(stderr, "\r  sampling {:5.1f}%", 100.0 * static_cast<double>(done) / total);
-    if (done == total) fmt::print(stderr, "\n");
-  };
+// What the rewrite writes, for the progress bar.
+std::uint64_t rewritten_bytes(const std::vector<ori::tensor_plan>& plans) {
+  std::uint64_t bytes = 0;
+  for (const ori::tensor_plan& p : plans)
+    if (p.action == ori::plan_action::rewrite)
+      bytes += static_cast<std::uint64_t>(p.tensor.info.element_count()) *
+               ori::element_size(p.tensor.info.dtype);
+  return bytes;
+}
+
+ori::load_options load_options_of(const arguments& a, const numbers& n) {
+  ori::load_options options;
+  options.max_tensor_bytes =
+      a.no_size_limit ? ori::load_options::no_size_limit : n.max_tensor_bytes;
+  options.max_total_bytes = a.no_size_limit ? ori::load_options::no_size_limit : n.max_total_bytes;
+  return options;
+}
+
+void print_summary(const std::vector<ori::tensor_outcome>& outcomes,
+                   std::chrono::steady_clock::time_point start, const std::string& out) {
+  std::size_t rewritten = 0;
+  for (const auto& o : outcomes) rewritten += o.rewritten ? 1 : 0;
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  fmt::print(stderr, "onnx-reinit: rewrote {} of {} tensors in {:.2f} s -> {}\n", rewritten,
+             outcomes.size(), seconds, out);
 }
 
 int run(const arguments& a) {
@@ -240,39 +269,23 @@ int run(const arguments& a) {
     return 0;
   }
 
-  // Refuse before any work: save_model would refuse too, but only after the
-  // whole model had been sampled.
-  std::error_code ec;
-  if (!a.in_place && !a.output.empty() && fs::equivalent(a.output, a.model, ec))
-    throw ori::usage_error(fmt::format("refusing to overwrite the input model '{}'; use "
-                                       "--in-place to allow it",
-                                       a.output),
-                           command_line);
-  check_report_destination(a);
+  check_destinations(a);
   ori::cli::transfer_stage::check_usage(a.recipes, a.in_place ? a.model : a.output);
 
   const auto start = std::chrono::steady_clock::now();
-  ori::plan_options plan_options;
-  plan_options.rules = user_rules(a);
-  plan_options.only = a.only;
-  plan_options.skip = a.skip;
+  const ori::plan_options plan_options = plan_options_of(a);
   ori::analysis_options analysis_options;
   analysis_options.convention =
       a.fan_convention == "torch" ? ori::fan_convention::torch : ori::fan_convention::semantic;
 
-  ori::load_options load_options;
-  load_options.max_tensor_bytes =
-      a.no_size_limit ? ori::load_options::no_size_limit : n.max_tensor_bytes;
-  load_options.max_total_bytes =
-      a.no_size_limit ? ori::load_options::no_size_limit : n.max_total_bytes;
-  ori::loaded_model model = ori::load_model(a.model, load_options);
+  ori::loaded_model model = ori::load_model(a.model, load_options_of(a, n));
   if (a.runtime.inspect && !a.plan && a.output.empty() && !a.in_place)
     return ori::cli::inspect_only(model, a.runtime, n.seed, a.json);
   const std::vector<ori::tensor_analysis> analysis = ori::analyze_model(model, analysis_options);
   ori::cli::check_presets(a.recipes, analysis);
   std::vector<ori::tensor_plan> plans = ori::make_plan(analysis, plan_options);
   ori::validate_plan(plans, strategies);
-  ori::cli::transfer_stage transfer(a.recipes, load_options);
+  ori::cli::transfer_stage transfer(a.recipes, load_options_of(a, n));
   transfer.plan(plans, plan_options);
   const ori::report_header header{a.model, n.seed, analysis_options.convention, transfer.summary()};
 
@@ -296,7 +309,8 @@ int run(const arguments& a) {
   ori::rewrite_options rewrite_options;
   rewrite_options.seed = n.seed;
   rewrite_options.threads = n.threads;
-  rewrite_options.progress = progress_printer(a);
+  ori::cli::progress_bar progress(!a.quiet, STDERR_FILENO, rewritten_bytes(plans));
+  rewrite_options.progress = progress.callback();
   ori::cli::runtime_stage runtime(a.runtime, n.seed);
   runtime.before_rewrite(model);
   const auto outcomes = ori::rewrite_model(model, plans, strategies, rewrite_options);
@@ -313,6 +327,7 @@ int run(const arguments& a) {
     };
   const std::string out = a.in_place ? a.model : a.output;
   const ori::save_result saved = ori::save_model(model, out, save_options);
+  progress.finish();
   if (report) report->commit();
   if (saved.checker_failure)
     fmt::print(stderr,
@@ -324,14 +339,7 @@ int run(const arguments& a) {
 
   if (!a.quiet && transfer.summary())
     fmt::print(stderr, "onnx-reinit: {}", ori::transfer_text(*transfer.summary()));
-  if (!a.quiet) {
-    std::size_t rewritten = 0;
-    for (const auto& o : *outcomes) rewritten += o.rewritten ? 1 : 0;
-    const double seconds =
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    fmt::print(stderr, "onnx-reinit: rewrote {} of {} tensors in {:.2f} s -> {}\n", rewritten,
-               plans.size(), seconds, out);
-  }
+  if (!a.quiet) print_summary(*outcomes, start, out);
   return 0;
 }
 

@@ -11,6 +11,7 @@
 #include <fmt/ranges.h>
 
 #include <cmath>
+#include <limits>
 #include <string>
 
 #include "onnx_reinit/tensor_info.h"
@@ -25,6 +26,15 @@ struct plain_formatter {
     return it;
   }
 };
+
+// A figure that is not known: NaN, printed "?" and written as JSON null.
+inline constexpr double not_known = std::numeric_limits<double>::quiet_NaN();
+
+// The shortest text that reads back as the same double ("0.1", "1e-05",
+// "2"): how parameter values are written wherever they may be parsed again.
+inline std::string format_number(double v) {
+  return fmt::format("{}", v);
+}
 
 // A figure that may be unknown (NaN): "?" then.
 inline std::string figure(double v) {

@@ -36,6 +36,19 @@ struct const_model_tensor {
   const onnx::GraphProto* graph = nullptr;
 };
 
+// One graph of a model: the main graph or a subgraph (If/Loop/Scan body).
+struct model_graph {
+  const onnx::GraphProto* graph = nullptr;  // owned by the model
+  int parent = -1;                          // index of the enclosing graph; -1: main graph
+  std::string path;                         // the graph_path of its tensors
+};
+
+// Every graph of `model`, each before its subgraphs, subgraphs depth-first
+// in node and attribute order: the one walk of a model's graphs, which sets
+// the model order below and the analysis's node order. Iterative, so deep
+// nesting cannot overflow the stack.
+std::vector<model_graph> model_graphs(const onnx::ModelProto& model);
+
 // Model order: per graph, initializers first, then Constant nodes (op
 // "Constant" with a `value` tensor) in node order; subgraphs depth-first
 // after the graph that holds them. A GRAPHS-list attribute's graphs are

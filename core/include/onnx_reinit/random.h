@@ -19,7 +19,7 @@ const onnx_reinit_rng_api& host_rng_api();
 onnx_reinit_rng make_tensor_rng(std::uint64_t seed, std::string_view tensor_name);
 
 // Fill out[0, count) with elements [first, first + count) of a float32
-// tensor: the same bytes as host_rng_api()'s uniform/normal on a float32
+// tensor: the same bytes as host_rng_api()'s fills on a float32
 // span, without the function table. Vectorized (Highway, dispatched at run
 // time to the best instruction set of the CPU), single-threaded, and any
 // split of a range into calls gives the same bytes; callers parallelize by
@@ -28,6 +28,9 @@ void fill_uniform_f32(const onnx_reinit_rng& rng, float* out, std::uint64_t firs
                       std::uint64_t count, double low, double high);
 void fill_normal_f32(const onnx_reinit_rng& rng, float* out, std::uint64_t first,
                      std::uint64_t count, double mean, double std);
+// `a` and `b` in units of `std` around `mean`, as rng_stream::truncated_normal.
+void fill_truncated_normal_f32(const onnx_reinit_rng& rng, float* out, std::uint64_t first,
+                               std::uint64_t count, double mean, double std, double a, double b);
 
 // The Highway target those fills run on here, e.g. "AVX3" (AVX-512), "AVX2",
 // "SSE4" or "EMU128" (portable scalar); the bytes are the same on all.

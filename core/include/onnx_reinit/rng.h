@@ -21,15 +21,41 @@
 //   normal    double: block i/2, u1 = u53(w[1], w[0]) + 2^-53, u2 = u53(w[3], w[2])
 //             r = sqrt(-2 ln u1), t = 2 pi u2, z = (i even) ? r cos t : r sin t
 //             x = mean + std * z
-//   truncated float : block i/4, u = u24(w[i%4]) + 2^-25, u24(w) = (w >> 8) * 2^-24
-//             double: block i/2, u = u53(w[2j+1], w[2j]) + 2^-54 with j = i%2
-//             z = Phi^-1(Phi(a) + u (Phi(b) - Phi(a))), clamped to [a, b]
-//             x = mean + std * z        (inverse CDF: one counter, one value)
-//             when a > 0 the mirrored interval [-b, -a] is sampled and z negated,
-//             which keeps Phi away from 1 where doubles lose precision
+//   truncated: [a, b] in units of std. When a > 0 the mirrored interval
+//             [-b, -a] is sampled and z negated, so the CDF stays away from 1:
+//             lo = a > 0 ? -b : a, hi = a > 0 ? -a : b, s = a > 0 ? -1 : 1,
+//             cdf_lo = Phi(lo), width = Phi(hi) - Phi(lo) (in double, Boost erfc).
+//             Inverse CDF: one counter, one value.
+//      float, lo >= -5 (the fast range): block i/4, w = w[i%4], in float
+//             arithmetic like the normal below, with c2 = (float)(2 cdf_lo),
+//             d2 = (float)(2 width), lo_f = (float)lo, hi_f = (float)hi,
+//             std_s = (float)(s * std):
+//               u  = (float)((w >> 8) | 1) * 2^-24              (exact, in (0, 1))
+//               p2 = c2 + u * d2  (= 2p);  x = p2 - 1
+//               e  = p2 * (2 - p2); if e < 2^-126: e = 2^-126    (= 1 - x^2)
+//               lw = -log_f(e)
+//               q  = lw < 5 ? E1(lw - 2.5) : E2(sqrt(lw) - 3)   (Horner, from k = 0)
+//               z  = (q * x) * sqrt2_f;  if z < lo_f: z = lo_f;  if z > hi_f: z = hi_f
+//               x  = mean_f + std_s * z
+//             E1 = {2.81022636e-08, 3.43273939e-07, -3.5233877e-06, -4.39150654e-06,
+//                   0.00021858087, -0.00125372503, -0.00417768164, 0.246640727, 1.50140941}
+//             E2 = {-0.000200214257, 0.000100950558, 0.00134934322, -0.00367342844,
+//                   0.00573950773, -0.0076224613, 0.00943887047, 1.00167406, 2.83297682}
+//             (decimal literals rounded to float; Giles' single-precision erfinv,
+//             erfinv(x) = x E(lw)), sqrt2_f = 0x1.6a09e6p+0
+//     double, lo >= -8: block i/2, bits = (w[2j+1] << 32) | w[2j] with j = i%2,
+//             u = (double)(((bits >> 12) << 1) | 1) * 2^-53, p = cdf_lo + u width,
+//             z = sqrt2 erfinv(2p - 1) with Giles' double-precision erfinv (three
+//             polynomials in -ln(4 p (1 - p)), std::log and std::sqrt), clamped to
+//             [lo, hi]; x = mean + std * s * z
+//             outside the fast ranges (a bound of the nearer side below -5, or
+//             -8): float block i/4, u = u24(w[i%4]) + 2^-25, u24(w) = (w >> 8) *
+//             2^-24; double block i/2, u = u53(w[2j+1], w[2j]) + 2^-54;
+//             z = Phi^-1(cdf_lo + u width) by Boost erfc_inv in double, clamped to
+//             [lo, hi], x = mean + std * s * z rounded once
 //
-// The double paths and truncated float compute in double (std::log/sqrt/
-// cos/sin, Boost erfc/erfc_inv) and round once at the end.
+// The double paths compute with std::log/sqrt/cos/sin (and Boost for the
+// truncated normal's CDF) and round once at the end.
 //
 // Uniform and normal float32 compute in IEEE binary32 arithmetic, every
 // operation rounded to nearest even, never a fused multiply-add, so the bits
@@ -71,7 +97,7 @@
 //     (s, c) = (n odd) ? (C, S) : (S, C); then flip the sign bit of s when
 //     n & 2, and of c when (n + 1) & 2
 //
-// core/rng/reference.cpp is this definition as scalar code; the vectorized
+// core/rng/reference.cpp is the float definitions as scalar code; the vectorized
 // kernels are tested to give its bytes on every instruction set.
 #pragma once
 

@@ -40,9 +40,10 @@ struct runtime_options {
   std::int64_t batch = 32;
   // Full shapes by input name ("x" -> {1, 3, 224, 224}); win over `batch`.
   std::map<std::string, std::vector<std::int64_t>> input_shapes;
-  // ONNX test-data directory: input_0.pb, input_1.pb, ... (TensorProto
-  // files, one per graph input that is not an initializer, in graph
-  // order). Empty: the batch is synthesized.
+  // Directory of the batch: for each graph input that is not an
+  // initializer, NAME.npy (NumPy, named after the input) or else the ONNX
+  // test-data file input_<i>.pb (TensorProto; i counts those inputs in
+  // graph order). Empty: the batch is synthesized.
   std::filesystem::path data_dir;
   // Seed of the synthesized batch (Philox streams keyed by "input:<name>").
   std::uint64_t seed = 0;
@@ -129,7 +130,8 @@ struct lsuv_result {
   double scale = 1.0;  // product of the scalings applied
   int iterations = 0;  // scalings applied
   double std = 0.0;    // the layer output's std after the last scaling
-  // Why the layer was left alone ("constant output"), or "" when calibrated.
+  // Why the layer was left alone ("constant output; left alone", or why it
+  // is not calibrated at all), or "" when calibrated.
   std::string note;
 };
 
@@ -137,8 +139,11 @@ struct lsuv_result {
 // is a good init", ICLR 2016): for each Conv/ConvTranspose/Gemm/MatMul
 // weight of the main graph in topological order, run the batch, scale the
 // weight so the layer's output std is 1, and repeat until within tolerance
-// or max_iterations. Biases are left as they are; recurrent layers are not
-// calibrated. A layer with a constant output is reported and left alone. One
+// or max_iterations. Biases are left as they are. A layer with a constant
+// output is reported and left alone. Recurrent weights, weights held by
+// Constant nodes and weights inside subgraphs are not calibrated: they are
+// reported after the calibrated ones, with scale 1, no iterations, std NaN
+// and the reason in `note`. One
 // ONNX Runtime session serves the whole calibration: the weights are graph
 // inputs fed on every run. The new weights are written into `model` only
 // when every layer succeeded; a non-finite activation throws runtime_error

@@ -63,6 +63,26 @@ class basic_strategy : public strategy {
   }
 };
 
+namespace sdk_detail {
+
+// The fields tensor_info and its C mirror share by name and type, copied in
+// either direction: one list, so the two conversions cannot drift apart.
+template <class To, class From>
+void copy_common_fields(To& to, const From& from) {
+  to.activation_param = from.activation_param;
+  to.gain = from.gain;
+  to.fan_in = from.fan_in;
+  to.fan_out = from.fan_out;
+  to.receptive_field = from.receptive_field;
+  to.groups = from.groups;
+  to.gate_count = from.gate_count;
+  to.block_count = from.block_count;
+  to.block_rows = from.block_rows;
+  to.block_cols = from.block_cols;
+}
+
+}  // namespace sdk_detail
+
 // The C mirror of a tensor_info; valid while `info` lives and is unchanged.
 inline onnx_reinit_tensor_info to_c(const tensor_info& info) {
   onnx_reinit_tensor_info c{};
@@ -73,16 +93,7 @@ inline onnx_reinit_tensor_info to_c(const tensor_info& info) {
   c.dtype = static_cast<std::uint32_t>(info.dtype);
   c.role = static_cast<std::uint32_t>(info.role);
   c.activation = static_cast<std::uint32_t>(info.activation);
-  c.activation_param = info.activation_param;
-  c.gain = info.gain;
-  c.fan_in = info.fan_in;
-  c.fan_out = info.fan_out;
-  c.receptive_field = info.receptive_field;
-  c.groups = info.groups;
-  c.gate_count = info.gate_count;
-  c.block_count = info.block_count;
-  c.block_rows = info.block_rows;
-  c.block_cols = info.block_cols;
+  sdk_detail::copy_common_fields(c, info);
   return c;
 }
 
@@ -104,16 +115,7 @@ inline tensor_info from_c(const onnx_reinit_tensor_info& c) {
   info.dtype = static_cast<element_type>(c.dtype);
   info.role = static_cast<tensor_role>(c.role);
   info.activation = static_cast<activation_kind>(c.activation);
-  info.activation_param = c.activation_param;
-  info.gain = c.gain;
-  info.fan_in = c.fan_in;
-  info.fan_out = c.fan_out;
-  info.receptive_field = c.receptive_field;
-  info.groups = c.groups;
-  info.gate_count = c.gate_count;
-  info.block_count = c.block_count;
-  info.block_rows = c.block_rows;
-  info.block_cols = c.block_cols;
+  sdk_detail::copy_common_fields(info, c);
   return info;
 }
 

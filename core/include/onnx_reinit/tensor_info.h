@@ -5,11 +5,39 @@
 
 #include <cstdint>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
 
 namespace onnx_reinit {
+
+// a * b, or nullopt when it overflows int64.
+constexpr std::optional<std::int64_t> checked_mul(std::int64_t a, std::int64_t b) noexcept {
+  std::int64_t r = 0;
+  if (__builtin_mul_overflow(a, b, &r)) return std::nullopt;
+  return r;
+}
+
+// The product of dims, the one place a product of dims is formed: nullopt
+// for a negative dim or when the product of the non-zero dims overflows
+// int64. An overflow counts even after a zero dim, so every partial product
+// of a list this accepts is defined too.
+constexpr std::optional<std::int64_t> checked_product(std::span<const std::int64_t> dims) noexcept {
+  std::int64_t nonzero = 1;
+  bool empty = false;
+  for (std::int64_t d : dims) {
+    if (d < 0) return std::nullopt;
+    if (d == 0) {
+      empty = true;
+      continue;
+    }
+    auto n = checked_mul(nonzero, d);
+    if (!n) return std::nullopt;
+    nonzero = *n;
+  }
+  return empty ? 0 : nonzero;
+}
 
 // Storage element type of the tensor in the model. Strategies always fill
 // float (for float32/float16/bfloat16) or double (for float64); the host
@@ -183,18 +211,16 @@ struct tensor_info {
   std::int64_t block_rows = 1;
   std::int64_t block_cols = 1;
 
-  std::int64_t element_count() const {
-    std::int64_t n = 1;
-    for (std::int64_t d : shape) n *= d;
-    return n;
-  }
+  // -1 for a negative dim or a product over int64: the host never passes
+  // such a tensor, but a plugin must not overflow on one either.
+  std::int64_t element_count() const { return checked_product(shape).value_or(-1); }
 
-  // Sets the default matrix view from `shape`: rows = shape[0], cols = rest.
+  // Sets the default matrix view from `shape`: rows = shape[0], cols = rest
+  // (-1 when the rest's product is not defined, as in element_count()).
   void set_default_blocks() {
     block_count = 1;
     block_rows = shape.empty() ? 1 : shape[0];
-    block_cols = 1;
-    for (std::size_t i = 1; i < shape.size(); ++i) block_cols *= shape[i];
+    block_cols = shape.empty() ? 1 : checked_product(std::span(shape).subspan(1)).value_or(-1);
   }
 };
 

@@ -2,6 +2,7 @@
 // first nonlinearity; decomposed patterns come from patterns.cpp.
 #include "activation.h"
 
+#include "layout.h"
 #include "patterns.h"
 
 #include <cmath>
@@ -69,18 +70,14 @@ bool pass_through(const model_index& index, const onnx::NodeProto& node, int slo
     return node.op_type() == "LayerNormalization" || node.op_type() == "SkipLayerNormalization" ||
            node.op_type() == "SimplifiedLayerNormalization";
   if (!is_default_domain(node)) return false;
+  // Every layout op, and the ops that keep the statistics the activation
+  // sees (bias/residual Add, norms, pooling, resampling, tiling).
+  if (layout_op_kind(node) != layout_kind::none) return true;
   static const std::unordered_set<std::string> ops = {"Add",
                                                       "BatchNormalization",
                                                       "LayerNormalization",
                                                       "InstanceNormalization",
                                                       "GroupNormalization",
-                                                      "Identity",
-                                                      "Cast",
-                                                      "Transpose",
-                                                      "Reshape",
-                                                      "Squeeze",
-                                                      "Unsqueeze",
-                                                      "Flatten",
                                                       "Dropout",
                                                       "MaxPool",
                                                       "AveragePool",
@@ -91,10 +88,6 @@ bool pass_through(const model_index& index, const onnx::NodeProto& node, int slo
                                                       "Upsample",
                                                       "DepthToSpace",
                                                       "SpaceToDepth",
-                                                      "Concat",
-                                                      "Split",
-                                                      "Slice",
-                                                      "Expand",
                                                       "Tile",
                                                       "LpPool"};
   if (ops.count(node.op_type()) != 0) return true;

@@ -365,7 +365,8 @@ struct analyzer {
         bias_fans(p, v);
         return;
       }
-      if (!(is_op(prod, "Reshape") || is_op(prod, "Transpose") || is_op(prod, "Identity")) ||
+      const layout_kind kind = layout_op_kind(prod);
+      if ((kind != layout_kind::flat_order && kind != layout_kind::permute) ||
           prod.input_size() == 0)
         return;
       other = prod.input(0);

@@ -17,6 +17,8 @@
 
 #include <fmt/format.h>
 
+#include "checked_math.h"
+
 namespace onnx_reinit::detail {
 namespace {
 
@@ -419,12 +421,9 @@ std::optional<std::string> fixed_constant_reason(std::span<const double> values,
   // Leading unit dims are batch dims of one: [1, P, d] is a [P, d] table.
   std::vector<std::int64_t> dims(shape.begin(), shape.end());
   while (dims.size() > 1 && dims.front() == 1) dims.erase(dims.begin());
-  std::size_t numel = 1;
-  for (auto d : dims) {
-    if (d <= 0) return std::nullopt;
-    numel *= static_cast<std::size_t>(d);
-  }
-  if (dims.empty() || numel < 3) return std::nullopt;
+  const std::optional<std::int64_t> count = checked_product(dims);
+  if (!count || dims.empty() || *count < 3) return std::nullopt;
+  std::size_t numel = static_cast<std::size_t>(*count);
   bool complete = values.size() >= numel;
   if (!complete) {
     const std::size_t slice = numel / static_cast<std::size_t>(dims[0]);

@@ -3,8 +3,6 @@
 
 #include <algorithm>
 
-#include <fmt/format.h>
-
 namespace onnx_reinit::detail {
 namespace {
 
@@ -102,52 +100,27 @@ std::vector<std::int64_t> tensor_dims(const onnx::TensorProto& t) {
 
 model_index::model_index(const onnx::ModelProto& model, const loaded_model* loaded)
     : loaded_(loaded) {
-  if (!model.has_graph()) return;
-  // Explicit stack, not recursion: deeply nested subgraphs must not overflow.
-  // Children are pushed in reverse so they pop in order: depth-first,
-  // each after the whole graph that holds it (collect_model_tensors order).
-  struct pending {
-    const onnx::GraphProto* graph;
-    int parent;
-    std::string path;
-  };
-  std::vector<pending> stack{{&model.graph(), -1, ""}};
-  while (!stack.empty()) {
-    pending p = std::move(stack.back());
-    stack.pop_back();
-    index_graph(*p.graph, p.parent, p.path);
-    int self = static_cast<int>(graphs_.size()) - 1;
-    std::vector<pending> children;
-    for (int i = 0; i < p.graph->node_size(); ++i) {
-      const auto& node = p.graph->node(i);
-      // fmt: GCC 12 at -O3 misreads `"#" + std::to_string(i)` (-Wrestrict).
-      std::string id = node.name().empty() ? fmt::format("#{}", i) : node.name();
-      std::string prefix = p.path.empty() ? id : p.path + "/" + id;
-      for (const auto& a : node.attribute()) {
-        if (a.has_g()) children.push_back({&a.g(), self, prefix + "/" + a.name()});
-        for (int g = 0; g < a.graphs_size(); ++g)
-          children.push_back(
-              {&a.graphs(g), self, prefix + "/" + a.name() + "[" + std::to_string(g) + "]"});
-      }
-    }
-    for (auto it = children.rbegin(); it != children.rend(); ++it) stack.push_back(std::move(*it));
+  // The one walk of the model's graphs, so nodes come in model order and
+  // tensors exactly as collect_model_tensors gives them.
+  graphs_ = model_graphs(model);
+  std::unordered_map<const onnx::GraphProto*, int> graph_ids;
+  for (int g = 0; g < static_cast<int>(graphs_.size()); ++g) {
+    graph_ids.emplace(graphs_[static_cast<std::size_t>(g)].graph, g);
+    index_graph(g);
   }
+  for (const const_model_tensor& t : collect_model_tensors(model))
+    tensors_.push_back({t.ref, t.proto, graph_ids.at(t.graph)});
 }
 
-void model_index::index_graph(const onnx::GraphProto& graph, int parent, const std::string& path) {
-  int self = static_cast<int>(graphs_.size());
-  graphs_.push_back({&graph, parent, path});
-  for (const auto& t : graph.initializer()) {
-    tensors_.push_back({{path, t.name(), tensor_origin::initializer}, &t, self});
-    constants_[t.name()].push_back({self, &t});
-  }
+void model_index::index_graph(int self) {
+  const onnx::GraphProto& graph = *graphs_[static_cast<std::size_t>(self)].graph;
+  for (const auto& t : graph.initializer()) constants_[t.name()].push_back({self, &t});
   for (const auto& in : graph.input()) graph_inputs_[in.name()].push_back(self);
   for (const auto& out : graph.output()) outputs_[out.name()].push_back(self);
   for (const auto& node : graph.node()) {
     if (!is_constant_node(node) || node.output_size() == 0) continue;
     for (const auto& a : node.attribute()) {
       if (a.name() == "value" && a.has_t()) {
-        tensors_.push_back({{path, node.output(0), tensor_origin::constant_node}, &a.t(), self});
         constants_[node.output(0)].push_back({self, &a.t()});
       } else if (auto t = scalar_attribute_tensor(a)) {
         scalar_constants_.push_back(std::move(*t));

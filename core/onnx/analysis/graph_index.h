@@ -20,11 +20,8 @@
 
 namespace onnx_reinit::detail {
 
-struct graph_entry {
-  const onnx::GraphProto* graph = nullptr;
-  int parent = -1;  // index of the enclosing graph, -1 for the main graph
-  std::string path;
-};
+// A graph with its enclosing graph and path, in model_graphs() order.
+using graph_entry = model_graph;
 
 struct node_entry {
   const onnx::NodeProto* node = nullptr;
@@ -86,7 +83,7 @@ class model_index {
     int graph;
     int node;
   };
-  void index_graph(const onnx::GraphProto& graph, int parent, const std::string& path);
+  void index_graph(int self);  // constants, inputs, outputs and nodes of graphs_[self]
   void index_nodes(int graph_index);
 
   const loaded_model* loaded_ = nullptr;

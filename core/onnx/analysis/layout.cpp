@@ -4,6 +4,8 @@
 
 #include <algorithm>
 #include <span>
+#include <string_view>
+#include <utility>
 
 #include "checked_math.h"
 
@@ -65,13 +67,34 @@ std::int64_t element_count(const shape_t& shape) {
   return product(shape, 0, shape.size());
 }
 
+layout_kind layout_op_kind(const onnx::NodeProto& node) {
+  static constexpr std::pair<std::string_view, layout_kind> ops[] = {
+      {"Identity", layout_kind::flat_order},  {"Cast", layout_kind::flat_order},
+      {"Reshape", layout_kind::flat_order},   {"Squeeze", layout_kind::flat_order},
+      {"Unsqueeze", layout_kind::flat_order}, {"Flatten", layout_kind::flat_order},
+      {"Transpose", layout_kind::permute},    {"Slice", layout_kind::select},
+      {"Split", layout_kind::select},         {"Concat", layout_kind::concat},
+      {"Expand", layout_kind::broadcast},
+  };
+  if (!is_default_domain(node)) return layout_kind::none;
+  for (const auto& [op, kind] : ops)
+    if (node.op_type() == op) return kind;
+  return layout_kind::none;
+}
+
 bool is_layout_op(const onnx::NodeProto& node, int slot) {
-  if (!is_default_domain(node)) return false;
-  const std::string& op = node.op_type();
-  if (op == "Concat") return true;
-  if (slot != 0) return false;
-  return op == "Identity" || op == "Cast" || op == "Transpose" || op == "Reshape" ||
-         op == "Squeeze" || op == "Unsqueeze" || op == "Flatten" || op == "Slice" || op == "Split";
+  switch (layout_op_kind(node)) {
+    case layout_kind::concat:
+      return true;
+    case layout_kind::flat_order:
+    case layout_kind::permute:
+    case layout_kind::select:
+      return slot == 0;
+    case layout_kind::none:
+    case layout_kind::broadcast:
+      return false;
+  }
+  return false;
 }
 
 std::optional<std::vector<std::int64_t>> layout_evaluator::const_ints(const onnx::NodeProto& node,
@@ -120,6 +143,103 @@ std::optional<shape_t> layout_evaluator::shape_uncached(const std::string& name,
   return std::nullopt;
 }
 
+namespace {
+
+std::optional<shape_t> transposed_shape(const shape_t& in,
+                                        const std::optional<std::vector<std::int64_t>>& perm) {
+  if (perm && perm->size() != in.size()) return std::nullopt;
+  shape_t out(in.size());
+  std::vector<bool> used(in.size(), false);
+  for (std::size_t i = 0; i < out.size(); ++i) {
+    std::int64_t p = perm ? (*perm)[i] : static_cast<std::int64_t>(out.size() - 1 - i);
+    // Only a true permutation is a layout op; anything else is unknown.
+    if (p < 0 || p >= static_cast<std::int64_t>(in.size()) || used[static_cast<std::size_t>(p)])
+      return std::nullopt;
+    used[static_cast<std::size_t>(p)] = true;
+    out[i] = in[static_cast<std::size_t>(p)];
+  }
+  return out;
+}
+
+std::optional<shape_t> reshaped_shape(const shape_t& in, shape_t out, bool allow_zero) {
+  int infer = -1;
+  for (std::size_t i = 0; i < out.size(); ++i) {
+    if (out[i] == 0 && !allow_zero) {
+      if (i >= in.size()) return std::nullopt;
+      out[i] = in[i];
+    } else if (out[i] == -1) {
+      if (infer >= 0) return std::nullopt;
+      infer = static_cast<int>(i);
+    } else if (out[i] < 0) {
+      return std::nullopt;
+    }
+  }
+  if (infer >= 0) {
+    shape_t known = out;
+    known[static_cast<std::size_t>(infer)] = 1;
+    const std::optional<std::int64_t> rest = checked_product(known);
+    if (!rest || *rest == 0 || element_count(in) % *rest != 0) return std::nullopt;
+    out[static_cast<std::size_t>(infer)] = element_count(in) / *rest;
+  }
+  if (!valid_shape(out) || element_count(out) != element_count(in)) return std::nullopt;
+  return out;
+}
+
+std::optional<shape_t> flattened_shape(const shape_t& in, std::int64_t axis) {
+  if (axis < 0) axis += static_cast<std::int64_t>(in.size());
+  if (axis < 0 || axis > static_cast<std::int64_t>(in.size())) return std::nullopt;
+  auto a = static_cast<std::size_t>(axis);
+  return shape_t{product(in, 0, a), product(in, a, in.size())};
+}
+
+shape_t squeezed_shape(const shape_t& in, const std::optional<std::vector<std::int64_t>>& axes) {
+  shape_t out;
+  for (std::size_t i = 0; i < in.size(); ++i) {
+    bool drop = false;
+    if (!axes || axes->empty()) drop = in[i] == 1;
+    for (auto a : axes.value_or(std::vector<std::int64_t>{}))
+      if (normalize_axis(a, in.size()) == static_cast<int>(i)) drop = true;
+    if (!drop) out.push_back(in[i]);
+  }
+  return out;
+}
+
+std::optional<shape_t> unsqueezed_shape(const shape_t& in,
+                                        const std::optional<std::vector<std::int64_t>>& axes) {
+  if (!axes) return std::nullopt;
+  std::size_t rank = in.size() + axes->size();
+  std::vector<bool> inserted(rank, false);
+  for (auto a : *axes) {
+    auto na = normalize_axis(a, rank);
+    if (!na) return std::nullopt;
+    inserted[static_cast<std::size_t>(*na)] = true;
+  }
+  shape_t out;
+  std::size_t k = 0;
+  for (std::size_t i = 0; i < rank; ++i)
+    out.push_back(inserted[i] ? 1 : (k < in.size() ? in[k++] : 1));
+  return out;
+}
+
+}  // namespace
+
+std::optional<shape_t> layout_evaluator::concat_shape(const onnx::NodeProto& node, shape_t out,
+                                                      int scope, int depth) {
+  auto axis = normalize_axis(int_attribute(node, "axis").value_or(0), out.size());
+  if (!axis) return std::nullopt;
+  const auto a = static_cast<std::size_t>(*axis);
+  for (int i = 1; i < node.input_size(); ++i) {
+    auto s = shape_at(node.input(i), scope, depth + 1);
+    if (!s || s->size() != out.size()) return std::nullopt;
+    for (std::size_t d = 0; d < out.size(); ++d)
+      if (d != a && (*s)[d] != out[d]) return std::nullopt;
+    auto sum = checked_add(out[a], (*s)[a]);
+    if (!sum) return std::nullopt;
+    out[a] = *sum;
+  }
+  return out;
+}
+
 std::optional<shape_t> layout_evaluator::node_output_shape(int n, int output, int depth) {
   const auto& node = index_.node(n);
   int scope = index_.node_graph(n);
@@ -129,100 +249,19 @@ std::optional<shape_t> layout_evaluator::node_output_shape(int n, int output, in
   const std::string& op = node.op_type();
   if (!is_default_domain(node)) return std::nullopt;
   if (same_shape_op(node)) return output == 0 ? in : std::nullopt;
-  if (op == "Transpose") {
-    auto perm = ints_attribute(node, "perm");
-    if (perm && perm->size() != in->size()) return std::nullopt;
-    shape_t out(in->size());
-    std::vector<bool> used(in->size(), false);
-    for (std::size_t i = 0; i < out.size(); ++i) {
-      std::int64_t p = perm ? (*perm)[i] : static_cast<std::int64_t>(out.size() - 1 - i);
-      // Only a true permutation is a layout op; anything else is unknown.
-      if (p < 0 || p >= static_cast<std::int64_t>(in->size()) || used[static_cast<std::size_t>(p)])
-        return std::nullopt;
-      used[static_cast<std::size_t>(p)] = true;
-      out[i] = (*in)[static_cast<std::size_t>(p)];
-    }
-    return out;
-  }
+  if (op == "Transpose") return transposed_shape(*in, ints_attribute(node, "perm"));
   if (op == "Reshape") {
     auto target =
         node.input_size() > 1 ? const_ints(node, 1, scope) : ints_attribute(node, "shape");
     if (!target) return std::nullopt;
-    bool allow_zero = int_attribute(node, "allowzero").value_or(0) != 0;
-    shape_t out(*target);
-    int infer = -1;
-    for (std::size_t i = 0; i < out.size(); ++i) {
-      if (out[i] == 0 && !allow_zero) {
-        if (i >= in->size()) return std::nullopt;
-        out[i] = (*in)[i];
-      } else if (out[i] == -1) {
-        if (infer >= 0) return std::nullopt;
-        infer = static_cast<int>(i);
-      } else if (out[i] < 0) {
-        return std::nullopt;
-      }
-    }
-    if (infer >= 0) {
-      std::int64_t rest = 1;
-      for (std::size_t i = 0; i < out.size(); ++i)
-        if (static_cast<int>(i) != infer && __builtin_mul_overflow(rest, out[i], &rest))
-          return std::nullopt;
-      if (rest == 0 || element_count(*in) % rest != 0) return std::nullopt;
-      out[static_cast<std::size_t>(infer)] = element_count(*in) / rest;
-    }
-    if (!valid_shape(out) || element_count(out) != element_count(*in)) return std::nullopt;
-    return out;
+    return reshaped_shape(*in, *target, int_attribute(node, "allowzero").value_or(0) != 0);
   }
-  if (op == "Flatten") {
-    auto axis = int_attribute(node, "axis").value_or(1);
-    if (axis < 0) axis += static_cast<std::int64_t>(in->size());
-    if (axis < 0 || axis > static_cast<std::int64_t>(in->size())) return std::nullopt;
-    auto a = static_cast<std::size_t>(axis);
-    return shape_t{product(*in, 0, a), product(*in, a, in->size())};
-  }
+  if (op == "Flatten") return flattened_shape(*in, int_attribute(node, "axis").value_or(1));
   if (op == "Squeeze" || op == "Unsqueeze") {
     auto axes = node.input_size() > 1 ? const_ints(node, 1, scope) : ints_attribute(node, "axes");
-    if (op == "Squeeze") {
-      shape_t out;
-      for (std::size_t i = 0; i < in->size(); ++i) {
-        bool drop = false;
-        if (!axes || axes->empty()) drop = (*in)[i] == 1;
-        for (auto a : axes.value_or(std::vector<std::int64_t>{}))
-          if (normalize_axis(a, in->size()) == static_cast<int>(i)) drop = true;
-        if (!drop) out.push_back((*in)[i]);
-      }
-      return out;
-    }
-    if (!axes) return std::nullopt;
-    std::size_t rank = in->size() + axes->size();
-    std::vector<bool> inserted(rank, false);
-    for (auto a : *axes) {
-      auto na = normalize_axis(a, rank);
-      if (!na) return std::nullopt;
-      inserted[static_cast<std::size_t>(*na)] = true;
-    }
-    shape_t out;
-    std::size_t k = 0;
-    for (std::size_t i = 0; i < rank; ++i)
-      out.push_back(inserted[i] ? 1 : (k < in->size() ? (*in)[k++] : 1));
-    return out;
+    return op == "Squeeze" ? squeezed_shape(*in, axes) : unsqueezed_shape(*in, axes);
   }
-  if (op == "Concat") {
-    auto axis = normalize_axis(int_attribute(node, "axis").value_or(0), in->size());
-    if (!axis) return std::nullopt;
-    shape_t out = *in;
-    for (int i = 1; i < node.input_size(); ++i) {
-      auto s = shape_at(node.input(i), scope, depth + 1);
-      if (!s || s->size() != out.size()) return std::nullopt;
-      for (std::size_t d = 0; d < out.size(); ++d)
-        if (d != static_cast<std::size_t>(*axis) && (*s)[d] != out[d]) return std::nullopt;
-      auto sum =
-          checked_add(out[static_cast<std::size_t>(*axis)], (*s)[static_cast<std::size_t>(*axis)]);
-      if (!sum) return std::nullopt;
-      out[static_cast<std::size_t>(*axis)] = *sum;
-    }
-    return out;
-  }
+  if (op == "Concat") return concat_shape(node, *in, scope, depth);
   if (op == "Slice" || op == "Split") {
     auto offset = slice_offset(n, output, depth);
     if (!offset) return std::nullopt;
@@ -321,15 +360,14 @@ std::optional<std::vector<source_ranges>> layout_evaluator::map_back(const std::
     if (n < 0) return std::nullopt;
     const auto& node = index_.node(n);
     int g = index_.node_graph(n);
-    const std::string& op = node.op_type();
-    if (!is_default_domain(node) || node.input_size() == 0) return std::nullopt;
+    const layout_kind kind = layout_op_kind(node);
+    if (node.input_size() == 0) return std::nullopt;
     // Row-major reshapes keep flat element order.
-    if (op == "Identity" || op == "Cast" || op == "Reshape" || op == "Squeeze" ||
-        op == "Unsqueeze" || op == "Flatten") {
+    if (kind == layout_kind::flat_order) {
       work.push_back({node.input(0), g, it.ranges});
       continue;
     }
-    if (op == "Slice" || op == "Split") {
+    if (kind == layout_kind::select) {
       int output = 0;
       while (output < node.output_size() && node.output(output) != it.name) ++output;
       auto in = shape_of(node.input(0), g);
@@ -349,7 +387,7 @@ std::optional<std::vector<source_ranges>> layout_evaluator::map_back(const std::
       work.push_back({node.input(0), g, std::move(mapped)});
       continue;
     }
-    if (op == "Concat") {
+    if (kind == layout_kind::concat) {
       auto out = shape_of(it.name, it.scope);
       if (!out) return std::nullopt;
       auto axis = normalize_axis(int_attribute(node, "axis").value_or(0), out->size());

@@ -18,8 +18,21 @@ namespace onnx_reinit::detail {
 using shape_t = std::vector<std::int64_t>;
 using range_list = std::vector<std::pair<std::int64_t, std::int64_t>>;  // [begin, end)
 
-// Ops that only move or relabel a tensor's elements; an initializer is
-// traced through them to its real consumer. `slot` is the input slot.
+// The layout ops: they only relabel, reorder, select or repeat the elements
+// of input 0 (Concat: of every input). The one list of them, which every
+// walk of the analysis consults (DESIGN.md section 6).
+enum class layout_kind {
+  none,        // not a layout op, or outside the default domain
+  flat_order,  // Identity, Cast, Reshape, Squeeze, Unsqueeze, Flatten
+  permute,     // Transpose
+  select,      // Slice, Split: one block of the input
+  concat,      // Concat: each input is a block of the output
+  broadcast,   // Expand: repeats the input's elements
+};
+layout_kind layout_op_kind(const onnx::NodeProto& node);
+
+// Layout ops an initializer is traced through to its real consumer (every
+// kind but broadcast). `slot` is the input slot.
 bool is_layout_op(const onnx::NodeProto& node, int slot);
 
 struct source_ranges {
@@ -43,6 +56,8 @@ class layout_evaluator {
   std::optional<shape_t> shape_uncached(const std::string& name, int scope, int depth);
   std::optional<shape_t> shape_at(const std::string& name, int scope, int depth);
   std::optional<shape_t> node_output_shape(int node, int output, int depth);
+  std::optional<shape_t> concat_shape(const onnx::NodeProto& node, shape_t first, int scope,
+                                      int depth);
   std::optional<std::vector<std::int64_t>> const_ints(const onnx::NodeProto& node, int slot,
                                                       int scope);
   // Per-axis start offsets of a Slice/Split output inside its input.

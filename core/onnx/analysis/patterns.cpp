@@ -9,6 +9,8 @@
 #include <functional>
 #include <vector>
 
+#include "layout.h"
+
 namespace onnx_reinit::detail {
 namespace {
 
@@ -333,10 +335,11 @@ std::string constant_source(const model_index& index, const std::string& value, 
     int p = index.producer(v, scope);
     if (p < 0) return {};
     const auto& n = index.node(p);
-    static const char* const layout[] = {"Identity", "Cast",    "Reshape",   "Unsqueeze",
-                                         "Squeeze",  "Flatten", "Transpose", "Expand"};
-    bool ok = false;
-    for (const char* op : layout) ok = ok || is_op(n, op);
+    // Ops that keep every value of a single input: a uniform constant stays
+    // uniform through them.
+    const layout_kind kind = layout_op_kind(n);
+    const bool ok = kind == layout_kind::flat_order || kind == layout_kind::permute ||
+                    kind == layout_kind::broadcast;
     if (!ok || n.input_size() == 0) return {};
     v = n.input(0);
     scope = index.node_graph(p);

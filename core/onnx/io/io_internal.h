@@ -86,6 +86,12 @@ void index_external_data(loaded_model& model);
 // initializers, sparse initializers, node attributes, subgraphs, functions.
 void for_each_tensor(onnx::ModelProto& model, const std::function<void(onnx::TensorProto&)>& fn);
 
+// The dims of `tensor` as a span, for checked_product.
+std::span<const std::int64_t> tensor_dims_span(const onnx::TensorProto& tensor);
+// tensor_element_count with the error's location given: model_error for a
+// negative dim or a product over int64.
+std::int64_t checked_element_count(const onnx::TensorProto& tensor, const std::string& where);
+
 // Bytes per element and byte size (dims x element size, overflow checked).
 std::uint64_t tensor_byte_size(const onnx::TensorProto& tensor);
 

@@ -221,18 +221,7 @@ void validate_loaded(loaded_model& model, const std::string& name, const load_op
   // Dims of every tensor, whatever its type: no negative dim, and the
   // product of the non-zero dims fits int64, so every partial product taken
   // later (element counts, matrix views, fans) is defined too.
-  for_each_tensor(model.proto(), [&](onnx::TensorProto& t) {
-    std::int64_t product = 1;
-    for (const std::int64_t d : t.dims()) {
-      if (d < 0)
-        throw model_error(fmt::format("tensor '{}' has a negative dimension ({})", t.name(), d),
-                          name);
-      if (d > 0 && product > std::numeric_limits<std::int64_t>::max() / d)
-        throw model_error(
-            fmt::format("tensor '{}': the product of its dims overflows int64", t.name()), name);
-      if (d > 0) product *= d;
-    }
-  });
+  for_each_tensor(model.proto(), [&](onnx::TensorProto& t) { checked_element_count(t, name); });
   std::uint64_t total = 0;
   for (const const_model_tensor& mt : collect_model_tensors(std::as_const(model).proto())) {
     const onnx::TensorProto& t = *mt.proto;
@@ -650,26 +639,11 @@ void strip_payload(onnx::TensorProto& t) {
   t.clear_data_location();
 }
 
-void strip_payloads(onnx::GraphProto& g) {
-  for (auto& t : *g.mutable_initializer()) strip_payload(t);
-  for (auto& s : *g.mutable_sparse_initializer()) {
-    strip_payload(*s.mutable_values());
-    strip_payload(*s.mutable_indices());
-  }
-  for (auto& n : *g.mutable_node())
-    for (auto& a : *n.mutable_attribute()) {
-      if (a.has_t()) strip_payload(*a.mutable_t());
-      for (auto& t : *a.mutable_tensors()) strip_payload(t);
-      if (a.has_g()) strip_payloads(*a.mutable_g());
-      for (auto& sub : *a.mutable_graphs()) strip_payloads(sub);
-    }
-}
-
 // Digest of the model without tensor payloads and their storage. Runs only
 // for a model failing the checker, so the copy it takes is rare.
 std::uint64_t structure_digest(const onnx::ModelProto& proto) {
   onnx::ModelProto copy = proto;
-  if (copy.has_graph()) strip_payloads(*copy.mutable_graph());
+  for_each_tensor(copy, strip_payload);
   std::string bytes;
   {
     google::protobuf::io::StringOutputStream stream(&bytes);

@@ -10,6 +10,7 @@
 #include <type_traits>
 
 #include <fmt/format.h>
+#include <Eigen/Core>
 
 #include "io_internal.h"
 #include "onnx_reinit/errors.h"
@@ -23,65 +24,22 @@ static_assert(std::endian::native == std::endian::little, "model I/O assumes a l
 // ---------------------------------------------------------------------------
 // 16-bit floats
 
+// Eigen's conversions round to nearest even, keep subnormals, and map every
+// NaN to the quiet NaN of its sign (0x7e00 / 0x7fc0, payload dropped).
 std::uint16_t float_to_half_bits(float value) {
-  const std::uint32_t x = std::bit_cast<std::uint32_t>(value);
-  const std::uint16_t sign = static_cast<std::uint16_t>((x >> 16) & 0x8000u);
-  const std::uint32_t abs = x & 0x7fffffffu;
-  if (abs >= 0x7f800000u) {
-    if (abs > 0x7f800000u)  // NaN: quiet, keep the top payload bits
-      return static_cast<std::uint16_t>(sign | 0x7e00u | ((abs >> 13) & 0x3ffu));
-    return static_cast<std::uint16_t>(sign | 0x7c00u);
-  }
-  // 65520 is halfway between the largest half (65504) and 2^16; ties go to
-  // the even side, which is infinity.
-  if (abs >= 0x477ff000u) return static_cast<std::uint16_t>(sign | 0x7c00u);
-  if (abs < 0x38800000u) {
-    // Below the smallest normal half (2^-14): a multiple of 2^-24. Up to
-    // and including 2^-25 (a tie with the even 0) rounds to zero.
-    if (abs <= 0x33000000u) return sign;
-    const std::uint32_t exponent = abs >> 23;
-    const std::uint32_t mantissa = (abs & 0x7fffffu) | 0x800000u;
-    const std::uint32_t shift = 126u - exponent;  // 14..24
-    std::uint32_t q = mantissa >> shift;
-    const std::uint32_t rem = mantissa & ((1u << shift) - 1u);
-    const std::uint32_t half = 1u << (shift - 1u);
-    if (rem > half || (rem == half && (q & 1u))) ++q;  // may carry into the smallest normal
-    return static_cast<std::uint16_t>(sign | q);
-  }
-  // Normal: rebias the exponent (127 -> 15) and round 23 -> 10 mantissa bits;
-  // a carry out of the mantissa correctly bumps the exponent.
-  const std::uint32_t rebased = abs - 0x38000000u;
-  std::uint32_t q = rebased >> 13;
-  const std::uint32_t rem = rebased & 0x1fffu;
-  if (rem > 0x1000u || (rem == 0x1000u && (q & 1u))) ++q;
-  return static_cast<std::uint16_t>(sign | q);
+  return std::bit_cast<std::uint16_t>(Eigen::half(value));
 }
 
 std::uint16_t float_to_bfloat16_bits(float value) {
-  std::uint32_t x = std::bit_cast<std::uint32_t>(value);
-  if ((x & 0x7fffffffu) > 0x7f800000u)  // NaN: keep sign, force quiet
-    return static_cast<std::uint16_t>((x >> 16) | 0x0040u);
-  // Adding 0x7fff plus the lsb of the kept part rounds to nearest-even;
-  // overflow carries into the exponent and ends at infinity as it should.
-  x += 0x7fffu + ((x >> 16) & 1u);
-  return static_cast<std::uint16_t>(x >> 16);
+  return std::bit_cast<std::uint16_t>(Eigen::bfloat16(value));
 }
 
 float half_bits_to_float(std::uint16_t bits) {
-  const std::uint32_t sign = static_cast<std::uint32_t>(bits & 0x8000u) << 16;
-  const std::uint32_t exponent = (bits >> 10) & 0x1fu;
-  const std::uint32_t mantissa = bits & 0x3ffu;
-  if (exponent == 0) {
-    // Zero or subnormal: mantissa * 2^-24, exact in float.
-    const float magnitude = static_cast<float>(mantissa) * 0x1p-24f;
-    return std::bit_cast<float>(std::bit_cast<std::uint32_t>(magnitude) | sign);
-  }
-  if (exponent == 31) return std::bit_cast<float>(sign | 0x7f800000u | (mantissa << 13));
-  return std::bit_cast<float>(sign | ((exponent + 112u) << 23) | (mantissa << 13));
+  return static_cast<float>(std::bit_cast<Eigen::half>(bits));
 }
 
 float bfloat16_bits_to_float(std::uint16_t bits) {
-  return std::bit_cast<float>(static_cast<std::uint32_t>(bits) << 16);
+  return static_cast<float>(std::bit_cast<Eigen::bfloat16>(bits));
 }
 
 // ---------------------------------------------------------------------------
@@ -351,19 +309,24 @@ void validate_tensor_data(const loaded_model& model, const onnx::TensorProto& te
   check_data_length(&model, tensor);
 }
 
-std::int64_t tensor_element_count(const onnx::TensorProto& tensor) {
-  std::int64_t n = 1;
-  for (std::int64_t d : tensor.dims()) {
+std::span<const std::int64_t> tensor_dims_span(const onnx::TensorProto& tensor) {
+  return {tensor.dims().data(), static_cast<std::size_t>(tensor.dims_size())};
+}
+
+std::int64_t checked_element_count(const onnx::TensorProto& tensor, const std::string& where) {
+  for (std::int64_t d : tensor.dims())
     if (d < 0)
       throw model_error(fmt::format("tensor '{}' has a negative dimension ({})", tensor.name(), d),
-                        tensor.name());
-    if (d != 0 && n > std::numeric_limits<std::int64_t>::max() / d)
-      throw model_error(
-          fmt::format("tensor '{}': the product of its dims overflows int64", tensor.name()),
-          tensor.name());
-    n *= d;
-  }
-  return n;
+                        where);
+  const std::optional<std::int64_t> n = checked_product(tensor_dims_span(tensor));
+  if (!n)
+    throw model_error(
+        fmt::format("tensor '{}': the product of its dims overflows int64", tensor.name()), where);
+  return *n;
+}
+
+std::int64_t tensor_element_count(const onnx::TensorProto& tensor) {
+  return checked_element_count(tensor, tensor.name());
 }
 
 std::uint64_t tensor_byte_size(const onnx::TensorProto& tensor) {
@@ -444,24 +407,13 @@ tensor_bytes_view bytes_of(const loaded_model* model, const onnx::TensorProto& t
   return tensor_bytes_view(std::move(out));
 }
 
-// Elements of dims when there are at most `max_elements`, nullopt for more
-// or for a negative dim; never overflows, whatever the dims.
+// Elements of dims when there are at most `max_elements`; nullopt for more,
+// for a negative dim or for a product over int64.
 std::optional<std::size_t> bounded_element_count(const onnx::TensorProto& t,
                                                  std::size_t max_elements) {
-  std::size_t n = 1;
-  bool empty = false;
-  for (const std::int64_t d : t.dims()) {
-    if (d < 0) return std::nullopt;
-    if (d == 0) empty = true;
-  }
-  if (empty) return 0;
-  for (const std::int64_t d : t.dims()) {
-    const auto u = static_cast<std::uint64_t>(d);
-    if (u > max_elements || n > max_elements / u) return std::nullopt;
-    n *= static_cast<std::size_t>(u);
-  }
-  if (n > max_elements) return std::nullopt;  // a scalar is one element
-  return n;
+  const std::optional<std::int64_t> n = checked_product(tensor_dims_span(t));
+  if (!n || static_cast<std::uint64_t>(*n) > max_elements) return std::nullopt;
+  return static_cast<std::size_t>(*n);
 }
 
 template <class I>

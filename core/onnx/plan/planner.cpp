@@ -46,10 +46,6 @@ bool rule_applies(const rule& r, const tensor_analysis& tensor) {
   return r.matches(tensor);
 }
 
-std::string format_number(double v) {
-  return fmt::format("{}", v);
-}
-
 double parse_forget_bias(const std::string& text, const rule& r) {
   char* end = nullptr;
   const double value = std::strtod(text.c_str(), &end);
@@ -83,11 +79,11 @@ tensor_plan from_rule(const tensor_analysis& tensor, const rule& r) {
       continue;
     }
     if (key == "gain" && value == "auto") {
-      plan.call.params.emplace_back(key, format_number(tensor.info.gain));
+      plan.call.params.emplace_back(key, format_detail::format_number(tensor.info.gain));
       continue;
     }
     if (auto number = evaluate_parameter(value, tensor, r.origin)) {
-      plan.call.params.emplace_back(key, format_number(*number));
+      plan.call.params.emplace_back(key, format_detail::format_number(*number));
       continue;
     }
     plan.call.params.emplace_back(key, value);

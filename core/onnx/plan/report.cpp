@@ -7,6 +7,7 @@
 #include <limits>
 #include <nlohmann/json.hpp>
 
+#include "onnx_reinit/format.h"
 #include "onnx_reinit/version.h"
 
 namespace onnx_reinit {
@@ -14,7 +15,7 @@ namespace {
 
 using json = nlohmann::ordered_json;
 
-constexpr double not_known = std::numeric_limits<double>::quiet_NaN();
+using format_detail::not_known;
 
 json number_or_null(double v) {
   return std::isfinite(v) ? json(v) : json(nullptr);

@@ -28,7 +28,7 @@
 namespace onnx_reinit {
 namespace {
 
-constexpr double not_known = std::numeric_limits<double>::quiet_NaN();
+using format_detail::not_known;
 
 using strategy_cache = std::map<std::string, configured_strategy>;
 

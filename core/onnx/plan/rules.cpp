@@ -2,6 +2,7 @@
 #include "onnx_reinit/rules.h"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <fnmatch.h>
 #include <yaml-cpp/yaml.h>
 
@@ -17,26 +18,17 @@
 
 #include "onnx_reinit/errors.h"
 #include "onnx_reinit/plan.h"
+#include "onnx_reinit/text.h"
 
 namespace onnx_reinit {
 namespace {
 
-std::string trim(std::string_view s) {
-  std::size_t b = 0, e = s.size();
-  while (b < e && std::isspace(static_cast<unsigned char>(s[b]))) ++b;
-  while (e > b && std::isspace(static_cast<unsigned char>(s[e - 1]))) --e;
-  return std::string(s.substr(b, e - b));
-}
+using detail::trim;
 
-std::vector<std::string> split(std::string_view s, char sep) {
-  std::vector<std::string> parts;
-  std::size_t start = 0;
-  for (std::size_t i = 0; i <= s.size(); ++i) {
-    if (i == s.size() || s[i] == sep) {
-      parts.push_back(trim(s.substr(start, i - start)));
-      start = i + 1;
-    }
-  }
+// The pieces of `s` between `sep`s, each without surrounding white space.
+std::vector<std::string> trimmed_split(std::string_view s, char sep) {
+  std::vector<std::string> parts = detail::split(s, sep);
+  for (std::string& p : parts) p = std::string(trim(p));
   return parts;
 }
 
@@ -65,15 +57,6 @@ constexpr std::string_view residual_words[] = {"any",        "last", "inner", "n
                                                "multiplier", "skip", "none"};
 constexpr std::string_view layer_words[] = {"output"};
 
-std::string join(const std::vector<std::string>& parts, std::string_view sep) {
-  std::string out;
-  for (std::size_t i = 0; i < parts.size(); ++i) {
-    if (i) out += sep;
-    out += parts[i];
-  }
-  return out;
-}
-
 std::string known_words(match_term::kind k) {
   std::vector<std::string> words;
   if (k == match_term::kind::role)
@@ -88,7 +71,7 @@ std::string known_words(match_term::kind k) {
     for (std::string_view w : residual_words) words.emplace_back(w);
   if (k == match_term::kind::layer)
     for (std::string_view w : layer_words) words.emplace_back(w);
-  return join(words, ", ");
+  return fmt::format("{}", fmt::join(words, ", "));
 }
 
 void check_word(match_term::kind k, const std::string& word, const std::string& origin) {
@@ -137,7 +120,7 @@ match_term parse_term(const std::string& text, const std::string& origin) {
                                    key),
                        origin);
   }
-  term.alternatives = split(value, '|');
+  term.alternatives = trimmed_split(value, '|');
   for (const std::string& alt : term.alternatives) {
     if (alt.empty()) throw rule_error(fmt::format("empty value in match term '{}'", text), origin);
     check_word(term.field, alt, origin);
@@ -268,7 +251,7 @@ void check_expression(const std::string& value, const std::string& origin) {
 strategy_call parse_call(const std::string& text, const std::string& origin) {
   strategy_call call;
   const std::size_t open = text.find('(');
-  call.strategy = trim(text.substr(0, open));
+  call.strategy = trim(std::string_view(text).substr(0, open));
   if (call.strategy.empty()) throw rule_error("rule names no strategy", origin);
   for (char c : call.strategy)
     if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '.'))
@@ -276,22 +259,24 @@ strategy_call parse_call(const std::string& text, const std::string& origin) {
   if (open == std::string::npos) return call;
   if (text.back() != ')')
     throw rule_error(fmt::format("missing ')' after parameters of '{}'", call.strategy), origin);
-  const std::string inside = trim(text.substr(open + 1, text.size() - open - 2));
+  const std::string inside(trim(std::string_view(text).substr(open + 1, text.size() - open - 2)));
   if (inside.empty()) return call;
-  for (const std::string& item : split(inside, ',')) {
+  for (const std::string& item : trimmed_split(inside, ',')) {
     const std::size_t eq = item.find('=');
-    if (eq == std::string::npos || trim(item.substr(0, eq)).empty() ||
-        trim(item.substr(eq + 1)).empty())
+    const std::string_view key = trim(std::string_view(item).substr(0, eq));
+    const std::string_view value =
+        eq == std::string::npos ? "" : trim(std::string_view(item).substr(eq + 1));
+    if (eq == std::string::npos || key.empty() || value.empty())
       throw rule_error(fmt::format("parameter '{}' of '{}' is not key=value", item, call.strategy),
                        origin);
-    call.params.emplace_back(trim(item.substr(0, eq)), trim(item.substr(eq + 1)));
+    call.params.emplace_back(key, value);
     check_expression(call.params.back().second, origin);
   }
   return call;
 }
 
 std::string term_text(const match_term& t) {
-  std::string alts = join(t.alternatives, "|");
+  std::string alts = fmt::format("{}", fmt::join(t.alternatives, "|"));
   return t.field == match_term::kind::name ? alts : std::string(field_name(t.field)) + ":" + alts;
 }
 
@@ -342,7 +327,7 @@ rule rule_from_yaml(const YAML::Node& item, const std::string& origin) {
     std::vector<std::string> kv;
     for (const auto& p : params)
       kv.push_back(p.first.as<std::string>() + "=" + p.second.as<std::string>());
-    text += fmt::format("({})", join(kv, ","));  // GCC 12 -O3 misreads "(" + string
+    text += fmt::format("({})", fmt::join(kv, ","));  // GCC 12 -O3 misreads "(" + string
   }
   return parse_rule(text, origin);
 }
@@ -368,7 +353,7 @@ std::string strategy_call::to_string() const {
   if (params.empty()) return strategy;
   std::vector<std::string> kv;
   for (const auto& [k, v] : params) kv.push_back(k + "=" + v);
-  return strategy + "(" + join(kv, ",") + ")";
+  return fmt::format("{}({})", strategy, fmt::join(kv, ","));
 }
 
 bool rule::has_name_term() const {
@@ -397,12 +382,12 @@ rule parse_rule(const std::string& text, const std::string& origin) {
                      origin);
   rule r;
   r.origin = origin;
-  for (const std::string& t : split(text.substr(0, eq), '&'))
+  for (const std::string& t : trimmed_split(text.substr(0, eq), '&'))
     r.terms.push_back(parse_term(t, origin));
-  r.call = parse_call(trim(text.substr(eq + 1)), origin);
+  r.call = parse_call(std::string(trim(std::string_view(text).substr(eq + 1))), origin);
   std::vector<std::string> terms;
   for (const match_term& t : r.terms) terms.push_back(term_text(t));
-  r.text = join(terms, "&") + "=" + r.call.to_string();
+  r.text = fmt::format("{}={}", fmt::join(terms, "&"), r.call.to_string());
   return r;
 }
 
