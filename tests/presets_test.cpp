@@ -25,6 +25,7 @@
 #include "onnx_reinit/runtime.h"
 #include "support/onnx_builder.h"
 #include "support/reference_models.h"
+#include "support/residual_nets.h"
 #include "support/standard_registry.h"
 
 namespace ori = onnx_reinit;
@@ -262,32 +263,6 @@ TEST_CASE("fixup on ResNet-18 in eval form keeps the branches' input std flat", 
 
 namespace {
 
-// Blocks ending in a multiplier: x + gamma * W2 relu(W1 x).
-onnx::ModelProto multiplier_mlp(std::vector<std::int64_t> gamma_dims) {
-  graph_builder g;
-  g.add_input("x", {4, 8});
-  std::string x = "x";
-  for (int i = 0; i < 2; ++i) {
-    const std::string p = fmt::format("b{}.", i);
-    g.add_initializer(p + "w1", {8, 8}, ori::test::ramp(64));
-    g.add_initializer(p + "w2", {8, 8}, ori::test::ramp(64));
-    std::int64_t n = 1;
-    for (std::int64_t d : gamma_dims) n *= d;
-    g.add_initializer(p + "gamma", gamma_dims, std::vector<float>(static_cast<std::size_t>(n), 1));
-    g.add_node("MatMul", {x, p + "w1"}, {p + "h"});
-    g.add_node("Relu", {p + "h"}, {p + "a"});
-    g.add_node("MatMul", {p + "a", p + "w2"}, {p + "f"});
-    g.add_node("Mul", {p + "gamma", p + "f"}, {p + "s"});
-    g.add_node("Add", {x, p + "s"}, {p + "out"});
-    x = p + "out";
-  }
-  g.add_initializer("head", {8, 3}, ori::test::ramp(24));
-  g.add_node("MatMul", {x, "head"}, {"logits"});
-  g.add_node("Softmax", {"logits"}, {"y"});
-  g.add_output("y", {4, 3});
-  return g.model();
-}
-
 std::map<std::string, std::vector<double>> after(const onnx::ModelProto& proto,
                                                  const std::string& preset) {
   ori::loaded_model model = ori::loaded_model::from_proto(proto);
@@ -299,20 +274,20 @@ std::map<std::string, std::vector<double>> after(const onnx::ModelProto& proto,
 
 TEST_CASE("skipinit, rezero and layerscale set the branch multipliers", "[presets]") {
   for (const char* preset : {"skipinit", "rezero"}) {
-    const auto v = after(multiplier_mlp({1}), preset);
+    const auto v = after(ori::test::residual_mlp(2, {1}), preset);
     CHECK(v.at("b0.gamma") == std::vector<double>{0.0});
     CHECK(v.at("b1.gamma") == std::vector<double>{0.0});
   }
-  const auto v = after(multiplier_mlp({8}), "layerscale(value=1e-4)");
+  const auto v = after(ori::test::residual_mlp(2, {8}), "layerscale(value=1e-4)");
   CHECK(v.at("b1.gamma") == std::vector<double>(8, static_cast<double>(1e-4f)));
-  const auto d = after(multiplier_mlp({8}), "layerscale");
+  const auto d = after(ori::test::residual_mlp(2, {8}), "layerscale");
   CHECK(d.at("b0.gamma") == std::vector<double>(8, static_cast<double>(1e-5f)));
   CHECK_THROWS_WITH(ori::check_preset("rezero", ori::analyze_model(reference("gpt_eval.onnx"))),
                     Catch::Contains("ending in a multiplier"));
 }
 
 TEST_CASE("small-head zeroes the output layer or draws it with the given std", "[presets]") {
-  const auto zero = after(multiplier_mlp({1}), "small-head");
+  const auto zero = after(ori::test::residual_mlp(2, {1}), "small-head");
   CHECK(std::all_of(zero.at("head").begin(), zero.at("head").end(),
                     [](double x) { return x == 0.0; }));
   const auto plans =

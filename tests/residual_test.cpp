@@ -20,6 +20,7 @@
 #include "onnx_reinit/rules.h"
 #include "support/onnx_builder.h"
 #include "support/reference_models.h"
+#include "support/residual_nets.h"
 
 namespace ori = onnx_reinit;
 using ori::test::graph_builder;
@@ -131,47 +132,14 @@ TEST_CASE("a GPT-style decoder has two branches of two projections per block", "
   CHECK(r.branches[7].layers.back() == "h.3.mlp.2.weight");
 }
 
-namespace {
-
-// x -> [MatMul w1 -> Relu -> MatMul w2 -> (+ b2) -> Mul gamma] + x, `blocks` times.
-onnx::ModelProto mlp_blocks(int blocks, std::vector<std::int64_t> gamma_dims) {
-  graph_builder g;
-  g.add_input("x", {4, 8});
-  std::string x = "x";
-  for (int i = 0; i < blocks; ++i) {
-    const std::string p = fmt::format("b{}.", i);
-    g.add_initializer(p + "w1", {8, 8}, ori::test::ramp(64));
-    g.add_initializer(p + "w2", {8, 8}, ori::test::ramp(64));
-    g.add_initializer(p + "b2", {8}, ori::test::ramp(8));
-    std::int64_t n = 1;
-    for (std::int64_t d : gamma_dims) n *= d;
-    g.add_initializer(p + "gamma", gamma_dims,
-                      std::vector<float>(static_cast<std::size_t>(n), 0.5f));
-    g.add_node("MatMul", {x, p + "w1"}, {p + "h1"});
-    g.add_node("Relu", {p + "h1"}, {p + "a1"});
-    g.add_node("MatMul", {p + "a1", p + "w2"}, {p + "h2"});
-    g.add_node("Add", {p + "h2", p + "b2"}, {p + "h2b"});
-    g.add_node("Mul", {p + "h2b", p + "gamma"}, {p + "scaled"});
-    g.add_node("Add", {p + "scaled", x}, {p + "out"});
-    x = p + "out";
-  }
-  g.add_initializer("head", {8, 3}, ori::test::ramp(24));
-  g.add_node("MatMul", {x, "head"}, {"logits"});
-  g.add_node("Softmax", {"logits"}, {"y"});
-  g.add_output("y", {4, 3});
-  return g.model();
-}
-
-}  // namespace
-
 TEST_CASE("a multiplier at the end of a branch is found, scalar or per channel", "[residual]") {
-  const auto scalar = ori::find_residual_structure(mlp_blocks(3, {1}));
+  const auto scalar = ori::find_residual_structure(ori::test::residual_mlp(3, {1}));
   REQUIRE(scalar.branches.size() == 3);
   CHECK(scalar.stream_sizes == std::vector<int>{3});
   CHECK(scalar.branches[1].multiplier == "b1.gamma");
   CHECK(scalar.branches[1].multiplier_is_scalar);
   CHECK(scalar.branches[1].layers == std::vector<std::string>{"b1.w1", "b1.w2"});
-  const auto channels = ori::find_residual_structure(mlp_blocks(2, {8}));
+  const auto channels = ori::find_residual_structure(ori::test::residual_mlp(2, {8}));
   REQUIRE(channels.branches.size() == 2);
   CHECK(channels.branches[0].multiplier == "b0.gamma");
   CHECK_FALSE(channels.branches[0].multiplier_is_scalar);
@@ -203,7 +171,7 @@ TEST_CASE("Adds that are no residual joins are not counted", "[residual]") {
 }
 
 TEST_CASE("the analysis places each tensor in its branch; rules match on it", "[residual]") {
-  const auto tensors = ori::analyze_model(mlp_blocks(3, {8}));
+  const auto tensors = ori::analyze_model(ori::test::residual_mlp(3, {8}));
   auto find = [&](const std::string& name) {
     auto it = std::find_if(tensors.begin(), tensors.end(),
                            [&](const auto& t) { return t.info.name == name; });
@@ -236,7 +204,7 @@ TEST_CASE("the analysis places each tensor in its branch; rules match on it", "[
 }
 
 TEST_CASE("parameter expressions read L, m, gain and fans of the tensor", "[residual]") {
-  const auto tensors = ori::analyze_model(mlp_blocks(3, {8}));
+  const auto tensors = ori::analyze_model(ori::test::residual_mlp(3, {8}));
   auto w1 = std::find_if(tensors.begin(), tensors.end(),
                          [](const auto& t) { return t.info.name == "b0.w1"; });
   REQUIRE(w1 != tensors.end());
