@@ -11,7 +11,7 @@ packages=(
   libonnx-dev libprotobuf-dev protobuf-compiler libfmt-dev
   libboost-dev catch2 librandom123-dev libhwy-dev libeigen3-dev
   libcli11-dev libkissfft-dev nlohmann-json3-dev libyaml-cpp-dev libtbb-dev libbenchmark-dev
-  libonnx-testdata python3-onnx python3-numpy
+  libonnx-testdata python3-onnx python3-numpy python3-torch python3-torchvision
   libplplot-dev plplot-driver-cairo
   clang libclang-rt-14-dev
 )

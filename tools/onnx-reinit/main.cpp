@@ -21,6 +21,7 @@
 #include "onnx_reinit/errors.h"
 #include "onnx_reinit/model_io.h"
 #include "onnx_reinit/plan.h"
+#include "onnx_reinit/presets.h"
 #include "onnx_reinit/registry.h"
 #include "onnx_reinit/report.h"
 #include "onnx_reinit/rewrite.h"
@@ -28,6 +29,7 @@
 #include "onnx_reinit/staged_file.h"
 #include "onnx_reinit/version.h"
 #include "progress.h"
+#include "recipes.h"
 
 namespace fs = std::filesystem;
 namespace ori = onnx_reinit;
@@ -68,6 +70,7 @@ struct arguments {
   bool quiet = false;
   bool verbose = false;
   ori::cli::runtime_arguments runtime;
+  ori::cli::recipe_arguments recipes;
 };
 
 void add_options(CLI::App& app, arguments& a) {
@@ -104,6 +107,7 @@ void add_options(CLI::App& app, arguments& a) {
   app.add_flag("-q,--quiet", a.quiet, "no progress or summary on stderr");
   app.add_flag("-v,--verbose", a.verbose, "per-tensor detail");
   ori::cli::add_runtime_options(app, a.runtime);
+  ori::cli::add_recipe_options(app, a.recipes);
   app.set_version_flag("--version", std::string("onnx-reinit ") + ori::tool_version);
 }
 
@@ -130,7 +134,7 @@ numbers parse_numbers(const arguments& a) {
 }
 
 void check_usage(const arguments& a) {
-  const bool listing = a.list || !a.describe.empty() || a.print_policy;
+  const bool listing = a.list || !a.describe.empty() || a.print_policy || a.recipes.list_presets;
   if (listing && !a.report.empty())
     throw ori::usage_error("--report goes with a rewrite or --plan", command_line);
   if (listing) return;
@@ -210,6 +214,7 @@ ori::plan_options plan_options_of(const arguments& a) {
     options.rules.push_back(ori::parse_rule(a.rules[i], fmt::format("--rule {}", i + 1)));
   if (!a.rules_file.empty())
     for (ori::rule& r : ori::load_rules_file(a.rules_file)) options.rules.push_back(std::move(r));
+  for (ori::rule& r : ori::cli::preset_rules(a.recipes)) options.rules.push_back(std::move(r));
   options.only = a.only;
   options.skip = a.skip;
   return options;
@@ -246,8 +251,12 @@ void print_summary(const std::vector<ori::tensor_outcome>& outcomes,
 int run(const arguments& a) {
   const numbers n = parse_numbers(a);
   check_usage(a);
+  if (a.recipes.list_presets) {
+    fmt::print("{}", ori::presets_text());
+    return 0;
+  }
   if (a.print_policy) {
-    fmt::print("{}", ori::policy_text());
+    fmt::print("{}{}", ori::cli::presets_policy_text(a.recipes), ori::policy_text());
     return 0;
   }
   ori::registry strategies = load_registry(a);
@@ -261,6 +270,7 @@ int run(const arguments& a) {
   }
 
   check_destinations(a);
+  ori::cli::transfer_stage::check_usage(a.recipes, a.in_place ? a.model : a.output);
 
   const auto start = std::chrono::steady_clock::now();
   const ori::plan_options plan_options = plan_options_of(a);
@@ -271,10 +281,13 @@ int run(const arguments& a) {
   ori::loaded_model model = ori::load_model(a.model, load_options_of(a, n));
   if (a.runtime.inspect && !a.plan && a.output.empty() && !a.in_place)
     return ori::cli::inspect_only(model, a.runtime, n.seed, a.json);
-  const std::vector<ori::tensor_plan> plans =
-      ori::make_plan(ori::analyze_model(model, analysis_options), plan_options);
+  const std::vector<ori::tensor_analysis> analysis = ori::analyze_model(model, analysis_options);
+  ori::cli::check_presets(a.recipes, analysis);
+  std::vector<ori::tensor_plan> plans = ori::make_plan(analysis, plan_options);
   ori::validate_plan(plans, strategies);
-  const ori::report_header header{a.model, n.seed, analysis_options.convention};
+  ori::cli::transfer_stage transfer(a.recipes, load_options_of(a, n));
+  transfer.plan(plans, plan_options);
+  const ori::report_header header{a.model, n.seed, analysis_options.convention, transfer.summary()};
 
   if (a.plan) {
     const auto outcomes = ori::preview_outcomes(plans, strategies);
@@ -282,6 +295,7 @@ int run(const arguments& a) {
       ori::write_file_atomically(a.report, ori::report_json(header, plans, outcomes));
     fmt::print("{}", a.json ? ori::report_json(header, plans, outcomes)
                             : ori::plan_table(plans, outcomes, a.verbose));
+    if (!a.json && transfer.summary()) fmt::print("{}", ori::transfer_text(*transfer.summary()));
     return 0;
   }
 
@@ -310,6 +324,7 @@ int run(const arguments& a) {
   ori::cli::runtime_stage runtime(a.runtime, n.seed);
   runtime.before_rewrite(model);
   const ori::model_sample sample = ori::rewrite_model(model, plans, strategies, rewrite_options);
+  transfer.copy(model, plans);
   runtime.after_rewrite(model);
 
   // The report is staged once the model is, from the figures the writer
@@ -334,6 +349,8 @@ int run(const arguments& a) {
   const std::vector<ori::tensor_outcome> outcomes = ori::outcomes_of(sample, saved);
   if (a.verbose) fmt::print("{}", ori::plan_table(plans, outcomes, true));
 
+  if (!a.quiet && transfer.summary())
+    fmt::print(stderr, "onnx-reinit: {}", ori::transfer_text(*transfer.summary()));
   if (!a.quiet) print_summary(outcomes, start, out);
   return 0;
 }

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -13,6 +14,7 @@
 #include "onnx_reinit/format.h"
 #include "onnx_reinit/model_io.h"
 #include "onnx_reinit/model_tensors.h"
+#include "onnx_reinit/residual.h"
 #include "onnx_reinit/tensor_info.h"
 
 namespace onnx_reinit {
@@ -53,6 +55,13 @@ struct tensor_analysis {
   std::string layer_output;
   std::string activation_input;
   std::string activation_output;
+  // Where the tensor sits in the residual structure (residual.h): weight
+  // or bias of a weighted layer in a branch or a skip projection, a
+  // branch's last norm scale or its multiplier; nullopt elsewhere.
+  std::optional<residual_position> residual;
+  // Weight or bias of an output layer: its output, through a bias and
+  // layout ops, is a graph output or goes into a Softmax or a loss.
+  bool output_layer = false;
 };
 
 // One entry per tensor of collect_model_tensors(), in the same order. The

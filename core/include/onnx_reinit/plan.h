@@ -14,7 +14,8 @@
 
 namespace onnx_reinit {
 
-enum class plan_action { rewrite, keep };
+// transfer: copied byte for byte from a pretrained model (transfer.h).
+enum class plan_action { rewrite, keep, transfer };
 
 struct tensor_plan {
   tensor_analysis tensor;
@@ -26,6 +27,8 @@ struct tensor_plan {
   // Host-applied after the strategy: LSTM forget-gate input biases set to
   // this value (the policy's `forget_bias=1`).
   std::optional<double> forget_bias;
+  // transfer: the pretrained tensor's name.
+  std::string transfer_source;
 };
 
 struct plan_options {
@@ -60,6 +63,8 @@ struct fmt::formatter<onnx_reinit::tensor_plan> : onnx_reinit::format_detail::pl
     if (p.action == onnx_reinit::plan_action::rewrite) {
       out = fmt::format_to(out, "rewrite {}", p.call.to_string());
       if (p.forget_bias) out = fmt::format_to(out, " forget_bias={:.6g}", *p.forget_bias);
+    } else if (p.action == onnx_reinit::plan_action::transfer) {
+      out = fmt::format_to(out, "transfer from {}", p.transfer_source);
     } else {
       out = fmt::format_to(out, "keep");
       if (!p.reason.empty()) out = fmt::format_to(out, " ({})", p.reason);

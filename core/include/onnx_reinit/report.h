@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -12,6 +13,7 @@
 #include "onnx_reinit/plan.h"
 #include "onnx_reinit/registry.h"
 #include "onnx_reinit/rewrite.h"
+#include "onnx_reinit/transfer.h"
 
 namespace onnx_reinit {
 
@@ -19,6 +21,8 @@ struct report_header {
   std::string model;
   std::uint64_t seed = 0;
   fan_convention convention = fan_convention::semantic;
+  // With --from: the report gains a top-level `transfer` object.
+  std::optional<transfer_summary> transfer;
 };
 
 std::string_view to_string(fan_convention c);

@@ -17,7 +17,7 @@ namespace onnx_reinit {
 // One `key:value` term of a match, or a bare name glob. Values may list
 // alternatives with '|': "act:relu|gelu".
 struct match_term {
-  enum class kind { name, op, role, act, dtype };
+  enum class kind { name, op, role, act, dtype, residual, layer };
   kind field = kind::name;
   std::vector<std::string> alternatives;  // globs for `name`, exact words otherwise
 };
@@ -38,14 +38,32 @@ struct rule {
 
   bool keeps() const { return call.strategy == "keep"; }
   bool has_name_term() const;
+  // A name term, or a residual:multiplier|norm term: terms that pick
+  // tensors by name or by place, which may decide for a tensor of unknown
+  // role (a branch multiplier is a Mul operand, role unknown).
+  bool names_tensors() const;
   bool matches(const tensor_analysis& tensor) const;
 };
 
 // Parses `MATCH=STRATEGY(k=v,...)`; MATCH terms are joined with '&' and are
-// a name glob or op:TYPE, role:ROLE, act:ACTIVATION, dtype:TYPE. Throws
+// a name glob or op:TYPE, role:ROLE, act:ACTIVATION, dtype:TYPE,
+// residual:PLACE (any, last, inner, norm, multiplier, skip, none: where the
+// tensor sits in the residual structure, residual.h) or layer:output (the
+// model's output layer). A parameter value holding an operator is an
+// expression, evaluated per tensor (evaluate_parameter). Throws
 // rule_error naming `origin` and what is wrong (unknown role/activation
 // words included).
 rule parse_rule(const std::string& text, const std::string& origin);
+
+// A parameter value written as arithmetic over the tensor's figures, e.g.
+// `std=0.02/sqrt(L)`: numbers, + - * / ^, parentheses, sqrt(), and the
+// names L (branches in the tensor's residual stream), m (weighted layers in
+// its branch), gain (of its activation), fan_in and fan_out. A value with no
+// operator (`0.02`, `fan_in`) is no expression: nullopt, passed on as
+// written. Throws rule_error naming `origin` when a name is undefined for
+// the tensor (L outside a residual branch) or the result is not finite.
+std::optional<double> evaluate_parameter(const std::string& value, const tensor_analysis& tensor,
+                                         const std::string& origin);
 
 // Reads rules from YAML: a list (or a `rules:` key holding a list) whose
 // items are either rule strings or maps {match, strategy, params}.

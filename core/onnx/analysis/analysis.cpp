@@ -21,6 +21,7 @@
 #include "layout.h"
 #include "onnx_reinit/gains.h"
 #include "patterns.h"
+#include "residual.h"
 
 namespace onnx_reinit {
 namespace {
@@ -52,24 +53,6 @@ struct view {
 bool is_rnn(const onnx::NodeProto& n) {
   return is_op(n, "LSTM") || is_op(n, "GRU") || is_op(n, "RNN");
 }
-bool is_conv(const onnx::NodeProto& n) {
-  return is_op(n, "Conv") || is_ms_op(n, "FusedConv");
-}
-bool is_gemm(const onnx::NodeProto& n) {
-  return is_op(n, "Gemm") || is_ms_op(n, "FusedGemm");
-}
-bool is_matmul(const onnx::NodeProto& n) {
-  return is_op(n, "MatMul") || is_ms_op(n, "FusedMatMul");
-}
-bool is_weighted(const onnx::NodeProto& n) {
-  return is_conv(n) || is_gemm(n) || is_matmul(n) || is_op(n, "ConvTranspose");
-}
-bool is_norm(const onnx::NodeProto& n) {
-  return is_op(n, "LayerNormalization") || is_op(n, "InstanceNormalization") ||
-         is_op(n, "GroupNormalization") || is_ms_op(n, "LayerNormalization") ||
-         is_ms_op(n, "SimplifiedLayerNormalization");
-}
-
 std::int64_t gate_count(const onnx::NodeProto& n) {
   return is_op(n, "LSTM") ? 4 : is_op(n, "GRU") ? 3 : 1;
 }
@@ -524,12 +507,25 @@ void apply_view(tensor_analysis& a, const view& v) {
   if (!v.note.empty()) a.notes.push_back(v.note);
 }
 
+void place_in_residual(const residual_lookup& residual, int graph, const view& v,
+                       tensor_analysis& a) {
+  if (graph != 0) return;
+  if (v.layer >= 0 && (v.role == tensor_role::weight || v.role == tensor_role::bias)) {
+    if (auto it = residual.layers.find(v.layer); it != residual.layers.end())
+      a.residual = it->second;
+    a.output_layer = residual.output_layers.count(v.layer) != 0;
+  } else if (auto it = residual.tensors.find(a.info.name); it != residual.tensors.end()) {
+    a.residual = it->second;
+  }
+}
+
 std::vector<tensor_analysis> analyze(const onnx::ModelProto& model, const loaded_model* loaded,
                                      const analysis_options& options) {
   model_index index(model, loaded);
   layout_evaluator layout(index);
   analyzer an{index, layout, options.convention, find_decomposed_norm_parameters(index)};
   forget_gates gates = find_forget_gates(index, layout);
+  const residual_lookup residual = find_residual_lookup(index, an.norm_parameters);
   std::vector<tensor_analysis> out;
   out.reserve(index.tensors().size());
   for (const auto& t : index.tensors()) {
@@ -563,6 +559,7 @@ std::vector<tensor_analysis> analyze(const onnx::ModelProto& model, const loaded
         a.activation_output = act.output;
       }
       a.info.gain = activation_gain(act.kind, act.param);
+      place_in_residual(residual, t.graph, v, a);
       reason = v.reason;
       for (std::size_t i = 1; i < tr.consumers.size(); ++i) {
         view o = an.describe(tr.consumers[i], a.info.shape);

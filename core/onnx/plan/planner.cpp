@@ -40,7 +40,7 @@ bool must_keep(const tensor_analysis& tensor) {
 bool rule_applies(const rule& r, const tensor_analysis& tensor) {
   const bool needs_name =
       tensor.info.role == tensor_role::unknown || !tensor.fixed_constant.empty();
-  if (needs_name && !r.has_name_term()) return false;
+  if (needs_name && !r.names_tensors()) return false;
   if (needs_name && r.terms.size() == 1 && r.terms[0].alternatives == std::vector<std::string>{"*"})
     return false;
   return r.matches(tensor);
@@ -93,9 +93,15 @@ tensor_plan from_rule(const tensor_analysis& tensor, const rule& r) {
       apply_host_param(plan, *host, value, r);
       continue;
     }
-    const auto_param* automatic = value == "auto" ? find_auto_param(key) : nullptr;
-    plan.call.params.emplace_back(
-        key, automatic ? format_detail::format_number(automatic->value(tensor)) : value);
+    if (const auto_param* automatic = value == "auto" ? find_auto_param(key) : nullptr) {
+      plan.call.params.emplace_back(key, format_detail::format_number(automatic->value(tensor)));
+      continue;
+    }
+    if (auto number = evaluate_parameter(value, tensor, r.origin)) {
+      plan.call.params.emplace_back(key, format_detail::format_number(*number));
+      continue;
+    }
+    plan.call.params.emplace_back(key, value);
   }
   return plan;
 }

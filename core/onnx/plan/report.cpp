@@ -59,7 +59,9 @@ json tensor_json(const tensor_plan& plan, const tensor_outcome& outcome) {
   j["gain"] = info.gain;
   j["strategy"] = rewrite ? json(plan.call.strategy) : json(nullptr);
   j["params"] = rewrite ? params_json(outcome.params) : json::object();
-  j["action"] = outcome.rewritten ? "rewritten" : (rewrite ? "planned" : "kept");
+  const bool transfer = plan.action == plan_action::transfer;
+  j["action"] =
+      transfer ? "transferred" : (outcome.rewritten ? "rewritten" : (rewrite ? "planned" : "kept"));
   j["reason"] = rewrite ? fmt::format("rule '{}' ({})", plan.rule, plan.rule_origin) : plan.reason;
   j["target_std"] = number_or_null(rewrite ? outcome.target_std : not_known);
   j["achieved_mean"] = number_or_null(outcome.rewritten ? outcome.achieved_mean : not_known);
@@ -71,6 +73,9 @@ json tensor_json(const tensor_plan& plan, const tensor_outcome& outcome) {
   j["rule"] = plan.rule;
   j["forget_bias"] = plan.forget_bias ? json(*plan.forget_bias) : json(nullptr);
   j["notes"] = t.notes;
+  j["residual"] = t.residual ? json(fmt::format("{}", *t.residual)) : json(nullptr);
+  j["output_layer"] = t.output_layer;
+  j["source"] = transfer ? json(plan.transfer_source) : json(nullptr);
   return j;
 }
 
@@ -80,6 +85,22 @@ std::string shape_text(const std::vector<std::int64_t>& shape) {
 
 std::string fan_text(double v) {
   return fmt::format("{:.6g}", v);
+}
+
+json transfer_json(const transfer_summary& s) {
+  json j;
+  j["pretrained"] = s.pretrained;
+  j["transferred"] = s.transferred;
+  j["mismatches"] = json::array();
+  for (const transfer_mismatch& m : s.mismatches)
+    j["mismatches"].push_back({{"name", m.name},
+                               {"source", m.source},
+                               {"dtype", m.dtype},
+                               {"source_dtype", m.source_dtype},
+                               {"shape", m.shape},
+                               {"source_shape", m.source_shape}});
+  j["unused"] = s.unused;
+  return j;
 }
 
 }  // namespace
@@ -99,6 +120,7 @@ std::string report_json(const report_header& header, const std::vector<tensor_pl
   for (std::size_t i = 0; i < plans.size(); ++i)
     tensors.push_back(tensor_json(plans[i], outcomes[i]));
   root["tensors"] = std::move(tensors);
+  if (header.transfer) root["transfer"] = transfer_json(*header.transfer);
   return root.dump(2) + "\n";
 }
 
@@ -112,11 +134,14 @@ std::string plan_table(const std::vector<tensor_plan>& plans,
     const tensor_info& info = p.tensor.info;
     const bool rewrite = p.action == plan_action::rewrite;
     std::string decision = rewrite ? outcomes[i].strategy : "keep: " + p.reason;
+    if (p.action == plan_action::transfer) decision = "transferred from " + p.transfer_source;
     if (rewrite && std::isfinite(outcomes[i].target_std) && outcomes[i].target_std > 0)
       decision += fmt::format("  std={:.4g}", outcomes[i].target_std);
     if (rewrite && outcomes[i].rewritten)
       decision += fmt::format("  got={:.4g}", outcomes[i].achieved_std);
     if (p.forget_bias) decision += fmt::format("  forget_bias={}", *p.forget_bias);
+    if (p.tensor.residual) decision += fmt::format("  [{}]", *p.tensor.residual);
+    if (p.tensor.output_layer) decision += "  [output layer]";
     out += fmt::format(
         "{:<32} {:<14} {:<18} {:<16} {:>9} {:>9} {:<11} {}\n", info.name, shape_text(info.shape),
         p.tensor.consumer_op, to_string(info.role), p.tensor.is_float ? fan_text(info.fan_in) : "-",
@@ -132,7 +157,8 @@ std::string plan_table(const std::vector<tensor_plan>& plans,
 std::string policy_text() {
   std::string out =
       "# The default policy: tried after user rules, in order; the first match decides.\n"
-      "# MATCH terms: name glob, op:TYPE, role:ROLE, act:ACTIVATION, dtype:TYPE, joined by '&'.\n"
+      "# MATCH terms: name glob, op:TYPE, role:ROLE, act:ACTIVATION, dtype:TYPE,\n"
+      "# residual:any|last|inner|norm|multiplier|skip|none, layer:output, joined by '&'.\n"
       "# gain=auto is the gain of the tensor's activation; forget_bias=V sets the LSTM\n"
       "# forget-gate input bias after the strategy; keep leaves the bytes untouched.\n"
       "# Non-float and quantized tensors are always kept; tensors of unknown role are\n"

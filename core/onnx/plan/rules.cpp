@@ -9,9 +9,13 @@
 #include <algorithm>
 #include <cctype>
 #include <cerrno>
+#include <cmath>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <limits>
+#include <optional>
+#include <string_view>
 
 #include "onnx_reinit/errors.h"
 #include "onnx_reinit/plan.h"
@@ -41,9 +45,18 @@ const char* field_name(match_term::kind k) {
       return "act";
     case match_term::kind::dtype:
       return "dtype";
+    case match_term::kind::residual:
+      return "residual";
+    case match_term::kind::layer:
+      return "layer";
   }
   return "?";
 }
+
+// Words of residual:PLACE and layer:POSITION.
+constexpr std::string_view residual_words[] = {"any",        "last", "inner", "norm",
+                                               "multiplier", "skip", "none"};
+constexpr std::string_view layer_words[] = {"output"};
 
 std::string known_words(match_term::kind k) {
   std::vector<std::string> words;
@@ -55,6 +68,10 @@ std::string known_words(match_term::kind k) {
     for (auto t : {element_type::float32, element_type::float64, element_type::float16,
                    element_type::bfloat16})
       words.emplace_back(to_string(t));
+  if (k == match_term::kind::residual)
+    for (std::string_view w : residual_words) words.emplace_back(w);
+  if (k == match_term::kind::layer)
+    for (std::string_view w : layer_words) words.emplace_back(w);
   return fmt::format("{}", fmt::join(words, ", "));
 }
 
@@ -64,6 +81,12 @@ void check_word(match_term::kind k, const std::string& word, const std::string& 
   if (k == match_term::kind::act) known = parse_activation_kind(word).has_value();
   if (k == match_term::kind::dtype)
     known = word == "float32" || word == "float64" || word == "float16" || word == "bfloat16";
+  if (k == match_term::kind::residual)
+    known = std::find(std::begin(residual_words), std::end(residual_words), word) !=
+            std::end(residual_words);
+  if (k == match_term::kind::layer)
+    known =
+        std::find(std::begin(layer_words), std::end(layer_words), word) != std::end(layer_words);
   if (!known)
     throw rule_error(
         fmt::format("unknown {} '{}' in rule; known: {}", field_name(k), word, known_words(k)),
@@ -88,9 +111,13 @@ match_term parse_term(const std::string& text, const std::string& origin) {
       term.field = match_term::kind::dtype;
     else if (key == "name")
       term.field = match_term::kind::name;
+    else if (key == "residual")
+      term.field = match_term::kind::residual;
+    else if (key == "layer")
+      term.field = match_term::kind::layer;
     else
-      throw rule_error(fmt::format("unknown match key '{}' (use op:, role:, act:, dtype:, name: "
-                                   "or a bare name glob)",
+      throw rule_error(fmt::format("unknown match key '{}' (use op:, role:, act:, dtype:, "
+                                   "residual:, layer:, name: or a bare name glob)",
                                    key),
                        origin);
   }
@@ -102,6 +129,126 @@ match_term parse_term(const std::string& text, const std::string& origin) {
   return term;
 }
 
+// Parameter expressions: a recursive-descent evaluator over
+//   sum := product (('+'|'-') product)*   product := power (('*'|'/') power)*
+//   power := unary ('^' power)?           unary := '-' unary | atom
+//   atom := number | name | sqrt '(' sum ')' | '(' sum ')'
+// With no tensor (at parse time) names read as 1, to check the syntax.
+class expression {
+ public:
+  expression(std::string_view text, const tensor_analysis* tensor, const std::string& origin)
+      : text_(text), tensor_(tensor), origin_(origin) {}
+
+  double evaluate() {
+    const double v = sum();
+    skip_space();
+    if (pos_ != text_.size()) fail(fmt::format("unexpected '{}'", text_.substr(pos_)));
+    return v;
+  }
+
+ private:
+  [[noreturn]] void fail(const std::string& what) const {
+    throw rule_error(fmt::format("bad parameter expression '{}': {}", text_, what), origin_);
+  }
+  void skip_space() {
+    while (pos_ < text_.size() && std::isspace(static_cast<unsigned char>(text_[pos_]))) ++pos_;
+  }
+  bool take(char c) {
+    skip_space();
+    if (pos_ < text_.size() && text_[pos_] == c) return ++pos_, true;
+    return false;
+  }
+  double sum() {
+    double v = product();
+    for (;;) {
+      if (take('+'))
+        v += product();
+      else if (take('-'))
+        v -= product();
+      else
+        return v;
+    }
+  }
+  double product() {
+    double v = power();
+    for (;;) {
+      if (take('*'))
+        v *= power();
+      else if (take('/'))
+        v /= power();
+      else
+        return v;
+    }
+  }
+  double power() {
+    const double base = unary();
+    return take('^') ? std::pow(base, power()) : base;
+  }
+  double unary() { return take('-') ? -unary() : atom(); }
+  double atom() {
+    skip_space();
+    if (take('(')) {
+      const double v = sum();
+      if (!take(')')) fail("missing ')'");
+      return v;
+    }
+    const std::size_t start = pos_;
+    while (pos_ < text_.size() &&
+           (std::isalnum(static_cast<unsigned char>(text_[pos_])) || text_[pos_] == '_'))
+      ++pos_;
+    const std::string word(text_.substr(start, pos_ - start));
+    if (word.empty())
+      fail(pos_ < text_.size() ? fmt::format("unexpected '{}'", text_[pos_])
+                               : std::string("missing operand"));
+    if (std::isdigit(static_cast<unsigned char>(word[0])) || word[0] == '.') return number(start);
+    if (word == "sqrt") {
+      if (!take('(')) fail("sqrt needs '('");
+      const double v = sum();
+      if (!take(')')) fail("missing ')'");
+      return std::sqrt(v);
+    }
+    return name(word);
+  }
+  double number(std::size_t start) {
+    const std::string rest(text_.substr(start));
+    char* end = nullptr;
+    const double v = std::strtod(rest.c_str(), &end);
+    if (end == rest.c_str()) fail("bad number");
+    pos_ = start + static_cast<std::size_t>(end - rest.c_str());
+    return v;
+  }
+  double name(const std::string& word) const {
+    const bool known =
+        word == "L" || word == "m" || word == "gain" || word == "fan_in" || word == "fan_out";
+    if (!known) fail(fmt::format("unknown name '{}' (use L, m, gain, fan_in, fan_out)", word));
+    if (tensor_ == nullptr) return 1.0;
+    if (word == "gain") return tensor_->info.gain;
+    if (word == "fan_in") return tensor_->info.fan_in;
+    if (word == "fan_out") return tensor_->info.fan_out;
+    const auto& r = tensor_->residual;
+    if (!r || r->where == residual_position::part::skip)
+      fail(fmt::format("'{}' is not in a residual branch, so {} is undefined for it",
+                       tensor_->info.name, word));
+    return word == "L" ? r->branch_count : r->layer_count;
+  }
+
+  std::string_view text_;
+  const tensor_analysis* tensor_;
+  const std::string& origin_;
+  std::size_t pos_ = 0;
+};
+
+// An expression holds an operator and is not a plain number ("1e-5").
+bool is_expression(const std::string& value) {
+  char* end = nullptr;
+  std::strtod(value.c_str(), &end);
+  if (!value.empty() && *end == '\0') return false;
+  return value.find_first_of("+-*/^(") != std::string::npos;
+}
+
+void check_expression(const std::string& value, const std::string& origin) {
+  if (is_expression(value)) expression(value, nullptr, origin).evaluate();
+}
 strategy_call parse_call(const std::string& text, const std::string& origin) {
   strategy_call call;
   const std::size_t open = text.find('(');
@@ -124,6 +271,7 @@ strategy_call parse_call(const std::string& text, const std::string& origin) {
       throw rule_error(fmt::format("parameter '{}' of '{}' is not key=value", item, call.strategy),
                        origin);
     call.params.emplace_back(key, value);
+    check_expression(call.params.back().second, origin);
   }
   return call;
 }
@@ -131,6 +279,19 @@ strategy_call parse_call(const std::string& text, const std::string& origin) {
 std::string term_text(const match_term& t) {
   std::string alts = fmt::format("{}", fmt::join(t.alternatives, "|"));
   return t.field == match_term::kind::name ? alts : std::string(field_name(t.field)) + ":" + alts;
+}
+
+bool residual_place_matches(std::string_view word, const tensor_analysis& tensor) {
+  using part = residual_position::part;
+  const auto& r = tensor.residual;
+  if (word == "none") return !r || r->where == part::skip;
+  if (!r) return false;
+  if (word == "any") return r->where != part::skip;
+  if (word == "last") return r->is_last_layer();
+  if (word == "inner") return r->where == part::layer && !r->is_last_layer();
+  if (word == "norm") return r->where == part::norm;
+  if (word == "multiplier") return r->where == part::multiplier;
+  return word == "skip" && r->where == part::skip;
 }
 
 bool term_matches(const match_term& term, const tensor_analysis& tensor) {
@@ -149,6 +310,10 @@ bool term_matches(const match_term& term, const tensor_analysis& tensor) {
     case match_term::kind::dtype:
       return tensor.is_float &&
              any([&](const std::string& d) { return d == to_string(tensor.info.dtype); });
+    case match_term::kind::residual:
+      return any([&](const std::string& w) { return residual_place_matches(w, tensor); });
+    case match_term::kind::layer:
+      return tensor.output_layer;
   }
   return false;
 }
@@ -170,6 +335,17 @@ rule rule_from_yaml(const YAML::Node& item, const std::string& origin) {
 
 }  // namespace
 
+std::optional<double> evaluate_parameter(const std::string& value, const tensor_analysis& tensor,
+                                         const std::string& origin) {
+  if (!is_expression(value)) return std::nullopt;
+  const double v = expression(value, &tensor, origin).evaluate();
+  if (!std::isfinite(v))
+    throw rule_error(
+        fmt::format("parameter expression '{}' is not finite for '{}'", value, tensor.info.name),
+        origin);
+  return v;
+}
+
 bool glob_matches(const std::string& pattern, const std::string& name) {
   return fnmatch(pattern.c_str(), name.c_str(), 0) == 0;
 }
@@ -184,6 +360,15 @@ std::string strategy_call::to_string() const {
 bool rule::has_name_term() const {
   return std::any_of(terms.begin(), terms.end(),
                      [](const match_term& t) { return t.field == match_term::kind::name; });
+}
+
+bool rule::names_tensors() const {
+  return std::any_of(terms.begin(), terms.end(), [](const match_term& t) {
+    if (t.field == match_term::kind::name) return true;
+    return t.field == match_term::kind::residual &&
+           std::all_of(t.alternatives.begin(), t.alternatives.end(),
+                       [](const std::string& w) { return w == "multiplier" || w == "norm"; });
+  });
 }
 
 bool rule::matches(const tensor_analysis& tensor) const {

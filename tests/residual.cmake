@@ -1,0 +1,50 @@
+# residual_test and presets_test read real PyTorch exports (torchvision
+# ResNet-18/50, MobileNetV2, a small ViT, a small GPT) made at test time by
+# tools/scripts/export_reference_models.py into the build tree: ResNet-50 at
+# its real widths is 100 MB per form, too big to check in. The fixture test
+# exports once (about 20 s) and keeps files newer than the script.
+find_program(ONNX_REINIT_SYSTEM_PYTHON python3 PATHS /usr/bin NO_DEFAULT_PATH)
+set(ONNX_REINIT_REFERENCE_MODELS ${CMAKE_CURRENT_BINARY_DIR}/reference_models)
+add_test(NAME export_reference_models
+         COMMAND ${ONNX_REINIT_SYSTEM_PYTHON}
+                 ${PROJECT_SOURCE_DIR}/tools/scripts/export_reference_models.py
+                 ${ONNX_REINIT_REFERENCE_MODELS})
+set_tests_properties(export_reference_models PROPERTIES
+  FIXTURES_SETUP onnx_reinit_reference_models LABELS "unit;slow")
+
+target_link_libraries(residual_test PRIVATE onnx_reinit_plan)
+target_compile_definitions(residual_test PRIVATE
+  ONNX_REINIT_REFERENCE_MODELS="${ONNX_REINIT_REFERENCE_MODELS}")
+set_tests_properties(residual_test PROPERTIES FIXTURES_REQUIRED onnx_reinit_reference_models)
+
+# presets_test rewrites with the standard plugin and measures ResNet-18 with
+# ONNX Runtime's inspection when built with it.
+target_link_libraries(presets_test PRIVATE onnx_reinit_plan onnx_reinit_runtime)
+target_compile_definitions(presets_test PRIVATE
+  ONNX_REINIT_REFERENCE_MODELS="${ONNX_REINIT_REFERENCE_MODELS}")
+add_dependencies(presets_test standard)
+if(NOT ONNX_REINIT_RUNTIME)
+  target_compile_definitions(presets_test PRIVATE ONNX_REINIT_NO_RUNTIME=1)
+endif()
+set_tests_properties(presets_test PROPERTIES FIXTURES_REQUIRED onnx_reinit_reference_models
+  ENVIRONMENT "LSAN_OPTIONS=suppressions=${PROJECT_SOURCE_DIR}/tools/lsan_suppressions.txt:print_suppressions=0")
+
+# presets_cli_test runs the built command on the same exports.
+add_executable(presets_cli_test ${CMAKE_CURRENT_SOURCE_DIR}/cli/presets_cli_test.cpp)
+target_link_libraries(presets_cli_test PRIVATE onnx_reinit_test_main onnx_reinit_test_deps
+                                               onnx_reinit_model_io nlohmann_json::nlohmann_json)
+target_include_directories(presets_cli_test PRIVATE ${CMAKE_CURRENT_SOURCE_DIR})
+target_compile_definitions(presets_cli_test PRIVATE
+  ONNX_REINIT_CLI="$<TARGET_FILE:onnx-reinit>"
+  ONNX_REINIT_REFERENCE_MODELS="${ONNX_REINIT_REFERENCE_MODELS}")
+add_dependencies(presets_cli_test onnx-reinit standard)
+onnx_reinit_warnings(presets_cli_test)
+add_test(NAME presets_cli_test COMMAND presets_cli_test)
+set_tests_properties(presets_cli_test PROPERTIES LABELS cli
+  FIXTURES_REQUIRED onnx_reinit_reference_models)
+
+# transfer_test builds its models; it rewrites with the standard plugin.
+target_link_libraries(transfer_test PRIVATE onnx_reinit_plan)
+add_dependencies(transfer_test standard)
+# The copy runs through the writer's producers and the rewrite's threads.
+set_tests_properties(transfer_test PROPERTIES LABELS "unit;threaded")
