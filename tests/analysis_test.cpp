@@ -10,10 +10,10 @@
 #include <fmt/format.h>
 
 #include "onnx_reinit/analysis.h"
-#include "onnx_reinit/gains.h"
 #include "onnx_reinit/model_tensors.h"
 #include "onnx_reinit/plan.h"
 #include "onnx_reinit/rules.h"
+#include "onnx_reinit/sdk/gains.h"
 #include "support/onnx_builder.h"
 
 using namespace onnx_reinit;

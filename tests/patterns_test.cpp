@@ -11,9 +11,9 @@
 #include <vector>
 
 #include "onnx_reinit/analysis.h"
-#include "onnx_reinit/gains.h"
 #include "onnx_reinit/plan.h"
 #include "onnx_reinit/rules.h"
+#include "onnx_reinit/sdk/gains.h"
 #include "support/decomposed_ops.h"
 #include "support/onnx_builder.h"
 

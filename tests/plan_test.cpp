@@ -10,10 +10,10 @@
 #include <sstream>
 
 #include "onnx_reinit/errors.h"
-#include "onnx_reinit/gains.h"
 #include "onnx_reinit/plan.h"
 #include "onnx_reinit/report.h"
 #include "onnx_reinit/rules.h"
+#include "onnx_reinit/sdk/gains.h"
 
 namespace ori = onnx_reinit;
 

@@ -26,7 +26,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include "onnx_reinit/plan.h"
-#include "onnx_reinit/tensor_info.h"
+#include "onnx_reinit/sdk/tensor_info.h"
 #include "support/corpus_check.h"
 #include "support/corpus_dir.h"
 #include "support/standard_registry.h"

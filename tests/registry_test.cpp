@@ -16,7 +16,7 @@
 #include "onnx_reinit/registry.h"
 #ifdef ONNX_REINIT_HAVE_HOST_RNG
 #include "onnx_reinit/random.h"
-#include "onnx_reinit/rng.h"
+#include "onnx_reinit/sdk/rng.h"
 #endif
 
 namespace fs = std::filesystem;

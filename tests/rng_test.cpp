@@ -20,7 +20,7 @@
 
 #include "kernels.h"
 #include "onnx_reinit/random.h"
-#include "onnx_reinit/rng.h"
+#include "onnx_reinit/sdk/rng.h"
 
 namespace ori = onnx_reinit;
 namespace detail = onnx_reinit::rng_detail;

@@ -28,10 +28,10 @@
 #include <utility>
 #include <vector>
 
-#include "families.h"
 #include "onnx_reinit/random.h"
 #include "onnx_reinit/sdk.h"
 #include "standard_strategies.h"
+#include "strategy_lists.h"
 
 using namespace onnx_reinit;
 
@@ -1236,9 +1236,9 @@ TEST_CASE("the strategy table keeps every entry of every family", "[standard]") 
   REQUIRE(joined.size() == 19);
   for (std::size_t i = 0; i < joined.size(); ++i) CHECK(joined[i].param_count == i);
 
-  std::size_t families = standard::basic_strategies().size() +
-                         standard::scaling_strategies().size() +
-                         standard::matrix_strategies().size();
+  std::size_t families = standard::fixed_distribution_strategies().size() +
+                         standard::fan_scaled_strategies().size() +
+                         standard::structured_strategies().size();
   CHECK(standard::standard_strategies().size() == families);
   for (const onnx_reinit_strategy_desc& d : standard::standard_strategies()) {
     CHECK(d.name != nullptr);

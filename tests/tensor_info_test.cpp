@@ -7,7 +7,7 @@
 #include <limits>
 #include <vector>
 
-#include "onnx_reinit/tensor_info.h"
+#include "onnx_reinit/sdk/tensor_info.h"
 
 using namespace onnx_reinit;
 

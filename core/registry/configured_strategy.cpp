@@ -7,7 +7,7 @@
 
 #include "onnx_reinit/errors.h"
 #include "onnx_reinit/registry.h"
-#include "onnx_reinit/strategy.h"
+#include "onnx_reinit/sdk/strategy.h"
 #include "registry_internal.h"
 
 namespace onnx_reinit {

@@ -8,8 +8,8 @@
 #include <string>
 #include <vector>
 
-#include "onnx_reinit/plugin_abi.h"
 #include "onnx_reinit/registry.h"
+#include "onnx_reinit/sdk/plugin_abi.h"
 
 namespace onnx_reinit {
 

@@ -10,7 +10,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "onnx_reinit/plugin_abi.h"
+#include "onnx_reinit/sdk/plugin_abi.h"
 
 namespace onnx_reinit::rng_detail {
 

@@ -7,7 +7,7 @@
 #include <cstdint>
 
 #include "kernels.h"
-#include "onnx_reinit/rng.h"
+#include "onnx_reinit/sdk/rng.h"
 
 namespace onnx_reinit::rng_detail {
 

@@ -14,7 +14,7 @@
 #include <unordered_set>
 
 #include "onnx_reinit/random.h"
-#include "onnx_reinit/tensor_info.h"
+#include "onnx_reinit/sdk/tensor_info.h"
 #include "runtime_internal.h"
 
 namespace onnx_reinit {

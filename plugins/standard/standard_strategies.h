@@ -1,12 +1,12 @@
 // The standard strategies (torch.nn.init and Keras initializers) as one
-// static descriptor array. plugin.cpp exports it; tests link it directly.
+// static descriptor array. entry_point.cpp exports it; tests link it directly.
 #pragma once
 
 #include <initializer_list>
 #include <span>
 #include <vector>
 
-#include "onnx_reinit/plugin_abi.h"
+#include "onnx_reinit/sdk/plugin_abi.h"
 
 namespace onnx_reinit::standard {
 

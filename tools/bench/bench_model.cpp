@@ -25,7 +25,7 @@
 
 #include "onnx_reinit/errors.h"
 #include "onnx_reinit/model_io.h"
-#include "onnx_reinit/tensor_info.h"
+#include "onnx_reinit/sdk/tensor_info.h"
 
 namespace ori = onnx_reinit;
 

@@ -14,7 +14,7 @@
 #include <vector>
 
 #include "onnx_reinit/random.h"
-#include "onnx_reinit/rng.h"
+#include "onnx_reinit/sdk/rng.h"
 
 namespace ori = onnx_reinit;
 

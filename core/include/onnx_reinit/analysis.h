@@ -15,7 +15,7 @@
 #include "onnx_reinit/model_io.h"
 #include "onnx_reinit/model_tensors.h"
 #include "onnx_reinit/residual.h"
-#include "onnx_reinit/tensor_info.h"
+#include "onnx_reinit/sdk/tensor_info.h"
 
 namespace onnx_reinit {
 

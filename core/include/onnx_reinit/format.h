@@ -14,7 +14,7 @@
 #include <limits>
 #include <string>
 
-#include "onnx_reinit/tensor_info.h"
+#include "onnx_reinit/sdk/tensor_info.h"
 
 namespace onnx_reinit::format_detail {
 

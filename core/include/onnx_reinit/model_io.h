@@ -19,7 +19,7 @@
 #include <onnx/onnx_pb.h>
 
 #include "onnx_reinit/model_tensors.h"
-#include "onnx_reinit/tensor_info.h"
+#include "onnx_reinit/sdk/tensor_info.h"
 
 namespace onnx_reinit {
 

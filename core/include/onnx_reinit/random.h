@@ -7,8 +7,8 @@
 #include <cstdint>
 #include <string_view>
 
-#include "onnx_reinit/plugin_abi.h"
-#include "onnx_reinit/rng.h"
+#include "onnx_reinit/sdk/plugin_abi.h"
+#include "onnx_reinit/sdk/rng.h"
 
 namespace onnx_reinit {
 

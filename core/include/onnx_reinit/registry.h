@@ -20,8 +20,8 @@
 #include <variant>
 #include <vector>
 
-#include "onnx_reinit/plugin_abi.h"
-#include "onnx_reinit/tensor_info.h"
+#include "onnx_reinit/sdk/plugin_abi.h"
+#include "onnx_reinit/sdk/tensor_info.h"
 
 namespace onnx_reinit {
 

@@ -1,10 +1,10 @@
 // Everything a strategy plugin includes: one header for the whole SDK.
 #pragma once
 
-#include "onnx_reinit/gains.h"
-#include "onnx_reinit/params.h"
-#include "onnx_reinit/plugin.h"
-#include "onnx_reinit/plugin_abi.h"
-#include "onnx_reinit/rng.h"
-#include "onnx_reinit/strategy.h"
-#include "onnx_reinit/tensor_info.h"
+#include "onnx_reinit/sdk/gains.h"
+#include "onnx_reinit/sdk/params.h"
+#include "onnx_reinit/sdk/plugin.h"
+#include "onnx_reinit/sdk/plugin_abi.h"
+#include "onnx_reinit/sdk/rng.h"
+#include "onnx_reinit/sdk/strategy.h"
+#include "onnx_reinit/sdk/tensor_info.h"

@@ -8,7 +8,7 @@
 #include <cmath>
 #include <unordered_set>
 
-#include "onnx_reinit/gains.h"
+#include "onnx_reinit/sdk/gains.h"
 
 namespace onnx_reinit::detail {
 

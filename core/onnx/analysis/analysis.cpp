@@ -19,7 +19,7 @@
 #include "fixed_constants.h"
 #include "graph_index.h"
 #include "layout.h"
-#include "onnx_reinit/gains.h"
+#include "onnx_reinit/sdk/gains.h"
 #include "patterns.h"
 #include "residual.h"
 

@@ -8,7 +8,7 @@
 #include <optional>
 
 // checked_mul and checked_product, shared with plugins.
-#include "onnx_reinit/tensor_info.h"
+#include "onnx_reinit/sdk/tensor_info.h"
 
 namespace onnx_reinit::detail {
 

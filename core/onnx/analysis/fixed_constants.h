@@ -12,7 +12,7 @@
 #include <span>
 #include <string>
 
-#include "onnx_reinit/tensor_info.h"
+#include "onnx_reinit/sdk/tensor_info.h"
 
 namespace onnx_reinit::detail {
 

@@ -14,7 +14,7 @@
 
 #include "activation.h"
 #include "graph_index.h"
-#include "onnx_reinit/tensor_info.h"
+#include "onnx_reinit/sdk/tensor_info.h"
 
 namespace onnx_reinit::detail {
 

@@ -8,8 +8,8 @@
 #include <utility>
 
 #include "onnx_reinit/errors.h"
-#include "onnx_reinit/gains.h"
 #include "onnx_reinit/plan.h"
+#include "onnx_reinit/sdk/gains.h"
 
 namespace onnx_reinit {
 namespace {

@@ -23,7 +23,7 @@
 #include "onnx_reinit/errors.h"
 #include "onnx_reinit/model_tensors.h"
 #include "onnx_reinit/random.h"
-#include "onnx_reinit/tensor_info.h"
+#include "onnx_reinit/sdk/tensor_info.h"
 #include "parallel_for.h"
 
 namespace onnx_reinit {

@@ -8,7 +8,7 @@
 #include <optional>
 #include <string_view>
 
-#include "onnx_reinit/tensor_info.h"
+#include "onnx_reinit/sdk/tensor_info.h"
 
 namespace onnx_reinit {
 

@@ -113,7 +113,7 @@
 #include <string_view>
 #include <type_traits>
 
-#include "onnx_reinit/plugin_abi.h"
+#include "onnx_reinit/sdk/plugin_abi.h"
 
 namespace onnx_reinit {
 

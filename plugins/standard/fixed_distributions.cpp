@@ -7,8 +7,8 @@
 #include <stdexcept>
 #include <string>
 
-#include "families.h"
-#include "onnx_reinit/plugin.h"
+#include "onnx_reinit/sdk/plugin.h"
+#include "strategy_lists.h"
 
 namespace onnx_reinit::standard {
 namespace {
@@ -156,7 +156,7 @@ const onnx_reinit_strategy_desc descriptors[] = {
 
 }  // namespace
 
-std::span<const onnx_reinit_strategy_desc> basic_strategies() {
+std::span<const onnx_reinit_strategy_desc> fixed_distribution_strategies() {
   return descriptors;
 }
 

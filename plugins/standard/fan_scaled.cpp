@@ -8,9 +8,9 @@
 #include <stdexcept>
 #include <string>
 
-#include "families.h"
-#include "onnx_reinit/gains.h"
-#include "onnx_reinit/plugin.h"
+#include "onnx_reinit/sdk/gains.h"
+#include "onnx_reinit/sdk/plugin.h"
+#include "strategy_lists.h"
 
 namespace onnx_reinit::standard {
 namespace {
@@ -329,7 +329,7 @@ const onnx_reinit_strategy_desc descriptors[] = {
 
 }  // namespace
 
-std::span<const onnx_reinit_strategy_desc> scaling_strategies() {
+std::span<const onnx_reinit_strategy_desc> fan_scaled_strategies() {
   return descriptors;
 }
 

@@ -6,7 +6,7 @@
 #include <stdexcept>
 #include <string>
 
-#include "families.h"
+#include "strategy_lists.h"
 
 namespace onnx_reinit::standard {
 namespace {

@@ -2,7 +2,7 @@
 // array the plugin exports.
 #include "standard_strategies.h"
 
-#include "families.h"
+#include "strategy_lists.h"
 
 namespace onnx_reinit::standard {
 
@@ -15,8 +15,8 @@ std::vector<onnx_reinit_strategy_desc> concatenate(
 }
 
 std::span<const onnx_reinit_strategy_desc> standard_strategies() {
-  static const std::vector<onnx_reinit_strategy_desc> all =
-      concatenate({basic_strategies(), scaling_strategies(), matrix_strategies()});
+  static const std::vector<onnx_reinit_strategy_desc> all = concatenate(
+      {fixed_distribution_strategies(), fan_scaled_strategies(), structured_strategies()});
   return all;
 }
 

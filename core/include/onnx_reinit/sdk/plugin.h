@@ -38,11 +38,11 @@
 #include <string_view>
 #include <type_traits>
 
-#include "onnx_reinit/params.h"
-#include "onnx_reinit/plugin_abi.h"
-#include "onnx_reinit/rng.h"
-#include "onnx_reinit/strategy.h"
-#include "onnx_reinit/tensor_info.h"
+#include "onnx_reinit/sdk/params.h"
+#include "onnx_reinit/sdk/plugin_abi.h"
+#include "onnx_reinit/sdk/rng.h"
+#include "onnx_reinit/sdk/strategy.h"
+#include "onnx_reinit/sdk/tensor_info.h"
 
 namespace onnx_reinit {
 namespace plugin_detail {

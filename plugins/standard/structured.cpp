@@ -11,9 +11,9 @@
 #include <vector>
 
 #include "blocked_qr.h"
-#include "families.h"
-#include "onnx_reinit/plugin.h"
+#include "onnx_reinit/sdk/plugin.h"
 #include "parallel_for.h"
+#include "strategy_lists.h"
 
 namespace onnx_reinit::standard {
 namespace {
@@ -231,7 +231,7 @@ const onnx_reinit_strategy_desc descriptors[] = {
 
 }  // namespace
 
-std::span<const onnx_reinit_strategy_desc> matrix_strategies() {
+std::span<const onnx_reinit_strategy_desc> structured_strategies() {
   return descriptors;
 }
 

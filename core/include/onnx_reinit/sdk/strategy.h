@@ -9,9 +9,9 @@
 #include <stdexcept>
 #include <string>
 
-#include "onnx_reinit/plugin_abi.h"
-#include "onnx_reinit/rng.h"
-#include "onnx_reinit/tensor_info.h"
+#include "onnx_reinit/sdk/plugin_abi.h"
+#include "onnx_reinit/sdk/rng.h"
+#include "onnx_reinit/sdk/tensor_info.h"
 
 namespace onnx_reinit {
 

@@ -7,17 +7,17 @@
 #include <string>
 #include <string_view>
 
-#include "onnx_reinit/plugin_abi.h"
-#include "onnx_reinit/tensor_info.h"
+#include "onnx_reinit/sdk/plugin_abi.h"
+#include "onnx_reinit/sdk/tensor_info.h"
 
 namespace onnx_reinit::standard {
 
 // zeros, ones, constant, uniform, normal, truncated_normal
-std::span<const onnx_reinit_strategy_desc> basic_strategies();
+std::span<const onnx_reinit_strategy_desc> fixed_distribution_strategies();
 // variance_scaling, xavier_*, kaiming_*, lecun_*, torch_default
-std::span<const onnx_reinit_strategy_desc> scaling_strategies();
+std::span<const onnx_reinit_strategy_desc> fan_scaled_strategies();
 // orthogonal, identity, dirac, sparse
-std::span<const onnx_reinit_strategy_desc> matrix_strategies();
+std::span<const onnx_reinit_strategy_desc> structured_strategies();
 
 // Numbers for error messages. snprintf rather than std::to_string, whose
 // libstdc++ internals would add exported (even GNU-unique, never unloaded)
