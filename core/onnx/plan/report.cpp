@@ -158,7 +158,9 @@ std::string policy_text() {
   std::string out =
       "# The default policy: tried after user rules, in order; the first match decides.\n"
       "# MATCH terms: name glob, op:TYPE, role:ROLE, act:ACTIVATION, dtype:TYPE,\n"
-      "# residual:any|last|inner|norm|multiplier|skip|none, layer:output, joined by '&'.\n"
+      "# residual:any|last|inner|norm|multiplier|skip|none, layer:output,\n"
+      "# attention:query|key|value|output|ffn|any|encoder|decoder,\n"
+      "# transformer:decoder|encoder-decoder|unknown|none, joined by '&'.\n"
       "# gain=auto is the gain of the tensor's activation; forget_bias=V sets the LSTM\n"
       "# forget-gate input bias after the strategy; keep leaves the bytes untouched.\n"
       "# Non-float and quantized tensors are always kept; tensors of unknown role are\n"
