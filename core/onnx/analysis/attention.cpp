@@ -60,17 +60,21 @@ std::string layer_input(const model_index& index, int n) {
 }
 
 // A square constant, lower triangle (diagonal included) one value, upper
-// another: tril(ones), a -inf additive mask, or its boolean form.
+// another: tril(ones), a -inf additive mask, or its boolean form. Judged on
+// its first rows, so a long context's mask is not read whole.
 bool causal_constant(const model_index& index, const onnx::TensorProto& t) {
+  constexpr std::int64_t max_rows = 64;
   const auto dims = tensor_dims(t);
   if (dims.size() < 2) return false;
   const std::int64_t n = dims.back();
   if (n < 2 || dims[dims.size() - 2] != n) return false;
-  const auto values = index.value_prefix(t, static_cast<std::size_t>(n * n));
-  if (!values || values->size() != static_cast<std::size_t>(n * n)) return false;
+  const std::int64_t rows = std::min(n, max_rows);
+  const auto count = static_cast<std::size_t>(rows * n);
+  const auto values = index.value_prefix(t, count);
+  if (!values || values->size() != count) return false;
   const double lower = (*values)[0], upper = (*values)[1];
   if (lower == upper) return false;
-  for (std::int64_t i = 0; i < n; ++i)
+  for (std::int64_t i = 0; i < rows; ++i)
     for (std::int64_t j = 0; j < n; ++j)
       if ((*values)[static_cast<std::size_t>(i * n + j)] != (j <= i ? lower : upper)) return false;
   return true;
