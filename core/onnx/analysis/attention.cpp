@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <map>
+#include <optional>
 #include <set>
 #include <string>
 #include <unordered_set>
@@ -23,11 +24,12 @@ namespace {
 // Bounds the walks: attention blocks are a few dozen nodes.
 constexpr int max_steps = 32;
 
+// Layout ops (not Concat: it would join other values in), head picks and
+// dropout: the value passes through on input 0.
 bool passes_through(const onnx::NodeProto& node) {
-  static const std::unordered_set<std::string> ops = {
-      "Reshape", "Transpose", "Squeeze",  "Unsqueeze", "Flatten", "Split",     "Slice",
-      "Gather",  "Dropout",   "Identity", "Cast",      "Expand",  "Contiguous"};
-  return is_default_domain(node) && ops.count(node.op_type()) != 0;
+  const layout_kind k = layout_op_kind(node);
+  return (k != layout_kind::none && k != layout_kind::concat) || is_op(node, "Gather") ||
+         is_op(node, "Dropout");
 }
 
 bool scales(const onnx::NodeProto& node) {
