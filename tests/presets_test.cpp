@@ -2,7 +2,9 @@
 // residual nets: zero-init-residual touches exactly ResNet-50's 16 last BN
 // scales; gpt2 draws residual projections with std 0.02/sqrt(2 n_layer);
 // fixup keeps the residual stream's std flat where the default policy lets
-// it grow; presets that find nothing to act on are refused.
+// it grow; deepnet and t-fixup give a decoder's, an encoder's and an
+// encoder-decoder's value, output and feed-forward projections their beta;
+// presets that find nothing to act on are refused.
 #include <catch2/catch.hpp>
 
 #include <algorithm>
