@@ -100,6 +100,8 @@ struct save_result {
   // Every tensor whose values were set since load, in model order
   // (collect_model_tensors).
   std::vector<written_tensor> written;
+  // The model file was written by splicing the input (save_options::splice).
+  bool spliced = false;
 };
 
 struct save_options {

@@ -970,7 +970,8 @@ bool splice_model(const loaded_model& model, const onnx::ModelProto& proto, std:
   return true;
 }
 
-void serialize_model(const loaded_model& model, const onnx::ModelProto& proto, const fs::path& path,
+// Returns true when the file was written by splicing.
+bool serialize_model(const loaded_model& model, const onnx::ModelProto& proto, const fs::path& path,
                      const fs::path& out, bool splice) {
   const std::size_t size = proto.ByteSizeLong();
   if (size > static_cast<std::size_t>(std::numeric_limits<int>::max()))
@@ -981,7 +982,7 @@ void serialize_model(const loaded_model& model, const onnx::ModelProto& proto, c
   output_file file(path);
   if (splice && splice_model(model, proto, size, file, out)) {
     file.finish();
-    return;
+    return true;
   }
   {
     google::protobuf::io::FileOutputStream stream(file.fd());
@@ -991,6 +992,7 @@ void serialize_model(const loaded_model& model, const onnx::ModelProto& proto, c
                                      std::generic_category()));
   }
   file.finish();
+  return false;
 }
 
 // Writes the data files and the model into `stage`, and measures every
@@ -1006,7 +1008,8 @@ std::vector<fs::path> stage_model(loaded_model& model, const fs::path& out, cons
         stage_consolidated(model, out.parent_path(), stage, options, patch, names, writer));
   else if (model.has_external_data())
     data_files = stage_same_layout(model, out, stage, options, patch, names, writer);
-  serialize_model(model, model.proto(), stage / out.filename(), out, options.splice);
+  result.spliced =
+      serialize_model(model, model.proto(), stage / out.filename(), out, options.splice);
   patch.undo();
   result.written = writer.figures(std::as_const(model).proto());
   return data_files;
