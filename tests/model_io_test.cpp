@@ -1,6 +1,7 @@
 // Model I/O: 16-bit conversions, tensor collection, every dtype x storage
 // round trip, the numeric value decoder, external data (same layout and
-// consolidated), refusal of unsafe or inconsistent models, and safe saving.
+// consolidated), refusal of unsafe or inconsistent models, safe saving, and
+// the writer's figures (the same for any thread count and split).
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -13,6 +14,7 @@
 #include <fstream>
 #include <functional>
 #include <limits>
+#include <memory>
 #include <new>
 #include <optional>
 #include <set>
@@ -22,6 +24,7 @@
 
 #include <fmt/format.h>
 #include <onnx/checker.h>
+#include <tbb/global_control.h>
 #include <catch2/catch.hpp>
 
 #include "onnx_reinit/errors.h"
@@ -1058,4 +1061,81 @@ TEST_CASE("an input failing the checker is written if the output fails no new wa
       ->clear_shape();
   CHECK_THROWS_AS(save_model(good, dir / "out3.onnx", options), model_error);
   CHECK_FALSE(fs::exists(dir / "out3.onnx"));
+}
+
+// ---------------------------------------------------------------------------
+// Writer figures
+
+namespace {
+
+// Bytes in memory read `window` bytes at a time by the writer.
+class windowed_bytes : public byte_source {
+ public:
+  windowed_bytes(std::string bytes, std::uint64_t window)
+      : bytes_(std::move(bytes)), window_(window) {}
+  std::uint64_t size() const override { return bytes_.size(); }
+  void read(std::uint64_t offset, std::span<std::byte> out) const override {
+    std::memcpy(out.data(), bytes_.data() + offset, out.size());
+  }
+  std::uint64_t window() const override { return window_; }
+  std::string describe() const override { return "test bytes"; }
+
+ private:
+  std::string bytes_;
+  std::uint64_t window_;
+};
+
+}  // namespace
+
+TEST_CASE("writer figures do not depend on the thread count or how the bytes are split") {
+  temp_dir dir;
+  // Five whole blocks of 2^16 values and a partial one, far from zero, with
+  // a trend so that every block's figures differ (a merge in another order
+  // rounds otherwise).
+  std::vector<float> w(5 * 65536 + 123);
+  std::uint32_t state = 12345;
+  for (std::size_t i = 0; i < w.size(); ++i) {
+    state = state * 1664525u + 1013904223u;
+    w[i] = 1000.0f + 1e-3f * static_cast<float>(i) + static_cast<float>(state >> 8) * 1e-5f;
+  }
+  graph_builder g;
+  g.add_initializer("W", {static_cast<std::int64_t>(w.size())}, ramp(w.size(), 0.0f, 1.0f));
+  g.add_node("Identity", {"W"}, {"Y"}, {}, "id");
+  g.add_output("Y", {static_cast<std::int64_t>(w.size())}, element_type::float32);
+  write_model(dir / "inline.onnx", g.model());
+  save_options to_external;
+  to_external.external_data_name = "w.bin";
+  loaded_model source = load_model(dir / "inline.onnx");
+  save_model(source, dir / "external.onnx", to_external);
+
+  auto figures = [&](const char* model, int threads, std::uint64_t window) {
+    const tbb::global_control limit(tbb::global_control::max_allowed_parallelism,
+                                    static_cast<std::size_t>(threads));
+    loaded_model m = load_model(dir / model);
+    onnx::TensorProto& t = *find_initializer(m.proto(), "W");
+    write_tensor_source(m, t, std::make_shared<windowed_bytes>(float_bytes(w), window));
+    fs::remove_all(dir / "out");
+    fs::create_directories(dir / "out");
+    const save_result r = save_model(m, dir / "out" / "model.onnx");
+    REQUIRE(r.written.size() == 1);
+    return r.written[0];
+  };
+  // Streamed 4 KiB at a time: every block is filled piece by piece.
+  const written_tensor pieces = figures("external.onnx", 1, 4096);
+  for (const int threads : {1, 2, 4}) {
+    for (const char* model : {"inline.onnx", "external.onnx"}) {
+      const written_tensor whole = figures(model, threads, w.size() * 4);
+      CHECK(whole.count == w.size());
+      CHECK(std::bit_cast<std::uint64_t>(whole.mean) == std::bit_cast<std::uint64_t>(pieces.mean));
+      CHECK(std::bit_cast<std::uint64_t>(whole.std) == std::bit_cast<std::uint64_t>(pieces.std));
+    }
+  }
+  // And they are the figures: a two-pass sum in long double.
+  long double sum = 0, squares = 0;
+  for (const float v : w) sum += v;
+  const long double mean = sum / static_cast<long double>(w.size());
+  for (const float v : w) squares += (v - mean) * (v - mean);
+  const double std = static_cast<double>(std::sqrt(squares / static_cast<long double>(w.size())));
+  CHECK(pieces.mean == Approx(static_cast<double>(mean)).epsilon(1e-12));
+  CHECK(pieces.std == Approx(std).epsilon(1e-9));
 }

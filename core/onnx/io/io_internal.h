@@ -113,7 +113,9 @@ void validate_tensor_data(const loaded_model& model, const onnx::TensorProto& te
 // fixed lanes, around each block's first value (no cancellation), and blocks
 // merge in order (Chan et al.): the figures depend only on the bytes, never
 // on how they were split, so a tensor streamed window by window and one
-// written whole agree to the bit.
+// written whole agree to the bit. Whole blocks in one piece are measured in
+// parallel and merged in the same order, so the figures do not depend on
+// the thread count either.
 class value_stats {
  public:
   explicit value_stats(element_type type) : type_(type) {}
@@ -125,6 +127,7 @@ class value_stats {
  private:
   static constexpr std::uint64_t block = std::uint64_t{1} << 16;
   void add_values(const std::byte* p, std::size_t n);
+  void add_blocks(const std::byte* p, std::size_t blocks);
   template <class Decode>
   void add_run(const std::byte* p, std::size_t n, std::size_t size, Decode decode);
   void merge(double count, double mean, double m2);
