@@ -18,7 +18,6 @@
 #include <new>
 #include <optional>
 #include <set>
-#include <sstream>
 #include <string>
 #include <vector>
 
@@ -30,6 +29,7 @@
 #include "onnx_reinit/errors.h"
 #include "onnx_reinit/model_io.h"
 #include "onnx_reinit/model_tensors.h"
+#include "support/file_bytes.h"
 #include "support/onnx_builder.h"
 #include "support/temp_dir.h"
 
@@ -38,13 +38,6 @@ using namespace onnx_reinit;
 using namespace onnx_reinit::test;
 
 namespace {
-
-std::string read_file(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
 
 void write_file(const fs::path& p, const std::string& bytes) {
   std::ofstream out(p, std::ios::binary);
@@ -304,7 +297,7 @@ TEST_CASE("every dtype x storage form round-trips and keeps its form") {
         const std::vector<float> w = ramp(12, -1.0f, 0.25f), b = ramp(3, 0.5f, 0.5f);
         const onnx::ModelProto in = with_metadata(matmul_graph(w, b, type, form).model());
         write_model(dir / "in.onnx", in);
-        const std::string in_bytes = read_file(dir / "in.onnx");
+        const std::string in_bytes = file_bytes(dir / "in.onnx");
 
         loaded_model m = load_model(dir / "in.onnx");
         onnx::TensorProto& wt = *find_initializer(m.proto(), "W");
@@ -317,7 +310,7 @@ TEST_CASE("every dtype x storage form round-trips and keeps its form") {
         write_tensor_values<float>(m, wt, neww);
         CHECK(read_tensor_values<float>(m, wt) == neww);
         save_model(m, dir / "out.onnx");
-        CHECK(read_file(dir / "in.onnx") == in_bytes);
+        CHECK(file_bytes(dir / "in.onnx") == in_bytes);
         CHECK_NOTHROW(onnx::checker::check_model((dir / "out.onnx").string()));
 
         loaded_model out = load_model(dir / "out.onnx");
@@ -427,7 +420,7 @@ class windowed_source final : public byte_source {
 
 TEST_CASE("external data: read, rewrite, save in the same layout elsewhere") {
   external_fixture f;
-  const std::string in_bytes = read_file(f.dir / "in.onnx");
+  const std::string in_bytes = file_bytes(f.dir / "in.onnx");
   loaded_model m = load_model(f.dir / "in.onnx");
   CHECK(m.has_external_data());
   onnx::TensorProto& w = *find_initializer(m.proto(), "W");
@@ -437,17 +430,17 @@ TEST_CASE("external data: read, rewrite, save in the same layout elsewhere") {
 
   const std::vector<float> neww = ramp(12, 5.0f, 1.0f);
   write_tensor_values<float>(m, w, neww);
-  CHECK(read_tensor_values<float>(m, w) == neww);     // pending, visible to reads
-  CHECK(read_file(f.dir / "weights.bin") == f.data);  // but nothing written yet
+  CHECK(read_tensor_values<float>(m, w) == neww);      // pending, visible to reads
+  CHECK(file_bytes(f.dir / "weights.bin") == f.data);  // but nothing written yet
 
   fs::create_directories(f.dir / "out");
   save_model(m, f.dir / "out" / "model.onnx");
-  CHECK(read_file(f.dir / "in.onnx") == in_bytes);
-  CHECK(read_file(f.dir / "weights.bin") == f.data);
+  CHECK(file_bytes(f.dir / "in.onnx") == in_bytes);
+  CHECK(file_bytes(f.dir / "weights.bin") == f.data);
   CHECK(dir_listing(f.dir / "out") == std::set<std::string>{"model.onnx", "weights.bin"});
   std::string expected = f.data;
   expected.replace(0, 48, float_bytes(neww));
-  CHECK(read_file(f.dir / "out" / "weights.bin") == expected);  // gaps and tail kept
+  CHECK(file_bytes(f.dir / "out" / "weights.bin") == expected);  // gaps and tail kept
 
   loaded_model out = load_model(f.dir / "out" / "model.onnx");
   CHECK(read_tensor_values<float>(out, *find_initializer(out.proto(), "W")) == neww);
@@ -458,13 +451,13 @@ TEST_CASE("external data: read, rewrite, save in the same layout elsewhere") {
 
 TEST_CASE("external data: saving beside the input picks new data file names") {
   external_fixture f;
-  const std::string in_bytes = read_file(f.dir / "in.onnx");
+  const std::string in_bytes = file_bytes(f.dir / "in.onnx");
   loaded_model m = load_model(f.dir / "in.onnx");
   const std::vector<float> newb = {9, 8, 7};
   write_tensor_values<float>(m, *find_initializer(m.proto(), "B"), newb);
   save_model(m, f.dir / "out.onnx");
-  CHECK(read_file(f.dir / "in.onnx") == in_bytes);
-  CHECK(read_file(f.dir / "weights.bin") == f.data);
+  CHECK(file_bytes(f.dir / "in.onnx") == in_bytes);
+  CHECK(file_bytes(f.dir / "weights.bin") == f.data);
   CHECK(dir_listing(f.dir.path) ==
         std::set<std::string>{"in.onnx", "weights.bin", "out.onnx", "out.onnx.data"});
   loaded_model out = load_model(f.dir / "out.onnx");
@@ -498,7 +491,7 @@ TEST_CASE("external data: in-place rewrite replaces model and data files") {
 
 TEST_CASE("external data: consolidated into one aligned file") {
   external_fixture f;
-  const std::string in_bytes = read_file(f.dir / "in.onnx");
+  const std::string in_bytes = file_bytes(f.dir / "in.onnx");
   loaded_model m = load_model(f.dir / "in.onnx");
   // A source read in windows of 20 bytes: two reads and a short last one.
   const std::vector<float> neww = ramp(12, 1.0f, 2.0f);
@@ -507,8 +500,8 @@ TEST_CASE("external data: consolidated into one aligned file") {
   save_options opt;
   opt.external_data_name = "all.bin";
   save_model(m, f.dir / "out.onnx", opt);
-  CHECK(read_file(f.dir / "in.onnx") == in_bytes);
-  CHECK(read_file(f.dir / "weights.bin") == f.data);
+  CHECK(file_bytes(f.dir / "in.onnx") == in_bytes);
+  CHECK(file_bytes(f.dir / "weights.bin") == f.data);
   CHECK(dir_listing(f.dir.path) ==
         std::set<std::string>{"in.onnx", "weights.bin", "out.onnx", "all.bin"});
   loaded_model out = load_model(f.dir / "out.onnx");
@@ -527,7 +520,7 @@ TEST_CASE("external data: consolidated into one aligned file") {
   opt.external_data_name = "weights.bin";
   CHECK_THROWS_WITH(save_model(m, f.dir / "out2.onnx", opt),
                     Catch::Contains("would overwrite an input data file"));
-  CHECK(read_file(f.dir / "weights.bin") == f.data);
+  CHECK(file_bytes(f.dir / "weights.bin") == f.data);
 }
 
 TEST_CASE("external data: an inline model is consolidated above 1 KiB") {
@@ -687,7 +680,7 @@ TEST_CASE("a failed save leaves no file behind and the input untouched") {
   // An unknown op in the default domain fails the checker.
   f.in.mutable_graph()->mutable_node(0)->set_op_type("NoSuchOp");
   write_model(f.dir / "in.onnx", f.in);
-  const std::string in_bytes = read_file(f.dir / "in.onnx");
+  const std::string in_bytes = file_bytes(f.dir / "in.onnx");
   loaded_model m = load_model(f.dir / "in.onnx");
   write_tensor_values<float>(m, *find_initializer(m.proto(), "W"), std::vector<float>(12, 1.0f));
   const std::set<std::string> before = dir_listing(f.dir.path);
@@ -697,8 +690,8 @@ TEST_CASE("a failed save leaves no file behind and the input untouched") {
   consolidate.external_data_name = "one.bin";
   CHECK_THROWS_AS(save_model(m, f.dir / "out.onnx", consolidate), model_error);
   CHECK(dir_listing(f.dir.path) == before);
-  CHECK(read_file(f.dir / "in.onnx") == in_bytes);
-  CHECK(read_file(f.dir / "weights.bin") == f.data);
+  CHECK(file_bytes(f.dir / "in.onnx") == in_bytes);
+  CHECK(file_bytes(f.dir / "weights.bin") == f.data);
 
   // A source of the wrong size is refused at once; one that fails while
   // read fails the save, and nothing is written.

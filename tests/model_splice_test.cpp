@@ -10,7 +10,6 @@
 #include <fstream>
 #include <iterator>
 #include <set>
-#include <sstream>
 #include <string>
 #include <vector>
 
@@ -20,6 +19,7 @@
 #include "onnx_reinit/model_io.h"
 #include "onnx_reinit/model_tensors.h"
 #include "support/corpus_dir.h"
+#include "support/file_bytes.h"
 #include "support/onnx_builder.h"
 #include "support/temp_dir.h"
 
@@ -28,13 +28,6 @@ using namespace onnx_reinit;
 using namespace onnx_reinit::test;
 
 namespace {
-
-std::string read_file(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
 
 std::vector<fs::path> onnx_files(const fs::path& dir) {
   std::vector<fs::path> files;
@@ -130,14 +123,14 @@ void require_same_output(const fs::path& in, int every, const fs::path& work,
   REQUIRE(listing(work / "splice") == listing(work / "plain"));
   for (const std::string& name : listing(work / "splice")) {
     INFO(name);
-    CHECK(read_file(work / "splice" / name) == read_file(work / "plain" / name));
+    CHECK(file_bytes(work / "splice" / name) == file_bytes(work / "plain" / name));
   }
   const bool fixed = std::all_of(rewrites.begin(), rewrites.end(),
                                  [](const rewrite& r) { return r.fixed_length; });
   // Fixed-length payloads keep the serialised length: the splice applies.
   if (fixed) CHECK(spliced);
   if (in_bytes_check && fixed)
-    require_only_payloads_changed(read_file(in), read_file(work / "splice" / "model.onnx"),
+    require_only_payloads_changed(file_bytes(in), file_bytes(work / "splice" / "model.onnx"),
                                   rewrites);
 }
 
@@ -208,7 +201,7 @@ TEST_CASE("splicing copies kept external data and writes the plain writer's byte
     // Outside the rewritten ranges the data file is the input's.
     loaded_model again = load_model(work / "in" / "model.onnx");
     const std::vector<rewrite> rewrites = rewrite_tensors(again, every);
-    require_only_payloads_changed(read_file(work / "in" / "weights.bin"),
-                                  read_file(work / "out" / "splice" / "weights.bin"), rewrites);
+    require_only_payloads_changed(file_bytes(work / "in" / "weights.bin"),
+                                  file_bytes(work / "out" / "splice" / "weights.bin"), rewrites);
   }
 }
