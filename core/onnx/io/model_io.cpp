@@ -1,6 +1,7 @@
 // Loading and saving models: protobuf parsing from a mapped file, the safety
 // checks on external data locations, and saving through a staging directory
-// beside the output whose files are checked, then renamed into place.
+// beside the output whose files are checked, then renamed into place. Saving
+// splices the input: unchanged ranges are copied by the kernel.
 // No <sys/mman.h> here: its MAP_TYPE macro breaks onnx/defs/parser.h,
 // which the checker pulls in; mapping lives in mapped_file.cpp.
 #include <fcntl.h>
