@@ -2,7 +2,7 @@
 // real-model corpus, the PyTorch exports, the examples, every storage form,
 // external data in the same layout) the spliced output equals the plain
 // writer's byte for byte, and every byte outside a rewritten payload equals
-// the input's.
+// the input's, also when a data file was replaced after load.
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -204,4 +204,26 @@ TEST_CASE("splicing copies kept external data and writes the plain writer's byte
     require_only_payloads_changed(file_bytes(work / "in" / "weights.bin"),
                                   file_bytes(work / "out" / "splice" / "weights.bin"), rewrites);
   }
+}
+
+TEST_CASE("a data file replaced after load is spliced from the bytes as loaded") {
+  temp_dir work;
+  loaded_model source =
+      load_model(fs::path(ONNX_REINIT_SOURCE_DIR) / "examples/models/tiny_net.onnx");
+  save_options to_external;
+  to_external.external_data_name = "weights.bin";
+  to_external.external_min_bytes = 0;
+  to_external.check = false;
+  fs::create_directories(work / "in");
+  save_model(source, work / "in" / "model.onnx", to_external);
+  const std::string original = file_bytes(work / "in" / "weights.bin");
+
+  loaded_model m = load_model(work / "in" / "model.onnx");
+  const std::vector<rewrite> rewrites = rewrite_tensors(m, 2);
+  // Another file under the same name: the kernel must not copy from it.
+  fs::remove(work / "in" / "weights.bin");
+  std::ofstream(work / "in" / "weights.bin", std::ios::binary) << std::string(original.size(), 'x');
+  fs::create_directories(work / "out");
+  save_model(m, work / "out" / "model.onnx");
+  require_only_payloads_changed(original, file_bytes(work / "out" / "weights.bin"), rewrites);
 }
