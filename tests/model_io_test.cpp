@@ -1,6 +1,7 @@
 // Model I/O: 16-bit conversions, tensor collection, every dtype x storage
 // round trip, the numeric value decoder, external data (same layout and
-// consolidated), refusal of unsafe or inconsistent models, and safe saving.
+// consolidated), refusal of unsafe or inconsistent models, safe saving, and
+// the writer's figures (the same for any thread count and split).
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -13,20 +14,22 @@
 #include <fstream>
 #include <functional>
 #include <limits>
+#include <memory>
 #include <new>
 #include <optional>
 #include <set>
-#include <sstream>
 #include <string>
 #include <vector>
 
 #include <fmt/format.h>
 #include <onnx/checker.h>
+#include <tbb/global_control.h>
 #include <catch2/catch.hpp>
 
 #include "onnx_reinit/errors.h"
 #include "onnx_reinit/model_io.h"
 #include "onnx_reinit/model_tensors.h"
+#include "support/file_bytes.h"
 #include "support/onnx_builder.h"
 #include "support/temp_dir.h"
 
@@ -35,13 +38,6 @@ using namespace onnx_reinit;
 using namespace onnx_reinit::test;
 
 namespace {
-
-std::string read_file(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
 
 void write_file(const fs::path& p, const std::string& bytes) {
   std::ofstream out(p, std::ios::binary);
@@ -301,7 +297,7 @@ TEST_CASE("every dtype x storage form round-trips and keeps its form") {
         const std::vector<float> w = ramp(12, -1.0f, 0.25f), b = ramp(3, 0.5f, 0.5f);
         const onnx::ModelProto in = with_metadata(matmul_graph(w, b, type, form).model());
         write_model(dir / "in.onnx", in);
-        const std::string in_bytes = read_file(dir / "in.onnx");
+        const std::string in_bytes = file_bytes(dir / "in.onnx");
 
         loaded_model m = load_model(dir / "in.onnx");
         onnx::TensorProto& wt = *find_initializer(m.proto(), "W");
@@ -314,7 +310,7 @@ TEST_CASE("every dtype x storage form round-trips and keeps its form") {
         write_tensor_values<float>(m, wt, neww);
         CHECK(read_tensor_values<float>(m, wt) == neww);
         save_model(m, dir / "out.onnx");
-        CHECK(read_file(dir / "in.onnx") == in_bytes);
+        CHECK(file_bytes(dir / "in.onnx") == in_bytes);
         CHECK_NOTHROW(onnx::checker::check_model((dir / "out.onnx").string()));
 
         loaded_model out = load_model(dir / "out.onnx");
@@ -424,7 +420,7 @@ class windowed_source final : public byte_source {
 
 TEST_CASE("external data: read, rewrite, save in the same layout elsewhere") {
   external_fixture f;
-  const std::string in_bytes = read_file(f.dir / "in.onnx");
+  const std::string in_bytes = file_bytes(f.dir / "in.onnx");
   loaded_model m = load_model(f.dir / "in.onnx");
   CHECK(m.has_external_data());
   onnx::TensorProto& w = *find_initializer(m.proto(), "W");
@@ -434,17 +430,17 @@ TEST_CASE("external data: read, rewrite, save in the same layout elsewhere") {
 
   const std::vector<float> neww = ramp(12, 5.0f, 1.0f);
   write_tensor_values<float>(m, w, neww);
-  CHECK(read_tensor_values<float>(m, w) == neww);     // pending, visible to reads
-  CHECK(read_file(f.dir / "weights.bin") == f.data);  // but nothing written yet
+  CHECK(read_tensor_values<float>(m, w) == neww);      // pending, visible to reads
+  CHECK(file_bytes(f.dir / "weights.bin") == f.data);  // but nothing written yet
 
   fs::create_directories(f.dir / "out");
   save_model(m, f.dir / "out" / "model.onnx");
-  CHECK(read_file(f.dir / "in.onnx") == in_bytes);
-  CHECK(read_file(f.dir / "weights.bin") == f.data);
+  CHECK(file_bytes(f.dir / "in.onnx") == in_bytes);
+  CHECK(file_bytes(f.dir / "weights.bin") == f.data);
   CHECK(dir_listing(f.dir / "out") == std::set<std::string>{"model.onnx", "weights.bin"});
   std::string expected = f.data;
   expected.replace(0, 48, float_bytes(neww));
-  CHECK(read_file(f.dir / "out" / "weights.bin") == expected);  // gaps and tail kept
+  CHECK(file_bytes(f.dir / "out" / "weights.bin") == expected);  // gaps and tail kept
 
   loaded_model out = load_model(f.dir / "out" / "model.onnx");
   CHECK(read_tensor_values<float>(out, *find_initializer(out.proto(), "W")) == neww);
@@ -455,13 +451,13 @@ TEST_CASE("external data: read, rewrite, save in the same layout elsewhere") {
 
 TEST_CASE("external data: saving beside the input picks new data file names") {
   external_fixture f;
-  const std::string in_bytes = read_file(f.dir / "in.onnx");
+  const std::string in_bytes = file_bytes(f.dir / "in.onnx");
   loaded_model m = load_model(f.dir / "in.onnx");
   const std::vector<float> newb = {9, 8, 7};
   write_tensor_values<float>(m, *find_initializer(m.proto(), "B"), newb);
   save_model(m, f.dir / "out.onnx");
-  CHECK(read_file(f.dir / "in.onnx") == in_bytes);
-  CHECK(read_file(f.dir / "weights.bin") == f.data);
+  CHECK(file_bytes(f.dir / "in.onnx") == in_bytes);
+  CHECK(file_bytes(f.dir / "weights.bin") == f.data);
   CHECK(dir_listing(f.dir.path) ==
         std::set<std::string>{"in.onnx", "weights.bin", "out.onnx", "out.onnx.data"});
   loaded_model out = load_model(f.dir / "out.onnx");
@@ -495,7 +491,7 @@ TEST_CASE("external data: in-place rewrite replaces model and data files") {
 
 TEST_CASE("external data: consolidated into one aligned file") {
   external_fixture f;
-  const std::string in_bytes = read_file(f.dir / "in.onnx");
+  const std::string in_bytes = file_bytes(f.dir / "in.onnx");
   loaded_model m = load_model(f.dir / "in.onnx");
   // A source read in windows of 20 bytes: two reads and a short last one.
   const std::vector<float> neww = ramp(12, 1.0f, 2.0f);
@@ -504,8 +500,8 @@ TEST_CASE("external data: consolidated into one aligned file") {
   save_options opt;
   opt.external_data_name = "all.bin";
   save_model(m, f.dir / "out.onnx", opt);
-  CHECK(read_file(f.dir / "in.onnx") == in_bytes);
-  CHECK(read_file(f.dir / "weights.bin") == f.data);
+  CHECK(file_bytes(f.dir / "in.onnx") == in_bytes);
+  CHECK(file_bytes(f.dir / "weights.bin") == f.data);
   CHECK(dir_listing(f.dir.path) ==
         std::set<std::string>{"in.onnx", "weights.bin", "out.onnx", "all.bin"});
   loaded_model out = load_model(f.dir / "out.onnx");
@@ -524,7 +520,7 @@ TEST_CASE("external data: consolidated into one aligned file") {
   opt.external_data_name = "weights.bin";
   CHECK_THROWS_WITH(save_model(m, f.dir / "out2.onnx", opt),
                     Catch::Contains("would overwrite an input data file"));
-  CHECK(read_file(f.dir / "weights.bin") == f.data);
+  CHECK(file_bytes(f.dir / "weights.bin") == f.data);
 }
 
 TEST_CASE("external data: an inline model is consolidated above 1 KiB") {
@@ -684,7 +680,7 @@ TEST_CASE("a failed save leaves no file behind and the input untouched") {
   // An unknown op in the default domain fails the checker.
   f.in.mutable_graph()->mutable_node(0)->set_op_type("NoSuchOp");
   write_model(f.dir / "in.onnx", f.in);
-  const std::string in_bytes = read_file(f.dir / "in.onnx");
+  const std::string in_bytes = file_bytes(f.dir / "in.onnx");
   loaded_model m = load_model(f.dir / "in.onnx");
   write_tensor_values<float>(m, *find_initializer(m.proto(), "W"), std::vector<float>(12, 1.0f));
   const std::set<std::string> before = dir_listing(f.dir.path);
@@ -694,8 +690,8 @@ TEST_CASE("a failed save leaves no file behind and the input untouched") {
   consolidate.external_data_name = "one.bin";
   CHECK_THROWS_AS(save_model(m, f.dir / "out.onnx", consolidate), model_error);
   CHECK(dir_listing(f.dir.path) == before);
-  CHECK(read_file(f.dir / "in.onnx") == in_bytes);
-  CHECK(read_file(f.dir / "weights.bin") == f.data);
+  CHECK(file_bytes(f.dir / "in.onnx") == in_bytes);
+  CHECK(file_bytes(f.dir / "weights.bin") == f.data);
 
   // A source of the wrong size is refused at once; one that fails while
   // read fails the save, and nothing is written.
@@ -1058,4 +1054,81 @@ TEST_CASE("an input failing the checker is written if the output fails no new wa
       ->clear_shape();
   CHECK_THROWS_AS(save_model(good, dir / "out3.onnx", options), model_error);
   CHECK_FALSE(fs::exists(dir / "out3.onnx"));
+}
+
+// ---------------------------------------------------------------------------
+// Writer figures
+
+namespace {
+
+// Bytes in memory read `window` bytes at a time by the writer.
+class windowed_bytes : public byte_source {
+ public:
+  windowed_bytes(std::string bytes, std::uint64_t window)
+      : bytes_(std::move(bytes)), window_(window) {}
+  std::uint64_t size() const override { return bytes_.size(); }
+  void read(std::uint64_t offset, std::span<std::byte> out) const override {
+    std::memcpy(out.data(), bytes_.data() + offset, out.size());
+  }
+  std::uint64_t window() const override { return window_; }
+  std::string describe() const override { return "test bytes"; }
+
+ private:
+  std::string bytes_;
+  std::uint64_t window_;
+};
+
+}  // namespace
+
+TEST_CASE("writer figures do not depend on the thread count or how the bytes are split") {
+  temp_dir dir;
+  // Five whole blocks of 2^16 values and a partial one, far from zero, with
+  // a trend so that every block's figures differ (a merge in another order
+  // rounds otherwise).
+  std::vector<float> w(5 * 65536 + 123);
+  std::uint32_t state = 12345;
+  for (std::size_t i = 0; i < w.size(); ++i) {
+    state = state * 1664525u + 1013904223u;
+    w[i] = 1000.0f + 1e-3f * static_cast<float>(i) + static_cast<float>(state >> 8) * 1e-5f;
+  }
+  graph_builder g;
+  g.add_initializer("W", {static_cast<std::int64_t>(w.size())}, ramp(w.size(), 0.0f, 1.0f));
+  g.add_node("Identity", {"W"}, {"Y"}, {}, "id");
+  g.add_output("Y", {static_cast<std::int64_t>(w.size())}, element_type::float32);
+  write_model(dir / "inline.onnx", g.model());
+  save_options to_external;
+  to_external.external_data_name = "w.bin";
+  loaded_model source = load_model(dir / "inline.onnx");
+  save_model(source, dir / "external.onnx", to_external);
+
+  auto figures = [&](const char* model, int threads, std::uint64_t window) {
+    const tbb::global_control limit(tbb::global_control::max_allowed_parallelism,
+                                    static_cast<std::size_t>(threads));
+    loaded_model m = load_model(dir / model);
+    onnx::TensorProto& t = *find_initializer(m.proto(), "W");
+    write_tensor_source(m, t, std::make_shared<windowed_bytes>(float_bytes(w), window));
+    fs::remove_all(dir / "out");
+    fs::create_directories(dir / "out");
+    const save_result r = save_model(m, dir / "out" / "model.onnx");
+    REQUIRE(r.written.size() == 1);
+    return r.written[0];
+  };
+  // Streamed 4 KiB at a time: every block is filled piece by piece.
+  const written_tensor pieces = figures("external.onnx", 1, 4096);
+  for (const int threads : {1, 2, 4}) {
+    for (const char* model : {"inline.onnx", "external.onnx"}) {
+      const written_tensor whole = figures(model, threads, w.size() * 4);
+      CHECK(whole.count == w.size());
+      CHECK(std::bit_cast<std::uint64_t>(whole.mean) == std::bit_cast<std::uint64_t>(pieces.mean));
+      CHECK(std::bit_cast<std::uint64_t>(whole.std) == std::bit_cast<std::uint64_t>(pieces.std));
+    }
+  }
+  // And they are the figures: a two-pass sum in long double.
+  long double sum = 0, squares = 0;
+  for (const float v : w) sum += v;
+  const long double mean = sum / static_cast<long double>(w.size());
+  for (const float v : w) squares += (v - mean) * (v - mean);
+  const double std = static_cast<double>(std::sqrt(squares / static_cast<long double>(w.size())));
+  CHECK(pieces.mean == Approx(static_cast<double>(mean)).epsilon(1e-12));
+  CHECK(pieces.std == Approx(std).epsilon(1e-9));
 }

@@ -136,6 +136,8 @@ def ensure_model(gen, path, mb, hidden, external):
 
 
 TRUNCATED_TOOL = "onnx-reinit, weights truncated_normal"
+ONLY_GLOB = "layers.0.*"
+ONLY_TOOL = f"onnx-reinit --only {ONLY_GLOB}"
 
 
 def e2e_cases(model, external, bin_dir, py):
@@ -161,6 +163,11 @@ def e2e_cases(model, external, bin_dir, py):
             py, str(HERE / "python_baseline.py"), str(model), str(out / "py.onnx")]))
         cases.append(case("onnx-reinit", lambda out: [
             str(bin_dir / "onnx-reinit"), str(model), "-o", str(out / "out.onnx"), "-q"]))
+    # One layer rewritten, the rest kept: kept tensors should cost neither
+    # time nor memory (the writer copies them by the kernel).
+    cases.append(case(ONLY_TOOL, lambda out: [
+        str(bin_dir / "onnx-reinit"), str(model), "-o", str(out / "out.onnx"), "-q",
+        "--only", ONLY_GLOB]))
     # Every weight truncated: beside the default policy (normal-family), the
     # same run.
     cases.append(case(TRUNCATED_TOOL, lambda out: [
@@ -416,7 +423,7 @@ def target_lines(e2e, sampling, orthogonal):
         cp = statistics.median(cases["cp"].seconds)
         py = statistics.median(cases["python baseline"].seconds)
         for tool, c in cases.items():
-            if not tool.startswith("onnx-reinit") or tool == TRUNCATED_TOOL:
+            if not tool.startswith("onnx-reinit") or tool in (TRUNCATED_TOOL, ONLY_TOOL):
                 continue
             med = statistics.median(c.seconds)
             rss = max(c.rss_mb)

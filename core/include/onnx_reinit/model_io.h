@@ -100,6 +100,8 @@ struct save_result {
   // Every tensor whose values were set since load, in model order
   // (collect_model_tensors).
   std::vector<written_tensor> written;
+  // The model file was written by splicing the input (save_options::splice).
+  bool spliced = false;
 };
 
 struct save_options {
@@ -112,6 +114,14 @@ struct save_options {
   std::string external_data_name;
   std::uint64_t external_min_bytes = 1024;
   std::uint64_t external_alignment = 4096;
+  // Write by splicing: the output is produced from the input's bytes,
+  // unchanged ranges copied by the kernel (copy_file_range, a reflink
+  // where the file system can), so bytes the run keeps never pass through
+  // memory. The result is byte for byte what the plain writer (false:
+  // serialise the proto, stream data files through the mapping) writes;
+  // splicing applies to the model file when its serialised length is the
+  // input's, and to the data files kept in the same layout.
+  bool splice = true;
   // Run onnx::checker::check_model on the written model before it is renamed
   // into place; a failure is a model_error and nothing is written.
   bool check = true;

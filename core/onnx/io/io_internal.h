@@ -32,11 +32,20 @@ class mapped_file {
   mapped_file(const mapped_file&) = delete;
   mapped_file& operator=(const mapped_file&) = delete;
   std::span<const std::byte> bytes() const { return {data_, size_}; }
+  // A new read descriptor of the mapped file, for kernel-side copies
+  // (copy_file_range); -1 when the path no longer names the same unchanged
+  // file (same device, inode, size and modification time), so callers fall
+  // back to the mapping.
+  int reopen() const;
 
  private:
   mapped_file() = default;
   const std::byte* data_ = nullptr;
   std::size_t size_ = 0;
+  std::filesystem::path path_;
+  std::uint64_t device_ = 0;
+  std::uint64_t inode_ = 0;
+  std::int64_t mtime_ns_ = 0;
 };
 
 // Where an external tensor's bytes live, checked at load.
@@ -62,6 +71,9 @@ struct loaded_model::state {
   std::unordered_map<const onnx::TensorProto*, std::shared_ptr<const byte_source>> pending;
   // Tensors whose values were set since load (inline or external).
   std::unordered_set<const onnx::TensorProto*> written;
+  // The model file as loaded, for writing by splicing; null for a model
+  // built or parsed in memory.
+  std::shared_ptr<const mapped_file> model_file;
 };
 
 struct model_io_access {
@@ -101,7 +113,9 @@ void validate_tensor_data(const loaded_model& model, const onnx::TensorProto& te
 // fixed lanes, around each block's first value (no cancellation), and blocks
 // merge in order (Chan et al.): the figures depend only on the bytes, never
 // on how they were split, so a tensor streamed window by window and one
-// written whole agree to the bit.
+// written whole agree to the bit. Whole blocks in one piece are measured in
+// parallel and merged in the same order, so the figures do not depend on
+// the thread count either.
 class value_stats {
  public:
   explicit value_stats(element_type type) : type_(type) {}
@@ -113,6 +127,7 @@ class value_stats {
  private:
   static constexpr std::uint64_t block = std::uint64_t{1} << 16;
   void add_values(const std::byte* p, std::size_t n);
+  void add_blocks(const std::byte* p, std::size_t blocks);
   template <class Decode>
   void add_run(const std::byte* p, std::size_t n, std::size_t size, Decode decode);
   void merge(double count, double mean, double m2);

@@ -29,6 +29,10 @@ std::shared_ptr<const mapped_file> mapped_file::open(const fs::path& path) {
   }
   std::shared_ptr<mapped_file> file(new mapped_file());
   file->size_ = static_cast<std::size_t>(st.st_size);
+  file->path_ = path;
+  file->device_ = st.st_dev;
+  file->inode_ = st.st_ino;
+  file->mtime_ns_ = st.st_mtim.tv_sec * std::int64_t{1000000000} + st.st_mtim.tv_nsec;
   if (file->size_ > 0) {
     void* data = ::mmap(nullptr, file->size_, PROT_READ, MAP_PRIVATE, fd, 0);
     if (data == MAP_FAILED) {
@@ -40,6 +44,18 @@ std::shared_ptr<const mapped_file> mapped_file::open(const fs::path& path) {
   }
   ::close(fd);
   return file;
+}
+
+int mapped_file::reopen() const {
+  const int fd = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+  if (fd < 0) return -1;
+  struct stat st {};
+  const bool same = ::fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_dev == device_ &&
+                    st.st_ino == inode_ && static_cast<std::size_t>(st.st_size) == size_ &&
+                    st.st_mtim.tv_sec * std::int64_t{1000000000} + st.st_mtim.tv_nsec == mtime_ns_;
+  if (same) return fd;
+  ::close(fd);
+  return -1;
 }
 
 mapped_file::~mapped_file() {

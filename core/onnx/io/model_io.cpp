@@ -1,6 +1,7 @@
 // Loading and saving models: protobuf parsing from a mapped file, the safety
 // checks on external data locations, and saving through a staging directory
-// beside the output whose files are checked, then renamed into place.
+// beside the output whose files are checked, then renamed into place. Saving
+// splices the input: unchanged ranges are copied by the kernel.
 // No <sys/mman.h> here: its MAP_TYPE macro breaks onnx/defs/parser.h,
 // which the checker pulls in; mapping lives in mapped_file.cpp.
 #include <fcntl.h>
@@ -280,6 +281,7 @@ loaded_model load_model(const fs::path& path, const load_options& options) {
 
   loaded_model model;
   parse_model(model, file->bytes(), fmt::format("{}", path), path.string(), options);
+  model_io_access::state(model).model_file = file;
   model_io_access::set_paths(model, absolute, fs::canonical(absolute.parent_path()));
   // Every location is checked (and mapped) now, before any tensor is read
   // or anything is written.
@@ -302,6 +304,52 @@ loaded_model load_model_from_bytes(std::span<const std::byte> bytes, const std::
 // save_model
 
 namespace {
+
+// Copies ranges of a mapped input file by the kernel (copy_file_range,
+// which reflinks where the file system can), so unchanged bytes never pass
+// through this process's memory; through the mapping when the kernel or
+// file system cannot, or the file changed since it was mapped.
+class range_source {
+ public:
+  explicit range_source(const mapped_file& file) : file_(file), fd_(file.reopen()) {}
+  ~range_source() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  range_source(const range_source&) = delete;
+  range_source& operator=(const range_source&) = delete;
+
+  const mapped_file& file() const { return file_; }
+  // Kernel-copies what it can of [offset, offset + length) to `out_fd` at
+  // its position; returns the bytes copied (the caller writes the rest from
+  // the mapping). Throws io_error only for a failure a fallback cannot fix.
+  std::uint64_t copy(int out_fd, std::uint64_t offset, std::uint64_t length,
+                     const fs::path& out_path) {
+    std::uint64_t done = 0;
+    while (fd_ >= 0 && done < length) {
+      auto from = static_cast<off_t>(offset + done);
+      const std::size_t n =
+          static_cast<std::size_t>(std::min<std::uint64_t>(length - done, std::uint64_t{1} << 30));
+      const ssize_t w = ::copy_file_range(fd_, &from, out_fd, nullptr, n, 0);
+      if (w > 0) {
+        done += static_cast<std::uint64_t>(w);
+        continue;
+      }
+      if (w < 0 && errno == EINTR) continue;
+      if (w < 0 && (errno == ENOSPC || errno == EDQUOT || errno == EIO))
+        throw io_error(fmt::format("cannot write {}", out_path), out_path.string(),
+                       io_error::last_errno());
+      // EXDEV, ENOSYS, EINVAL, EOPNOTSUPP, ... or an early end: the mapping
+      // does the rest from here on.
+      ::close(fd_);
+      fd_ = -1;
+    }
+    return done;
+  }
+
+ private:
+  const mapped_file& file_;
+  int fd_ = -1;
+};
 
 // A file written in the staging directory: all-or-nothing writes, fsync.
 class output_file {
@@ -339,6 +387,14 @@ class output_file {
       write(std::span<const std::byte>(block, k));
       n -= k;
     }
+  }
+  // Bytes [offset, offset + length) of `source`'s file, copied by the
+  // kernel when it can.
+  void copy(range_source& source, std::uint64_t offset, std::uint64_t length) {
+    const std::uint64_t done = source.copy(fd_, offset, length, path_);
+    written_ += done;
+    write(source.file().bytes().subspan(static_cast<std::size_t>(offset + done),
+                                        static_cast<std::size_t>(length - done)));
   }
   std::uint64_t written() const { return written_; }
   int fd() const { return fd_; }
@@ -621,13 +677,21 @@ void relocate(const data_file& df, proto_patch& patch) {
 // The input file with its rewritten tensors' ranges replaced, in file
 // order; every other byte is copied through.
 void copy_with_rewrites(loaded_model& model, const data_file& df, output_file& file,
-                        write_context& writer) {
+                        write_context& writer, bool splice) {
   auto& st = model_io_access::state(model);
   std::vector<std::pair<std::uint64_t, const onnx::TensorProto*>> rewritten;
   for (onnx::TensorProto* t : df.tensors)
     if (st.pending.contains(t)) rewritten.emplace_back(external_of(model, *t).offset, t);
   std::sort(rewritten.begin(), rewritten.end());
-  const std::span<const std::byte> source_bytes = st.files.at(df.source)->bytes();
+  const mapped_file& source = *st.files.at(df.source);
+  std::optional<range_source> kernel;
+  if (splice) kernel.emplace(source);
+  auto keep = [&](std::uint64_t from, std::uint64_t to) {
+    if (kernel)
+      file.copy(*kernel, from, to - from);
+    else
+      file.write(source.bytes().subspan(from, to - from));
+  };
   std::uint64_t pos = 0;
   for (const auto& [offset, t] : rewritten) {
     if (offset < pos)
@@ -635,26 +699,27 @@ void copy_with_rewrites(loaded_model& model, const data_file& df, output_file& f
                                     "tensor's in '{}'",
                                     t->name(), df.location),
                         t->name());
-    file.write(source_bytes.subspan(pos, offset - pos));
+    keep(pos, offset);
     writer.write(*t, file);
     pos = offset + external_of(model, *t).length;
   }
-  file.write(source_bytes.subspan(pos));
+  keep(pos, source.bytes().size());
 }
 
 // The same layout as the input: each input data file is reproduced with the
 // rewritten tensors' ranges replaced (offsets and unreferenced bytes kept).
 // Returns the staged relative names.
 std::vector<fs::path> stage_same_layout(loaded_model& model, const fs::path& out,
-                                        const fs::path& stage, bool in_place, proto_patch& patch,
-                                        data_names& names, write_context& writer) {
+                                        const fs::path& stage, const save_options& options,
+                                        proto_patch& patch, data_names& names,
+                                        write_context& writer) {
   std::vector<data_file> files = data_files_of(model);
-  name_data_files(files, out, in_place, names);
+  name_data_files(files, out, options.in_place, names);
   std::vector<fs::path> staged;
   for (const data_file& df : files) {
     relocate(df, patch);
     output_file file(stage / df.out_name);
-    copy_with_rewrites(model, df, file, writer);
+    copy_with_rewrites(model, df, file, writer, options.splice);
     file.finish();
     staged.push_back(df.out_name);
   }
@@ -810,7 +875,105 @@ fs::path make_staging_dir(const fs::path& out) {
   return pattern;
 }
 
-void serialize_model(const onnx::ModelProto& proto, const fs::path& path, const fs::path& out) {
+// Length of the common prefix of a and b (of equal size), found a page at
+// a time with memcmp.
+std::size_t common_prefix(const std::byte* a, const std::byte* b, std::size_t n) {
+  constexpr std::size_t page = 4096;
+  std::size_t i = 0;
+  while (i + page <= n && std::memcmp(a + i, b + i, page) == 0) i += page;
+  while (i < n && a[i] == b[i]) ++i;
+  return i;
+}
+
+// Length of the common suffix of a and b (of equal size).
+std::size_t common_suffix(const std::byte* a, const std::byte* b, std::size_t n) {
+  constexpr std::size_t page = 4096;
+  std::size_t i = 0;
+  while (i + page <= n && std::memcmp(a + n - i - page, b + n - i - page, page) == 0) i += page;
+  while (i < n && a[n - i - 1] == b[n - i - 1]) ++i;
+  return i;
+}
+
+// Writing by splicing: the serialisation goes through a buffer compared
+// with the input model at the same offsets; runs equal to the input are
+// copied from it by the kernel and only the rest (the rewritten payloads)
+// is written. The file is the serialisation byte for byte whatever the
+// comparison finds, so it equals what the plain writer would write.
+class splice_stream : public google::protobuf::io::ZeroCopyOutputStream {
+ public:
+  splice_stream(range_source& input, output_file& out)
+      : input_(input), out_(out), buffer_(std::make_unique_for_overwrite<std::byte[]>(capacity)) {}
+
+  bool Next(void** data, int* size) override {
+    consume();
+    *data = buffer_.get();
+    *size = static_cast<int>(capacity);
+    used_ = capacity;
+    return true;
+  }
+  void BackUp(int count) override { used_ -= static_cast<std::size_t>(count); }
+  std::int64_t ByteCount() const override { return static_cast<std::int64_t>(pos_ + used_); }
+  // Writes what is still buffered or pending.
+  void finish() {
+    consume();
+    copy_equal(pos_);
+  }
+
+ private:
+  static constexpr std::size_t capacity = std::size_t{1} << 20;
+
+  void consume() {
+    const std::size_t n = std::exchange(used_, 0);
+    const std::span<const std::byte> in = input_.file().bytes();
+    const std::size_t overlap =
+        pos_ < in.size() ? std::min<std::size_t>(n, in.size() - pos_) : std::size_t{0};
+    const std::byte* chunk = buffer_.get();
+    const std::size_t head = common_prefix(chunk, in.data() + pos_, overlap);
+    if (head == n) {  // equal throughout: the pending run grows
+      pos_ += n;
+      return;
+    }
+    const std::size_t tail =
+        overlap == n ? common_suffix(chunk + head, in.data() + pos_ + head, n - head) : 0;
+    copy_equal(pos_ + head);
+    out_.write(std::span<const std::byte>(chunk + head, n - head - tail));
+    equal_from_ = pos_ + n - tail;
+    pos_ += n;
+  }
+  // Copies the pending run of bytes equal to the input, up to `to`.
+  void copy_equal(std::uint64_t to) {
+    if (to > equal_from_) out_.copy(input_, equal_from_, to - equal_from_);
+    equal_from_ = to;
+  }
+
+  range_source& input_;
+  output_file& out_;
+  std::unique_ptr<std::byte[]> buffer_;
+  std::size_t used_ = 0;
+  std::uint64_t pos_ = 0;         // bytes consumed
+  std::uint64_t equal_from_ = 0;  // start of the pending equal run
+};
+
+// Serialises `proto` to `file` by splicing the input model (see
+// splice_stream). Returns false, having written nothing, when it cannot
+// pay: no input file, or a serialisation of another length (a payload or
+// its storage changed size, the model was edited).
+bool splice_model(const loaded_model& model, const onnx::ModelProto& proto, std::size_t size,
+                  output_file& file, const fs::path& out) {
+  const auto& input = model_io_access::state(model).model_file;
+  if (!input || input->bytes().size() != size) return false;
+  range_source source(*input);
+  splice_stream stream(source, file);
+  if (!proto.SerializeToZeroCopyStream(&stream))
+    throw io_error(fmt::format("cannot write {}", out), out.string(),
+                   std::make_error_code(std::errc::io_error));
+  stream.finish();
+  return true;
+}
+
+// Returns true when the file was written by splicing.
+bool serialize_model(const loaded_model& model, const onnx::ModelProto& proto, const fs::path& path,
+                     const fs::path& out, bool splice) {
   const std::size_t size = proto.ByteSizeLong();
   if (size > static_cast<std::size_t>(std::numeric_limits<int>::max()))
     throw model_error(fmt::format("the output model would be {} bytes, over protobuf's 2 GiB "
@@ -818,6 +981,10 @@ void serialize_model(const onnx::ModelProto& proto, const fs::path& path, const 
                                   size),
                       out.string());
   output_file file(path);
+  if (splice && splice_model(model, proto, size, file, out)) {
+    file.finish();
+    return true;
+  }
   {
     google::protobuf::io::FileOutputStream stream(file.fd());
     if (!proto.SerializeToZeroCopyStream(&stream) || !stream.Flush())
@@ -826,6 +993,7 @@ void serialize_model(const onnx::ModelProto& proto, const fs::path& path, const 
                                      std::generic_category()));
   }
   file.finish();
+  return false;
 }
 
 // Writes the data files and the model into `stage`, and measures every
@@ -840,8 +1008,9 @@ std::vector<fs::path> stage_model(loaded_model& model, const fs::path& out, cons
     data_files.push_back(
         stage_consolidated(model, out.parent_path(), stage, options, patch, names, writer));
   else if (model.has_external_data())
-    data_files = stage_same_layout(model, out, stage, options.in_place, patch, names, writer);
-  serialize_model(model.proto(), stage / out.filename(), out);
+    data_files = stage_same_layout(model, out, stage, options, patch, names, writer);
+  result.spliced =
+      serialize_model(model, model.proto(), stage / out.filename(), out, options.splice);
   patch.undo();
   result.written = writer.figures(std::as_const(model).proto());
   return data_files;

@@ -5,8 +5,10 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <vector>
 
 #include "io_internal.h"
+#include "parallel_for.h"
 
 namespace onnx_reinit {
 namespace {
@@ -41,6 +43,13 @@ void value_stats::add(std::span<const std::byte> bytes) {
   std::size_t n = bytes.size() / size;
   const std::byte* p = bytes.data();
   while (n > 0) {
+    if (in_block_ == 0 && n >= 2 * block) {
+      const std::size_t blocks = n / block;
+      add_blocks(p, blocks);
+      p += blocks * block * size;
+      n -= blocks * block;
+      continue;
+    }
     const auto take = static_cast<std::size_t>(std::min<std::uint64_t>(n, block - in_block_));
     add_values(p, take);
     p += take * size;
@@ -104,6 +113,19 @@ void value_stats::add_values(const std::byte* p, std::size_t n) {
     case element_type::bfloat16:
       return add_run(p, n, 2, [type = type_](const std::byte* q) { return stored_value(type, q); });
   }
+}
+
+// Each block measured alone, as add() measures it when it reaches the
+// block's end, then merged in block order.
+void value_stats::add_blocks(const std::byte* p, std::size_t blocks) {
+  const std::size_t stride = static_cast<std::size_t>(block) * element_size(type_);
+  std::vector<block_figures> figures(blocks);
+  parallel_for(std::size_t{0}, blocks, [&](std::size_t i) {
+    value_stats one(type_);
+    one.add_values(p + i * stride, static_cast<std::size_t>(block));
+    figures[i] = one.open_block();
+  });
+  for (const block_figures& b : figures) merge(b.count, b.mean, b.m2);
 }
 
 value_stats::block_figures value_stats::open_block() const {
