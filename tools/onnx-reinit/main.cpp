@@ -208,8 +208,9 @@ ori::registry load_registry(const arguments& a) {
   return r;
 }
 
-ori::plan_options plan_options_of(const arguments& a) {
+ori::plan_options plan_options_of(const arguments& a, const ori::registry& strategies) {
   ori::plan_options options;
+  options.strategies = &strategies;
   for (std::size_t i = 0; i < a.rules.size(); ++i)
     options.rules.push_back(ori::parse_rule(a.rules[i], fmt::format("--rule {}", i + 1)));
   if (!a.rules_file.empty())
@@ -273,7 +274,7 @@ int run(const arguments& a) {
   ori::cli::transfer_stage::check_usage(a.recipes, a.in_place ? a.model : a.output);
 
   const auto start = std::chrono::steady_clock::now();
-  const ori::plan_options plan_options = plan_options_of(a);
+  const ori::plan_options plan_options = plan_options_of(a, strategies);
   ori::analysis_options analysis_options;
   analysis_options.convention =
       a.fan_convention == "torch" ? ori::fan_convention::torch : ori::fan_convention::semantic;
