@@ -32,7 +32,9 @@
 #include "onnx_reinit/errors.h"
 #include "onnx_reinit/model_io.h"
 #include "support/cli_runner.h"
+#include "support/documented_policy.h"
 #include "support/onnx_builder.h"
+#include "support/sample_stats.h"
 
 namespace fs = std::filesystem;
 namespace ori = onnx_reinit;
@@ -40,7 +42,9 @@ using json = nlohmann::json;
 using ori::element_type;
 using ori::test::graph_builder;
 using ori::test::make_attribute;
+using ori::test::mean_of;
 using ori::test::ramp;
+using ori::test::std_of;
 using ori::test::storage_form;
 
 using ori::test::check_error;
@@ -95,19 +99,6 @@ std::vector<double> values_of(const ori::loaded_model& m, const std::string& nam
 std::string bytes_of(const ori::loaded_model& m, const std::string& name) {
   const ori::tensor_bytes_view view = ori::tensor_bytes(m, tensor_of(m.proto(), name));
   return {reinterpret_cast<const char*>(view.bytes().data()), view.size()};
-}
-
-double mean_of(const std::vector<double>& v) {
-  double s = 0;
-  for (double x : v) s += x;
-  return s / static_cast<double>(v.size());
-}
-// Population std, as the report computes it.
-double std_of(const std::vector<double>& v) {
-  const double m = mean_of(v);
-  double s = 0;
-  for (double x : v) s += (x - m) * (x - m);
-  return std::sqrt(s / static_cast<double>(v.size()));
 }
 
 // Relative bound on |sample std / std - 1| for n iid draws of kurtosis k: the
@@ -353,24 +344,7 @@ TEST_CASE("--describe prints the formula; a typo suggests the nearest name") {
 TEST_CASE("--print-policy lists the default policy rules in order") {
   const run_result r = run_cli({"--print-policy"});
   REQUIRE(r.status == 0);
-  const std::vector<std::string> expected = {
-      "role:weight&op:LSTM|GRU|RNN=xavier_uniform",
-      "role:recurrent_weight=orthogonal",
-      "role:bias&op:LSTM=zeros(forget_bias=1)",
-      "role:weight&act:relu|relu6|leaky_relu|prelu|elu|gelu|silu|hardswish|mish|softplus="
-      "kaiming_normal(mode=fan_in,nonlinearity=auto)",
-      "role:weight&act:selu=lecun_normal",
-      "role:weight&act:tanh|sigmoid|hardsigmoid|linear=xavier_uniform(gain=auto)",
-      "role:bias=zeros",
-      "role:norm_scale|running_var=ones",
-      "role:norm_bias|running_mean=zeros",
-      "role:embedding=normal(mean=0,std=1)",
-      "role:prelu_slope=constant(value=0.25)",
-      "*=keep"};
-  std::vector<std::string> rules;
-  for (const std::string& line : lines_of(r.out))
-    if (!line.empty() && line[0] != '#') rules.push_back(line);
-  CHECK(rules == expected);
+  CHECK(onnx_reinit::test::policy_rule_lines(r.out) == onnx_reinit::test::documented_policy());
 }
 
 TEST_CASE("--version, --help and command line usage errors") {
