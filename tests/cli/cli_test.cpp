@@ -33,6 +33,7 @@
 #include "onnx_reinit/model_io.h"
 #include "support/cli_runner.h"
 #include "support/documented_policy.h"
+#include "support/model_structure.h"
 #include "support/onnx_builder.h"
 #include "support/sample_stats.h"
 
@@ -131,29 +132,10 @@ onnx::ModelProto without_values(onnx::ModelProto m) {
   return m;
 }
 
-// Checks that `out` is `in` with only initializer values changed: nodes,
-// inputs, outputs, opsets, metadata, doc strings and tensor headers equal.
-void check_same_structure(const onnx::ModelProto& in, const onnx::ModelProto& out) {
-  REQUIRE(out.graph().node_size() == in.graph().node_size());
-  for (int i = 0; i < in.graph().node_size(); ++i)
-    CHECK(out.graph().node(i).SerializeAsString() == in.graph().node(i).SerializeAsString());
-  REQUIRE(out.graph().input_size() == in.graph().input_size());
-  for (int i = 0; i < in.graph().input_size(); ++i)
-    CHECK(out.graph().input(i).SerializeAsString() == in.graph().input(i).SerializeAsString());
-  REQUIRE(out.graph().output_size() == in.graph().output_size());
-  for (int i = 0; i < in.graph().output_size(); ++i)
-    CHECK(out.graph().output(i).SerializeAsString() == in.graph().output(i).SerializeAsString());
-  REQUIRE(out.opset_import_size() == in.opset_import_size());
-  for (int i = 0; i < in.opset_import_size(); ++i)
-    CHECK(out.opset_import(i).SerializeAsString() == in.opset_import(i).SerializeAsString());
-  REQUIRE(out.metadata_props_size() == in.metadata_props_size());
-  for (int i = 0; i < in.metadata_props_size(); ++i)
-    CHECK(out.metadata_props(i).SerializeAsString() == in.metadata_props(i).SerializeAsString());
-  CHECK(out.doc_string() == in.doc_string());
-  CHECK(out.graph().doc_string() == in.graph().doc_string());
-  CHECK(out.ir_version() == in.ir_version());
-  CHECK(out.producer_name() == in.producer_name());
-  CHECK(out.producer_version() == in.producer_version());
+// Checks that `out` is `in` with only initializer values changed: the
+// structure (check_same_structure) and all the rest of the model equal.
+void check_only_values_changed(const onnx::ModelProto& in, const onnx::ModelProto& out) {
+  ori::test::check_same_structure(in, out);
   // And nothing else anywhere: the whole model but the values.
   CHECK(without_values(out).SerializeAsString() == without_values(in).SerializeAsString());
 }
@@ -546,7 +528,7 @@ TEST_CASE("rewrite with --report: structure kept, values rewritten, report consi
   CHECK_NOTHROW(onnx::checker::check_model((dir / "out.onnx").string()));
 
   const onnx::ModelProto output = read_proto(dir / "out.onnx");
-  check_same_structure(input, output);
+  check_only_values_changed(input, output);
   CHECK(output.graph().initializer(0).doc_string() == "conv weight");
 
   const ori::loaded_model in = ori::load_model(dir / "in.onnx");
@@ -629,7 +611,7 @@ TEST_CASE("same seed gives the same bytes for any thread count; --only and --ski
     CHECK(bytes_of(only, name) == bytes_of(in, name));
     CHECK(bytes_of(skip, name) == bytes_of(full, name));
   }
-  check_same_structure(input, read_proto(dir / "only.onnx"));
+  check_only_values_changed(input, read_proto(dir / "only.onnx"));
 }
 
 TEST_CASE("--rule and --rules FILE are tried in order before the policy") {
@@ -751,7 +733,7 @@ TEST_CASE("--in-place overwrites the model with rewritten values") {
   CHECK(std::vector<fs::path>(fs::directory_iterator(dir.path()), fs::directory_iterator()) ==
         std::vector<fs::path>{dir / "m.onnx"});
   CHECK_NOTHROW(onnx::checker::check_model((dir / "m.onnx").string()));
-  check_same_structure(input, read_proto(dir / "m.onnx"));
+  check_only_values_changed(input, read_proto(dir / "m.onnx"));
   const ori::loaded_model out = ori::load_model(dir / "m.onnx");
   // xavier_uniform with fan_in 64, fan_out 10: bound sqrt(6/74).
   for (double v : values_of(out, "fc.w")) CHECK(std::abs(v) <= std::sqrt(6.0 / 74.0));
@@ -870,7 +852,7 @@ TEST_CASE("float16, bfloat16 and float64 models keep their dtype and storage") {
       INFO(r.err);
       REQUIRE(r.status == 0);
       const onnx::ModelProto output = read_proto(dir / "out.onnx");
-      check_same_structure(input, output);
+      check_only_values_changed(input, output);
       for (const std::string name : {"a.w", "a.b", "b.w", "b.b"}) {
         const onnx::TensorProto& before = tensor_of(input, name);
         const onnx::TensorProto& after = tensor_of(output, name);
