@@ -2,15 +2,19 @@
 // residual nets: zero-init-residual touches exactly ResNet-50's 16 last BN
 // scales; gpt2 draws residual projections with std 0.02/sqrt(2 n_layer);
 // fixup keeps the residual stream's std flat where the default policy lets
-// it grow; presets that find nothing to act on are refused.
+// it grow; deepnet and t-fixup give a decoder's, an encoder's and an
+// encoder-decoder's value, output and feed-forward projections their beta;
+// presets that find nothing to act on are refused.
 #include <catch2/catch.hpp>
 
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
+#include <limits>
 #include <map>
 #include <random>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include <fmt/format.h>
@@ -307,11 +311,219 @@ TEST_CASE("presets are listed with reference and formula; bad names and paramete
     CHECK_FALSE(p.reference.empty());
     CHECK_FALSE(p.formula.empty());
   }
-  CHECK(ori::preset_list().size() == 7);
+  CHECK(ori::preset_list().size() == 9);
   CHECK_THROWS_WITH(ori::preset_rules("zero-init"), Catch::Contains("unknown preset 'zero-init'"));
   CHECK_THROWS_WITH(ori::preset_rules("layerscale(scale=2)"), Catch::Contains("value=1e-5"));
   CHECK_THROWS_WITH(ori::preset_rules("small-head(std=-1)"), Catch::Contains(">= 0"));
   CHECK_THROWS_WITH(ori::preset_rules("gpt2(std=1)"), Catch::Contains("no parameters"));
+  CHECK_THROWS_WITH(ori::preset_rules("deepnet(architecture=both)"),
+                    Catch::Contains("auto, encoder or decoder"));
   CHECK(ori::preset_rules("gpt2").front().text ==
         "residual:last&role:weight=normal(mean=0,std=0.02/sqrt(L))");
+}
+
+namespace {
+
+// Sample std of each named tensor against `expected`, within 5 standard
+// errors (1/sqrt(2n) relative): for n >= 1024 that is 11%, and a factor 2
+// in the variance (41% in the std) fails.
+void check_stds(const std::map<std::string, std::vector<double>>& values,
+                const std::map<std::string, double>& expected) {
+  for (const auto& [name, std] : expected) {
+    INFO(name);
+    const auto& v = values.at(name);
+    const double tolerance = 5.0 / std::sqrt(2.0 * static_cast<double>(v.size()));
+    CHECK(std::abs(population_std(v) / std - 1.0) < tolerance);
+  }
+}
+
+// Xavier std for a [fan_in, fan_out] projection.
+double xavier_normal_std(double gain, double fan_in, double fan_out) {
+  return gain * std::sqrt(2.0 / (fan_in + fan_out));
+}
+
+// What a 4-block, width-32, MLP-128 model (export_reference_models.py's
+// gpt_split and encoder_split) should draw: q, k with `qk_gain`, v, out
+// and the MLP with `beta`.
+std::map<std::string, double> block_stds(double qk_gain, double beta) {
+  std::map<std::string, double> out;
+  for (int b = 0; b < 4; ++b) {
+    const std::string p = fmt::format("h.{}.", b);
+    out[p + "attn.q_proj.weight"] = xavier_normal_std(qk_gain, 32, 32);
+    out[p + "attn.k_proj.weight"] = xavier_normal_std(qk_gain, 32, 32);
+    out[p + "attn.v_proj.weight"] = xavier_normal_std(beta, 32, 32);
+    out[p + "attn.c_proj.weight"] = xavier_normal_std(beta, 32, 32);
+    out[p + "mlp.0.weight"] = xavier_normal_std(beta, 32, 128);
+    out[p + "mlp.2.weight"] = xavier_normal_std(beta, 128, 32);
+  }
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("deepnet on a decoder (causal mask) draws v, out, ffn with gain (8M)^(-1/4)",
+          "[presets]") {
+  ori::loaded_model model = reference("gpt_split_train.onnx");
+  const auto tensors = ori::analyze_model(model);
+  rewrite(model, plan_with(tensors, {"deepnet"}));
+  // M = 4 decoder layers.
+  const double beta = std::pow(8.0 * 4.0, -0.25);
+  check_stds(values_by_name(model), block_stds(1.0, beta));
+  // The eval export folds the mask into a boolean constant and renames the
+  // weights: the same 16 projections get beta, the 8 q/k ones gain 1.
+  const auto plans = plan_with(ori::analyze_model(reference("gpt_split_eval.onnx")), {"deepnet"});
+  int scaled = 0, unit = 0;
+  for (const auto& p : plans) {
+    if (p.call.strategy != "xavier_normal") continue;
+    const double gain = std::stod(p.call.params.at(0).second);
+    scaled += gain == Approx(beta) ? 1 : 0;
+    unit += gain == 1.0 ? 1 : 0;
+  }
+  CHECK(scaled == 16);
+  CHECK(unit == 8);
+}
+
+TEST_CASE("deepnet and t-fixup refuse an unmasked encoder unless told its architecture",
+          "[presets]") {
+  ori::loaded_model model = reference("encoder_split_train.onnx");
+  const auto tensors = ori::analyze_model(model);
+  for (const char* preset : {"deepnet", "t-fixup"})
+    CHECK_THROWS_WITH(ori::check_preset(preset, tensors),
+                      Catch::Contains(fmt::format("--preset '{}(architecture=encoder)'", preset)));
+  rewrite(model, plan_with(tensors, {"deepnet(architecture=encoder)"}));
+  // N = 4 encoder layers: (8N)^(-1/4).
+  check_stds(values_by_name(model), block_stds(1.0, std::pow(8.0 * 4.0, -0.25)));
+}
+
+TEST_CASE("t-fixup scales v, out, ffn and the embeddings by 0.67 N^(-1/4) or (9M)^(-1/4)",
+          "[presets]") {
+  // Xavier uniform has the std of Xavier normal.
+  struct kase {
+    const char* file;
+    const char* preset;
+    double factor;
+  };
+  for (const kase& k : {kase{"gpt_split_train.onnx", "t-fixup", std::pow(9.0 * 4.0, -0.25)},
+                        kase{"encoder_split_train.onnx", "t-fixup(architecture=encoder)",
+                             0.67 * std::pow(4.0, -0.25)}}) {
+    INFO(k.preset);
+    ori::loaded_model model = reference(k.file);
+    rewrite(model, plan_with(ori::analyze_model(model), {k.preset}));
+    const auto values = values_by_name(model);
+    auto expected = block_stds(1.0, k.factor);
+    // Embeddings N(0, d^(-1/2)) with d = 32, then scaled.
+    expected["wte.weight"] = k.factor / std::sqrt(32.0);
+    check_stds(values, expected);
+  }
+}
+
+TEST_CASE("deepnet refuses fused q/k/v projections and models without attention", "[presets]") {
+  for (const char* file : {"gpt_train.onnx", "vit_eval.onnx"}) {
+    INFO(file);
+    CHECK_THROWS_WITH(
+        ori::check_preset("deepnet(architecture=encoder)", ori::analyze_model(reference(file))),
+        Catch::Contains("fused q/k/v projection"));
+  }
+  CHECK_THROWS_WITH(
+      ori::check_preset("t-fixup", ori::analyze_model(reference("resnet18_eval.onnx"))),
+      Catch::Contains("needs attention blocks"));
+}
+
+namespace {
+
+constexpr std::int64_t enc_dec_tokens = 4;
+constexpr std::int64_t enc_dec_width = 8;
+
+// Single-head attention of `x` over `memory` (x itself for self-attention)
+// with weights PREFIX{q,k,v,o}, plus an additive causal mask when `mask` is
+// set; returns x + attention.
+std::string attention(graph_builder& g, const std::string& p, const std::string& x,
+                      const std::string& memory, bool mask) {
+  const std::int64_t w = enc_dec_width;
+  for (const char* m : {"q", "k", "v", "o"})
+    g.add_initializer(p + m, {w, w}, ori::test::ramp(static_cast<std::size_t>(w * w)));
+  g.add_node("MatMul", {x, p + "q"}, {p + "Q"});
+  g.add_node("MatMul", {memory, p + "k"}, {p + "K"});
+  g.add_node("MatMul", {memory, p + "v"}, {p + "V"});
+  g.add_node("Transpose", {p + "K"}, {p + "Kt"});
+  g.add_node("MatMul", {p + "Q", p + "Kt"}, {p + "S"});
+  std::string scores = p + "S";
+  if (mask) {
+    std::vector<float> m;
+    for (std::int64_t i = 0; i < enc_dec_tokens; ++i)
+      for (std::int64_t j = 0; j < enc_dec_tokens; ++j)
+        m.push_back(j <= i ? 0.0f : -std::numeric_limits<float>::infinity());
+    g.add_initializer(p + "mask", {enc_dec_tokens, enc_dec_tokens}, m);
+    g.add_node("Add", {scores, p + "mask"}, {p + "Sm"});
+    scores = p + "Sm";
+  }
+  g.add_node("Softmax", {scores}, {p + "P"});
+  g.add_node("MatMul", {p + "P", p + "V"}, {p + "A"});
+  g.add_node("MatMul", {p + "A", p + "o"}, {p + "O"});
+  g.add_node("Add", {p + "O", x}, {p + "out"});
+  return p + "out";
+}
+
+std::string feed_forward(graph_builder& g, const std::string& p, const std::string& x) {
+  const auto count = static_cast<std::size_t>(enc_dec_width * enc_dec_width);
+  g.add_initializer(p + "f1", {enc_dec_width, enc_dec_width}, ori::test::ramp(count));
+  g.add_initializer(p + "f2", {enc_dec_width, enc_dec_width}, ori::test::ramp(count));
+  g.add_node("MatMul", {x, p + "f1"}, {p + "H"});
+  g.add_node("Relu", {p + "H"}, {p + "R"});
+  g.add_node("MatMul", {p + "R", p + "f2"}, {p + "F"});
+  g.add_node("Add", {p + "F", x}, {p + "ffn"});
+  return p + "ffn";
+}
+
+// N encoder layers (self-attention, FFN), then M decoder layers (masked
+// self-attention, cross-attention over the encoder's output, FFN), a head.
+onnx::ModelProto encoder_decoder(int n, int m) {
+  graph_builder g;
+  g.add_input("src", {enc_dec_tokens, enc_dec_width});
+  g.add_input("tgt", {enc_dec_tokens, enc_dec_width});
+  std::string e = "src";
+  for (int i = 0; i < n; ++i) {
+    const std::string p = fmt::format("enc{}.", i);
+    e = feed_forward(g, p, attention(g, p + "self.", e, e, false));
+  }
+  std::string d = "tgt";
+  for (int i = 0; i < m; ++i) {
+    const std::string p = fmt::format("dec{}.", i);
+    d = attention(g, p + "self.", d, d, true);
+    d = feed_forward(g, p, attention(g, p + "cross.", d, e, false));
+  }
+  g.add_initializer("head", {enc_dec_width, 3}, ori::test::ramp(enc_dec_width * 3));
+  g.add_node("MatMul", {d, "head"}, {"y"});
+  g.add_output("y", {enc_dec_tokens, 3});
+  return g.model();
+}
+
+}  // namespace
+
+TEST_CASE("deepnet and t-fixup tell encoder from decoder by cross-attention and the mask",
+          "[presets]") {
+  const int n = 3, m = 2;
+  const auto tensors = ori::analyze_model(encoder_decoder(n, m));
+  const double deep_enc = 0.87 * std::pow(std::pow(n, 4) * m, -1.0 / 16);
+  const double deep_dec = std::pow(12.0 * m, -0.25);
+  const double fix_enc = 0.67 * std::pow(n, -0.25);
+  const double fix_dec = std::pow(9.0 * m, -0.25);
+  for (const auto& [preset, enc, dec] :
+       {std::tuple{"deepnet", deep_enc, deep_dec}, std::tuple{"t-fixup", fix_enc, fix_dec}}) {
+    INFO(preset);
+    int checked = 0;
+    for (const auto& p : plan_with(tensors, {preset})) {
+      const std::string& name = p.tensor.info.name;
+      INFO(name);
+      if (name == "head" || p.call.params.empty()) continue;
+      const double gain = std::stod(p.call.params.at(0).second);
+      const bool qk = name.ends_with(".q") || name.ends_with(".k");
+      CHECK(gain == Approx(qk ? 1.0 : name.starts_with("enc") ? enc : dec));
+      ++checked;
+    }
+    // Per encoder layer 4 projections and 2 FFN layers; per decoder layer 8 and 2.
+    CHECK(checked == n * 6 + m * 10);
+  }
+  CHECK_THROWS_WITH(ori::check_preset("deepnet(architecture=decoder)", tensors),
+                    Catch::Contains("encoder-decoder"));
 }

@@ -45,6 +45,15 @@ TEST_CASE("--print-policy --preset prints the preset's rules before the policy",
   CHECK(preset < policy);
 }
 
+TEST_CASE("--print-policy --preset deepnet prints its attention rules", "[cli]") {
+  const auto r = run_cli({"--print-policy", "--preset", "deepnet(architecture=encoder)"});
+  REQUIRE(r.status == 0);
+  CHECK(r.out.find("attention:query|key&role:weight=xavier_normal(gain=1)\n") != std::string::npos);
+  CHECK(
+      r.out.find("attention:value|output|ffn&role:weight=xavier_normal(gain=(8*layers)^(-1/4))") !=
+      std::string::npos);
+}
+
 TEST_CASE("--plan shows each tensor's branch and position", "[cli]") {
   const auto r = run_cli({reference("resnet18_train.onnx"), "--plan"});
   CHECK(r.status == 0);
@@ -77,6 +86,11 @@ TEST_CASE("presets that cannot apply are refused with exit 2, writing nothing", 
               {"unknown preset 'zero_init'"});
   check_error(run_cli({reference("resnet18_train.onnx"), "--plan", "--rule", "residual:end=zeros"}),
               2, {"unknown residual 'end'"});
+  check_error(
+      run_cli({reference("encoder_split_eval.onnx"), "-o", out, "--preset", "deepnet"}), 2,
+      {"does not tell an encoder from a decoder", "--preset 'deepnet(architecture=encoder)'"});
+  check_error(run_cli({reference("vit_eval.onnx"), "-o", out, "--preset", "t-fixup"}), 2,
+              {"fused q/k/v projection"});
   CHECK_FALSE(fs::exists(out));
 }
 

@@ -1,5 +1,6 @@
 // Test support: the PyTorch reference exports (ResNet-18/50, MobileNetV2, a
-// small ViT, a small GPT, each as <name>_train.onnx and <name>_eval.onnx)
+// small ViT, a small GPT, the GPT with separate q, k, v projections and
+// the same without its causal mask, each as <name>_train.onnx and <name>_eval.onnx)
 // that the export_reference_models fixture writes into the build tree
 // (tools/scripts/export_reference_models.py). The including test defines
 // ONNX_REINIT_REFERENCE_MODELS.

@@ -13,7 +13,10 @@ BatchNorm into the convolutions) for:
                                      has the same block structure, 12 layers, 86 M
                                      parameters)
   gpt                                a nanoGPT-style decoder written here: 4 blocks,
-                                     pre-LayerNorm, fused qkv, GELU MLP
+                                     pre-LayerNorm, fused qkv, GELU MLP, causal mask
+  gpt_split                          the same with separate q, k, v projections
+  encoder_split                      the same without the causal mask: a pre-LayerNorm
+                                     encoder (BERT-style) with separate q, k, v
 Needs PyTorch 1.13 and torchvision 0.14 (Debian: python3-torch,
 python3-torchvision). The models are generated at test time, not checked in; files newer than
 this script are kept.
@@ -29,9 +32,18 @@ import torchvision
 
 
 class CausalSelfAttention(nn.Module):
-    def __init__(self, n_embd, n_head, block_size):
+    """nanoGPT's attention; split=True gives separate q, k, v projections
+    (as in fairseq and torchscale), causal=False drops the mask."""
+
+    def __init__(self, n_embd, n_head, block_size, split=False, causal=True):
         super().__init__()
-        self.c_attn = nn.Linear(n_embd, 3 * n_embd)
+        self.split, self.causal = split, causal
+        if split:
+            self.q_proj = nn.Linear(n_embd, n_embd)
+            self.k_proj = nn.Linear(n_embd, n_embd)
+            self.v_proj = nn.Linear(n_embd, n_embd)
+        else:
+            self.c_attn = nn.Linear(n_embd, 3 * n_embd)
         self.c_proj = nn.Linear(n_embd, n_embd)
         self.n_head = n_head
         self.register_buffer("mask", torch.tril(torch.ones(block_size, block_size))
@@ -39,22 +51,26 @@ class CausalSelfAttention(nn.Module):
 
     def forward(self, x):
         b, t, c = x.shape
-        q, k, v = self.c_attn(x).split(c, dim=2)
+        if self.split:
+            q, k, v = self.q_proj(x), self.k_proj(x), self.v_proj(x)
+        else:
+            q, k, v = self.c_attn(x).split(c, dim=2)
         hs = c // self.n_head
         q = q.view(b, t, self.n_head, hs).transpose(1, 2)
         k = k.view(b, t, self.n_head, hs).transpose(1, 2)
         v = v.view(b, t, self.n_head, hs).transpose(1, 2)
         att = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(hs))
-        att = att.masked_fill(self.mask[:, :, :t, :t] == 0, float("-inf"))
+        if self.causal:
+            att = att.masked_fill(self.mask[:, :, :t, :t] == 0, float("-inf"))
         y = torch.softmax(att, dim=-1) @ v
         return self.c_proj(y.transpose(1, 2).contiguous().view(b, t, c))
 
 
 class Block(nn.Module):
-    def __init__(self, n_embd, n_head, block_size):
+    def __init__(self, n_embd, n_head, block_size, **attention):
         super().__init__()
         self.ln_1 = nn.LayerNorm(n_embd)
-        self.attn = CausalSelfAttention(n_embd, n_head, block_size)
+        self.attn = CausalSelfAttention(n_embd, n_head, block_size, **attention)
         self.ln_2 = nn.LayerNorm(n_embd)
         self.mlp = nn.Sequential(nn.Linear(n_embd, 4 * n_embd), nn.GELU(),
                                  nn.Linear(4 * n_embd, n_embd))
@@ -65,11 +81,11 @@ class Block(nn.Module):
 
 
 class GPT(nn.Module):
-    def __init__(self, vocab=100, block_size=16, n_layer=4, n_embd=32, n_head=4):
+    def __init__(self, vocab=100, block_size=16, n_layer=4, n_embd=32, n_head=4, **attention):
         super().__init__()
         self.wte = nn.Embedding(vocab, n_embd)
         self.wpe = nn.Embedding(block_size, n_embd)
-        self.h = nn.ModuleList([Block(n_embd, n_head, block_size) for _ in range(n_layer)])
+        self.h = nn.ModuleList([Block(n_embd, n_head, block_size, **attention) for _ in range(n_layer)])
         self.ln_f = nn.LayerNorm(n_embd)
         self.lm_head = nn.Linear(n_embd, vocab, bias=False)
 
@@ -96,6 +112,9 @@ MODELS = {
                      lambda: torch.randn(1, 3, 224, 224), 13),
     "vit": (vit, lambda: torch.randn(1, 3, 32, 32), 14),
     "gpt": (GPT, lambda: torch.randint(0, 100, (1, 16)), 14),
+    "gpt_split": (lambda: GPT(split=True), lambda: torch.randint(0, 100, (1, 16)), 14),
+    "encoder_split": (lambda: GPT(split=True, causal=False),
+                      lambda: torch.randint(0, 100, (1, 16)), 14),
 }
 
 

@@ -62,6 +62,8 @@ struct tensor_analysis {
   // Weight or bias of an output layer: its output, through a bias and
   // layout ops, is a graph output or goes into a Softmax or a loss.
   bool output_layer = false;
+  // The model's attention structure and this tensor's place in it.
+  transformer_place transformer;
 };
 
 // One entry per tensor of collect_model_tensors(), in the same order. The

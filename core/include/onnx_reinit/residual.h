@@ -63,6 +63,33 @@ struct residual_position {
 
 std::string_view to_string(residual_position::part p);
 
+// Where a tensor sits in the model's Transformer structure: the attention
+// blocks (Softmax(Q K^T) V with weighted Q, K, V and output projections) and
+// the feed-forward layers (the other layers of the residual branches of a
+// stream holding attention), and what the graph says of the model: a causal
+// mask marks decoder self-attention, K/V read from another stream than Q
+// marks cross-attention (an encoder-decoder). Read by the rule terms
+// `attention:...` and `transformer:...` and the presets deepnet, t-fixup.
+struct transformer_place {
+  // The model: no attention blocks, decoder-only (every self-attention
+  // causal), encoder-decoder (cross-attention), or `unknown`: attention with
+  // neither a causal mask nor cross-attention in sight (an encoder, or a
+  // decoder whose mask is a graph input), which the graph cannot tell.
+  enum class kind { none, decoder, encoder_decoder, unknown };
+  enum class stack { none, encoder, decoder, unknown };
+  kind model = kind::none;
+  int encoder_layers = 0;  // N: self-attention blocks of the encoder
+  int decoder_layers = 0;  // M: self-attention blocks of the decoder
+  int layers = 0;          // all self-attention blocks
+  // This tensor's layer, when weight or bias of one. A fused q/k/v
+  // projection is query, key and value at once.
+  bool query = false, key = false, value = false, output = false, ffn = false;
+  stack side = stack::none;
+  bool in_block() const { return query || key || value || output || ffn; }
+};
+
+std::string_view to_string(transformer_place::kind k);
+
 // Reads the residual structure of the main graph. The values of constants
 // are read through model I/O, external data included.
 residual_structure find_residual_structure(const loaded_model& model);

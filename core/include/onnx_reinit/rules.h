@@ -17,7 +17,7 @@ namespace onnx_reinit {
 // One `key:value` term of a match, or a bare name glob. Values may list
 // alternatives with '|': "act:relu|gelu".
 struct match_term {
-  enum class kind { name, op, role, act, dtype, residual, layer };
+  enum class kind { name, op, role, act, dtype, residual, layer, attention, transformer };
   kind field = kind::name;
   std::vector<std::string> alternatives;  // globs for `name`, exact words otherwise
 };

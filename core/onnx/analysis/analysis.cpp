@@ -15,6 +15,7 @@
 #include <fmt/ranges.h>
 
 #include "activation.h"
+#include "attention.h"
 #include "checked_math.h"
 #include "fixed_constants.h"
 #include "graph_index.h"
@@ -507,12 +508,15 @@ void apply_view(tensor_analysis& a, const view& v) {
   if (!v.note.empty()) a.notes.push_back(v.note);
 }
 
-void place_in_residual(const residual_lookup& residual, int graph, const view& v,
-                       tensor_analysis& a) {
+void place_in_residual(const residual_lookup& residual, const attention_lookup& attention,
+                       int graph, const view& v, tensor_analysis& a) {
+  a.transformer = attention.model;
   if (graph != 0) return;
   if (v.layer >= 0 && (v.role == tensor_role::weight || v.role == tensor_role::bias)) {
     if (auto it = residual.layers.find(v.layer); it != residual.layers.end())
       a.residual = it->second;
+    if (auto it = attention.layers.find(v.layer); it != attention.layers.end())
+      a.transformer = it->second;
     a.output_layer = residual.output_layers.count(v.layer) != 0;
   } else if (auto it = residual.tensors.find(a.info.name); it != residual.tensors.end()) {
     a.residual = it->second;
@@ -526,6 +530,7 @@ std::vector<tensor_analysis> analyze(const onnx::ModelProto& model, const loaded
   analyzer an{index, layout, options.convention, find_decomposed_norm_parameters(index)};
   forget_gates gates = find_forget_gates(index, layout);
   const residual_lookup residual = find_residual_lookup(index, an.norm_parameters);
+  const attention_lookup attention = find_attention_lookup(index, residual);
   std::vector<tensor_analysis> out;
   out.reserve(index.tensors().size());
   for (const auto& t : index.tensors()) {
@@ -559,7 +564,7 @@ std::vector<tensor_analysis> analyze(const onnx::ModelProto& model, const loaded
         a.activation_output = act.output;
       }
       a.info.gain = activation_gain(act.kind, act.param);
-      place_in_residual(residual, t.graph, v, a);
+      place_in_residual(residual, attention, t.graph, v, a);
       reason = v.reason;
       for (std::size_t i = 1; i < tr.consumers.size(); ++i) {
         view o = an.describe(tr.consumers[i], a.info.shape);

@@ -17,6 +17,22 @@
 
 namespace onnx_reinit {
 namespace detail {
+
+std::vector<std::string> data_inputs(const model_index& index, int n) {
+  std::vector<std::string> out;
+  for (const std::string& in : index.node(n).input())
+    if (!in.empty() && constant_source(index, in, 0).empty()) out.push_back(in);
+  return out;
+}
+
+std::string layer_weight(const model_index& index, int n) {
+  const auto& node = index.node(n);
+  if (!is_weighted(node) || node.input_size() < 2) return {};
+  std::string w = constant_source(index, node.input(1), 0);
+  if (w.empty() && (is_gemm(node) || is_matmul(node))) w = constant_source(index, node.input(0), 0);
+  return w;
+}
+
 namespace {
 
 using norm_map = std::map<std::pair<int, int>, norm_parameter>;
@@ -25,23 +41,6 @@ using norm_map = std::map<std::pair<int, int>, norm_parameter>;
 constexpr int max_walk = 1 << 16;
 // Nodes between a fork and its join beyond which a join is not read as one.
 constexpr std::size_t max_branch_nodes = 1024;
-
-// Inputs of node `n` that are computed (not constants behind layout ops).
-std::vector<std::string> data_inputs(const model_index& index, int n) {
-  std::vector<std::string> out;
-  for (const std::string& in : index.node(n).input())
-    if (!in.empty() && constant_source(index, in, 0).empty()) out.push_back(in);
-  return out;
-}
-
-// The weight tensor of weighted node `n`, "" when it has no constant weight.
-std::string layer_weight(const model_index& index, int n) {
-  const auto& node = index.node(n);
-  if (!is_weighted(node) || node.input_size() < 2) return {};
-  std::string w = constant_source(index, node.input(1), 0);
-  if (w.empty() && (is_gemm(node) || is_matmul(node))) w = constant_source(index, node.input(0), 0);
-  return w;
-}
 
 // The computed inputs of each node, worked out once: the walks below visit
 // a node once per join they cross.
@@ -369,6 +368,20 @@ std::string_view to_string(residual_position::part p) {
       return "multiplier";
     case residual_position::part::skip:
       return "skip";
+  }
+  return "invalid";
+}
+
+std::string_view to_string(transformer_place::kind k) {
+  switch (k) {
+    case transformer_place::kind::none:
+      return "none";
+    case transformer_place::kind::decoder:
+      return "decoder";
+    case transformer_place::kind::encoder_decoder:
+      return "encoder-decoder";
+    case transformer_place::kind::unknown:
+      return "unknown";
   }
   return "invalid";
 }

@@ -29,6 +29,12 @@ struct residual_lookup {
   std::unordered_set<int> output_layers;
 };
 
+// Inputs of node `n` that are computed (not constants behind layout ops).
+std::vector<std::string> data_inputs(const model_index& index, int n);
+
+// The weight tensor of weighted node `n`, "" when it has no constant weight.
+std::string layer_weight(const model_index& index, int n);
+
 residual_lookup find_residual_lookup(
     const model_index& index, const std::map<std::pair<int, int>, norm_parameter>& norm_parameters);
 

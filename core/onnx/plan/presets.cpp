@@ -12,6 +12,7 @@
 #include <utility>
 
 #include "onnx_reinit/errors.h"
+#include "onnx_reinit/residual.h"
 
 namespace onnx_reinit {
 namespace {
@@ -54,6 +55,51 @@ std::vector<std::string> layerscale(const param_map& p) {
 std::vector<std::string> small_head(const param_map& p) {
   if (std::strtod(p.at("std").c_str(), nullptr) == 0.0) return {"layer:output&role:weight=zeros"};
   return {fmt::format("layer:output&role:weight=normal(mean=0,std={})", p.at("std"))};
+}
+
+// DeepNet and T-Fixup: `architecture` auto guards each formula with what
+// the graph tells (transformer:...); encoder or decoder states it for a
+// model whose graph cannot tell, all of its blocks on that side.
+std::vector<std::string> deepnet(const param_map& p) {
+  auto scaled = [](const char* beta) {
+    return fmt::format("attention:value|output|ffn&role:weight=xavier_normal(gain={})", beta);
+  };
+  std::vector<std::string> rules = {"attention:query|key&role:weight=xavier_normal(gain=1)"};
+  if (p.at("architecture") != "auto") {
+    rules.push_back(scaled("(8*layers)^(-1/4)"));
+    return rules;
+  }
+  rules.push_back(fmt::format("transformer:decoder&{}", scaled("(8*M)^(-1/4)")));
+  rules.push_back(fmt::format("transformer:encoder-decoder&attention:encoder&{}",
+                              scaled("0.87*(N^4*M)^(-1/16)")));
+  rules.push_back(
+      fmt::format("transformer:encoder-decoder&attention:decoder&{}", scaled("(12*M)^(-1/4)")));
+  return rules;
+}
+
+std::vector<std::string> t_fixup(const param_map& p) {
+  auto scaled = [](const char* factor) {
+    return fmt::format("attention:value|output|ffn&role:weight=xavier_uniform(gain={})", factor);
+  };
+  auto embedding = [](const char* factor) {
+    return fmt::format("role:embedding=normal(mean=0,std=d^(-1/2)*{})", factor);
+  };
+  std::vector<std::string> rules = {"attention:query|key&role:weight=xavier_uniform(gain=1)"};
+  const std::string& arch = p.at("architecture");
+  if (arch != "auto") {
+    const char* factor = arch == "encoder" ? "0.67*layers^(-1/4)" : "(9*layers)^(-1/4)";
+    rules.push_back(scaled(factor));
+    rules.push_back(embedding(factor));
+    return rules;
+  }
+  rules.push_back(fmt::format("transformer:decoder&{}", scaled("(9*M)^(-1/4)")));
+  rules.push_back(fmt::format("transformer:decoder&{}", embedding("(9*M)^(-1/4)")));
+  rules.push_back(
+      fmt::format("transformer:encoder-decoder&attention:encoder&{}", scaled("0.67*N^(-1/4)")));
+  rules.push_back(
+      fmt::format("transformer:encoder-decoder&attention:decoder&{}", scaled("(9*M)^(-1/4)")));
+  rules.push_back(fmt::format("transformer:encoder-decoder&{}", embedding("(9*M)^(-1/4)")));
+  return rules;
 }
 
 const std::vector<preset_def>& definitions() {
@@ -113,6 +159,33 @@ const std::vector<preset_def>& definitions() {
        {{"std", "0"}},
        small_head,
        "an output layer (a weighted layer before a Softmax, a loss or a graph output)"},
+      {{"deepnet",
+        "Wang et al. 2022, DeepNet: Scaling Transformers to 1,000 Layers (arXiv:2203.00555); "
+        "as torchscale's deepnorm init",
+        "Xavier normal with gain beta for the value, output and feed-forward projections, "
+        "gain 1 for query and key: decoder-only beta = (8M)^(-1/4); encoder-decoder: encoder "
+        "beta = 0.87 (N^4 M)^(-1/16), decoder beta = (12M)^(-1/4); encoder-only (stated with "
+        "architecture=encoder) beta = (8N)^(-1/4). N, M: encoder and decoder layers (their "
+        "self-attention blocks). DeepNorm's alpha multiplies the skip, a constant of the "
+        "architecture, not a weight: not set",
+        "architecture=auto: auto (the graph tells: causal mask = decoder, cross-attention = "
+        "encoder-decoder), encoder or decoder"},
+       {{"architecture", "auto"}},
+       deepnet,
+       "attention blocks (Softmax(Q K^T) V with weighted Q, K, V projections)"},
+      {{"t-fixup",
+        "Huang et al. 2020, Improving Transformer Optimization Through Better Initialization "
+        "(ICML 2020), as in layer6ai-labs/T-Fixup",
+        "Xavier uniform for every attention and feed-forward projection, then the value, "
+        "output and feed-forward ones scaled: encoder 0.67 N^(-1/4), decoder (9M)^(-1/4); "
+        "input embeddings N(0, d^(-1)) (std d^(-1/2), d the width) scaled by (9M)^(-1/4) "
+        "(0.67 N^(-1/4) for an encoder-only model). For Transformers without LayerNorm (the "
+        "paper removes it)",
+        "architecture=auto: auto (the graph tells: causal mask = decoder, cross-attention = "
+        "encoder-decoder), encoder or decoder"},
+       {{"architecture", "auto"}},
+       t_fixup,
+       "attention blocks (Softmax(Q K^T) V with weighted Q, K, V projections)"},
   };
   return defs;
 }
@@ -157,6 +230,13 @@ std::pair<const preset_def*, param_map> parse_spec(const std::string& spec) {
                       def.info.params.empty() ? "no parameters" : def.info.params, item),
           origin);
     const std::string value = trimmed(item.substr(eq + 1));
+    if (key == "architecture") {
+      if (value != "auto" && value != "encoder" && value != "decoder")
+        throw rule_error(
+            fmt::format("architecture must be auto, encoder or decoder, not '{}'", value), origin);
+      params[key] = value;
+      continue;
+    }
     char* end = nullptr;
     const double v = std::strtod(value.c_str(), &end);
     if (value.empty() || *end != '\0' || !std::isfinite(v) || v < 0)
@@ -165,6 +245,44 @@ std::pair<const preset_def*, param_map> parse_spec(const std::string& spec) {
     params[key] = value;
   }
   return {&def, params};
+}
+
+// deepnet, t-fixup: the graph must show attention blocks with separate
+// q, k, v projections, and tell its architecture unless the parameter does.
+void check_transformer(const std::string& name, const param_map& params,
+                       const std::vector<tensor_analysis>& tensors, const std::string& origin) {
+  using kind = transformer_place::kind;
+  const auto with_blocks = std::find_if(tensors.begin(), tensors.end(), [](const auto& t) {
+    return t.transformer.model != kind::none;
+  });
+  if (with_blocks == tensors.end())
+    throw rule_error(fmt::format("preset {} needs attention blocks (Softmax(Q K^T) V with "
+                                 "weighted Q, K, V projections); the model has none",
+                                 name),
+                     origin);
+  const transformer_place& model = with_blocks->transformer;
+  for (const tensor_analysis& t : tensors)
+    if (t.info.role == tensor_role::weight && t.transformer.value &&
+        (t.transformer.query || t.transformer.key))
+      throw rule_error(
+          fmt::format("'{}' is a fused q/k/v projection: {} scales only its value rows, which "
+                      "a rule cannot say; export separate q, k, v projections, or decide it "
+                      "with --rule",
+                      t.info.name, name),
+          origin);
+  const std::string& arch = params.at("architecture");
+  if (arch == "auto" && model.model == kind::unknown)
+    throw rule_error(
+        fmt::format("the graph does not tell an encoder from a decoder: its {} self-attention "
+                    "blocks show no causal mask and no cross-attention; say --preset "
+                    "'{}(architecture=encoder)' or '{}(architecture=decoder)'",
+                    model.layers, name, name),
+        origin);
+  if (arch != "auto" && model.model == kind::encoder_decoder)
+    throw rule_error(fmt::format("the graph shows an encoder-decoder (cross-attention); "
+                                 "architecture={} is for one-stack models: use --preset {}",
+                                 arch, name),
+                     origin);
 }
 
 }  // namespace
@@ -189,6 +307,8 @@ std::vector<rule> preset_rules(const std::string& spec) {
 void check_preset(const std::string& spec, const std::vector<tensor_analysis>& tensors) {
   const auto [def, params] = parse_spec(spec);
   const std::string origin = fmt::format("--preset {}", def->info.name);
+  if (params.count("architecture") != 0)
+    return check_transformer(def->info.name, params, tensors, origin);
   const rule first = parse_rule(def->rules(params).front(), origin);
   if (std::none_of(tensors.begin(), tensors.end(),
                    [&](const tensor_analysis& t) { return first.matches(t); }))

@@ -2,10 +2,13 @@
 #include "onnx_reinit/report.h"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <cmath>
 #include <limits>
 #include <nlohmann/json.hpp>
+#include <utility>
+#include <vector>
 
 #include "json_number.h"
 #include "onnx_reinit/format.h"
@@ -100,6 +103,20 @@ json transfer_json(const transfer_summary& s) {
   return j;
 }
 
+// "attention value, decoder", "ffn, encoder": the tensor's layer in an attention
+// block or feed-forward branch, and its side when the graph tells it.
+std::string attention_text(const transformer_place& t) {
+  std::vector<std::string> parts;
+  for (const auto& [on, word] :
+       {std::pair{t.query, "query"}, std::pair{t.key, "key"}, std::pair{t.value, "value"},
+        std::pair{t.output, "output"}, std::pair{t.ffn, "ffn"}})
+    if (on) parts.emplace_back(word);
+  const char* side = t.side == transformer_place::stack::encoder   ? ", encoder"
+                     : t.side == transformer_place::stack::decoder ? ", decoder"
+                                                                   : "";
+  return fmt::format("{}{}{}", t.ffn ? "" : "attention ", fmt::join(parts, "+"), side);
+}
+
 }  // namespace
 
 std::string_view to_string(fan_convention c) {
@@ -120,7 +137,6 @@ std::string report_json(const report_header& header, const std::vector<tensor_pl
   if (header.transfer) root["transfer"] = transfer_json(*header.transfer);
   return root.dump(2) + "\n";
 }
-
 std::string plan_table(const std::vector<tensor_plan>& plans,
                        const std::vector<tensor_outcome>& outcomes, bool verbose) {
   std::string out =
@@ -139,6 +155,8 @@ std::string plan_table(const std::vector<tensor_plan>& plans,
     if (p.forget_bias) decision += fmt::format("  forget_bias={}", *p.forget_bias);
     if (p.tensor.residual) decision += fmt::format("  [{}]", *p.tensor.residual);
     if (p.tensor.output_layer) decision += "  [output layer]";
+    if (p.tensor.transformer.in_block())
+      decision += fmt::format("  [{}]", attention_text(p.tensor.transformer));
     out += fmt::format(
         "{:<32} {:<14} {:<18} {:<16} {:>9} {:>9} {:<11} {}\n", info.name, shape_text(info.shape),
         p.tensor.consumer_op, to_string(info.role), p.tensor.is_float ? fan_text(info.fan_in) : "-",
@@ -155,7 +173,9 @@ std::string policy_text() {
   std::string out =
       "# The default policy: tried after user rules, in order; the first match decides.\n"
       "# MATCH terms: name glob, op:TYPE, role:ROLE, act:ACTIVATION, dtype:TYPE,\n"
-      "# residual:any|last|inner|norm|multiplier|skip|none, layer:output, joined by '&'.\n"
+      "# residual:any|last|inner|norm|multiplier|skip|none, layer:output,\n"
+      "# attention:query|key|value|output|ffn|any|encoder|decoder,\n"
+      "# transformer:decoder|encoder-decoder|unknown|none, joined by '&'.\n"
       "# gain=auto is the gain of the tensor's activation; forget_bias=V sets the LSTM\n"
       "# forget-gate input bias after the strategy; keep leaves the bytes untouched.\n"
       "# Non-float and quantized tensors are always kept; tensors of unknown role are\n"

@@ -49,6 +49,10 @@ const char* field_name(match_term::kind k) {
       return "residual";
     case match_term::kind::layer:
       return "layer";
+    case match_term::kind::attention:
+      return "attention";
+    case match_term::kind::transformer:
+      return "transformer";
   }
   return "?";
 }
@@ -57,6 +61,27 @@ const char* field_name(match_term::kind k) {
 constexpr std::string_view residual_words[] = {"any",        "last", "inner", "norm",
                                                "multiplier", "skip", "none"};
 constexpr std::string_view layer_words[] = {"output"};
+// Words of attention:PLACE (a layer's part, or its side) and
+// transformer:MODEL (what the graph tells of the model).
+constexpr std::string_view attention_words[] = {"query", "key", "value",   "output",
+                                                "ffn",   "any", "encoder", "decoder"};
+constexpr std::string_view transformer_words[] = {"decoder", "encoder-decoder", "unknown", "none"};
+
+// Which words a match key takes; empty for keys checked otherwise.
+std::vector<std::string_view> fixed_words(match_term::kind k) {
+  switch (k) {
+    case match_term::kind::residual:
+      return {std::begin(residual_words), std::end(residual_words)};
+    case match_term::kind::layer:
+      return {std::begin(layer_words), std::end(layer_words)};
+    case match_term::kind::attention:
+      return {std::begin(attention_words), std::end(attention_words)};
+    case match_term::kind::transformer:
+      return {std::begin(transformer_words), std::end(transformer_words)};
+    default:
+      return {};
+  }
+}
 
 std::string known_words(match_term::kind k) {
   std::vector<std::string> words;
@@ -68,10 +93,7 @@ std::string known_words(match_term::kind k) {
     for (auto t : {element_type::float32, element_type::float64, element_type::float16,
                    element_type::bfloat16})
       words.emplace_back(to_string(t));
-  if (k == match_term::kind::residual)
-    for (std::string_view w : residual_words) words.emplace_back(w);
-  if (k == match_term::kind::layer)
-    for (std::string_view w : layer_words) words.emplace_back(w);
+  for (std::string_view w : fixed_words(k)) words.emplace_back(w);
   return fmt::format("{}", fmt::join(words, ", "));
 }
 
@@ -81,12 +103,8 @@ void check_word(match_term::kind k, const std::string& word, const std::string& 
   if (k == match_term::kind::act) known = parse_activation_kind(word).has_value();
   if (k == match_term::kind::dtype)
     known = word == "float32" || word == "float64" || word == "float16" || word == "bfloat16";
-  if (k == match_term::kind::residual)
-    known = std::find(std::begin(residual_words), std::end(residual_words), word) !=
-            std::end(residual_words);
-  if (k == match_term::kind::layer)
-    known =
-        std::find(std::begin(layer_words), std::end(layer_words), word) != std::end(layer_words);
+  if (const auto words = fixed_words(k); !words.empty())
+    known = std::find(words.begin(), words.end(), word) != words.end();
   if (!known)
     throw rule_error(
         fmt::format("unknown {} '{}' in rule; known: {}", field_name(k), word, known_words(k)),
@@ -115,9 +133,14 @@ match_term parse_term(const std::string& text, const std::string& origin) {
       term.field = match_term::kind::residual;
     else if (key == "layer")
       term.field = match_term::kind::layer;
+    else if (key == "attention")
+      term.field = match_term::kind::attention;
+    else if (key == "transformer")
+      term.field = match_term::kind::transformer;
     else
       throw rule_error(fmt::format("unknown match key '{}' (use op:, role:, act:, dtype:, "
-                                   "residual:, layer:, name: or a bare name glob)",
+                                   "residual:, layer:, attention:, transformer:, name: or a "
+                                   "bare name glob)",
                                    key),
                        origin);
   }
@@ -218,18 +241,45 @@ class expression {
     return v;
   }
   double name(const std::string& word) const {
-    const bool known =
-        word == "L" || word == "m" || word == "gain" || word == "fan_in" || word == "fan_out";
-    if (!known) fail(fmt::format("unknown name '{}' (use L, m, gain, fan_in, fan_out)", word));
+    const bool known = word == "L" || word == "m" || word == "gain" || word == "fan_in" ||
+                       word == "fan_out" || word == "N" || word == "M" || word == "layers" ||
+                       word == "d";
+    if (!known)
+      fail(fmt::format("unknown name '{}' (use L, m, gain, fan_in, fan_out, N, M, layers, d)",
+                       word));
     if (tensor_ == nullptr) return 1.0;
     if (word == "gain") return tensor_->info.gain;
     if (word == "fan_in") return tensor_->info.fan_in;
     if (word == "fan_out") return tensor_->info.fan_out;
+    if (word == "N" || word == "M" || word == "layers") return transformer_count(word);
+    if (word == "d") return embedding_width();
     const auto& r = tensor_->residual;
     if (!r || r->where == residual_position::part::skip)
       fail(fmt::format("'{}' is not in a residual branch, so {} is undefined for it",
                        tensor_->info.name, word));
     return word == "L" ? r->branch_count : r->layer_count;
+  }
+
+  // N, M, layers: encoder, decoder and all self-attention blocks.
+  double transformer_count(const std::string& word) const {
+    const transformer_place& t = tensor_->transformer;
+    const int count = word == "N" ? t.encoder_layers : word == "M" ? t.decoder_layers : t.layers;
+    if (count == 0)
+      fail(fmt::format("the model has no {} (attention blocks seen: {}), so {} is undefined",
+                       word == "N"   ? "encoder self-attention"
+                       : word == "M" ? "decoder self-attention"
+                                     : "self-attention",
+                       t.layers, word));
+    return count;
+  }
+
+  // d: an embedding table's width, whatever the fan convention.
+  double embedding_width() const {
+    const auto& shape = tensor_->info.shape;
+    if (tensor_->info.role != tensor_role::embedding || shape.size() != 2)
+      fail(fmt::format("'{}' is not an embedding table, so d is undefined for it",
+                       tensor_->info.name));
+    return static_cast<double>(shape[1]);
   }
 
   std::string_view text_;
@@ -294,6 +344,15 @@ bool residual_place_matches(std::string_view word, const tensor_analysis& tensor
   return word == "skip" && r->where == part::skip;
 }
 
+bool attention_place_matches(std::string_view word, const transformer_place& t) {
+  using stack = transformer_place::stack;
+  if (word == "any") return t.in_block();
+  if (word == "encoder") return t.in_block() && t.side == stack::encoder;
+  if (word == "decoder") return t.in_block() && t.side == stack::decoder;
+  return (word == "query" && t.query) || (word == "key" && t.key) || (word == "value" && t.value) ||
+         (word == "output" && t.output) || (word == "ffn" && t.ffn);
+}
+
 bool term_matches(const match_term& term, const tensor_analysis& tensor) {
   auto any = [&](auto&& pred) {
     return std::any_of(term.alternatives.begin(), term.alternatives.end(), pred);
@@ -314,6 +373,11 @@ bool term_matches(const match_term& term, const tensor_analysis& tensor) {
       return any([&](const std::string& w) { return residual_place_matches(w, tensor); });
     case match_term::kind::layer:
       return tensor.output_layer;
+    case match_term::kind::attention:
+      return any(
+          [&](const std::string& w) { return attention_place_matches(w, tensor.transformer); });
+    case match_term::kind::transformer:
+      return any([&](const std::string& w) { return w == to_string(tensor.transformer.model); });
   }
   return false;
 }
