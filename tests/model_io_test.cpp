@@ -30,6 +30,7 @@
 #include "onnx_reinit/model_io.h"
 #include "onnx_reinit/model_tensors.h"
 #include "support/file_bytes.h"
+#include "support/model_structure.h"
 #include "support/onnx_builder.h"
 #include "support/temp_dir.h"
 
@@ -86,36 +87,6 @@ onnx::ModelProto with_metadata(onnx::ModelProto m) {
   p->set_key("author");
   p->set_value("tests");
   return m;
-}
-
-// Everything but initializer data must survive a save unchanged.
-void require_structure_preserved(const onnx::ModelProto& in, const onnx::ModelProto& out) {
-  REQUIRE(in.graph().node_size() == out.graph().node_size());
-  for (int i = 0; i < in.graph().node_size(); ++i)
-    CHECK(in.graph().node(i).SerializeAsString() == out.graph().node(i).SerializeAsString());
-  REQUIRE(in.graph().input_size() == out.graph().input_size());
-  for (int i = 0; i < in.graph().input_size(); ++i)
-    CHECK(in.graph().input(i).SerializeAsString() == out.graph().input(i).SerializeAsString());
-  for (int i = 0; i < in.graph().output_size(); ++i)
-    CHECK(in.graph().output(i).SerializeAsString() == out.graph().output(i).SerializeAsString());
-  REQUIRE(in.opset_import_size() == out.opset_import_size());
-  for (int i = 0; i < in.opset_import_size(); ++i)
-    CHECK(in.opset_import(i).SerializeAsString() == out.opset_import(i).SerializeAsString());
-  REQUIRE(in.metadata_props_size() == out.metadata_props_size());
-  for (int i = 0; i < in.metadata_props_size(); ++i)
-    CHECK(in.metadata_props(i).SerializeAsString() == out.metadata_props(i).SerializeAsString());
-  CHECK(in.doc_string() == out.doc_string());
-  CHECK(in.ir_version() == out.ir_version());
-  REQUIRE(in.graph().initializer_size() == out.graph().initializer_size());
-  for (int i = 0; i < in.graph().initializer_size(); ++i) {
-    const auto& a = in.graph().initializer(i);
-    const auto& b = out.graph().initializer(i);
-    CHECK(a.name() == b.name());
-    CHECK(a.doc_string() == b.doc_string());
-    CHECK(a.data_type() == b.data_type());
-    CHECK(std::vector<std::int64_t>(a.dims().begin(), a.dims().end()) ==
-          std::vector<std::int64_t>(b.dims().begin(), b.dims().end()));
-  }
 }
 
 }  // namespace
@@ -321,7 +292,7 @@ TEST_CASE("every dtype x storage form round-trips and keeps its form") {
         // The untouched initializer is byte-identical.
         CHECK(out.proto().graph().initializer(1).SerializeAsString() ==
               in.graph().initializer(1).SerializeAsString());
-        require_structure_preserved(in, out.proto());
+        onnx_reinit::test::check_same_structure(in, out.proto());
 
         // Double values into any dtype.
         write_tensor_values<double>(out, ow, std::vector<double>(12, 1.5));
@@ -444,7 +415,7 @@ TEST_CASE("external data: read, rewrite, save in the same layout elsewhere") {
 
   loaded_model out = load_model(f.dir / "out" / "model.onnx");
   CHECK(read_tensor_values<float>(out, *find_initializer(out.proto(), "W")) == neww);
-  require_structure_preserved(f.in, out.proto());
+  onnx_reinit::test::check_same_structure(f.in, out.proto());
   CHECK(out.proto().graph().initializer(1).SerializeAsString() ==
         f.in.graph().initializer(1).SerializeAsString());
 }
@@ -1035,15 +1006,7 @@ TEST_CASE("an input failing the checker is written if the output fails no new wa
   CHECK_FALSE(fs::exists(dir / "out2.onnx"));
 
   // A passing input has no message; its output must pass.
-  loaded_model good = loaded_model::from_proto(if_model_without_shapes(4), dir.path);
-  good.proto()
-      .mutable_graph()
-      ->mutable_output(0)
-      ->mutable_type()
-      ->mutable_tensor_type()
-      ->mutable_shape()
-      ->add_dim()
-      ->set_dim_value(2);
+  loaded_model good = loaded_model::from_proto(if_model_with_shapes(4), dir.path);
   CHECK_FALSE(check_input_model(good));
   options.input_check_failure = check_input_model(good);
   good.proto()

@@ -6,18 +6,22 @@
 #include <catch2/catch.hpp>
 
 #include <cmath>
+#include <filesystem>
 #include <functional>
 #include <string>
 #include <vector>
 
 #include "onnx_reinit/analysis.h"
 #include "onnx_reinit/plan.h"
+#include "onnx_reinit/registry.h"
 #include "onnx_reinit/rules.h"
 #include "onnx_reinit/sdk/gains.h"
 #include "support/decomposed_ops.h"
 #include "support/onnx_builder.h"
+#include "support/standard_registry.h"
 
 using namespace onnx_reinit;
+namespace fs = std::filesystem;
 using namespace onnx_reinit::test;
 
 namespace {
@@ -25,11 +29,13 @@ namespace {
 constexpr std::int64_t k_in = 8, k_out = 6;
 
 std::vector<tensor_plan> plan(const graph_builder& b, std::int64_t opset = 17,
-                              std::vector<rule> rules = {}) {
+                              std::vector<rule> rules = {},
+                              const registry& strategies = standard_registry()) {
   onnx::ModelProto m = b.model(opset);
   set_opset(m, "com.microsoft", 1);
   plan_options options;
   options.rules = std::move(rules);
+  options.strategies = &strategies;
   return make_plan(analyze_model(m), options);
 }
 
@@ -405,6 +411,35 @@ TEST_CASE("PReLU gain is that of the slope the plan writes") {
     CHECK(w.tensor.info.activation_param == Approx(0.5));
     REQUIRE(w.call.params.size() == 1);
     CHECK(std::stod(w.call.params[0].second) == Approx(std::sqrt(2.0 / 1.25)));
+  }
+  SECTION("slope written by any strategy declaring a constant, whatever its name") {
+    // The fixture's strategy writes 0.4 and says so through its moments (std 0).
+    registry with_fixture;
+    with_fixture.load_directory(ONNX_REINIT_BUILD_PLUGIN_DIR);
+    REQUIRE(with_fixture.load_file(fs::path(ONNX_REINIT_FIXTURE_SDK_PLUGIN_DIR) / "moments.so"));
+    auto all = plan(b, 17,
+                    {parse_rule("slope=fixture_moments_constant", "--rule 1"),
+                     parse_rule("W=xavier_uniform(gain=auto)", "--rule 2")},
+                    with_fixture);
+    const auto& w = find(all, "W");
+    CHECK(w.tensor.info.activation_param == Approx(0.4));
+    CHECK(w.tensor.notes.empty());
+    REQUIRE(w.call.params.size() == 1);
+    CHECK(std::stod(w.call.params[0].second) == Approx(std::sqrt(2.0 / (1.0 + 0.4 * 0.4))));
+  }
+  SECTION("slope written by a strategy with spread: PyTorch's initial 0.25, with a note") {
+    auto all = plan(b, 17, {parse_rule("slope=uniform(low=0.3,high=0.31)", "--rule 1")});
+    CHECK(find(all, "W").tensor.info.activation_param == Approx(0.25));
+    REQUIRE(!find(all, "W").tensor.notes.empty());
+  }
+  SECTION("without a registry to ask, every rewritten slope counts as drawn") {
+    onnx::ModelProto m = b.model(17);
+    plan_options options;
+    options.rules = {parse_rule("slope=constant(value=0.5)", "--rule 1")};
+    const auto all = make_plan(analyze_model(m), options);
+    CHECK(find(all, "W").tensor.info.activation_param == Approx(0.25));
+    REQUIRE(!find(all, "W").tensor.notes.empty());
+    CHECK(find(all, "W").tensor.notes.back().find("drawn by constant") != std::string::npos);
   }
   SECTION("random slope: PyTorch's initial 0.25, with a note") {
     auto all = plan(b, 17, {parse_rule("slope=normal(std=0.1)", "--rule 1")});

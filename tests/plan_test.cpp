@@ -14,6 +14,7 @@
 #include "onnx_reinit/report.h"
 #include "onnx_reinit/rules.h"
 #include "onnx_reinit/sdk/gains.h"
+#include "support/documented_policy.h"
 
 namespace ori = onnx_reinit;
 
@@ -323,27 +324,9 @@ TEST_CASE("rules files: strings and maps, errors with their line") {
 TEST_CASE("the policy text is the documented policy, in order") {
   // What --print-policy shows, rule for rule in the order they are tried
   // (README's table); the comment lines above them are free text.
-  const std::vector<std::string> expected = {
-      "role:weight&op:LSTM|GRU|RNN=xavier_uniform",
-      "role:recurrent_weight=orthogonal",
-      "role:bias&op:LSTM=zeros(forget_bias=1)",
-      "role:weight&act:relu|relu6|leaky_relu|prelu|elu|gelu|silu|hardswish|mish|softplus="
-      "kaiming_normal(mode=fan_in,nonlinearity=auto)",
-      "role:weight&act:selu=lecun_normal",
-      "role:weight&act:tanh|sigmoid|hardsigmoid|linear=xavier_uniform(gain=auto)",
-      "role:bias=zeros",
-      "role:norm_scale|running_var=ones",
-      "role:norm_bias|running_mean=zeros",
-      "role:embedding=normal(mean=0,std=1)",
-      "role:prelu_slope=constant(value=0.25)",
-      "*=keep",
-  };
-  std::vector<std::string> lines;
-  std::istringstream text(ori::policy_text());
-  for (std::string line; std::getline(text, line);)
-    if (!line.empty() && line[0] != '#') lines.push_back(line);
-  CHECK(lines == expected);
+  CHECK(onnx_reinit::test::policy_rule_lines(ori::policy_text()) ==
+        onnx_reinit::test::documented_policy());
   std::vector<std::string> rules;
   for (const ori::rule& r : ori::default_policy()) rules.push_back(r.text);
-  CHECK(rules == expected);
+  CHECK(rules == onnx_reinit::test::documented_policy());
 }

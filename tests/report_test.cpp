@@ -27,11 +27,13 @@
 #include "onnx_reinit/staged_file.h"
 #include "support/onnx_builder.h"
 #include "support/standard_registry.h"
+#include "support/temp_dir.h"
 
 namespace fs = std::filesystem;
 namespace ori = onnx_reinit;
 using ori::test::graph_builder;
 using ori::test::standard_registry;
+using ori::test::temp_dir;
 
 namespace {
 
@@ -54,29 +56,12 @@ onnx::ModelProto small_model() {
   return g.model();
 }
 
-class temp_dir {
- public:
-  temp_dir() {
-    static std::atomic<int> counter{0};
-    path_ = fs::temp_directory_path() /
-            ("onnx-reinit-report-" + std::to_string(getpid()) + "-" + std::to_string(counter++));
-    fs::remove_all(path_);
-    fs::create_directories(path_);
-  }
-  ~temp_dir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  const fs::path& path() const { return path_; }
-  std::size_t file_count() const {
-    std::size_t n = 0;
-    for (const auto& e : fs::directory_iterator(path_)) n += e.is_regular_file() ? 1 : 0;
-    return n;
-  }
-
- private:
-  fs::path path_;
-};
+// The regular files in `dir`.
+std::size_t file_count(const fs::path& dir) {
+  std::size_t n = 0;
+  for (const auto& e : fs::directory_iterator(dir)) n += e.is_regular_file() ? 1 : 0;
+  return n;
+}
 
 std::string slurp(const fs::path& p) {
   std::ifstream in(p, std::ios::binary);
@@ -98,7 +83,7 @@ TEST_CASE("every stage's value prints with fmt, alone and in a vector") {
   temp_dir dir;
   ori::save_options unchecked;
   unchecked.check = false;  // a fragment: the figures are what matters here
-  const ori::save_result saved = ori::save_model(model, dir.path() / "out.onnx", unchecked);
+  const ori::save_result saved = ori::save_model(model, dir.path / "out.onnx", unchecked);
   const auto outcomes = ori::outcomes_of(sample, saved);
 
   const std::string info = fmt::format("{}", analysis[0].info);
@@ -192,23 +177,22 @@ TEST_CASE("io_error keeps its std::error_code and says why") {
           "cannot write file '/nonexistent-onnx-reinit-dir/r.json': No such file or directory");
   }
   temp_dir dir;
-  CHECK_THROWS_WITH(ori::check_writable_file(dir.path()), Catch::Contains("Is a directory"));
+  CHECK_THROWS_WITH(ori::check_writable_file(dir.path), Catch::Contains("Is a directory"));
   // A missing model says so (ENOENT is the expected case, not a fault).
-  CHECK_THROWS_WITH(ori::load_model(dir.path() / "missing.onnx"),
-                    Catch::Contains("does not exist"));
+  CHECK_THROWS_WITH(ori::load_model(dir.path / "missing.onnx"), Catch::Contains("does not exist"));
 }
 
 TEST_CASE("a staged file appears on commit only, and never half-written") {
   temp_dir dir;
-  const fs::path target = dir.path() / "report.json";
+  const fs::path target = dir.path / "report.json";
   {
     ori::staged_file staged(target, "new");
     CHECK(!fs::exists(target));
     CHECK(fs::exists(staged.temp_path()));
-    CHECK(staged.temp_path().parent_path() == dir.path());
+    CHECK(staged.temp_path().parent_path() == dir.path);
     CHECK(slurp(staged.temp_path()) == "new");
   }  // no commit: discarded
-  CHECK(dir.file_count() == 0);
+  CHECK(file_count(dir.path) == 0);
   {
     std::ofstream(target) << "old";
     ori::staged_file staged(target, "new");
@@ -217,16 +201,16 @@ TEST_CASE("a staged file appears on commit only, and never half-written") {
     CHECK(staged.temp_path().empty());
   }
   CHECK(slurp(target) == "new");
-  CHECK(dir.file_count() == 1);
+  CHECK(file_count(dir.path) == 1);
   ori::write_file_atomically(target, "third");
   CHECK(slurp(target) == "third");
-  CHECK(dir.file_count() == 1);
+  CHECK(file_count(dir.path) == 1);
 }
 
 TEST_CASE("save_model's before_commit hook: staged with the model, or neither is written") {
   temp_dir dir;
-  const fs::path out = dir.path() / "out.onnx";
-  const fs::path report = dir.path() / "report.json";
+  const fs::path out = dir.path / "out.onnx";
+  const fs::path report = dir.path / "report.json";
   ori::loaded_model model = ori::loaded_model::from_proto(small_model());
 
   // A hook that fails (a report that cannot be staged) writes nothing.
@@ -238,7 +222,7 @@ TEST_CASE("save_model's before_commit hook: staged with the model, or neither is
   };
   CHECK_THROWS_AS(ori::save_model(model, out, failing), ori::io_error);
   CHECK(!fs::exists(out));
-  CHECK(fs::is_empty(dir.path()));
+  CHECK(fs::is_empty(dir.path));
 
   // The hook runs once, before the model is in place.
   std::optional<ori::staged_file> staged;
@@ -255,5 +239,5 @@ TEST_CASE("save_model's before_commit hook: staged with the model, or neither is
   staged->commit();
   CHECK(fs::exists(out));
   CHECK(slurp(report) == "{\"ok\": true}");
-  CHECK(dir.file_count() == 2);
+  CHECK(file_count(dir.path) == 2);
 }

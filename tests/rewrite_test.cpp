@@ -25,13 +25,16 @@
 #include "onnx_reinit/registry.h"
 #include "onnx_reinit/rewrite.h"
 #include "support/onnx_builder.h"
+#include "support/sample_stats.h"
 #include "support/standard_registry.h"
 #include "support/temp_dir.h"
 
 namespace ori = onnx_reinit;
 using ori::test::graph_builder;
 using ori::test::make_attribute;
+using ori::test::mean_of;
 using ori::test::standard_registry;
+using ori::test::variance_of;
 
 namespace {
 
@@ -75,19 +78,6 @@ rewritten rewrite(onnx::ModelProto proto, std::uint64_t seed = 1,
 // Original values; any constant will do, the tests look at what replaces them.
 std::vector<float> filler(std::size_t n) {
   return std::vector<float>(n, 0.5f);
-}
-
-double mean_of(const std::vector<double>& v) {
-  double s = 0;
-  for (double x : v) s += x;
-  return s / static_cast<double>(v.size());
-}
-
-double variance_of(const std::vector<double>& v) {
-  const double m = mean_of(v);
-  double s = 0;
-  for (double x : v) s += (x - m) * (x - m);
-  return s / static_cast<double>(v.size() - 1);
 }
 
 // Checks zero mean and variance `var` for draws with kurtosis `kurtosis`:

@@ -197,11 +197,13 @@ HWY_INLINE vf_t truncated_values(vu_t w, const truncated_vectors& t) {
   return hn::Add(t.mean, hn::Mul(t.std_signed, z));
 }
 
-// Fills elements [first, first + count) from `make(block, dst)`, which writes
-// the 4 N values of blocks [block, block + N) to dst. Whole aligned groups go
-// straight to `out`; a ragged head or tail goes through a small buffer.
-template <class Make>
-HWY_INLINE void fill_values(float* out, std::uint64_t first, std::uint64_t count, Make make) {
+// Fills elements [first, first + count) from `values(words, dst)`, which
+// turns the Philox words of blocks [block, block + N) (four per lane) into
+// their 4 N values at dst. Whole aligned groups go straight to `out`; a
+// ragged head or tail goes through a small buffer.
+template <class Values>
+HWY_INLINE void fill_values(const philox_stream& s, float* out, std::uint64_t first,
+                            std::uint64_t count, Values values) {
   const std::uint64_t per_step = 4 * hn::Lanes(du_t());
   HWY_ALIGN float buffer[4 * max_lanes];
   std::uint64_t i = first;
@@ -209,50 +211,48 @@ HWY_INLINE void fill_values(float* out, std::uint64_t first, std::uint64_t count
   while (i < end) {
     const std::uint64_t block = i / 4;
     if (i % 4 == 0 && end - i >= per_step) {
-      make(block, out + (i - first));
+      values(philox(s, block), out + (i - first));
       i += per_step;
       continue;
     }
-    make(block, buffer);
+    values(philox(s, block), buffer);
     const std::uint64_t stop = std::min(end, 4 * block + per_step);
     std::memcpy(out + (i - first), buffer + (i - 4 * block), (stop - i) * sizeof(float));
     i = stop;
   }
 }
 
+// fill_values for distributions with one word per value: `value(word)`
+// maps a vector of words to a vector of values.
+template <class Value>
+HWY_INLINE void fill_word_values(const philox_stream& s, float* out, std::uint64_t first,
+                                 std::uint64_t count, Value value) {
+  fill_values(s, out, first, count, [&](const philox_words& w, float* dst) {
+    hn::StoreInterleaved4(value(w.w0), value(w.w1), value(w.w2), value(w.w3), df_t(), dst);
+  });
+}
+
 void fill_uniform_impl(const philox_stream& s, float* out, std::uint64_t first, std::uint64_t count,
                        float low, float width) {
-  const df_t df;
-  const vf_t lo = hn::Set(df, low), wi = hn::Set(df, width);
-  fill_values(out, first, count, [&](std::uint64_t block, float* dst) {
-    const philox_words w = philox(s, block);
-    hn::StoreInterleaved4(uniform_values(w.w0, lo, wi), uniform_values(w.w1, lo, wi),
-                          uniform_values(w.w2, lo, wi), uniform_values(w.w3, lo, wi), df, dst);
-  });
+  const vf_t lo = hn::Set(df_t(), low), wi = hn::Set(df_t(), width);
+  fill_word_values(s, out, first, count, [&](vu_t w) { return uniform_values(w, lo, wi); });
 }
 
 void fill_normal_impl(const philox_stream& s, float* out, std::uint64_t first, std::uint64_t count,
                       float mean, float std) {
-  const df_t df;
-  const vf_t mu = hn::Set(df, mean), sigma = hn::Set(df, std);
-  fill_values(out, first, count, [&](std::uint64_t block, float* dst) {
-    const philox_words w = philox(s, block);
+  const vf_t mu = hn::Set(df_t(), mean), sigma = hn::Set(df_t(), std);
+  fill_values(s, out, first, count, [&](const philox_words& w, float* dst) {
     vf_t x0, x1, x2, x3;
     normal_pairs(w.w0, w.w1, mu, sigma, x0, x1);
     normal_pairs(w.w2, w.w3, mu, sigma, x2, x3);
-    hn::StoreInterleaved4(x0, x1, x2, x3, df, dst);
+    hn::StoreInterleaved4(x0, x1, x2, x3, df_t(), dst);
   });
 }
 
 void fill_truncated_normal_impl(const philox_stream& s, float* out, std::uint64_t first,
                                 std::uint64_t count, const truncated_f32& t) {
-  const df_t df;
   const truncated_vectors v = vectors_of(t);
-  fill_values(out, first, count, [&](std::uint64_t block, float* dst) {
-    const philox_words w = philox(s, block);
-    hn::StoreInterleaved4(truncated_values(w.w0, v), truncated_values(w.w1, v),
-                          truncated_values(w.w2, v), truncated_values(w.w3, v), df, dst);
-  });
+  fill_word_values(s, out, first, count, [&](vu_t w) { return truncated_values(w, v); });
 }
 
 void philox_blocks_impl(const philox_stream& s, std::uint64_t first_block, std::uint64_t count,

@@ -239,6 +239,95 @@ std::vector<std::byte> encode_values(const std::vector<double>& v, int t,
   return out;
 }
 
+namespace {
+
+using dim_list = google::protobuf::RepeatedPtrField<onnx::TensorShapeProto::Dimension>;
+
+// The --input-shape given for `in`, checked against its declared dims (a
+// dim fixed in the model must match).
+std::vector<std::int64_t> given_shape(const onnx::ValueInfoProto& in,
+                                      std::vector<std::int64_t> shape) {
+  const bool has_shape = in.type().tensor_type().has_shape();
+  const dim_list& dims = in.type().tensor_type().shape().dim();
+  bool ok = !has_shape || dims.size() == static_cast<int>(shape.size());
+  for (int i = 0; ok && has_shape && i < dims.size(); ++i)
+    ok = !dims[i].has_dim_value() || dims[i].dim_value() <= 0 || dims[i].dim_value() == shape[i];
+  if (!ok)
+    throw usage_error(fmt::format("shape {} does not fit input '{}'", shape_text(shape), in.name()),
+                      "--input-shape");
+  return shape;
+}
+
+// The shape the model declares for `in`, its first dim the batch when not
+// fixed; any other unfixed dim is an error whose hint shows the known dims.
+std::vector<std::int64_t> declared_shape(const onnx::ValueInfoProto& in, std::int64_t batch) {
+  if (!in.type().tensor_type().has_shape())
+    throw usage_error(fmt::format("the shape of input '{}' is unknown: give it with "
+                                  "--input-shape {}=DxDx...",
+                                  in.name(), in.name()),
+                      "--input-shape");
+  const dim_list& dims = in.type().tensor_type().shape().dim();
+  auto fixed = [&](int i) { return dims[i].has_dim_value() && dims[i].dim_value() > 0; };
+  std::string hint;
+  for (int i = 0; i < dims.size(); ++i)
+    hint += (i ? "x" : "") + (fixed(i) ? std::to_string(dims[i].dim_value())
+                              : i == 0 ? std::to_string(batch)
+                                       : std::string("D"));
+  std::vector<std::int64_t> shape;
+  for (int i = 0; i < dims.size(); ++i) {
+    if (fixed(i) || i == 0) {
+      shape.push_back(fixed(i) ? dims[i].dim_value() : batch);
+      continue;
+    }
+    const std::string label =
+        dims[i].has_dim_param() ? fmt::format(" ('{}')", dims[i].dim_param()) : "";
+    throw usage_error(fmt::format("dim {}{} of input '{}' is not fixed: give the whole "
+                                  "shape with --input-shape {}={}",
+                                  i, label, in.name(), in.name(), hint),
+                      "--input-shape");
+  }
+  return shape;
+}
+
+// Values for a synthesized input `d` of the graph input `in` (shape and
+// type set): N(0, 1) floats, random booleans, integers below the vocabulary
+// of the Gather they index (else zeros), each from the input's own stream.
+// Sets d.info.source.
+std::vector<double> synthesized_values(const onnx::GraphProto& graph,
+                                       const onnx::ValueInfoProto& in, std::uint64_t seed,
+                                       input_data& d) {
+  const std::int64_t n = element_count(d.info.shape);
+  std::vector<double> values(static_cast<std::size_t>(n), 0.0);
+  const onnx_reinit_rng rng = make_tensor_rng(seed, "input:" + in.name());
+  std::vector<float> draws(static_cast<std::size_t>(n));
+  if (is_float_type(d.elem_type)) {
+    fill_normal_f32(rng, draws.data(), 0, draws.size(), 0.0, 1.0);
+    std::copy(draws.begin(), draws.end(), values.begin());
+    d.info.source = "normal(0, 1)";
+  } else if (d.elem_type == tp::BOOL) {
+    fill_uniform_f32(rng, draws.data(), 0, draws.size(), 0.0, 1.0);
+    for (std::size_t i = 0; i < values.size(); ++i) values[i] = draws[i] < 0.5f ? 0.0 : 1.0;
+    d.info.source = "random booleans";
+  } else if (is_integer_type(d.elem_type)) {
+    if (std::int64_t vocab = gather_vocabulary(graph, in.name()); vocab > 0) {
+      fill_uniform_f32(rng, draws.data(), 0, draws.size(), 0.0, 1.0);
+      for (std::size_t i = 0; i < values.size(); ++i)
+        values[i] = std::min<double>(std::floor(draws[i] * static_cast<double>(vocab)),
+                                     static_cast<double>(vocab - 1));
+      d.info.source = fmt::format("uniform integers in [0, {}) (Gather vocabulary)", vocab);
+    } else {
+      d.info.source = "zeros";
+    }
+  } else {
+    throw usage_error(
+        fmt::format("cannot synthesize an input of type {}; give it with --data", d.info.dtype),
+        fmt::format("input '{}'", in.name()));
+  }
+  return values;
+}
+
+}  // namespace
+
 std::vector<input_data> make_batch(const onnx::ModelProto& model, const runtime_options& options) {
   const auto& graph = model.graph();
   std::unordered_set<std::string> inits;
@@ -256,82 +345,18 @@ std::vector<input_data> make_batch(const onnx::ModelProto& model, const runtime_
       throw usage_error("only tensor inputs can be fed", fmt::format("input '{}'", in.name()));
     d.elem_type = in.type().tensor_type().elem_type();
     d.info.dtype = elem_type_name(d.elem_type);
-    const bool has_shape = in.type().tensor_type().has_shape();
-    const auto& dims = in.type().tensor_type().shape().dim();
-
     if (!options.data_dir.empty()) {
       read_data_file(options.data_dir, index, in, d);
       out.push_back(std::move(d));
       continue;
     }
-
     if (auto it = options.input_shapes.find(in.name()); it != options.input_shapes.end()) {
       unused_shapes.erase(in.name());
-      d.info.shape = it->second;
-      bool ok = !has_shape || dims.size() == static_cast<int>(d.info.shape.size());
-      for (int i = 0; ok && has_shape && i < dims.size(); ++i)
-        ok = !dims[i].has_dim_value() || dims[i].dim_value() <= 0 ||
-             dims[i].dim_value() == d.info.shape[i];
-      if (!ok)
-        throw usage_error(
-            fmt::format("shape {} does not fit input '{}'", shape_text(d.info.shape), in.name()),
-            "--input-shape");
+      d.info.shape = given_shape(in, it->second);
     } else {
-      if (!has_shape)
-        throw usage_error(fmt::format("the shape of input '{}' is unknown: give it with "
-                                      "--input-shape {}=DxDx...",
-                                      in.name(), in.name()),
-                          "--input-shape");
-      // The hint shows the dims that are known.
-      std::string hint;
-      for (int i = 0; i < dims.size(); ++i)
-        hint += (i ? "x" : "") + (dims[i].has_dim_value() && dims[i].dim_value() > 0
-                                      ? std::to_string(dims[i].dim_value())
-                                  : i == 0 ? std::to_string(options.batch)
-                                           : std::string("D"));
-      for (int i = 0; i < dims.size(); ++i) {
-        if (dims[i].has_dim_value() && dims[i].dim_value() > 0) {
-          d.info.shape.push_back(dims[i].dim_value());
-        } else if (i == 0) {
-          d.info.shape.push_back(options.batch);
-        } else {
-          const std::string label =
-              dims[i].has_dim_param() ? fmt::format(" ('{}')", dims[i].dim_param()) : "";
-          throw usage_error(fmt::format("dim {}{} of input '{}' is not fixed: give the whole "
-                                        "shape with --input-shape {}={}",
-                                        i, label, in.name(), in.name(), hint),
-                            "--input-shape");
-        }
-      }
+      d.info.shape = declared_shape(in, options.batch);
     }
-    const std::int64_t n = element_count(d.info.shape);
-    std::vector<double> values(static_cast<std::size_t>(n), 0.0);
-    const onnx_reinit_rng rng = make_tensor_rng(options.seed, "input:" + in.name());
-    std::vector<float> draws(static_cast<std::size_t>(n));
-    if (is_float_type(d.elem_type)) {
-      fill_normal_f32(rng, draws.data(), 0, draws.size(), 0.0, 1.0);
-      std::copy(draws.begin(), draws.end(), values.begin());
-      d.info.source = "normal(0, 1)";
-    } else if (d.elem_type == tp::BOOL) {
-      fill_uniform_f32(rng, draws.data(), 0, draws.size(), 0.0, 1.0);
-      for (std::size_t i = 0; i < values.size(); ++i) values[i] = draws[i] < 0.5f ? 0.0 : 1.0;
-      d.info.source = "random booleans";
-    } else if (is_integer_type(d.elem_type)) {
-      if (std::int64_t vocab = gather_vocabulary(graph, in.name()); vocab > 0) {
-        fill_uniform_f32(rng, draws.data(), 0, draws.size(), 0.0, 1.0);
-        for (std::size_t i = 0; i < values.size(); ++i)
-          values[i] = std::min<double>(std::floor(draws[i] * static_cast<double>(vocab)),
-                                       static_cast<double>(vocab - 1));
-        d.info.source = fmt::format("uniform integers in [0, {}) (Gather vocabulary)", vocab);
-      } else {
-        d.info.source = "zeros";
-      }
-    } else {
-      throw usage_error(
-          fmt::format("cannot synthesize an input of type {}; give it with --data", d.info.dtype),
-          fmt::format("input '{}'", in.name()));
-    }
-    d.bytes = encode_values(values, d.elem_type, in.name());
+    d.bytes = encode_values(synthesized_values(graph, in, options.seed, d), d.elem_type, in.name());
     out.push_back(std::move(d));
   }
   if (!unused_shapes.empty())

@@ -53,8 +53,9 @@ int main(int argc, char** argv) {
     ori::registry strategies = ori::registry::discover(discovery);
     ori::loaded_model model = ori::load_model(files[0]);
     // Default policy only: no user rules, every tensor considered.
-    std::vector<ori::tensor_plan> plans =
-        ori::make_plan(ori::analyze_model(model), ori::plan_options{});
+    ori::plan_options policy;
+    policy.strategies = &strategies;
+    std::vector<ori::tensor_plan> plans = ori::make_plan(ori::analyze_model(model), policy);
     ori::validate_plan(plans, strategies);
     const ori::model_sample sample = ori::rewrite_model(model, plans, strategies, rewrite);
     const ori::save_result saved = ori::save_model(model, files[1]);

@@ -106,4 +106,10 @@ matrix_view resolve_matrix_view(std::string_view strategy, const tensor_info& te
   return view;
 }
 
+matrix_view whole_matrix_view(std::string_view strategy, const tensor_info& tensor,
+                              std::uint64_t first, std::size_t count, default_rank rank) {
+  require_whole_tensor(strategy, tensor, first, count);
+  return resolve_matrix_view(strategy, tensor, rank);
+}
+
 }  // namespace onnx_reinit::standard

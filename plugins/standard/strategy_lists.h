@@ -62,4 +62,8 @@ enum class default_rank {
 matrix_view resolve_matrix_view(std::string_view strategy, const tensor_info& tensor,
                                 default_rank rank);
 
+// A fill's matrix view: require_whole_tensor, then resolve_matrix_view.
+matrix_view whole_matrix_view(std::string_view strategy, const tensor_info& tensor,
+                              std::uint64_t first, std::size_t count, default_rank rank);
+
 }  // namespace onnx_reinit::standard

@@ -51,8 +51,8 @@ class orthogonal_strategy : public basic_strategy<orthogonal_strategy> {
   template <class T>
   void fill_values(const tensor_info& t, const rng_stream& rng, std::uint64_t first,
                    std::span<T> out) const {
-    require_whole_tensor("orthogonal", t, first, out.size());
-    matrix_view v = resolve_matrix_view("orthogonal", t, default_rank::at_least_2);
+    const matrix_view v =
+        whole_matrix_view("orthogonal", t, first, out.size(), default_rank::at_least_2);
     const std::int64_t block_size = v.rows * v.cols;
     // Blocks in parallel (each also parallel inside); each block writes only
     // its own range from its own counters.
@@ -80,8 +80,8 @@ class identity_strategy : public basic_strategy<identity_strategy> {
   template <class T>
   void fill_values(const tensor_info& t, const rng_stream&, std::uint64_t first,
                    std::span<T> out) const {
-    require_whole_tensor("identity", t, first, out.size());
-    matrix_view v = resolve_matrix_view("identity", t, default_rank::exactly_2);
+    const matrix_view v =
+        whole_matrix_view("identity", t, first, out.size(), default_rank::exactly_2);
     std::fill(out.begin(), out.end(), T(0));
     for (std::int64_t b = 0; b < v.count; ++b)
       for (std::int64_t i = 0; i < std::min(v.rows, v.cols); ++i)
@@ -149,8 +149,8 @@ class sparse_strategy : public basic_strategy<sparse_strategy> {
   template <class T>
   void fill_values(const tensor_info& t, const rng_stream& rng, std::uint64_t first,
                    std::span<T> out) const {
-    require_whole_tensor("sparse", t, first, out.size());
-    matrix_view v = resolve_matrix_view("sparse", t, default_rank::exactly_2);
+    const matrix_view v =
+        whole_matrix_view("sparse", t, first, out.size(), default_rank::exactly_2);
     if (v.rows > std::numeric_limits<std::uint32_t>::max())
       throw std::invalid_argument("sparse: tensor '" + t.name + "' has too many rows");
     rng.normal(out, 0, 0.0, std_);

@@ -32,7 +32,10 @@
 #include "onnx_reinit/errors.h"
 #include "onnx_reinit/model_io.h"
 #include "support/cli_runner.h"
+#include "support/documented_policy.h"
+#include "support/model_structure.h"
 #include "support/onnx_builder.h"
+#include "support/sample_stats.h"
 
 namespace fs = std::filesystem;
 namespace ori = onnx_reinit;
@@ -40,7 +43,9 @@ using json = nlohmann::json;
 using ori::element_type;
 using ori::test::graph_builder;
 using ori::test::make_attribute;
+using ori::test::mean_of;
 using ori::test::ramp;
+using ori::test::std_of;
 using ori::test::storage_form;
 
 using ori::test::check_error;
@@ -97,19 +102,6 @@ std::string bytes_of(const ori::loaded_model& m, const std::string& name) {
   return {reinterpret_cast<const char*>(view.bytes().data()), view.size()};
 }
 
-double mean_of(const std::vector<double>& v) {
-  double s = 0;
-  for (double x : v) s += x;
-  return s / static_cast<double>(v.size());
-}
-// Population std, as the report computes it.
-double std_of(const std::vector<double>& v) {
-  const double m = mean_of(v);
-  double s = 0;
-  for (double x : v) s += (x - m) * (x - m);
-  return std::sqrt(s / static_cast<double>(v.size()));
-}
-
 // Relative bound on |sample std / std - 1| for n iid draws of kurtosis k: the
 // sample variance has relative standard error sqrt((k-1)/n), so the sample
 // std has half that; 6 of them make a false failure below 1e-8, while any
@@ -140,29 +132,10 @@ onnx::ModelProto without_values(onnx::ModelProto m) {
   return m;
 }
 
-// Checks that `out` is `in` with only initializer values changed: nodes,
-// inputs, outputs, opsets, metadata, doc strings and tensor headers equal.
-void check_same_structure(const onnx::ModelProto& in, const onnx::ModelProto& out) {
-  REQUIRE(out.graph().node_size() == in.graph().node_size());
-  for (int i = 0; i < in.graph().node_size(); ++i)
-    CHECK(out.graph().node(i).SerializeAsString() == in.graph().node(i).SerializeAsString());
-  REQUIRE(out.graph().input_size() == in.graph().input_size());
-  for (int i = 0; i < in.graph().input_size(); ++i)
-    CHECK(out.graph().input(i).SerializeAsString() == in.graph().input(i).SerializeAsString());
-  REQUIRE(out.graph().output_size() == in.graph().output_size());
-  for (int i = 0; i < in.graph().output_size(); ++i)
-    CHECK(out.graph().output(i).SerializeAsString() == in.graph().output(i).SerializeAsString());
-  REQUIRE(out.opset_import_size() == in.opset_import_size());
-  for (int i = 0; i < in.opset_import_size(); ++i)
-    CHECK(out.opset_import(i).SerializeAsString() == in.opset_import(i).SerializeAsString());
-  REQUIRE(out.metadata_props_size() == in.metadata_props_size());
-  for (int i = 0; i < in.metadata_props_size(); ++i)
-    CHECK(out.metadata_props(i).SerializeAsString() == in.metadata_props(i).SerializeAsString());
-  CHECK(out.doc_string() == in.doc_string());
-  CHECK(out.graph().doc_string() == in.graph().doc_string());
-  CHECK(out.ir_version() == in.ir_version());
-  CHECK(out.producer_name() == in.producer_name());
-  CHECK(out.producer_version() == in.producer_version());
+// Checks that `out` is `in` with only initializer values changed: the
+// structure (check_same_structure) and all the rest of the model equal.
+void check_only_values_changed(const onnx::ModelProto& in, const onnx::ModelProto& out) {
+  ori::test::check_same_structure(in, out);
   // And nothing else anywhere: the whole model but the values.
   CHECK(without_values(out).SerializeAsString() == without_values(in).SerializeAsString());
 }
@@ -353,24 +326,7 @@ TEST_CASE("--describe prints the formula; a typo suggests the nearest name") {
 TEST_CASE("--print-policy lists the default policy rules in order") {
   const run_result r = run_cli({"--print-policy"});
   REQUIRE(r.status == 0);
-  const std::vector<std::string> expected = {
-      "role:weight&op:LSTM|GRU|RNN=xavier_uniform",
-      "role:recurrent_weight=orthogonal",
-      "role:bias&op:LSTM=zeros(forget_bias=1)",
-      "role:weight&act:relu|relu6|leaky_relu|prelu|elu|gelu|silu|hardswish|mish|softplus="
-      "kaiming_normal(mode=fan_in,nonlinearity=auto)",
-      "role:weight&act:selu=lecun_normal",
-      "role:weight&act:tanh|sigmoid|hardsigmoid|linear=xavier_uniform(gain=auto)",
-      "role:bias=zeros",
-      "role:norm_scale|running_var=ones",
-      "role:norm_bias|running_mean=zeros",
-      "role:embedding=normal(mean=0,std=1)",
-      "role:prelu_slope=constant(value=0.25)",
-      "*=keep"};
-  std::vector<std::string> rules;
-  for (const std::string& line : lines_of(r.out))
-    if (!line.empty() && line[0] != '#') rules.push_back(line);
-  CHECK(rules == expected);
+  CHECK(onnx_reinit::test::policy_rule_lines(r.out) == onnx_reinit::test::documented_policy());
 }
 
 TEST_CASE("--version, --help and command line usage errors") {
@@ -572,7 +528,7 @@ TEST_CASE("rewrite with --report: structure kept, values rewritten, report consi
   CHECK_NOTHROW(onnx::checker::check_model((dir / "out.onnx").string()));
 
   const onnx::ModelProto output = read_proto(dir / "out.onnx");
-  check_same_structure(input, output);
+  check_only_values_changed(input, output);
   CHECK(output.graph().initializer(0).doc_string() == "conv weight");
 
   const ori::loaded_model in = ori::load_model(dir / "in.onnx");
@@ -655,7 +611,7 @@ TEST_CASE("same seed gives the same bytes for any thread count; --only and --ski
     CHECK(bytes_of(only, name) == bytes_of(in, name));
     CHECK(bytes_of(skip, name) == bytes_of(full, name));
   }
-  check_same_structure(input, read_proto(dir / "only.onnx"));
+  check_only_values_changed(input, read_proto(dir / "only.onnx"));
 }
 
 TEST_CASE("--rule and --rules FILE are tried in order before the policy") {
@@ -777,7 +733,7 @@ TEST_CASE("--in-place overwrites the model with rewritten values") {
   CHECK(std::vector<fs::path>(fs::directory_iterator(dir.path()), fs::directory_iterator()) ==
         std::vector<fs::path>{dir / "m.onnx"});
   CHECK_NOTHROW(onnx::checker::check_model((dir / "m.onnx").string()));
-  check_same_structure(input, read_proto(dir / "m.onnx"));
+  check_only_values_changed(input, read_proto(dir / "m.onnx"));
   const ori::loaded_model out = ori::load_model(dir / "m.onnx");
   // xavier_uniform with fan_in 64, fan_out 10: bound sqrt(6/74).
   for (double v : values_of(out, "fc.w")) CHECK(std::abs(v) <= std::sqrt(6.0 / 74.0));
@@ -896,7 +852,7 @@ TEST_CASE("float16, bfloat16 and float64 models keep their dtype and storage") {
       INFO(r.err);
       REQUIRE(r.status == 0);
       const onnx::ModelProto output = read_proto(dir / "out.onnx");
-      check_same_structure(input, output);
+      check_only_values_changed(input, output);
       for (const std::string name : {"a.w", "a.b", "b.w", "b.b"}) {
         const onnx::TensorProto& before = tensor_of(input, name);
         const onnx::TensorProto& after = tensor_of(output, name);

@@ -38,6 +38,7 @@ namespace fs = std::filesystem;
 namespace ori = onnx_reinit;
 using ori::element_type;
 using ori::test::graph_builder;
+using ori::test::if_model_with_shapes;
 using ori::test::if_model_without_shapes;
 using ori::test::ramp;
 using ori::test::storage_form;
@@ -246,14 +247,7 @@ TEST_CASE("a model that passes the ONNX checker is written without a warning") {
   // command (a rewrite changes payloads only); model_io_test covers that
   // error in the library, which decides.
   temp_dir dir;
-  onnx::ModelProto good = if_model_without_shapes(32, 0.5f, 1e-6f);
-  good.mutable_graph()
-      ->mutable_output(0)
-      ->mutable_type()
-      ->mutable_tensor_type()
-      ->mutable_shape()
-      ->add_dim()
-      ->set_dim_value(2);
+  const onnx::ModelProto good = if_model_with_shapes(32, 0.5f, 1e-6f);
   save_proto(good, dir / "good.onnx");
   const run_result r = run_cli({(dir / "good.onnx").string(), "-o", (dir / "out.onnx").string()});
   CHECK(r.status == 0);

@@ -25,6 +25,8 @@
 #include <onnx/onnx_pb.h>
 #include <catch2/catch.hpp>
 
+#include "fresh_temp_directory.h"
+
 extern char** environ;
 
 namespace onnx_reinit::test {
@@ -178,13 +180,7 @@ inline onnx::ModelProto read_proto(const fs::path& path) {
 // A fresh directory per test, removed with everything in it.
 class temp_dir {
  public:
-  temp_dir() {
-    static std::atomic<int> counter{0};
-    path_ = fs::temp_directory_path() /
-            ("onnx-reinit-cli-" + std::to_string(getpid()) + "-" + std::to_string(counter++));
-    fs::remove_all(path_);
-    fs::create_directories(path_);
-  }
+  temp_dir() : path_(fresh_temp_directory("onnx-reinit-cli")) {}
   ~temp_dir() {
     std::error_code ec;
     fs::remove_all(path_, ec);

@@ -290,4 +290,18 @@ inline onnx::ModelProto if_model_without_shapes(std::int64_t width, float start 
   return g.model();
 }
 
+// if_model_without_shapes with a dim on y's shape: the checker passes it.
+inline onnx::ModelProto if_model_with_shapes(std::int64_t width, float start = 0.0f,
+                                             float step = 0.25f) {
+  onnx::ModelProto m = if_model_without_shapes(width, start, step);
+  m.mutable_graph()
+      ->mutable_output(0)
+      ->mutable_type()
+      ->mutable_tensor_type()
+      ->mutable_shape()
+      ->add_dim()
+      ->set_dim_value(2);
+  return m;
+}
+
 }  // namespace onnx_reinit::test

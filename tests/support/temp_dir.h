@@ -2,24 +2,18 @@
 // the test case ends.
 #pragma once
 
-#include <unistd.h>
-
-#include <atomic>
 #include <filesystem>
 #include <string>
 #include <system_error>
+
+#include "fresh_temp_directory.h"
 
 namespace onnx_reinit::test {
 
 struct temp_dir {
   std::filesystem::path path;
-  explicit temp_dir(const std::string& prefix = "onnx_reinit_test") {
-    static std::atomic<int> counter{0};
-    path = std::filesystem::temp_directory_path() /
-           (prefix + "_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
-    std::filesystem::remove_all(path);
-    std::filesystem::create_directories(path);
-  }
+  explicit temp_dir(const std::string& prefix = "onnx_reinit_test")
+      : path(fresh_temp_directory(prefix)) {}
   ~temp_dir() {
     std::error_code ec;
     std::filesystem::remove_all(path, ec);

@@ -3,6 +3,7 @@
 #include "inspect.h"
 
 #include "inspect_plot.h"
+#include "json_number.h"
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
@@ -16,10 +17,6 @@ namespace onnx_reinit::cli {
 namespace {
 
 using json = nlohmann::ordered_json;
-
-json number_or_null(double v) {
-  return std::isfinite(v) ? json(v) : json(nullptr);
-}
 
 runtime_options make_options(const runtime_arguments& a, std::uint64_t seed) {
   runtime_options o;

@@ -208,8 +208,9 @@ ori::registry load_registry(const arguments& a) {
   return r;
 }
 
-ori::plan_options plan_options_of(const arguments& a) {
+ori::plan_options plan_options_of(const arguments& a, const ori::registry& strategies) {
   ori::plan_options options;
+  options.strategies = &strategies;
   for (std::size_t i = 0; i < a.rules.size(); ++i)
     options.rules.push_back(ori::parse_rule(a.rules[i], fmt::format("--rule {}", i + 1)));
   if (!a.rules_file.empty())
@@ -248,79 +249,83 @@ void print_summary(const std::vector<ori::tensor_outcome>& outcomes,
              outcomes.size(), seconds, out);
 }
 
-int run(const arguments& a) {
-  const numbers n = parse_numbers(a);
-  check_usage(a);
-  if (a.recipes.list_presets) {
-    fmt::print("{}", ori::presets_text());
-    return 0;
-  }
-  if (a.print_policy) {
-    fmt::print("{}{}", ori::cli::presets_policy_text(a.recipes), ori::policy_text());
-    return 0;
-  }
-  ori::registry strategies = load_registry(a);
-  if (a.list) {
-    fmt::print("{}", ori::format_strategy_list(strategies, a.json));
-    return 0;
-  }
-  if (!a.describe.empty()) {
-    fmt::print("{}", ori::describe_strategy(strategies, a.describe));
-    return 0;
-  }
+// --list-presets, --print-policy, --list and --describe: what they print,
+// or nullopt when `a` asks for none of them.
+std::optional<std::string> listing(const arguments& a, const ori::registry* strategies) {
+  if (a.recipes.list_presets) return ori::presets_text();
+  if (a.print_policy)
+    return fmt::format("{}{}", ori::cli::presets_policy_text(a.recipes), ori::policy_text());
+  if (strategies == nullptr) return std::nullopt;
+  if (a.list) return ori::format_strategy_list(*strategies, a.json);
+  if (!a.describe.empty()) return ori::describe_strategy(*strategies, a.describe);
+  return std::nullopt;
+}
 
-  check_destinations(a);
-  ori::cli::transfer_stage::check_usage(a.recipes, a.in_place ? a.model : a.output);
+// --plan: the plan with the figures the strategies aim at, printed and,
+// with --report, written as the report.
+void print_plan(const arguments& a, const std::vector<ori::tensor_plan>& plans,
+                const ori::registry& strategies, const ori::report_header& header) {
+  const auto outcomes = ori::preview_outcomes(plans, strategies);
+  if (!a.report.empty())
+    ori::write_file_atomically(a.report, ori::report_json(header, plans, outcomes));
+  fmt::print("{}", a.json ? ori::report_json(header, plans, outcomes)
+                          : ori::plan_table(plans, outcomes, a.verbose));
+  if (!a.json && header.transfer) fmt::print("{}", ori::transfer_text(*header.transfer));
+}
 
-  const auto start = std::chrono::steady_clock::now();
-  const ori::plan_options plan_options = plan_options_of(a);
-  ori::analysis_options analysis_options;
-  analysis_options.convention =
-      a.fan_convention == "torch" ? ori::fan_convention::torch : ori::fan_convention::semantic;
+// One bar in bytes for the whole rewrite: inline tensors as the sample is
+// applied, then the external ones as the writer streams them.
+void connect_progress(ori::cli::progress_bar& progress, std::uint64_t total_bytes,
+                      ori::rewrite_options& rewrite_options, ori::save_options& save_options) {
+  auto bar = progress.callback();
+  if (!bar) return;
+  rewrite_options.progress = [bar, total_bytes](std::uint64_t done, std::uint64_t) {
+    bar(done, total_bytes);
+  };
+  save_options.progress = [bar, total_bytes](std::uint64_t done, std::uint64_t streamed) {
+    bar(total_bytes - streamed + done, total_bytes);
+  };
+}
 
-  ori::loaded_model model = ori::load_model(a.model, load_options_of(a, n));
-  if (a.runtime.inspect && !a.plan && a.output.empty() && !a.in_place)
-    return ori::cli::inspect_only(model, a.runtime, n.seed, a.json);
-  const std::vector<ori::tensor_analysis> analysis = ori::analyze_model(model, analysis_options);
-  ori::cli::check_presets(a.recipes, analysis);
-  std::vector<ori::tensor_plan> plans = ori::make_plan(analysis, plan_options);
-  ori::validate_plan(plans, strategies);
-  ori::cli::transfer_stage transfer(a.recipes, load_options_of(a, n));
-  transfer.plan(plans, plan_options);
-  const ori::report_header header{a.model, n.seed, analysis_options.convention, transfer.summary()};
-
-  if (a.plan) {
-    const auto outcomes = ori::preview_outcomes(plans, strategies);
-    if (!a.report.empty())
-      ori::write_file_atomically(a.report, ori::report_json(header, plans, outcomes));
-    fmt::print("{}", a.json ? ori::report_json(header, plans, outcomes)
-                            : ori::plan_table(plans, outcomes, a.verbose));
-    if (!a.json && transfer.summary()) fmt::print("{}", ori::transfer_text(*transfer.summary()));
-    return 0;
-  }
-
+ori::save_options save_options_of(const arguments& a, const ori::loaded_model& model) {
   ori::save_options save_options;
   save_options.in_place = a.in_place;
   save_options.external_data_name = a.external_data;
   // Checked before the rewrite, as read: an input that already fails the
   // checker may be written if the output fails it in no new way.
   save_options.input_check_failure = ori::check_input_model(model);
+  return save_options;
+}
 
+// What the command prints after a successful write.
+void print_written(const arguments& a, const ori::save_result& saved,
+                   ori::cli::runtime_stage& runtime, const std::vector<ori::tensor_plan>& plans,
+                   const std::vector<ori::tensor_outcome>& outcomes,
+                   const ori::report_header& header) {
+  if (saved.checker_failure)
+    fmt::print(stderr,
+               "onnx-reinit: warning: the input model fails the ONNX checker: {}; writing the "
+               "output anyway since it fails the same way\n",
+               one_line(*saved.checker_failure));
+  runtime.print(a.json);
+  if (a.verbose) fmt::print("{}", ori::plan_table(plans, outcomes, true));
+  if (!a.quiet && header.transfer)
+    fmt::print(stderr, "onnx-reinit: {}", ori::transfer_text(*header.transfer));
+}
+
+// The rewrite: sample, transfer, runtime stages, then the model and its
+// report written together.
+void rewrite_and_save(const arguments& a, const numbers& n, ori::loaded_model& model,
+                      const std::vector<ori::tensor_plan>& plans, const ori::registry& strategies,
+                      const ori::cli::transfer_stage& transfer, const ori::report_header& header,
+                      std::chrono::steady_clock::time_point start) {
+  ori::save_options save_options = save_options_of(a, model);
   ori::rewrite_options rewrite_options;
   rewrite_options.seed = n.seed;
   rewrite_options.threads = n.threads;
-  // One bar in bytes for the whole rewrite: inline tensors as the sample is
-  // applied, then the external ones as the writer streams them.
   const std::uint64_t total_bytes = rewritten_bytes(plans);
   ori::cli::progress_bar progress(!a.quiet, STDERR_FILENO, total_bytes);
-  if (auto bar = progress.callback()) {
-    rewrite_options.progress = [bar, total_bytes](std::uint64_t done, std::uint64_t) {
-      bar(done, total_bytes);
-    };
-    save_options.progress = [bar, total_bytes](std::uint64_t done, std::uint64_t streamed) {
-      bar(total_bytes - streamed + done, total_bytes);
-    };
-  }
+  connect_progress(progress, total_bytes, rewrite_options, save_options);
   ori::cli::runtime_stage runtime(a.runtime, n.seed);
   runtime.before_rewrite(model);
   const ori::model_sample sample = ori::rewrite_model(model, plans, strategies, rewrite_options);
@@ -340,18 +345,47 @@ int run(const arguments& a) {
   const ori::save_result saved = ori::save_model(model, out, save_options);
   progress.finish();
   if (report) report->commit();
-  if (saved.checker_failure)
-    fmt::print(stderr,
-               "onnx-reinit: warning: the input model fails the ONNX checker: {}; writing the "
-               "output anyway since it fails the same way\n",
-               one_line(*saved.checker_failure));
-  runtime.print(a.json);
   const std::vector<ori::tensor_outcome> outcomes = ori::outcomes_of(sample, saved);
-  if (a.verbose) fmt::print("{}", ori::plan_table(plans, outcomes, true));
-
-  if (!a.quiet && transfer.summary())
-    fmt::print(stderr, "onnx-reinit: {}", ori::transfer_text(*transfer.summary()));
+  print_written(a, saved, runtime, plans, outcomes, header);
   if (!a.quiet) print_summary(outcomes, start, out);
+}
+
+int run(const arguments& a) {
+  const numbers n = parse_numbers(a);
+  check_usage(a);
+  if (auto text = listing(a, nullptr)) {
+    fmt::print("{}", *text);
+    return 0;
+  }
+  ori::registry strategies = load_registry(a);
+  if (auto text = listing(a, &strategies)) {
+    fmt::print("{}", *text);
+    return 0;
+  }
+
+  check_destinations(a);
+  ori::cli::transfer_stage::check_usage(a.recipes, a.in_place ? a.model : a.output);
+
+  const auto start = std::chrono::steady_clock::now();
+  const ori::plan_options plan_options = plan_options_of(a, strategies);
+  ori::analysis_options analysis_options;
+  analysis_options.convention =
+      a.fan_convention == "torch" ? ori::fan_convention::torch : ori::fan_convention::semantic;
+
+  ori::loaded_model model = ori::load_model(a.model, load_options_of(a, n));
+  if (a.runtime.inspect && !a.plan && a.output.empty() && !a.in_place)
+    return ori::cli::inspect_only(model, a.runtime, n.seed, a.json);
+  const std::vector<ori::tensor_analysis> analysis = ori::analyze_model(model, analysis_options);
+  ori::cli::check_presets(a.recipes, analysis);
+  std::vector<ori::tensor_plan> plans = ori::make_plan(analysis, plan_options);
+  ori::validate_plan(plans, strategies);
+  ori::cli::transfer_stage transfer(a.recipes, load_options_of(a, n));
+  transfer.plan(plans, plan_options);
+  const ori::report_header header{a.model, n.seed, analysis_options.convention, transfer.summary()};
+  if (a.plan)
+    print_plan(a, plans, strategies, header);
+  else
+    rewrite_and_save(a, n, model, plans, strategies, transfer, header, start);
   return 0;
 }
 

@@ -89,30 +89,28 @@ def main():
         ops = {n.op_type for n in cons}
         if not cons:
             return "REVIEW", steps + ["no consumer"]
+        def multiplies_input(n):
+            """Whether n's output feeds a Mul by v (the gate of x * f(x))."""
+            return any(m.op_type == "Mul" and v in m.input
+                       for m in consumers.get((path, n.output[0]), []))
+
+        def consumers_of(n, op):
+            return [c for c in consumers.get((path, n.output[0]), []) if c.op_type == op]
+
         # x * Sigmoid(x), also as x * Sigmoid(1.0 * x)
         for s in cons:
             if s.op_type == "Mul" and scalar(other(s, v)[0]) == 1.0:
-                for g in consumers.get((path, s.output[0]), []):
-                    if g.op_type == "Sigmoid":
-                        for m in consumers.get((path, g.output[0]), []):
-                            if m.op_type == "Mul" and v in m.input:
-                                return "silu", steps + ["x*Sigmoid(1*x)"]
-            if s.op_type == "Sigmoid":
-                for m in consumers.get((path, s.output[0]), []):
-                    if m.op_type == "Mul" and v in m.input:
-                        return "silu", steps + ["x*Sigmoid(x)"]
-            if s.op_type == "HardSigmoid":
-                for m in consumers.get((path, s.output[0]), []):
-                    if m.op_type == "Mul" and v in m.input:
-                        return "hardswish", steps + [
-                            f"x*HardSigmoid(x) alpha={attr(s, 'alpha', 0.2):.4g} "
-                            f"beta={attr(s, 'beta', 0.5):.4g}"]
+                if any(multiplies_input(g) for g in consumers_of(s, "Sigmoid")):
+                    return "silu", steps + ["x*Sigmoid(1*x)"]
+            if s.op_type == "Sigmoid" and multiplies_input(s):
+                return "silu", steps + ["x*Sigmoid(x)"]
+            if s.op_type == "HardSigmoid" and multiplies_input(s):
+                return "hardswish", steps + [
+                    f"x*HardSigmoid(x) alpha={attr(s, 'alpha', 0.2):.4g} "
+                    f"beta={attr(s, 'beta', 0.5):.4g}"]
             if s.op_type == "Add" and scalar(other(s, v)[0]) == 3.0:
-                for c in consumers.get((path, s.output[0]), []):
-                    if c.op_type == "Clip":
-                        for m in consumers.get((path, c.output[0]), []):
-                            if m.op_type == "Mul" and v in m.input:
-                                return "hardswish", steps + ["x*Clip(x+3,0,6)/6"]
+                if any(multiplies_input(c) for c in consumers_of(s, "Clip")):
+                    return "hardswish", steps + ["x*Clip(x+3,0,6)/6"]
             if s.op_type == "Mul" and len(cons) == 2:
                 a = scalar(other(s, v)[0])
                 for m in consumers.get((path, s.output[0]), []):

@@ -14,6 +14,8 @@
 
 namespace onnx_reinit {
 
+class registry;
+
 // transfer: copied byte for byte from a pretrained model (transfer.h).
 enum class plan_action { rewrite, keep, transfer };
 
@@ -36,6 +38,11 @@ struct plan_options {
   std::vector<std::string> only;  // name globs; non-empty: others are kept
   std::vector<std::string> skip;  // name globs kept
   bool use_default_policy = true;
+  // The strategies the plan names, asked what a PReLU slope's call writes:
+  // a strategy whose target moments have std 0 writes their mean, which
+  // sets the gain of the weights before that PReLU. Without a registry
+  // every rewritten slope counts as drawn (PyTorch's initial 0.25, noted).
+  const registry* strategies = nullptr;
 };
 
 // One plan per analysed tensor, in the same order. Parameters written

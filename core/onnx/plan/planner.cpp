@@ -4,11 +4,12 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstdlib>
+#include <optional>
 #include <utility>
 
 #include "onnx_reinit/errors.h"
 #include "onnx_reinit/plan.h"
+#include "onnx_reinit/registry.h"
 #include "onnx_reinit/sdk/gains.h"
 
 namespace onnx_reinit {
@@ -122,24 +123,28 @@ tensor_plan plan_one(const tensor_analysis& tensor, const plan_options& options)
   return kept(tensor, tensor.keep_reason.empty() ? "no rule matches" : tensor.keep_reason);
 }
 
+// The constant a rewrite call writes, when its strategy says it writes one
+// (target moments with std 0); nullopt when it draws values, cannot say, or
+// no registry was given to ask.
+std::optional<double> written_constant(const tensor_plan& plan, const registry* strategies) {
+  if (strategies == nullptr) return std::nullopt;
+  const configured_strategy strategy = strategies->create(plan.call.strategy, plan.call.params);
+  const std::optional<configured_strategy::moments> m = strategy.target_moments(plan.tensor.info);
+  if (!m || m->std != 0.0) return std::nullopt;
+  return m->mean;
+}
+
 // The PReLU slope the plan writes for `slope`, which sets the gain of the
 // weights before that PReLU (DESIGN.md: alpha is the slope's initial value):
-// the trained value when kept, the constant a zeros/ones/constant strategy
-// writes; for any other strategy PyTorch's initial 0.25, with a note.
-std::pair<double, std::string> written_slope(const tensor_plan& slope, double trained) {
+// the trained value when kept, the constant its strategy declares it writes;
+// otherwise PyTorch's initial 0.25, with a note.
+std::pair<double, std::string> written_slope(const tensor_plan& slope, double trained,
+                                             const registry* strategies) {
   if (slope.action != plan_action::rewrite) return {trained, {}};
-  const std::string& s = slope.call.strategy;
-  if (s == "zeros") return {0.0, {}};
-  if (s == "ones") return {1.0, {}};
-  if (s == "constant") {
-    double value = 0.0;  // the strategy's default
-    for (const auto& [key, text] : slope.call.params)
-      if (key == "value") value = std::strtod(text.c_str(), nullptr);
-    return {value, {}};
-  }
+  if (std::optional<double> value = written_constant(slope, strategies)) return {*value, {}};
   return {default_prelu_slope,
           fmt::format("PReLU slope '{}' is drawn by {}; gain uses the initial slope {}",
-                      slope.tensor.info.name, s, default_prelu_slope)};
+                      slope.tensor.info.name, slope.call.strategy, default_prelu_slope)};
 }
 
 }  // namespace
@@ -159,7 +164,7 @@ std::vector<tensor_plan> make_plan(const std::vector<tensor_analysis>& tensors,
              q.tensor.info.name == t.prelu_slope_tensor;
     });
     if (slope == plans.end()) continue;
-    auto [value, note] = written_slope(*slope, t.info.activation_param);
+    auto [value, note] = written_slope(*slope, t.info.activation_param, options.strategies);
     if (value == t.info.activation_param && note.empty()) continue;
     tensor_analysis adjusted = t;
     adjusted.info.activation_param = value;

@@ -10,6 +10,7 @@
 #include <utility>
 #include <vector>
 
+#include "json_number.h"
 #include "onnx_reinit/format.h"
 #include "onnx_reinit/version.h"
 
@@ -19,10 +20,6 @@ namespace {
 using json = nlohmann::ordered_json;
 
 using format_detail::not_known;
-
-json number_or_null(double v) {
-  return std::isfinite(v) ? json(v) : json(nullptr);
-}
 
 json params_json(const std::vector<resolved_param>& params) {
   json out = json::object();

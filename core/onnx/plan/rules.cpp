@@ -57,6 +57,26 @@ const char* field_name(match_term::kind k) {
   return "?";
 }
 
+// The keys of match terms, spelled by field_name, in the order the error
+// for an unknown key lists them.
+constexpr match_term::kind match_keys[] = {
+    match_term::kind::op,        match_term::kind::role,        match_term::kind::act,
+    match_term::kind::dtype,     match_term::kind::residual,    match_term::kind::layer,
+    match_term::kind::attention, match_term::kind::transformer, match_term::kind::name};
+
+std::optional<match_term::kind> match_key(std::string_view key) {
+  for (match_term::kind k : match_keys)
+    if (key == field_name(k)) return k;
+  return std::nullopt;
+}
+
+// "op:, role:, ..., name:".
+std::string match_keys_text() {
+  std::vector<std::string> keys;
+  for (match_term::kind k : match_keys) keys.push_back(fmt::format("{}:", field_name(k)));
+  return fmt::format("{}", fmt::join(keys, ", "));
+}
+
 // Words of residual:PLACE and layer:POSITION.
 constexpr std::string_view residual_words[] = {"any",        "last", "inner", "norm",
                                                "multiplier", "skip", "none"};
@@ -119,30 +139,12 @@ match_term parse_term(const std::string& text, const std::string& origin) {
   if (colon != std::string::npos) {
     const std::string key = text.substr(0, colon);
     value = text.substr(colon + 1);
-    if (key == "op")
-      term.field = match_term::kind::op;
-    else if (key == "role")
-      term.field = match_term::kind::role;
-    else if (key == "act")
-      term.field = match_term::kind::act;
-    else if (key == "dtype")
-      term.field = match_term::kind::dtype;
-    else if (key == "name")
-      term.field = match_term::kind::name;
-    else if (key == "residual")
-      term.field = match_term::kind::residual;
-    else if (key == "layer")
-      term.field = match_term::kind::layer;
-    else if (key == "attention")
-      term.field = match_term::kind::attention;
-    else if (key == "transformer")
-      term.field = match_term::kind::transformer;
-    else
-      throw rule_error(fmt::format("unknown match key '{}' (use op:, role:, act:, dtype:, "
-                                   "residual:, layer:, attention:, transformer:, name: or a "
-                                   "bare name glob)",
-                                   key),
+    const std::optional<match_term::kind> field = match_key(key);
+    if (!field)
+      throw rule_error(fmt::format("unknown match key '{}' (use {} or a bare name glob)", key,
+                                   match_keys_text()),
                        origin);
+    term.field = *field;
   }
   term.alternatives = trimmed_split(value, '|');
   for (const std::string& alt : term.alternatives) {
