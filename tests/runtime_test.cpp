@@ -62,7 +62,7 @@ struct data_dir {
   }
   ~data_dir() { fs::remove_all(path); }
   void write(int index, const onnx::TensorProto& t) const {
-    std::ofstream f(path / ("input_" + std::to_string(index) + ".pb"), std::ios::binary);
+    std::ofstream f(path / fmt::format("input_{}.pb", index), std::ios::binary);
     t.SerializeToOstream(&f);
   }
 };
@@ -600,7 +600,7 @@ TEST_CASE("LSUV brings every layer's std to 1 within the tolerance", "[runtime][
       REQUIRE(results.size() == 12);
       for (std::size_t i = 0; i < results.size(); ++i) {
         INFO(results[i].name << " std " << results[i].std);
-        CHECK(results[i].name == "fc" + std::to_string(i) + ".weight");
+        CHECK(results[i].name == fmt::format("fc{}.weight", i));
         CHECK(std::abs(results[i].std - 1.0) <= lsuv.tolerance);
         CHECK(results[i].iterations >= 1);
         CHECK(results[i].note.empty());

@@ -2,6 +2,8 @@
 // `-o OUT --calibrate lsuv`: the JSON contract, the table, the report's LSUV
 // fields, bytes independent of --threads, the --plot files, and failures
 // that write nothing.
+#include <fmt/format.h>
+
 #include <nlohmann/json.hpp>
 
 #include <random>
@@ -102,8 +104,8 @@ TEST_CASE("--inspect --json prints the documented document", "[cli][inspect]") {
     std::vector<std::string> got;
     for (auto& [k, v] : l.items()) got.push_back(k);
     CHECK(got == fields);
-    CHECK(l["name"] == "fc" + std::to_string(i) + ".weight");
-    CHECK(l["output"] == "z" + std::to_string(i));
+    CHECK(l["name"] == fmt::format("fc{}.weight", i));
+    CHECK(l["output"] == fmt::format("z{}", i));
     CHECK(l["act"] == (i < 6 ? "relu" : "linear"));
   }
   CHECK(j["layers"][0]["ratio_to_first"] == 1.0);
@@ -138,8 +140,8 @@ TEST_CASE("-o --calibrate lsuv: report fields, and the same bytes for any --thre
   save_proto(mlp(), dir / "m.onnx");
   std::string bytes[2];
   for (int t = 0; t < 2; ++t) {
-    const std::string out = (dir / ("o" + std::to_string(t) + ".onnx")).string();
-    const std::string report = (dir / ("r" + std::to_string(t) + ".json")).string();
+    const std::string out = (dir / fmt::format("o{}.onnx", t)).string();
+    const std::string report = (dir / fmt::format("r{}.json", t)).string();
     auto r = run_cli({(dir / "m.onnx").string(), "-o", out, "--calibrate", "lsuv", "--report",
                       report, "--threads", std::to_string(t + 1), "--inspect", "--json", "--batch",
                       "128", "-q"});
