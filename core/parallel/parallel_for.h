@@ -32,15 +32,24 @@ inline int tsan_parallel_token = 0;
 template <class Index, class Body>
 void parallel_for(Index first, Index last, const Body& body) {
 #ifdef ONNX_REINIT_TSAN
+  // Both orderings hold when a body throws too: TBB waits for the running
+  // bodies before it rethrows in the caller, which then unwinds (and frees)
+  // what they read.
+  struct release_on_exit {
+    ~release_on_exit() { __tsan_release(&tsan_parallel_token); }
+  };
+  struct acquire_on_exit {
+    ~acquire_on_exit() { __tsan_acquire(&tsan_parallel_token); }
+  };
   // Built before the release: the workers read this closure too.
   const auto annotated = [&body](Index i) {
     __tsan_acquire(&tsan_parallel_token);
+    const release_on_exit release;
     body(i);
-    __tsan_release(&tsan_parallel_token);
   };
   __tsan_release(&tsan_parallel_token);
+  const acquire_on_exit acquire;
   tbb::parallel_for(first, last, annotated);
-  __tsan_acquire(&tsan_parallel_token);
 #else
   tbb::parallel_for(first, last, body);
 #endif
