@@ -141,6 +141,19 @@ void require_same_output_for_all(const std::vector<fs::path>& models,
     for (const int every : every_set) require_same_output(model, every, work.path);
 }
 
+// Writes examples/models/tiny_net.onnx to DIR/model.onnx with every tensor
+// in DIR/weights.bin: an external-data model made by the writer itself from
+// a real one.
+void save_tiny_net_external(const fs::path& dir) {
+  loaded_model m = load_model(fs::path(ONNX_REINIT_SOURCE_DIR) / "examples/models/tiny_net.onnx");
+  save_options to_external;
+  to_external.external_data_name = "weights.bin";
+  to_external.external_min_bytes = 0;
+  to_external.check = false;
+  fs::create_directories(dir);
+  save_model(m, dir / "model.onnx", to_external);
+}
+
 }  // namespace
 
 TEST_CASE("splicing writes the plain writer's bytes on the PyTorch exports and examples") {
@@ -186,15 +199,7 @@ TEST_CASE("splicing writes the plain writer's bytes for every dtype and storage 
 
 TEST_CASE("splicing copies kept external data and writes the plain writer's bytes") {
   temp_dir work;
-  // An external-data model made by the writer itself from a real one.
-  const fs::path source = fs::path(ONNX_REINIT_SOURCE_DIR) / "examples/models/tiny_net.onnx";
-  loaded_model m = load_model(source);
-  save_options to_external;
-  to_external.external_data_name = "weights.bin";
-  to_external.external_min_bytes = 0;
-  to_external.check = false;
-  fs::create_directories(work / "in");
-  save_model(m, work / "in" / "model.onnx", to_external);
+  save_tiny_net_external(work / "in");
   REQUIRE(load_model(work / "in" / "model.onnx").has_external_data());
   for (const int every : {1, 2, 3}) {
     require_same_output(work / "in" / "model.onnx", every, work / "out", false);
@@ -208,14 +213,7 @@ TEST_CASE("splicing copies kept external data and writes the plain writer's byte
 
 TEST_CASE("a data file replaced after load is spliced from the bytes as loaded") {
   temp_dir work;
-  loaded_model source =
-      load_model(fs::path(ONNX_REINIT_SOURCE_DIR) / "examples/models/tiny_net.onnx");
-  save_options to_external;
-  to_external.external_data_name = "weights.bin";
-  to_external.external_min_bytes = 0;
-  to_external.check = false;
-  fs::create_directories(work / "in");
-  save_model(source, work / "in" / "model.onnx", to_external);
+  save_tiny_net_external(work / "in");
   const std::string original = file_bytes(work / "in" / "weights.bin");
 
   loaded_model m = load_model(work / "in" / "model.onnx");
