@@ -52,7 +52,7 @@ std::string where_of(const loaded_model& model) {
 // small enough, extra outputs, weights as graph inputs.
 onnx::ModelProto session_model(const loaded_model& model, const std::vector<std::string>& outputs,
                                const std::vector<std::string>& weight_inputs) {
-  onnx::ModelProto copy = model.proto();
+  onnx::ModelProto copy = whole_proto(model);
   auto originals = collect_model_tensors(model.proto());
   auto copies = collect_model_tensors(copy);
   std::uint64_t external = 0;

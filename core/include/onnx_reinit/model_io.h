@@ -69,6 +69,13 @@ struct load_options {
   static constexpr std::uint64_t no_size_limit = ~std::uint64_t{0};
   std::uint64_t max_tensor_bytes = std::uint64_t{16} << 30;  // 16 GiB
   std::uint64_t max_total_bytes = std::uint64_t{64} << 30;   // 64 GiB
+  // Parse only the skeleton of a model file: every raw_data payload is found
+  // by a scan of the protobuf wire format and left in the mapped file (its
+  // proto field holds a one-byte placeholder; read it with tensor_bytes or
+  // the decoders), so memory follows the model's structure, not its
+  // weights, and saving splices the file (save_options::splice). Models the
+  // scan does not handle (see skeleton.h) are parsed whole, as with false.
+  bool skeleton = true;
 };
 
 // A model's failure of the ONNX checker. The checker stops at the first
@@ -234,6 +241,17 @@ loaded_model load_model_from_bytes(std::span<const std::byte> bytes, const std::
                                    const std::filesystem::path& directory = {},
                                    const load_options& options = {});
 
+// True when the tensor's data is not held in the proto: external data, or a
+// raw_data payload left in the model file (load_options::skeleton). New
+// values for such a tensor are best given as a source (write_tensor_source),
+// streamed into place at save.
+bool data_outside_proto(const loaded_model& model, const onnx::TensorProto& tensor);
+
+// A copy of the model's proto with every payload left in the model file
+// set back in (new values included), for a consumer that needs the whole
+// model in memory (ONNX Runtime). External data stays external.
+onnx::ModelProto whole_proto(const loaded_model& model);
+
 // Runs the ONNX checker on `model` as save_model checks its output (the
 // proto in memory, or the file when tensors live in data files): nullopt
 // when it passes. Call it before changing the model, for
@@ -298,15 +316,16 @@ void write_tensor_values(loaded_model& model, onnx::TensorProto& tensor, std::sp
 void write_tensor_bytes(loaded_model& model, onnx::TensorProto& tensor,
                         std::span<const std::byte> bytes);
 // Lets `fill` write an inline tensor's new little-endian bytes straight
-// into its storage when that is raw_data (no buffer, no copy); other fields
-// get a buffer stored like write_tensor_bytes. External tensors: use
-// write_tensor_source. If `fill` throws, the tensor's values are undefined.
+// into its storage when that is raw_data in the proto (no buffer, no copy);
+// other fields and payloads left in the model file get a buffer stored like
+// write_tensor_bytes. External tensors: use write_tensor_source. If `fill` throws, the tensor's
+// values are undefined.
 void fill_tensor_bytes(loaded_model& model, onnx::TensorProto& tensor,
                        const std::function<void(std::span<std::byte>)>& fill);
-// The same from a source: read window by window at save for external
-// tensors (so a large tensor need never be whole in memory), at once for
-// inline ones. Throws usage_error unless the source's size is the tensor's
-// byte size.
+// The same from a source: read window by window at save for tensors whose
+// data is outside the proto (data_outside_proto; so a large tensor need
+// never be whole in memory), at once for the others. Throws usage_error unless the source's size is
+// the tensor's byte size.
 void write_tensor_source(loaded_model& model, onnx::TensorProto& tensor,
                          std::shared_ptr<const byte_source> source);
 

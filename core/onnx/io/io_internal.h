@@ -19,6 +19,7 @@
 #include <onnx/onnx_pb.h>
 
 #include "onnx_reinit/model_io.h"
+#include "skeleton.h"
 
 namespace onnx_reinit {
 
@@ -74,6 +75,18 @@ struct loaded_model::state {
   // The model file as loaded, for writing by splicing; null for a model
   // built or parsed in memory.
   std::shared_ptr<const mapped_file> model_file;
+  // raw_data payloads left in the model file (load_options::skeleton), by
+  // tensor and in file order; their proto fields hold a placeholder. Read-only after
+  // load, so lookups need no lock.
+  std::unordered_map<const onnx::TensorProto*, external_ref> detached;
+  std::vector<onnx::TensorProto*> detached_order;
+  std::vector<detached_payload> detached_paths;  // of detached_order's tensors
+  // With detached payloads: the proto as loaded, serialised (a save finding
+  // the same bytes knows only payloads changed), and whether the input is
+  // protobuf's own serialisation of the model, so that splicing payloads
+  // into it writes what serialising would.
+  std::string skeleton;
+  bool canonical = false;
 };
 
 struct model_io_access {
@@ -87,6 +100,11 @@ struct model_io_access {
 // The checked external reference of `tensor` (resolved and cached on first
 // use when the tensor was added after load). Throws external_data_error.
 const external_ref& external_of(const loaded_model& model, const onnx::TensorProto& tensor);
+
+// Where a tensor's data lives outside the proto: its external data, or its
+// raw_data payload left in the model file at load; null when the data is in
+// the proto. Throws external_data_error like external_of.
+const external_ref* data_outside(const loaded_model& model, const onnx::TensorProto& tensor);
 
 // Validates and resolves every external tensor of the model.
 void index_external_data(loaded_model& model);

@@ -197,6 +197,28 @@ const external_ref& external_of(const loaded_model& model, const onnx::TensorPro
   return it->second;
 }
 
+const external_ref* data_outside(const loaded_model& model, const onnx::TensorProto& tensor) {
+  if (tensor.data_location() == onnx::TensorProto::EXTERNAL) return &external_of(model, tensor);
+  const auto& detached = model_io_access::state(model).detached;
+  const auto it = detached.find(&tensor);
+  return it == detached.end() ? nullptr : &it->second;
+}
+
+bool data_outside_proto(const loaded_model& model, const onnx::TensorProto& tensor) {
+  return data_outside(model, tensor) != nullptr;
+}
+
+onnx::ModelProto whole_proto(const loaded_model& model) {
+  onnx::ModelProto copy = model.proto();
+  const auto& st = model_io_access::state(model);
+  for (std::size_t i = 0; i < st.detached_order.size(); ++i) {
+    onnx::TensorProto* t = resolve_payload(copy, st.detached_paths[i]);
+    const tensor_bytes_view view = tensor_bytes(model, *st.detached_order[i]);
+    t->set_raw_data(view.bytes().data(), view.size());
+  }
+  return copy;
+}
+
 void index_external_data(loaded_model& model) {
   for_each_tensor(model.proto(), [&](onnx::TensorProto& t) {
     if (t.data_location() == onnx::TensorProto::EXTERNAL) external_of(model, t);
@@ -245,14 +267,19 @@ void validate_loaded(loaded_model& model, const std::string& name, const load_op
   }
 }
 
-// Parses a whole protobuf from bytes; the name is for messages only.
-void parse_model(loaded_model& model, std::span<const std::byte> bytes, const std::string& name,
-                 const std::string& where, const load_options& options) {
+void check_model_size(std::span<const std::byte> bytes, const std::string& name,
+                      const std::string& where, const load_options& options) {
   if (bytes.size() > options.max_model_bytes)
     throw model_error(fmt::format("model file {} is {} bytes; a protobuf model cannot exceed 2 GiB "
                                   "(store large tensors as external data)",
                                   name, bytes.size()),
                       where);
+}
+
+// Parses a whole protobuf from bytes; the name is for messages only.
+void parse_model(loaded_model& model, std::span<const std::byte> bytes, const std::string& name,
+                 const std::string& where, const load_options& options) {
+  check_model_size(bytes, name, where, options);
   google::protobuf::io::ArrayInputStream array(bytes.data(), static_cast<int>(bytes.size()));
   google::protobuf::io::CodedInputStream coded(&array);
   // Protobuf's default 64 MiB cap is for untrusted network messages; a
@@ -263,6 +290,48 @@ void parse_model(loaded_model& model, std::span<const std::byte> bytes, const st
         fmt::format("{} is not a valid ONNX model (corrupt or truncated protobuf)", name), where);
   if (!model.proto().has_graph())
     throw model_error(fmt::format("{} is not a valid ONNX model (no graph)", name), where);
+}
+
+std::string serialized(const onnx::ModelProto& proto) {
+  std::string bytes;
+  proto.SerializeToString(&bytes);
+  return bytes;
+}
+
+// Parses the skeleton of `file` (skeleton.h) and records where each
+// payload is. False, with the model left empty, when the scan declines the
+// file or its paths do not name the tensors the parser made (then the
+// caller parses the whole file, which also reports any defect).
+bool parse_skeleton(loaded_model& model, const std::shared_ptr<const mapped_file>& file,
+                    const std::string& name, const load_options& options) {
+  std::optional<model_skeleton> skeleton = scan_skeleton(file->bytes());
+  if (!skeleton) return false;
+  auto& st = model_io_access::state(model);
+  auto decline = [&] {
+    model.proto().Clear();
+    st.detached.clear();
+    st.detached_order.clear();
+    st.detached_paths.clear();
+    return false;
+  };
+  try {
+    parse_model(model, std::as_bytes(std::span(skeleton->bytes)), name, name, options);
+  } catch (const model_error&) {
+    return decline();
+  }
+  for (const detached_payload& payload : skeleton->payloads) {
+    onnx::TensorProto* t = resolve_payload(model.proto(), payload);
+    // A payload of a tensor also marked external is left to the whole parse
+    // (and the checker): which one holds the data is not ours to decide.
+    if (t == nullptr || t->data_location() == onnx::TensorProto::EXTERNAL) return decline();
+    external_ref ref{"", model.path(), payload.offset, payload.length, file};
+    if (!st.detached.emplace(t, std::move(ref)).second) return decline();
+    st.detached_order.push_back(t);
+    st.detached_paths.push_back(payload);
+  }
+  st.skeleton = serialized(model.proto());
+  st.canonical = skeleton->minimal_lengths && st.skeleton == skeleton->bytes;
+  return true;
 }
 
 }  // namespace
@@ -280,9 +349,12 @@ loaded_model load_model(const fs::path& path, const load_options& options) {
   std::shared_ptr<const mapped_file> file = mapped_file::open(absolute);
 
   loaded_model model;
-  parse_model(model, file->bytes(), fmt::format("{}", path), path.string(), options);
-  model_io_access::state(model).model_file = file;
   model_io_access::set_paths(model, absolute, fs::canonical(absolute.parent_path()));
+  const std::string name = fmt::format("{}", path);
+  check_model_size(file->bytes(), name, path.string(), options);
+  if (!options.skeleton || !parse_skeleton(model, file, name, options))
+    parse_model(model, file->bytes(), name, path.string(), options);
+  model_io_access::state(model).model_file = file;
   // Every location is checked (and mapped) now, before any tensor is read
   // or anything is written.
   index_external_data(model);
@@ -971,9 +1043,61 @@ bool splice_model(const loaded_model& model, const onnx::ModelProto& proto, std:
   return true;
 }
 
-// Returns true when the file was written by splicing.
-bool serialize_model(const loaded_model& model, const onnx::ModelProto& proto, const fs::path& path,
-                     const fs::path& out, bool splice) {
+// True when the proto is as loaded but for the payloads left in the model
+// file (whose fields keep their placeholder whatever is written to them).
+bool unchanged_since_load(const loaded_model& model) {
+  const auto& st = model_io_access::state(model);
+  return st.canonical && serialized(model.proto()) == st.skeleton;
+}
+
+// The input model with the ranges of the payloads rewritten since load
+// replaced by their new bytes, streamed from their sources; every other
+// byte is copied by the kernel.
+void splice_payloads(const loaded_model& model, output_file& file, write_context& writer) {
+  const auto& st = model_io_access::state(model);
+  range_source source(*st.model_file);
+  std::uint64_t pos = 0;
+  for (const onnx::TensorProto* t : st.detached_order) {
+    if (!st.pending.contains(t)) continue;
+    const external_ref& ref = st.detached.at(t);
+    file.copy(source, pos, ref.offset - pos);
+    writer.write(*t, file);
+    pos = ref.offset + ref.length;
+  }
+  file.copy(source, pos, st.model_file->bytes().size() - pos);
+}
+
+// Sets the payloads left in the model file back into the proto (their new
+// bytes, or the file's) until `patch` is undone, for a writer that
+// serialises the whole proto.
+void inline_detached(const loaded_model& model, proto_patch& patch) {
+  for (onnx::TensorProto* t : model_io_access::state(model).detached_order) {
+    // Moved to a data file by this save (stage_consolidated): nothing to set.
+    if (t->data_location() == onnx::TensorProto::EXTERNAL) continue;
+    const tensor_bytes_view view = tensor_bytes(model, *t);
+    auto placeholder = std::make_shared<std::string>(view.size(), '\0');
+    std::memcpy(placeholder->data(), view.bytes().data(), view.size());
+    placeholder->swap(*t->mutable_raw_data());
+    patch.add([t, placeholder] { placeholder->swap(*t->mutable_raw_data()); });
+  }
+}
+
+// Returns true when the file was written by splicing: the payloads left in
+// the model file spliced into it when nothing else changed, else the
+// serialised proto spliced by comparison (splice_model).
+bool serialize_model(const loaded_model& model, const fs::path& path, const fs::path& out,
+                     bool splice, write_context& writer) {
+  proto_patch inlined;
+  if (!model_io_access::state(model).detached.empty()) {
+    if (splice && unchanged_since_load(model)) {
+      output_file file(path);
+      splice_payloads(model, file, writer);
+      file.finish();
+      return true;
+    }
+    inline_detached(model, inlined);
+  }
+  const onnx::ModelProto& proto = model.proto();
   const std::size_t size = proto.ByteSizeLong();
   if (size > static_cast<std::size_t>(std::numeric_limits<int>::max()))
     throw model_error(fmt::format("the output model would be {} bytes, over protobuf's 2 GiB "
@@ -1009,8 +1133,7 @@ std::vector<fs::path> stage_model(loaded_model& model, const fs::path& out, cons
         stage_consolidated(model, out.parent_path(), stage, options, patch, names, writer));
   else if (model.has_external_data())
     data_files = stage_same_layout(model, out, stage, options, patch, names, writer);
-  result.spliced =
-      serialize_model(model, model.proto(), stage / out.filename(), out, options.splice);
+  result.spliced = serialize_model(model, stage / out.filename(), out, options.splice, writer);
   patch.undo();
   result.written = writer.figures(std::as_const(model).proto());
   return data_files;

@@ -165,11 +165,11 @@ const char* field_name(tensor_storage s) {
 void check_data_length(const loaded_model* model, const onnx::TensorProto& t) {
   const std::uint64_t bytes = tensor_byte_size(t);
   const tensor_storage storage = storage_of(t);
+  if (storage == tensor_storage::external && model == nullptr)
+    throw model_error(
+        fmt::format("tensor '{}' has external data but no model to read it from", t.name()),
+        t.name());
   if (storage == tensor_storage::external) {
-    if (model == nullptr)
-      throw model_error(
-          fmt::format("tensor '{}' has external data but no model to read it from", t.name()),
-          t.name());
     const external_ref& ref = external_of(*model, t);
     if (ref.length != bytes)
       throw model_error(fmt::format("tensor '{}': external data length {} disagrees with dims x "
@@ -179,10 +179,12 @@ void check_data_length(const loaded_model* model, const onnx::TensorProto& t) {
     return;
   }
   if (storage == tensor_storage::raw_data) {
-    if (t.raw_data().size() != bytes)
+    const external_ref* in_file = model != nullptr ? data_outside(*model, t) : nullptr;
+    const std::uint64_t held = in_file != nullptr ? in_file->length : t.raw_data().size();
+    if (held != bytes)
       throw model_error(fmt::format("tensor '{}': raw_data holds {} bytes but dims x element size "
                                     "= {} bytes",
-                                    t.name(), t.raw_data().size(), bytes),
+                                    t.name(), held, bytes),
                         t.name());
     return;
   }
@@ -383,8 +385,9 @@ tensor_bytes_view bytes_of(const loaded_model* model, const onnx::TensorProto& t
     return tensor_bytes_view(std::move(out));
   }
   check_data_length(model, t);
+  if (const external_ref* ref = model != nullptr ? data_outside(*model, t) : nullptr)
+    return tensor_bytes_view(ref->bytes());
   const tensor_storage storage = storage_of(t);
-  if (storage == tensor_storage::external) return tensor_bytes_view(external_of(*model, t).bytes());
   if (storage == tensor_storage::raw_data)
     return tensor_bytes_view(std::as_bytes(std::span(t.raw_data().data(), t.raw_data().size())));
   // Typed field: convert to little-endian element bytes; a value wider than
@@ -583,7 +586,7 @@ void write_tensor_bytes(loaded_model& model, onnx::TensorProto& t,
         t.name());
   // The stored form must be consistent before it is overwritten in place.
   check_data_length(&model, t);
-  if (storage_of(t) == tensor_storage::external) {
+  if (data_outside(model, t) != nullptr) {
     set_pending(model, t, bytes_in_memory(std::vector<std::byte>(bytes.begin(), bytes.end())));
     return;
   }
@@ -596,6 +599,15 @@ void fill_tensor_bytes(loaded_model& model, onnx::TensorProto& t,
   const element_type type = require_float(t);
   const std::uint64_t expected = tensor_byte_size(t);
   check_data_length(&model, t);
+  if (storage_of(t) == tensor_storage::external)
+    throw usage_error(fmt::format("tensor '{}' is external: use write_tensor_source", t.name()),
+                      t.name());
+  if (data_outside(model, t) != nullptr) {  // a payload left in the model file
+    std::vector<std::byte> bytes(static_cast<std::size_t>(expected));
+    fill(bytes);
+    set_pending(model, t, bytes_in_memory(std::move(bytes)));
+    return;
+  }
   if (storage_of(t) == tensor_storage::raw_data) {
     set_pending(model, t, nullptr);
     std::string& raw = *t.mutable_raw_data();
@@ -603,9 +615,6 @@ void fill_tensor_bytes(loaded_model& model, onnx::TensorProto& t,
     fill(std::span<std::byte>(reinterpret_cast<std::byte*>(raw.data()), raw.size()));
     return;
   }
-  if (storage_of(t) == tensor_storage::external)
-    throw usage_error(fmt::format("tensor '{}' is external: use write_tensor_source", t.name()),
-                      t.name());
   auto buffer = std::make_unique_for_overwrite<std::byte[]>(static_cast<std::size_t>(expected));
   const std::span<std::byte> bytes(buffer.get(), static_cast<std::size_t>(expected));
   fill(bytes);
@@ -622,7 +631,7 @@ void write_tensor_source(loaded_model& model, onnx::TensorProto& t,
                                   source == nullptr ? 0 : source->size(), expected),
                       t.name());
   check_data_length(&model, t);
-  if (storage_of(t) == tensor_storage::external) {
+  if (data_outside(model, t) != nullptr) {
     set_pending(model, t, std::move(source));
     return;
   }

@@ -332,7 +332,7 @@ void apply_sample(loaded_model& model, const model_sample& sample, const rewrite
     if (!(tensors[i].ref == t.ref))
       throw usage_error("sample does not belong to this model", t.ref.name);
     if (!t.source) continue;
-    if (storage_of(*tensors[i].proto) == tensor_storage::external) {
+    if (data_outside_proto(model, *tensors[i].proto)) {
       write_tensor_source(model, *tensors[i].proto, t.source);
     } else {
       inline_tensors.push_back(i);
