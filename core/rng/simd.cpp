@@ -1,17 +1,19 @@
-// The vector float32 kernels: Philox4x32-10 on N counters at once (one
-// counter per lane, words in separate vectors), then uniform or Box-Muller
-// values with the float log and sin/cos of kernels.h, or inverse-CDF
-// truncated normals with that log and Giles' erfinv polynomials. Compiled once per
-// Highway target (foreach_target.h) and chosen at run time, so one portable
-// binary uses AVX-512 or AVX2 where present. Only separate multiplies and
-// adds (never MulAdd, whose fusing differs per target), integer operations,
-// exact conversions and Sqrt, so every target gives the reference's bits.
+// The vector kernels: Philox4x32-10 on N counters at once (one counter per
+// lane, words in separate vectors), then float32 uniform or Box-Muller values
+// with the float log and sin/cos of kernels.h, or inverse-CDF truncated
+// normals in float32 or float64 with the float or double log and Giles'
+// erfinv polynomials. Compiled once per Highway target (foreach_target.h)
+// and chosen at run time, so one portable binary uses AVX-512 or AVX2 where
+// present. Only separate multiplies, adds and divisions (never MulAdd, whose
+// fusing differs per target), integer operations, exact conversions and
+// Sqrt, so every target gives the reference's bits.
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "simd.cpp"
 #include <hwy/foreach_target.h>  // IWYU pragma: keep
 #include <hwy/highway.h>
 
 #include <algorithm>
+#include <bit>
 #include <cstdint>
 #include <cstring>
 
@@ -26,6 +28,10 @@ using di_t = hn::ScalableTag<std::int32_t>;
 using df_t = hn::ScalableTag<float>;
 using vu_t = hn::Vec<du_t>;
 using vf_t = hn::Vec<df_t>;
+using dd_t = hn::ScalableTag<double>;
+using dq_t = hn::ScalableTag<std::uint64_t>;
+using dl_t = hn::ScalableTag<std::int64_t>;
+using vd_t = hn::Vec<dd_t>;
 
 constexpr std::size_t max_lanes = HWY_MAX_BYTES / sizeof(std::uint32_t);
 
@@ -197,27 +203,108 @@ HWY_INLINE vf_t truncated_values(vu_t w, const truncated_vectors& t) {
   return hn::Add(t.mean, hn::Mul(t.std_signed, z));
 }
 
-// Fills elements [first, first + count) from `values(words, dst)`, which
-// turns the Philox words of blocks [block, block + N) (four per lane) into
-// their 4 N values at dst. Whole aligned groups go straight to `out`; a
-// ragged head or tail goes through a small buffer.
-template <class Values>
-HWY_INLINE void fill_values(const philox_stream& s, float* out, std::uint64_t first,
+// reference_log(double), lane-wise.
+HWY_INLINE vd_t log_d(vd_t x) {
+  const dd_t dd;
+  const dq_t dq;
+  const dl_t dl;
+  const auto bits = hn::BitCast(dq, x);
+  auto e = hn::Sub(hn::BitCast(dl, hn::ShiftRight<52>(bits)), hn::Set(dl, 1022));
+  const vd_t m = hn::BitCast(dd, hn::Or(hn::And(bits, hn::Set(dq, 0x800FFFFFFFFFFFFFull)),
+                                        hn::Set(dq, 0x3FE0000000000000ull)));
+  const auto small = hn::Lt(m, hn::Set(dd, sqrt_half_d));
+  e = hn::Sub(e, hn::IfThenElseZero(hn::RebindMask(dl, small), hn::Set(dl, 1)));
+  vd_t t = hn::Sub(m, hn::Set(dd, 1.0));
+  t = hn::Add(t, hn::IfThenElseZero(small, m));
+  const vd_t fe = hn::ConvertTo(dd, e);
+  const vd_t z = hn::Mul(t, t);
+  vd_t p = hn::Set(dd, log_d_p[0]);
+  for (int k = 1; k < 6; ++k) p = hn::Add(hn::Mul(p, t), hn::Set(dd, log_d_p[k]));
+  vd_t q = hn::Add(t, hn::Set(dd, log_d_q[0]));
+  for (int k = 1; k < 5; ++k) q = hn::Add(hn::Mul(q, t), hn::Set(dd, log_d_q[k]));
+  vd_t y = hn::Mul(t, hn::Div(hn::Mul(z, p), q));
+  y = hn::Add(y, hn::Mul(fe, hn::Set(dd, log_d_q1)));
+  y = hn::Sub(y, hn::Mul(z, hn::Set(dd, 0.5)));
+  const vd_t r = hn::Add(t, y);
+  return hn::Add(r, hn::Mul(fe, hn::Set(dd, log_d_q2)));
+}
+
+template <std::size_t N>
+HWY_INLINE vd_t horner_d(const double (&c)[N], vd_t v) {
+  const dd_t dd;
+  vd_t q = hn::Set(dd, c[0]);
+  for (std::size_t k = 1; k < N; ++k) q = hn::Add(hn::Mul(q, v), hn::Set(dd, c[k]));
+  return q;
+}
+
+// reference_quantile, lane-wise. The polynomials of sqrt(w) (w >= 6.25, |z|
+// above about 3.1) are evaluated only when some lane needs them; each
+// lane's value is the same either way.
+HWY_INLINE vd_t quantile_d(vd_t p2) {
+  const dd_t dd;
+  const vd_t x = hn::Sub(p2, hn::Set(dd, 1.0));
+  vd_t e = hn::Mul(p2, hn::Sub(hn::Set(dd, 2.0), p2));
+  const vd_t tiny = hn::Set(dd, 0x1p-1022);
+  e = hn::IfThenElse(hn::Lt(e, tiny), tiny, e);
+  const vd_t lw = hn::Neg(log_d(e));
+  vd_t q = horner_d(erfinv_d_central, hn::Sub(lw, hn::Set(dd, 3.125)));
+  const auto beyond = hn::Not(hn::Lt(lw, hn::Set(dd, 6.25)));
+  if (HWY_UNLIKELY(!hn::AllFalse(dd, beyond))) {
+    const vd_t s = hn::Sqrt(lw);
+    const vd_t middle = horner_d(erfinv_d_middle, hn::Sub(s, hn::Set(dd, 3.25)));
+    const vd_t tail = horner_d(erfinv_d_tail, hn::Sub(s, hn::Set(dd, 5.0)));
+    q = hn::IfThenElse(beyond, hn::IfThenElse(hn::Lt(lw, hn::Set(dd, 16.0)), middle, tail), q);
+  }
+  return hn::Mul(hn::Mul(q, x), hn::Set(dd, sqrt2_d));
+}
+
+struct truncated_vectors_d {
+  vd_t cdf_lo2, cdf_width2, lo, hi, mean, std_signed;
+};
+
+HWY_INLINE truncated_vectors_d vectors_of(const truncated_f64& t) {
+  const dd_t dd;
+  return {hn::Set(dd, t.cdf_lo2), hn::Set(dd, t.cdf_width2), hn::Set(dd, t.lo),
+          hn::Set(dd, t.hi),      hn::Set(dd, t.mean),       hn::Set(dd, t.std_signed)};
+}
+
+// reference_truncated_normal(bits, t), lane-wise.
+HWY_INLINE vd_t truncated_values_d(hn::Vec<dq_t> bits, const truncated_vectors_d& t) {
+  const dd_t dd;
+  // (2 (bits >> 12) + 1) 2^-53 as (1 + (bits >> 12) 2^-52) - 1 + 2^-53,
+  // every step exact: the same value as the reference's conversion.
+  const vd_t one_m =
+      hn::BitCast(dd, hn::Or(hn::ShiftRight<12>(bits), hn::Set(dq_t(), 0x3FF0000000000000ull)));
+  const vd_t u = hn::Add(hn::Sub(one_m, hn::Set(dd, 1.0)), hn::Set(dd, 0x1p-53));
+  vd_t z = quantile_d(hn::Add(t.cdf_lo2, hn::Mul(u, t.cdf_width2)));
+  z = hn::IfThenElse(hn::Lt(z, t.lo), t.lo, z);
+  z = hn::IfThenElse(hn::Gt(z, t.hi), t.hi, z);
+  return hn::Add(t.mean, hn::Mul(t.std_signed, z));
+}
+
+// Fills elements [first, first + count) of a T tensor from `values(words,
+// dst)`, which turns the Philox words of blocks [block, block + N) (four per
+// lane) into their values at dst: 4 N floats or 2 N doubles. Whole aligned
+// groups go straight to `out`; a ragged head or tail goes through a small
+// buffer.
+template <class T, class Values>
+HWY_INLINE void fill_values(const philox_stream& s, T* out, std::uint64_t first,
                             std::uint64_t count, Values values) {
-  const std::uint64_t per_step = 4 * hn::Lanes(du_t());
-  HWY_ALIGN float buffer[4 * max_lanes];
+  constexpr std::uint64_t per_block = 4 * sizeof(std::uint32_t) / sizeof(T);
+  const std::uint64_t per_step = per_block * hn::Lanes(du_t());
+  HWY_ALIGN T buffer[per_block * max_lanes];
   std::uint64_t i = first;
   const std::uint64_t end = first + count;
   while (i < end) {
-    const std::uint64_t block = i / 4;
-    if (i % 4 == 0 && end - i >= per_step) {
+    const std::uint64_t block = i / per_block;
+    if (i % per_block == 0 && end - i >= per_step) {
       values(philox(s, block), out + (i - first));
       i += per_step;
       continue;
     }
     values(philox(s, block), buffer);
-    const std::uint64_t stop = std::min(end, 4 * block + per_step);
-    std::memcpy(out + (i - first), buffer + (i - 4 * block), (stop - i) * sizeof(float));
+    const std::uint64_t stop = std::min(end, per_block * block + per_step);
+    std::memcpy(out + (i - first), buffer + (i - per_block * block), (stop - i) * sizeof(T));
     i = stop;
   }
 }
@@ -255,6 +342,25 @@ void fill_truncated_normal_impl(const philox_stream& s, float* out, std::uint64_
   fill_word_values(s, out, first, count, [&](vu_t w) { return truncated_values(w, v); });
 }
 
+void fill_truncated_normal_d_impl(const philox_stream& s, double* out, std::uint64_t first,
+                                  std::uint64_t count, const truncated_f64& t) {
+  static_assert(std::endian::native == std::endian::little,
+                "words 2j and 2j + 1 are read as one little-endian u64");
+  const truncated_vectors_d v = vectors_of(t);
+  const dq_t dq;
+  const std::size_t n = hn::Lanes(dq);
+  const std::size_t vectors = 2 * hn::Lanes(du_t()) / n;  // 2 values per block
+  fill_values(s, out, first, count, [&](const philox_words& w, double* dst) {
+    // Interleaved, the words of block b are u64 elements 2b (w0, w1) and
+    // 2b + 1 (w2, w3): the values' order.
+    HWY_ALIGN std::uint32_t words[4 * max_lanes];
+    hn::StoreInterleaved4(w.w0, w.w1, w.w2, w.w3, du_t(), words);
+    const auto* bits = reinterpret_cast<const std::uint64_t*>(words);
+    for (std::size_t k = 0; k < vectors; ++k)
+      hn::StoreU(truncated_values_d(hn::Load(dq, bits + k * n), v), dd_t(), dst + k * n);
+  });
+}
+
 void philox_blocks_impl(const philox_stream& s, std::uint64_t first_block, std::uint64_t count,
                         std::uint32_t* words) {
   const du_t du;
@@ -278,6 +384,30 @@ void log_impl(const float* x, float* out, std::uint64_t count) {
     hn::Store(log_f(hn::Load(df, buffer)), df, buffer);
     std::memcpy(out + i, buffer, len * sizeof(float));
   }
+}
+
+// Applies `f` to count doubles through an aligned buffer of one vector,
+// padding a ragged tail with `pad`.
+template <class F>
+HWY_INLINE void map_doubles(const double* x, double* out, std::uint64_t count, double pad, F f) {
+  const dd_t dd;
+  const std::uint64_t n = hn::Lanes(dd);
+  HWY_ALIGN double buffer[max_lanes];
+  for (std::uint64_t i = 0; i < count; i += n) {
+    const std::uint64_t len = std::min(n, count - i);
+    std::fill(buffer, buffer + n, pad);
+    std::memcpy(buffer, x + i, len * sizeof(double));
+    hn::Store(f(hn::Load(dd, buffer)), dd, buffer);
+    std::memcpy(out + i, buffer, len * sizeof(double));
+  }
+}
+
+void log_d_impl(const double* x, double* out, std::uint64_t count) {
+  map_doubles(x, out, count, 1.0, [](vd_t v) { return log_d(v); });
+}
+
+void quantile_d_impl(const double* p2, double* out, std::uint64_t count) {
+  map_doubles(p2, out, count, 1.0, [](vd_t v) { return quantile_d(v); });
 }
 
 void sincos_turns_impl(const std::uint32_t* m24, float* sin, float* cos, std::uint64_t count) {
@@ -312,8 +442,11 @@ namespace onnx_reinit::rng_detail {
 HWY_EXPORT(fill_uniform_impl);
 HWY_EXPORT(fill_normal_impl);
 HWY_EXPORT(fill_truncated_normal_impl);
+HWY_EXPORT(fill_truncated_normal_d_impl);
 HWY_EXPORT(philox_blocks_impl);
 HWY_EXPORT(log_impl);
+HWY_EXPORT(log_d_impl);
+HWY_EXPORT(quantile_d_impl);
 HWY_EXPORT(sincos_turns_impl);
 HWY_EXPORT(target_name_impl);
 
@@ -335,6 +468,19 @@ void simd_fill_normal(const philox_stream& s, float* out, std::uint64_t first, s
 void simd_fill_truncated_normal(const philox_stream& s, float* out, std::uint64_t first,
                                 std::uint64_t count, const truncated_f32& t) {
   HWY_DYNAMIC_DISPATCH(fill_truncated_normal_impl)(s, out, first, count, t);
+}
+
+void simd_fill_truncated_normal(const philox_stream& s, double* out, std::uint64_t first,
+                                std::uint64_t count, const truncated_f64& t) {
+  HWY_DYNAMIC_DISPATCH(fill_truncated_normal_d_impl)(s, out, first, count, t);
+}
+
+void simd_log(const double* x, double* out, std::uint64_t count) {
+  HWY_DYNAMIC_DISPATCH(log_d_impl)(x, out, count);
+}
+
+void simd_quantile(const double* p2, double* out, std::uint64_t count) {
+  HWY_DYNAMIC_DISPATCH(quantile_d_impl)(p2, out, count);
 }
 
 void simd_log(const float* x, float* out, std::uint64_t count) {
