@@ -13,9 +13,11 @@
 #include <hwy/highway.h>
 
 #include <algorithm>
+#include <array>
 #include <bit>
 #include <cstdint>
 #include <cstring>
+#include <utility>
 
 #include "kernels.h"
 
@@ -203,59 +205,113 @@ HWY_INLINE vf_t truncated_values(vu_t w, const truncated_vectors& t) {
   return hn::Add(t.mean, hn::Mul(t.std_signed, z));
 }
 
+// K vectors of doubles computed in lockstep: the log and the erfinv
+// polynomials are long chains of dependent multiplies and adds (23 of each
+// for the central polynomial), so each step is issued for all K vectors
+// before the next and their latencies overlap. Lane for lane the operations
+// are the reference's.
+template <std::size_t K>
+using vd_k = std::array<vd_t, K>;
+
+// f(j) for j = 0 .. K - 1, unrolled.
+template <std::size_t K, class F>
+HWY_INLINE void for_each_vector(const F& f) {
+  [&]<std::size_t... J>(std::index_sequence<J...>) {
+    (f(J), ...);
+  }
+  (std::make_index_sequence<K>());
+}
+
+// q = q * v + c[k] for k = 0 .. N - 1, for every vector.
+template <std::size_t K, std::size_t N>
+HWY_INLINE void horner_steps(vd_k<K>& q, const double (&c)[N], std::size_t from, const vd_k<K>& v) {
+  for (std::size_t k = from; k < N; ++k) {
+    const vd_t ck = hn::Set(dd_t(), c[k]);
+    for_each_vector<K>([&](std::size_t j) { q[j] = hn::Add(hn::Mul(q[j], v[j]), ck); });
+  }
+}
+
+// Horner from index 0, as the reference's.
+template <std::size_t K, std::size_t N>
+HWY_INLINE vd_k<K> horner_d(const double (&c)[N], const vd_k<K>& v) {
+  vd_k<K> q;
+  for_each_vector<K>([&](std::size_t j) { q[j] = hn::Set(dd_t(), c[0]); });
+  horner_steps(q, c, 1, v);
+  return q;
+}
+
 // reference_log(double), lane-wise.
-HWY_INLINE vd_t log_d(vd_t x) {
+template <std::size_t K>
+HWY_INLINE vd_k<K> log_d(const vd_k<K>& x) {
   const dd_t dd;
   const dq_t dq;
   const dl_t dl;
-  const auto bits = hn::BitCast(dq, x);
-  auto e = hn::Sub(hn::BitCast(dl, hn::ShiftRight<52>(bits)), hn::Set(dl, 1022));
-  const vd_t m = hn::BitCast(dd, hn::Or(hn::And(bits, hn::Set(dq, 0x800FFFFFFFFFFFFFull)),
-                                        hn::Set(dq, 0x3FE0000000000000ull)));
-  const auto small = hn::Lt(m, hn::Set(dd, sqrt_half_d));
-  e = hn::Sub(e, hn::IfThenElseZero(hn::RebindMask(dl, small), hn::Set(dl, 1)));
-  vd_t t = hn::Sub(m, hn::Set(dd, 1.0));
-  t = hn::Add(t, hn::IfThenElseZero(small, m));
-  const vd_t fe = hn::ConvertTo(dd, e);
-  const vd_t z = hn::Mul(t, t);
-  vd_t p = hn::Set(dd, log_d_p[0]);
-  for (int k = 1; k < 6; ++k) p = hn::Add(hn::Mul(p, t), hn::Set(dd, log_d_p[k]));
-  vd_t q = hn::Add(t, hn::Set(dd, log_d_q[0]));
-  for (int k = 1; k < 5; ++k) q = hn::Add(hn::Mul(q, t), hn::Set(dd, log_d_q[k]));
-  vd_t y = hn::Mul(t, hn::Div(hn::Mul(z, p), q));
-  y = hn::Add(y, hn::Mul(fe, hn::Set(dd, log_d_q1)));
-  y = hn::Sub(y, hn::Mul(z, hn::Set(dd, 0.5)));
-  const vd_t r = hn::Add(t, y);
-  return hn::Add(r, hn::Mul(fe, hn::Set(dd, log_d_q2)));
-}
-
-template <std::size_t N>
-HWY_INLINE vd_t horner_d(const double (&c)[N], vd_t v) {
-  const dd_t dd;
-  vd_t q = hn::Set(dd, c[0]);
-  for (std::size_t k = 1; k < N; ++k) q = hn::Add(hn::Mul(q, v), hn::Set(dd, c[k]));
-  return q;
+  vd_k<K> t, fe, z;
+  for_each_vector<K>([&](std::size_t j) {
+    const auto bits = hn::BitCast(dq, x[j]);
+    auto e = hn::Sub(hn::BitCast(dl, hn::ShiftRight<52>(bits)), hn::Set(dl, 1022));
+    const vd_t m = hn::BitCast(dd, hn::Or(hn::And(bits, hn::Set(dq, 0x800FFFFFFFFFFFFFull)),
+                                          hn::Set(dq, 0x3FE0000000000000ull)));
+    const auto small = hn::Lt(m, hn::Set(dd, sqrt_half_d));
+    e = hn::Sub(e, hn::IfThenElseZero(hn::RebindMask(dl, small), hn::Set(dl, 1)));
+    t[j] = hn::Add(hn::Sub(m, hn::Set(dd, 1.0)), hn::IfThenElseZero(small, m));
+    fe[j] = hn::ConvertTo(dd, e);
+    z[j] = hn::Mul(t[j], t[j]);
+  });
+  const vd_k<K> p = horner_d(log_d_p, t);
+  vd_k<K> q;
+  for_each_vector<K>([&](std::size_t j) { q[j] = hn::Add(t[j], hn::Set(dd, log_d_q[0])); });
+  horner_steps(q, log_d_q, 1, t);
+  vd_k<K> r;
+  for_each_vector<K>([&](std::size_t j) {
+    vd_t y = hn::Mul(t[j], hn::Div(hn::Mul(z[j], p[j]), q[j]));
+    y = hn::Add(y, hn::Mul(fe[j], hn::Set(dd, log_d_q1)));
+    y = hn::Sub(y, hn::Mul(z[j], hn::Set(dd, 0.5)));
+    r[j] = hn::Add(hn::Add(t[j], y), hn::Mul(fe[j], hn::Set(dd, log_d_q2)));
+  });
+  return r;
 }
 
 // reference_quantile, lane-wise. The polynomials of sqrt(w) (w >= 6.25, |z|
 // above about 3.1) are evaluated only when some lane needs them; each
 // lane's value is the same either way.
-HWY_INLINE vd_t quantile_d(vd_t p2) {
+template <std::size_t K>
+HWY_INLINE vd_k<K> quantile_d(const vd_k<K>& p2) {
   const dd_t dd;
-  const vd_t x = hn::Sub(p2, hn::Set(dd, 1.0));
-  vd_t e = hn::Mul(p2, hn::Sub(hn::Set(dd, 2.0), p2));
-  const vd_t tiny = hn::Set(dd, 0x1p-1022);
-  e = hn::IfThenElse(hn::Lt(e, tiny), tiny, e);
-  const vd_t lw = hn::Neg(log_d(e));
-  vd_t q = horner_d(erfinv_d_central, hn::Sub(lw, hn::Set(dd, 3.125)));
-  const auto beyond = hn::Not(hn::Lt(lw, hn::Set(dd, 6.25)));
-  if (HWY_UNLIKELY(!hn::AllFalse(dd, beyond))) {
-    const vd_t s = hn::Sqrt(lw);
-    const vd_t middle = horner_d(erfinv_d_middle, hn::Sub(s, hn::Set(dd, 3.25)));
-    const vd_t tail = horner_d(erfinv_d_tail, hn::Sub(s, hn::Set(dd, 5.0)));
-    q = hn::IfThenElse(beyond, hn::IfThenElse(hn::Lt(lw, hn::Set(dd, 16.0)), middle, tail), q);
+  vd_k<K> e, v;
+  for_each_vector<K>([&](std::size_t j) {
+    const vd_t ej = hn::Mul(p2[j], hn::Sub(hn::Set(dd, 2.0), p2[j]));
+    const vd_t tiny = hn::Set(dd, 0x1p-1022);
+    e[j] = hn::IfThenElse(hn::Lt(ej, tiny), tiny, ej);
+  });
+  vd_k<K> lw = log_d(e);
+  bool beyond = false;
+  for_each_vector<K>([&](std::size_t j) {
+    lw[j] = hn::Neg(lw[j]);
+    v[j] = hn::Sub(lw[j], hn::Set(dd, 3.125));
+    beyond = beyond || !hn::AllTrue(dd, hn::Lt(lw[j], hn::Set(dd, 6.25)));
+  });
+  vd_k<K> q = horner_d(erfinv_d_central, v);
+  if (HWY_UNLIKELY(beyond)) {
+    vd_k<K> vm, vt;
+    for_each_vector<K>([&](std::size_t j) {
+      const vd_t s = hn::Sqrt(lw[j]);
+      vm[j] = hn::Sub(s, hn::Set(dd, 3.25));
+      vt[j] = hn::Sub(s, hn::Set(dd, 5.0));
+    });
+    const vd_k<K> middle = horner_d(erfinv_d_middle, vm);
+    const vd_k<K> tail = horner_d(erfinv_d_tail, vt);
+    for_each_vector<K>([&](std::size_t j) {
+      const vd_t outer = hn::IfThenElse(hn::Lt(lw[j], hn::Set(dd, 16.0)), middle[j], tail[j]);
+      q[j] = hn::IfThenElse(hn::Lt(lw[j], hn::Set(dd, 6.25)), q[j], outer);
+    });
   }
-  return hn::Mul(hn::Mul(q, x), hn::Set(dd, sqrt2_d));
+  vd_k<K> z;
+  for_each_vector<K>([&](std::size_t j) {
+    const vd_t x = hn::Sub(p2[j], hn::Set(dd, 1.0));
+    z[j] = hn::Mul(hn::Mul(q[j], x), hn::Set(dd, sqrt2_d));
+  });
+  return z;
 }
 
 struct truncated_vectors_d {
@@ -268,18 +324,29 @@ HWY_INLINE truncated_vectors_d vectors_of(const truncated_f64& t) {
           hn::Set(dd, t.hi),      hn::Set(dd, t.mean),       hn::Set(dd, t.std_signed)};
 }
 
-// reference_truncated_normal(bits, t), lane-wise.
-HWY_INLINE vd_t truncated_values_d(hn::Vec<dq_t> bits, const truncated_vectors_d& t) {
+// reference_truncated_normal(bits, t) of the K vectors of u64 at `bits`,
+// lane-wise, stored to dst.
+template <std::size_t K>
+HWY_INLINE void truncated_values_d(const std::uint64_t* bits, const truncated_vectors_d& t,
+                                   double* dst) {
   const dd_t dd;
-  // (2 (bits >> 12) + 1) 2^-53 as (1 + (bits >> 12) 2^-52) - 1 + 2^-53,
-  // every step exact: the same value as the reference's conversion.
-  const vd_t one_m =
-      hn::BitCast(dd, hn::Or(hn::ShiftRight<12>(bits), hn::Set(dq_t(), 0x3FF0000000000000ull)));
-  const vd_t u = hn::Add(hn::Sub(one_m, hn::Set(dd, 1.0)), hn::Set(dd, 0x1p-53));
-  vd_t z = quantile_d(hn::Add(t.cdf_lo2, hn::Mul(u, t.cdf_width2)));
-  z = hn::IfThenElse(hn::Lt(z, t.lo), t.lo, z);
-  z = hn::IfThenElse(hn::Gt(z, t.hi), t.hi, z);
-  return hn::Add(t.mean, hn::Mul(t.std_signed, z));
+  const dq_t dq;
+  const std::size_t n = hn::Lanes(dq);
+  vd_k<K> p2;
+  for_each_vector<K>([&](std::size_t j) {
+    // (2 (bits >> 12) + 1) 2^-53 as (1 + (bits >> 12) 2^-52) - 1 + 2^-53,
+    // every step exact: the same value as the reference's conversion.
+    const vd_t one_m = hn::BitCast(dd, hn::Or(hn::ShiftRight<12>(hn::Load(dq, bits + j * n)),
+                                              hn::Set(dq, 0x3FF0000000000000ull)));
+    const vd_t u = hn::Add(hn::Sub(one_m, hn::Set(dd, 1.0)), hn::Set(dd, 0x1p-53));
+    p2[j] = hn::Add(t.cdf_lo2, hn::Mul(u, t.cdf_width2));
+  });
+  const vd_k<K> z = quantile_d(p2);
+  for_each_vector<K>([&](std::size_t j) {
+    vd_t zj = hn::IfThenElse(hn::Lt(z[j], t.lo), t.lo, z[j]);
+    zj = hn::IfThenElse(hn::Gt(zj, t.hi), t.hi, zj);
+    hn::StoreU(hn::Add(t.mean, hn::Mul(t.std_signed, zj)), dd, dst + j * n);
+  });
 }
 
 // Fills elements [first, first + count) of a T tensor from `values(words,
@@ -346,18 +413,16 @@ void fill_truncated_normal_d_impl(const philox_stream& s, double* out, std::uint
                                   std::uint64_t count, const truncated_f64& t) {
   static_assert(std::endian::native == std::endian::little,
                 "words 2j and 2j + 1 are read as one little-endian u64");
+  // The 4 N words of a step are 2 N doubles: this many vectors of them.
+  constexpr std::size_t vectors = 2 * hn::MaxLanes(du_t()) / hn::MaxLanes(dq_t());
+  static_assert(!HWY_HAVE_SCALABLE, "the vector count is a compile-time constant");
   const truncated_vectors_d v = vectors_of(t);
-  const dq_t dq;
-  const std::size_t n = hn::Lanes(dq);
-  const std::size_t vectors = 2 * hn::Lanes(du_t()) / n;  // 2 values per block
   fill_values(s, out, first, count, [&](const philox_words& w, double* dst) {
     // Interleaved, the words of block b are u64 elements 2b (w0, w1) and
     // 2b + 1 (w2, w3): the values' order.
     HWY_ALIGN std::uint32_t words[4 * max_lanes];
     hn::StoreInterleaved4(w.w0, w.w1, w.w2, w.w3, du_t(), words);
-    const auto* bits = reinterpret_cast<const std::uint64_t*>(words);
-    for (std::size_t k = 0; k < vectors; ++k)
-      hn::StoreU(truncated_values_d(hn::Load(dq, bits + k * n), v), dd_t(), dst + k * n);
+    truncated_values_d<vectors>(reinterpret_cast<const std::uint64_t*>(words), v, dst);
   });
 }
 
@@ -403,11 +468,11 @@ HWY_INLINE void map_doubles(const double* x, double* out, std::uint64_t count, d
 }
 
 void log_d_impl(const double* x, double* out, std::uint64_t count) {
-  map_doubles(x, out, count, 1.0, [](vd_t v) { return log_d(v); });
+  map_doubles(x, out, count, 1.0, [](vd_t v) { return log_d<1>({v})[0]; });
 }
 
 void quantile_d_impl(const double* p2, double* out, std::uint64_t count) {
-  map_doubles(p2, out, count, 1.0, [](vd_t v) { return quantile_d(v); });
+  map_doubles(p2, out, count, 1.0, [](vd_t v) { return quantile_d<1>({v})[0]; });
 }
 
 void sincos_turns_impl(const std::uint32_t* m24, float* sin, float* cos, std::uint64_t count) {
