@@ -100,29 +100,77 @@ HWY_INLINE vf_t top24(vu_t w) {
   return hn::ConvertTo(df_t(), hn::BitCast(di_t(), hn::ShiftRight<8>(w)));
 }
 
+// K vectors computed in lockstep: the logs and the erfinv polynomials are
+// long chains of dependent multiplies and adds (23 of each for the double
+// central polynomial), so each step is issued for all K vectors before the
+// next and their latencies overlap. Lane for lane the operations are the
+// reference's.
+template <class V, std::size_t K>
+using vecs = std::array<V, K>;
+template <std::size_t K>
+using vf_k = vecs<vf_t, K>;
+template <std::size_t K>
+using vd_k = vecs<vd_t, K>;
+
+// f(j) for j = 0 .. K - 1, unrolled.
+template <std::size_t K, class F>
+HWY_INLINE void for_each_vector(const F& f) {
+  [&]<std::size_t... J>(std::index_sequence<J...>) {
+    (f(J), ...);
+  }
+  (std::make_index_sequence<K>());
+}
+
+// q = q * v + c[k] for k = from .. N - 1, for every vector.
+template <class V, std::size_t K, class T, std::size_t N>
+HWY_INLINE void horner_steps(vecs<V, K>& q, const T (&c)[N], std::size_t from,
+                             const vecs<V, K>& v) {
+  for (std::size_t k = from; k < N; ++k) {
+    const V ck = hn::Set(hn::DFromV<V>(), c[k]);
+    for_each_vector<K>([&](std::size_t j) { q[j] = hn::Add(hn::Mul(q[j], v[j]), ck); });
+  }
+}
+
+// Horner from index 0, as the reference's.
+template <class V, std::size_t K, class T, std::size_t N>
+HWY_INLINE vecs<V, K> horner(const T (&c)[N], const vecs<V, K>& v) {
+  vecs<V, K> q;
+  for_each_vector<K>([&](std::size_t j) { q[j] = hn::Set(hn::DFromV<V>(), c[0]); });
+  horner_steps(q, c, 1, v);
+  return q;
+}
+
 // reference_log, lane-wise.
-HWY_INLINE vf_t log_f(vf_t x) {
+template <std::size_t K>
+HWY_INLINE vf_k<K> log_f(const vf_k<K>& x) {
   const df_t df;
   const du_t du;
   const di_t di;
-  const vu_t bits = hn::BitCast(du, x);
-  auto e = hn::Sub(hn::BitCast(di, hn::ShiftRight<23>(bits)), hn::Set(di, 126));
-  const vf_t m =
-      hn::BitCast(df, hn::Or(hn::And(bits, hn::Set(du, 0x807FFFFFu)), hn::Set(du, 0x3F000000u)));
-  const auto small = hn::Lt(m, hn::Set(df, sqrt_half));
-  e = hn::Sub(e, hn::IfThenElseZero(hn::RebindMask(di, small), hn::Set(di, 1)));
-  vf_t t = hn::Sub(m, hn::Set(df, 1.0f));
-  t = hn::Add(t, hn::IfThenElseZero(small, m));
-  const vf_t fe = hn::ConvertTo(df, e);
-  const vf_t z = hn::Mul(t, t);
-  vf_t y = hn::Set(df, log_p[0]);
-  for (int k = 1; k < 9; ++k) y = hn::Add(hn::Mul(y, t), hn::Set(df, log_p[k]));
-  y = hn::Mul(y, t);
-  y = hn::Mul(y, z);
-  y = hn::Add(y, hn::Mul(fe, hn::Set(df, log_q1)));
-  y = hn::Sub(y, hn::Mul(z, hn::Set(df, 0.5f)));
-  vf_t r = hn::Add(t, y);
-  return hn::Add(r, hn::Mul(fe, hn::Set(df, log_q2)));
+  vf_k<K> t, fe, z;
+  for_each_vector<K>([&](std::size_t j) {
+    const vu_t bits = hn::BitCast(du, x[j]);
+    auto e = hn::Sub(hn::BitCast(di, hn::ShiftRight<23>(bits)), hn::Set(di, 126));
+    const vf_t m =
+        hn::BitCast(df, hn::Or(hn::And(bits, hn::Set(du, 0x807FFFFFu)), hn::Set(du, 0x3F000000u)));
+    const auto small = hn::Lt(m, hn::Set(df, sqrt_half));
+    e = hn::Sub(e, hn::IfThenElseZero(hn::RebindMask(di, small), hn::Set(di, 1)));
+    t[j] = hn::Add(hn::Sub(m, hn::Set(df, 1.0f)), hn::IfThenElseZero(small, m));
+    fe[j] = hn::ConvertTo(df, e);
+    z[j] = hn::Mul(t[j], t[j]);
+  });
+  const vf_k<K> p = horner(log_p, t);
+  vf_k<K> r;
+  for_each_vector<K>([&](std::size_t j) {
+    vf_t y = hn::Mul(hn::Mul(p[j], t[j]), z[j]);
+    y = hn::Add(y, hn::Mul(fe[j], hn::Set(df, log_q1)));
+    y = hn::Sub(y, hn::Mul(z[j], hn::Set(df, 0.5f)));
+    r[j] = hn::Add(hn::Add(t[j], y), hn::Mul(fe[j], hn::Set(df, log_q2)));
+  });
+  return r;
+}
+
+HWY_INLINE vf_t log_f(vf_t x) {
+  return log_f<1>({x})[0];
 }
 
 // reference_sincos_turns, lane-wise, of m24 = w >> 8.
@@ -179,65 +227,42 @@ HWY_INLINE truncated_vectors vectors_of(const truncated_f32& t) {
 // reference_truncated_normal, lane-wise. The tail polynomial (w >= 5, |z|
 // above about 2.9) is evaluated only when some lane needs it; each lane's
 // value is the same either way.
-HWY_INLINE vf_t truncated_values(vu_t w, const truncated_vectors& t) {
-  const df_t df;
-  const vu_t odd = hn::Or(hn::ShiftRight<8>(w), hn::Set(du_t(), 1u));
-  const vf_t u = hn::Mul(hn::ConvertTo(df, hn::BitCast(di_t(), odd)), hn::Set(df, 0x1p-24f));
-  const vf_t p2 = hn::Add(t.cdf_lo2, hn::Mul(u, t.cdf_width2));
-  const vf_t x = hn::Sub(p2, hn::Set(df, 1.0f));
-  vf_t e = hn::Mul(p2, hn::Sub(hn::Set(df, 2.0f), p2));
-  const vf_t tiny = hn::Set(df, 0x1p-126f);
-  e = hn::IfThenElse(hn::Lt(e, tiny), tiny, e);
-  const vf_t lw = hn::Neg(log_f(e));
-  const vf_t v = hn::Sub(lw, hn::Set(df, 2.5f));
-  vf_t q = hn::Set(df, erfinv_central[0]);
-  for (int k = 1; k < 9; ++k) q = hn::Add(hn::Mul(q, v), hn::Set(df, erfinv_central[k]));
-  const auto tail = hn::Not(hn::Lt(lw, hn::Set(df, 5.0f)));
-  if (HWY_UNLIKELY(!hn::AllFalse(df, tail))) {
-    const vf_t vt = hn::Sub(hn::Sqrt(lw), hn::Set(df, 3.0f));
-    vf_t qt = hn::Set(df, erfinv_tail[0]);
-    for (int k = 1; k < 9; ++k) qt = hn::Add(hn::Mul(qt, vt), hn::Set(df, erfinv_tail[k]));
-    q = hn::IfThenElse(tail, qt, q);
-  }
-  vf_t z = hn::Mul(hn::Mul(q, x), hn::Set(df, sqrt2_f));
-  z = hn::IfThenElse(hn::Lt(z, t.lo), t.lo, z);
-  z = hn::IfThenElse(hn::Gt(z, t.hi), t.hi, z);
-  return hn::Add(t.mean, hn::Mul(t.std_signed, z));
-}
-
-// K vectors of doubles computed in lockstep: the log and the erfinv
-// polynomials are long chains of dependent multiplies and adds (23 of each
-// for the central polynomial), so each step is issued for all K vectors
-// before the next and their latencies overlap. Lane for lane the operations
-// are the reference's.
 template <std::size_t K>
-using vd_k = std::array<vd_t, K>;
-
-// f(j) for j = 0 .. K - 1, unrolled.
-template <std::size_t K, class F>
-HWY_INLINE void for_each_vector(const F& f) {
-  [&]<std::size_t... J>(std::index_sequence<J...>) {
-    (f(J), ...);
+HWY_INLINE vf_k<K> truncated_values(const vecs<vu_t, K>& w, const truncated_vectors& t) {
+  const df_t df;
+  vf_k<K> p2, e;
+  for_each_vector<K>([&](std::size_t j) {
+    const vu_t odd = hn::Or(hn::ShiftRight<8>(w[j]), hn::Set(du_t(), 1u));
+    const vf_t u = hn::Mul(hn::ConvertTo(df, hn::BitCast(di_t(), odd)), hn::Set(df, 0x1p-24f));
+    p2[j] = hn::Add(t.cdf_lo2, hn::Mul(u, t.cdf_width2));
+    const vf_t ej = hn::Mul(p2[j], hn::Sub(hn::Set(df, 2.0f), p2[j]));
+    const vf_t tiny = hn::Set(df, 0x1p-126f);
+    e[j] = hn::IfThenElse(hn::Lt(ej, tiny), tiny, ej);
+  });
+  vf_k<K> lw = log_f(e), v;
+  bool tail = false;
+  for_each_vector<K>([&](std::size_t j) {
+    lw[j] = hn::Neg(lw[j]);
+    v[j] = hn::Sub(lw[j], hn::Set(df, 2.5f));
+    tail = tail || !hn::AllTrue(df, hn::Lt(lw[j], hn::Set(df, 5.0f)));
+  });
+  vf_k<K> q = horner(erfinv_central, v);
+  if (HWY_UNLIKELY(tail)) {
+    vf_k<K> vt;
+    for_each_vector<K>([&](std::size_t j) { vt[j] = hn::Sub(hn::Sqrt(lw[j]), hn::Set(df, 3.0f)); });
+    const vf_k<K> qt = horner(erfinv_tail, vt);
+    for_each_vector<K>([&](std::size_t j) {
+      q[j] = hn::IfThenElse(hn::Lt(lw[j], hn::Set(df, 5.0f)), q[j], qt[j]);
+    });
   }
-  (std::make_index_sequence<K>());
-}
-
-// q = q * v + c[k] for k = 0 .. N - 1, for every vector.
-template <std::size_t K, std::size_t N>
-HWY_INLINE void horner_steps(vd_k<K>& q, const double (&c)[N], std::size_t from, const vd_k<K>& v) {
-  for (std::size_t k = from; k < N; ++k) {
-    const vd_t ck = hn::Set(dd_t(), c[k]);
-    for_each_vector<K>([&](std::size_t j) { q[j] = hn::Add(hn::Mul(q[j], v[j]), ck); });
-  }
-}
-
-// Horner from index 0, as the reference's.
-template <std::size_t K, std::size_t N>
-HWY_INLINE vd_k<K> horner_d(const double (&c)[N], const vd_k<K>& v) {
-  vd_k<K> q;
-  for_each_vector<K>([&](std::size_t j) { q[j] = hn::Set(dd_t(), c[0]); });
-  horner_steps(q, c, 1, v);
-  return q;
+  vf_k<K> x;
+  for_each_vector<K>([&](std::size_t j) {
+    vf_t z = hn::Mul(hn::Mul(q[j], hn::Sub(p2[j], hn::Set(df, 1.0f))), hn::Set(df, sqrt2_f));
+    z = hn::IfThenElse(hn::Lt(z, t.lo), t.lo, z);
+    z = hn::IfThenElse(hn::Gt(z, t.hi), t.hi, z);
+    x[j] = hn::Add(t.mean, hn::Mul(t.std_signed, z));
+  });
+  return x;
 }
 
 // reference_log(double), lane-wise.
@@ -258,7 +283,7 @@ HWY_INLINE vd_k<K> log_d(const vd_k<K>& x) {
     fe[j] = hn::ConvertTo(dd, e);
     z[j] = hn::Mul(t[j], t[j]);
   });
-  const vd_k<K> p = horner_d(log_d_p, t);
+  const vd_k<K> p = horner(log_d_p, t);
   vd_k<K> q;
   for_each_vector<K>([&](std::size_t j) { q[j] = hn::Add(t[j], hn::Set(dd, log_d_q[0])); });
   horner_steps(q, log_d_q, 1, t);
@@ -291,7 +316,7 @@ HWY_INLINE vd_k<K> quantile_d(const vd_k<K>& p2) {
     v[j] = hn::Sub(lw[j], hn::Set(dd, 3.125));
     beyond = beyond || !hn::AllTrue(dd, hn::Lt(lw[j], hn::Set(dd, 6.25)));
   });
-  vd_k<K> q = horner_d(erfinv_d_central, v);
+  vd_k<K> q = horner(erfinv_d_central, v);
   if (HWY_UNLIKELY(beyond)) {
     vd_k<K> vm, vt;
     for_each_vector<K>([&](std::size_t j) {
@@ -299,8 +324,8 @@ HWY_INLINE vd_k<K> quantile_d(const vd_k<K>& p2) {
       vm[j] = hn::Sub(s, hn::Set(dd, 3.25));
       vt[j] = hn::Sub(s, hn::Set(dd, 5.0));
     });
-    const vd_k<K> middle = horner_d(erfinv_d_middle, vm);
-    const vd_k<K> tail = horner_d(erfinv_d_tail, vt);
+    const vd_k<K> middle = horner(erfinv_d_middle, vm);
+    const vd_k<K> tail = horner(erfinv_d_tail, vt);
     for_each_vector<K>([&](std::size_t j) {
       const vd_t outer = hn::IfThenElse(hn::Lt(lw[j], hn::Set(dd, 16.0)), middle[j], tail[j]);
       q[j] = hn::IfThenElse(hn::Lt(lw[j], hn::Set(dd, 6.25)), q[j], outer);
@@ -406,7 +431,10 @@ void fill_normal_impl(const philox_stream& s, float* out, std::uint64_t first, s
 void fill_truncated_normal_impl(const philox_stream& s, float* out, std::uint64_t first,
                                 std::uint64_t count, const truncated_f32& t) {
   const truncated_vectors v = vectors_of(t);
-  fill_word_values(s, out, first, count, [&](vu_t w) { return truncated_values(w, v); });
+  fill_values(s, out, first, count, [&](const philox_words& w, float* dst) {
+    const vf_k<4> x = truncated_values<4>({w.w0, w.w1, w.w2, w.w3}, v);
+    hn::StoreInterleaved4(x[0], x[1], x[2], x[3], df_t(), dst);
+  });
 }
 
 void fill_truncated_normal_d_impl(const philox_stream& s, double* out, std::uint64_t first,
