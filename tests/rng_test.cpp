@@ -1,6 +1,7 @@
 // Tests of the host random streams: the documented counter mapping, Philox
 // known answers, determinism across chunking and threads, and distribution
 // statistics with tolerances derived from the sample size.
+#include <boost/math/special_functions/erf.hpp>
 #include <catch2/catch.hpp>
 
 #include <algorithm>
@@ -144,19 +145,23 @@ TEST_CASE("any chunking gives the same bytes") {
   auto whole_n = fill_normal<double>(s, n);
   std::vector<float> trunc_whole(n);
   s.truncated_normal(std::span<float>(trunc_whole), 0, 0.5, 2.0, -2.0, 2.0);
+  std::vector<double> trunc_whole_d(n);
+  s.truncated_normal(std::span<double>(trunc_whole_d), 0, 0.5, 2.0, -2.0, 2.0);
   for (std::size_t chunk : {1u, 2u, 3u, 5u, 64u, 1000u}) {
     std::vector<float> u(n), t(n);
-    std::vector<double> nd(n);
+    std::vector<double> nd(n), td(n);
     for (std::size_t start = 0; start < n; start += chunk) {
       const std::size_t len = std::min(chunk, n - start);
       s.uniform(std::span<float>(u).subspan(start, len), start, 0.0, 1.0);
       s.normal(std::span<double>(nd).subspan(start, len), start, 0.0, 1.0);
       s.truncated_normal(std::span<float>(t).subspan(start, len), start, 0.5, 2.0, -2.0, 2.0);
+      s.truncated_normal(std::span<double>(td).subspan(start, len), start, 0.5, 2.0, -2.0, 2.0);
     }
     INFO("chunk " << chunk);
     CHECK(same_bytes(u, whole_u));
     CHECK(same_bytes(nd, whole_n));
     CHECK(same_bytes(t, trunc_whole));
+    CHECK(same_bytes(td, trunc_whole_d));
   }
 }
 
@@ -201,6 +206,8 @@ TEST_CASE("any thread count gives the same bytes") {
   const auto zd = fill_normal<double>(s, n);
   std::vector<float> t(n);
   s.truncated_normal(std::span<float>(t), 0, 0.0, 1.0);
+  std::vector<double> td(n);
+  s.truncated_normal(std::span<double>(td), 0, 0.0, 1.0);
   for (unsigned workers : {1u, 2u, 8u}) {
     for (std::uint32_t order = 1; order <= 16; ++order) {
       INFO(workers << " workers, order " << order);
@@ -214,6 +221,9 @@ TEST_CASE("any thread count gives the same bytes") {
                          s.normal(out, f, 0.0, 1.0);
                        })));
       CHECK(same_bytes(t, fill_by_workers<float>(n, chunk, workers, order, [&](auto out, auto f) {
+                         s.truncated_normal(out, f, 0.0, 1.0);
+                       })));
+      CHECK(same_bytes(td, fill_by_workers<double>(n, chunk, workers, order, [&](auto out, auto f) {
                          s.truncated_normal(out, f, 0.0, 1.0);
                        })));
     }
@@ -301,10 +311,11 @@ struct interval {
   double a, b;
 };
 
-// Symmetric, one-sided, mirrored (a > 0), left-only, reaching the tail
-// polynomial (|z| > 2.9) and past the fast range (-6, the Boost fallback).
+// Symmetric, one-sided, mirrored (a > 0), left-only, reaching the float tail
+// polynomial (|z| > 2.9), past the float fast range (-6, the Boost fallback
+// for float), and in the double's last polynomial (|z| > 5.4).
 constexpr interval test_intervals[] = {{-2, 2},   {-1, 3},  {0.5, 4}, {-4, -1},
-                                       {-4.9, 5}, {3, 4.5}, {-6, -2}};
+                                       {-4.9, 5}, {3, 4.5}, {-6, -2}, {-7.5, -5.5}};
 
 }  // namespace
 
@@ -509,6 +520,184 @@ TEST_CASE("the double truncated normal follows the documented mapping and invert
     INFO("a=" << ab.a << " b=" << ab.b << ": worst " << worst << " resolutions");
     CHECK(worst < 8.0);
   }
+}
+
+namespace {
+
+// The float64 kernel's constants for [a, b] around mean with std, as the
+// host computes them for its fast range.
+detail::truncated_f64 truncated_constants_f64(double mean, double std, double a, double b) {
+  detail::truncated_f64 t{};
+  REQUIRE(detail::fast_truncated_f64(mean, std, a, b, t));
+  return t;
+}
+
+}  // namespace
+
+TEST_CASE("vector float64 truncated normals give the scalar reference's bytes on every target") {
+  const onnx_reinit_rng rng = ori::make_tensor_rng(31, "encoder.layers.5.fc2.weight");
+  const detail::philox_stream ps{{rng.key[0], rng.key[1]}, rng.stream};
+  // The central polynomial alone, mirrored, all three polynomials, the
+  // middle one (|z| in 3.1 .. 5.4), the tail one alone, a narrow interval,
+  // and an upper bound far enough that p comes within 2^-52 of 1.
+  const interval intervals[] = {{-2, 2},  {0.5, 4},  {-7.9, 8}, {-6, -3},
+                                {-8, -6}, {0, 0.25}, {-1, 40}};
+  for_each_target([&] {
+    for (interval ab : intervals) {
+      const auto t = truncated_constants_f64(0.1, 0.02, ab.a, ab.b);
+      auto check_range = [&](std::uint64_t first, std::uint64_t count) {
+        std::vector<double> got(count), want(count);
+        detail::simd_fill_truncated_normal(ps, got.data(), first, count, t);
+        detail::reference_fill_truncated_normal(rng, want.data(), first, count, t);
+        INFO("a=" << ab.a << " b=" << ab.b << " first " << first << " count " << count);
+        CHECK(same_bytes(got, want));
+      };
+      // Every start modulo a block and a vector, counts that are not
+      // multiples of the vector width, and one long run.
+      for (std::uint64_t first = 0; first < 19; ++first)
+        for (std::uint64_t count = 0; count <= 70; count += 1 + first % 5)
+          check_range(first, count);
+      check_range(7, 100003);
+      check_range((1ull << 33) - 5, 301);  // the block counter's low word wraps
+    }
+    // The stream API's float64 fill is this kernel.
+    std::vector<double> got(1001), want(1001);
+    ori::rng_stream(rng).truncated_normal(std::span<double>(got), 3, 0.1, 0.02, -2.0, 2.0);
+    detail::reference_fill_truncated_normal(rng, want.data(), 3, got.size(),
+                                            truncated_constants_f64(0.1, 0.02, -2.0, 2.0));
+    CHECK(same_bytes(got, want));
+  });
+}
+
+TEST_CASE("the double quantile matches on every target at the edges of its range") {
+  // Inputs no sampled interval reaches in a test run: p2 at the ends of
+  // (0, 2), where 4 p (1 - p) rounds to zero or to 1, and around the
+  // polynomials' switch points w = 6.25 and w = 16 on both sides.
+  std::vector<double> p2 = {0x1p-1074,
+                            0x1p-1022,
+                            1e-300,
+                            1e-17,
+                            2e-16,
+                            2.0,
+                            0x1.fffffffffffffp0,
+                            0x1.ffffffffffffep0,
+                            1.0,
+                            0x1.fffffffffffffp-1,
+                            0x1.0000000000001p0};
+  for (double w : {6.25, 16.0}) {
+    // e = p2 (2 - p2) = exp(-w) at p2 = 1 - sqrt(1 - exp(-w)), and nearby.
+    const double at = 1.0 - std::sqrt(1.0 - std::exp(-w));
+    for (int k = -40; k <= 40; ++k) {
+      const double x = at * (1.0 + k * 0x1p-50);
+      p2.push_back(x);
+      p2.push_back(2.0 - x);
+    }
+  }
+  std::mt19937_64 gen(7);
+  for (int k = 0; k < 20000; ++k) {
+    const double u = static_cast<double>(gen() >> 11) * 0x1p-53;
+    p2.push_back(std::ldexp(1.0 + u, -static_cast<int>(gen() % 60)));
+    p2.push_back(2.0 * u);
+  }
+  for_each_target([&] {
+    std::vector<double> got(p2.size()), want(p2.size());
+    detail::simd_quantile(p2.data(), got.data(), p2.size());
+    for (std::size_t i = 0; i < p2.size(); ++i) want[i] = detail::reference_quantile(p2[i]);
+    CHECK(same_bytes(got, want));
+  });
+  CHECK(std::all_of(p2.begin(), p2.end(),
+                    [](double x) { return std::isfinite(detail::reference_quantile(x)); }));
+}
+
+namespace {
+
+// The exact standard normal quantile of p = p2 / 2, from Boost's erfc_inv in
+// long double (64-bit significand here), and what double resolves there: the
+// spacing of z plus the spacing of p seen through the density.
+struct exact_quantile {
+  long double z, resolution;
+};
+
+exact_quantile exact_quantile_of(double p2) {
+  const long double z = -std::sqrt(2.0L) * boost::math::erfc_inv(static_cast<long double>(p2));
+  const long double density = std::exp(-z * z / 2) / std::sqrt(2 * std::numbers::pi_v<long double>);
+  const long double p = static_cast<long double>(p2) / 2;
+  return {z, 0x1p-52L * (std::abs(z) + std::min(p, 1 - p) / density)};
+}
+
+}  // namespace
+
+TEST_CASE("the double quantile is within 4 resolutions of Boost's erfc_inv over its range") {
+  // p2 = 2p over what the fast path draws, [2 Phi(-8), 2): evenly spaced
+  // points and points evenly spaced in log p2 and log (2 - p2), so each of
+  // the three polynomials and both sides are covered. Measured worst on 6
+  // million such points: 1.90 (central), 2.56 (middle), 3.42 (tail)
+  // resolutions, the same as the path with libm's log this kernel replaced
+  // (the polynomials' own error); on these 450000, 1.83, 2.40, 3.03. A
+  // relative change of 1e-3 in any coefficient fails this test, of 1e-15 in
+  // the constant terms.
+  const double lowest = std::erfc(8.0 / std::numbers::sqrt2);  // 2 Phi(-8)
+  std::mt19937_64 gen(11);
+  double worst[3] = {0, 0, 0};  // by polynomial: central, middle, tail
+  double worst_p2[3] = {0, 0, 0};
+  auto check = [&](double p2) {
+    const exact_quantile want = exact_quantile_of(p2);
+    const double err = static_cast<double>(
+        std::abs(static_cast<long double>(detail::reference_quantile(p2)) - want.z) /
+        want.resolution);
+    const double lw = -std::log(p2 * (2 - p2));
+    const int piece = lw < 6.25 ? 0 : lw < 16 ? 1 : 2;
+    if (err > worst[piece]) worst[piece] = err, worst_p2[piece] = p2;
+  };
+  for (int k = 0; k < 150000; ++k) {
+    const double u = static_cast<double>(gen() >> 11) * 0x1p-53;
+    check(lowest + u * (2 - lowest));
+    const double v = std::exp(std::log(lowest) * static_cast<double>(gen() >> 11) * 0x1p-53);
+    check(v);
+    check(2 - v);
+  }
+  for (int piece = 0; piece < 3; ++piece) {
+    INFO("polynomial " << piece << ": worst " << worst[piece]
+                       << " resolutions at p2 = " << worst_p2[piece]);
+    CHECK(worst[piece] > 0);
+    CHECK(worst[piece] < 4.0);
+  }
+}
+
+TEST_CASE("the double log is within 1 ulp over the quantile's inputs and matches on every target") {
+  // The quantile takes the log of 4 p (1 - p) in [DBL_MIN, 1]: every
+  // binade, and densely just below 1 where most draws land. Against the
+  // long double log: measured worst 0.92 ulp on 25 million such points
+  // (just below sqrt(1/2)), 0.74 on these.
+  std::mt19937_64 gen(13);
+  std::vector<double> xs;
+  for (int k = 0; k < 400000; ++k) {
+    const double u = static_cast<double>(gen() >> 11) * 0x1p-53;
+    xs.push_back(std::ldexp(1.0 + u, -1 - static_cast<int>(gen() % 1022)));
+    xs.push_back(1.0 - u * 0x1p-8);
+  }
+  xs.push_back(1.0);
+  double worst = 0, worst_x = 0;
+  for (double x : xs) {
+    const long double want = std::log(static_cast<long double>(x));
+    const double got = detail::reference_log(x);
+    if (want == 0) {
+      CHECK(got == 0.0);
+      continue;
+    }
+    const double rounded = static_cast<double>(want);
+    const long double ulp = std::nextafter(std::abs(rounded), 1e300) - std::abs(rounded);
+    const double err = static_cast<double>(std::abs(got - want) / ulp);
+    if (err > worst) worst = err, worst_x = x;
+  }
+  INFO("worst " << worst << " ulp at " << worst_x);
+  CHECK(worst < 1.0);
+  for_each_target([&] {
+    std::vector<double> got(xs.size()), want(xs.size());
+    detail::simd_log(xs.data(), got.data(), xs.size());
+    for (std::size_t i = 0; i < xs.size(); ++i) want[i] = detail::reference_log(xs[i]);
+    CHECK(same_bytes(got, want));
+  });
 }
 
 TEST_CASE("every target gives the same bytes for any chunking") {

@@ -1,10 +1,11 @@
-// Internal to the host RNG: the float32 sampling kernels in two forms, a
-// plain scalar reference (reference.cpp) and Highway vector code with runtime
-// dispatch (simd.cpp), and the constants both share. Both forms perform the
-// very same sequence of IEEE float multiplies, adds, square roots, integer
-// bit operations and exact conversions, and never a fused multiply-add
-// (this library is built with -ffp-contract=off), so every instruction set
-// gives the same bits as the reference. The definitions are in rng.h.
+// Internal to the host RNG: the float32 sampling kernels and the float64
+// truncated normal in two forms, a plain scalar reference (reference.cpp) and
+// Highway vector code with runtime dispatch (simd.cpp), and the constants
+// both share. Both forms perform the very same sequence of IEEE multiplies,
+// adds, divisions, square roots, integer bit operations and exact
+// conversions, and never a fused multiply-add (this library is built with
+// -ffp-contract=off), so every instruction set gives the same bits as the
+// reference. The definitions are in rng.h.
 #pragma once
 
 #include <cstdint>
@@ -58,6 +59,64 @@ struct truncated_f32 {
   float cdf_lo2, cdf_width2, lo, hi, mean, std_signed;
 };
 
+// Natural logarithm in double, after Cephes log: x = m 2^e with m in
+// [sqrt(1/2), sqrt(2)), t = m - 1, log(x) = t - t^2 / 2 + t^3 P(t) / Q(t)
+// + e ln 2, ln 2 split as for the float log. Cephes' decimal constants
+// (correctly rounded by the compiler); Q has a leading 1. Cephes switches to
+// another form for exponents beyond +-2; this one form is used throughout
+// (measured max error 0.92 ulp over [DBL_MIN, 1], the inputs the truncated
+// normal sees).
+inline constexpr double log_d_p[6] = {1.01875663804580931796E-4, 4.97494994976747001425E-1,
+                                      4.70579119878881725854E0,  1.44989225341610930846E1,
+                                      1.79368678507819816313E1,  7.70838733755885391666E0};
+inline constexpr double log_d_q[5] = {1.12873587189167450590E1, 4.52279145837532221105E1,
+                                      8.29875266912776603211E1, 7.11544750618563894466E1,
+                                      2.31251620126765340583E1};
+inline constexpr double log_d_q1 = -2.121944400546905827679e-4;  // ln 2 - log_d_q2
+inline constexpr double log_d_q2 = 0.693359375;
+inline constexpr double sqrt_half_d = 0x1.6a09e667f3bcdp-1;
+
+// Giles' double-precision erfinv: erfinv(x) = x P(w), w = -ln((1 - x)(1 + x)),
+// P = erfinv_d_central of w - 3.125 for w < 6.25, erfinv_d_middle of
+// sqrt(w) - 3.25 for w < 16, else erfinv_d_tail of sqrt(w) - 5; Horner from
+// index 0. Accurate while 1 - |x| stays above about 2^-52.
+inline constexpr double erfinv_d_central[23] = {
+    -3.6444120640178196996e-21, -1.685059138182016589e-19,  1.2858480715256400167e-18,
+    1.115787767802518096e-17,   -1.333171662854620906e-16,  2.0972767875968561637e-17,
+    6.6376381343583238325e-15,  -4.0545662729752068639e-14, -8.1519341976054721522e-14,
+    2.6335093153082322977e-12,  -1.2975133253453532498e-11, -5.4154120542946279317e-11,
+    1.051212273321532285e-09,   -4.1126339803469836976e-09, -2.9070369957882005086e-08,
+    4.2347877827932403518e-07,  -1.3654692000834678645e-06, -1.3882523362786468719e-05,
+    0.0001867342080340571352,   -0.00074070253416626697512, -0.0060336708714301490533,
+    0.24015818242558961693,     1.6536545626831027356};
+inline constexpr double erfinv_d_middle[19] = {
+    2.2137376921775787049e-09, 9.0756561938885390979e-08, -2.7517406297064545428e-07,
+    1.8239629214389227755e-08, 1.5027403968909827627e-06, -4.013867526981545969e-06,
+    2.9234449089955446044e-06, 1.2475304481671778723e-05, -4.7318229009055733981e-05,
+    6.8284851459573175448e-05, 2.4031110387097893999e-05, -0.0003550375203628474796,
+    0.00095328937973738049703, -0.0016882755560235047313, 0.0024914420961078508066,
+    -0.0037512085075692412107, 0.005370914553590063617,   1.0052589676941592334,
+    3.0838856104922207635};
+inline constexpr double erfinv_d_tail[17] = {
+    -2.7109920616438573243e-11, -2.5556418169965252055e-10, 1.5076572693500548083e-09,
+    -3.7894654401267369937e-09, 7.6157012080783393804e-09,  -1.4960026627149240478e-08,
+    2.9147953450901080826e-08,  -6.7711997758452339498e-08, 2.2900482228026654717e-07,
+    -9.9298272942317002539e-07, 4.5260625972231537039e-06,  -1.9681778105531670567e-05,
+    7.5995277030017761139e-05,  -0.00021503011930044477347, -0.00013871931833623122026,
+    1.0103004648645343977,      4.8499064014085844221};
+inline constexpr double sqrt2_d = 0x1.6a09e667f3bcdp+0;
+
+// A float64 truncated normal fill's constants (see rng.h): 2 Phi(lo),
+// 2 (Phi(hi) - Phi(lo)), and x = mean + std_signed * clamp(z, lo, hi).
+struct truncated_f64 {
+  double cdf_lo2, cdf_width2, lo, hi, mean, std_signed;
+};
+
+// The constants of a float64 fill of [a, b] (in units of std around mean)
+// when the nearer side's bound is in the fast range (at or above -8), as
+// random.cpp computes them; false when the fill takes the Boost path.
+bool fast_truncated_f64(double mean, double std, double a, double b, truncated_f64& out);
+
 // The scalar reference, one value at a time.
 float reference_log(float x);  // positive normal x
 struct sin_cos {
@@ -72,6 +131,13 @@ void reference_normal_pair(std::uint32_t w_radius, std::uint32_t w_angle, float 
 // The inverse-CDF truncated normal of one Philox word.
 float reference_truncated_normal(std::uint32_t w, const truncated_f32& t);
 
+double reference_log(double x);  // positive normal x
+// The standard normal quantile of p = p2 / 2 before clamping, p2 in (0, 2).
+double reference_quantile(double p2);
+// The inverse-CDF truncated normal of one Philox word pair, bits = (w[2j+1]
+// << 32) | w[2j].
+double reference_truncated_normal(std::uint64_t bits, const truncated_f64& t);
+
 // Reference fills of elements [first, first + count) of a float32 tensor.
 void reference_fill_uniform(const onnx_reinit_rng& rng, float* out, std::uint64_t first,
                             std::uint64_t count, double low, double high);
@@ -79,6 +145,9 @@ void reference_fill_normal(const onnx_reinit_rng& rng, float* out, std::uint64_t
                            std::uint64_t count, double mean, double std);
 void reference_fill_truncated_normal(const onnx_reinit_rng& rng, float* out, std::uint64_t first,
                                      std::uint64_t count, const truncated_f32& t);
+// The same of a float64 tensor.
+void reference_fill_truncated_normal(const onnx_reinit_rng& rng, double* out, std::uint64_t first,
+                                     std::uint64_t count, const truncated_f64& t);
 
 // The vector kernels, dispatched to the best instruction set of this CPU.
 struct philox_stream {
@@ -93,7 +162,11 @@ void simd_fill_normal(const philox_stream& s, float* out, std::uint64_t first, s
                       float mean, float std);
 void simd_fill_truncated_normal(const philox_stream& s, float* out, std::uint64_t first,
                                 std::uint64_t count, const truncated_f32& t);
+void simd_fill_truncated_normal(const philox_stream& s, double* out, std::uint64_t first,
+                                std::uint64_t count, const truncated_f64& t);
 void simd_log(const float* x, float* out, std::uint64_t count);
+void simd_log(const double* x, double* out, std::uint64_t count);
+void simd_quantile(const double* p2, double* out, std::uint64_t count);  // reference_quantile
 void simd_sincos_turns(const std::uint32_t* m24, float* sin, float* cos, std::uint64_t count);
 const char* simd_target_name();
 

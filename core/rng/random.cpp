@@ -1,7 +1,8 @@
 // The host's Philox kernels: every value is a pure function of (key, stream,
 // element index), as defined in rng.h, so any chunking or thread count gives
-// the same bytes. Uniform, normal and truncated normal float32 run the vector
-// kernels of simd.cpp; the double paths are scalar here.
+// the same bytes. Uniform, normal and truncated normal float32 and truncated
+// normal float64 run the vector kernels of simd.cpp; the other double paths
+// are scalar here.
 #include "onnx_reinit/random.h"
 
 #include "kernels.h"
@@ -13,7 +14,6 @@
 #include <array>
 #include <cmath>
 #include <cstdint>
-#include <limits>
 
 namespace onnx_reinit {
 namespace {
@@ -130,52 +130,6 @@ truncation truncation_of(double a, double b) {
 constexpr double fast_lo_f32 = -5.0;
 constexpr double fast_lo_f64 = -8.0;
 
-// Giles' double-precision erfinv polynomials of w = -ln(1 - x^2): of w - 3.125
-// for w < 6.25, of sqrt(w) - 3.25 for w < 16, else of sqrt(w) - 5.
-constexpr double erfinv_d1[23] = {
-    -3.6444120640178196996e-21, -1.685059138182016589e-19,  1.2858480715256400167e-18,
-    1.115787767802518096e-17,   -1.333171662854620906e-16,  2.0972767875968561637e-17,
-    6.6376381343583238325e-15,  -4.0545662729752068639e-14, -8.1519341976054721522e-14,
-    2.6335093153082322977e-12,  -1.2975133253453532498e-11, -5.4154120542946279317e-11,
-    1.051212273321532285e-09,   -4.1126339803469836976e-09, -2.9070369957882005086e-08,
-    4.2347877827932403518e-07,  -1.3654692000834678645e-06, -1.3882523362786468719e-05,
-    0.0001867342080340571352,   -0.00074070253416626697512, -0.0060336708714301490533,
-    0.24015818242558961693,     1.6536545626831027356};
-constexpr double erfinv_d2[19] = {
-    2.2137376921775787049e-09, 9.0756561938885390979e-08, -2.7517406297064545428e-07,
-    1.8239629214389227755e-08, 1.5027403968909827627e-06, -4.013867526981545969e-06,
-    2.9234449089955446044e-06, 1.2475304481671778723e-05, -4.7318229009055733981e-05,
-    6.8284851459573175448e-05, 2.4031110387097893999e-05, -0.0003550375203628474796,
-    0.00095328937973738049703, -0.0016882755560235047313, 0.0024914420961078508066,
-    -0.0037512085075692412107, 0.005370914553590063617,   1.0052589676941592334,
-    3.0838856104922207635};
-constexpr double erfinv_d3[17] = {
-    -2.7109920616438573243e-11, -2.5556418169965252055e-10, 1.5076572693500548083e-09,
-    -3.7894654401267369937e-09, 7.6157012080783393804e-09,  -1.4960026627149240478e-08,
-    2.9147953450901080826e-08,  -6.7711997758452339498e-08, 2.2900482228026654717e-07,
-    -9.9298272942317002539e-07, 4.5260625972231537039e-06,  -1.9681778105531670567e-05,
-    7.5995277030017761139e-05,  -0.00021503011930044477347, -0.00013871931833623122026,
-    1.0103004648645343977,      4.8499064014085844221};
-
-template <std::size_t N>
-double horner(const double (&c)[N], double v) {
-  double q = c[0];
-  for (std::size_t k = 1; k < N; ++k) q = q * v + c[k];
-  return q;
-}
-
-// The inverse CDF at p, formed as in the float kernel: x = 2p - 1 and
-// 1 - x^2 = 4 p (1 - p) from p, so a small p keeps its precision.
-double fast_quantile(double p) {
-  const double p2 = p + p;
-  const double e = std::max(p2 * (2.0 - p2), std::numeric_limits<double>::min());
-  const double w = -std::log(e);
-  const double q = w < 6.25   ? horner(erfinv_d1, w - 3.125)
-                   : w < 16.0 ? horner(erfinv_d2, std::sqrt(w) - 3.25)
-                              : horner(erfinv_d3, std::sqrt(w) - 5.0);
-  return (q * (p2 - 1.0)) * sqrt2;
-}
-
 template <class T, class Quantile>
 void truncated_by_quantile(const onnx_reinit_rng& rng, const onnx_reinit_span& out, double mean,
                            double std, const truncation& t, Quantile quantile) {
@@ -199,16 +153,17 @@ void truncated_normal_boost(const onnx_reinit_rng& rng, const onnx_reinit_span& 
   });
 }
 
+rng_detail::philox_stream philox_of(const onnx_reinit_rng& rng) {
+  return {{rng.key[0], rng.key[1]}, rng.stream};
+}
+
 void truncated_normal_f64(const onnx_reinit_rng& rng, const onnx_reinit_span& out, double mean,
                           double std, double a, double b) {
-  const truncation t = truncation_of(a, b);
-  if (!(t.lo >= fast_lo_f64)) return truncated_normal_boost<double>(rng, out, mean, std, t);
-  truncated_by_quantile<double>(rng, out, mean, std, t, [&](const words& w, std::size_t k) {
-    // u = (2 (bits >> 12) + 1) 2^-53: 52 bits, centred in (0, 1), exact.
-    const std::uint64_t bits = (std::uint64_t{w[2 * k + 1]} << 32) | w[2 * k];
-    const double u = static_cast<double>(((bits >> 12) << 1) | 1u) * 0x1p-53;
-    return fast_quantile(t.cdf_lo + u * t.cdf_width);
-  });
+  rng_detail::truncated_f64 params;
+  if (!rng_detail::fast_truncated_f64(mean, std, a, b, params))
+    return truncated_normal_boost<double>(rng, out, mean, std, truncation_of(a, b));
+  rng_detail::simd_fill_truncated_normal(philox_of(rng), static_cast<double*>(out.data), out.first,
+                                         out.count, params);
 }
 
 // C entry points of the function table: dispatch on the buffer's dtype.
@@ -240,10 +195,6 @@ void c_truncated_normal(const onnx_reinit_rng* rng, const onnx_reinit_span* out,
 constexpr onnx_reinit_rng_api api_table = {sizeof(onnx_reinit_rng_api), &c_uniform, &c_normal,
                                            &c_truncated_normal};
 
-rng_detail::philox_stream philox_of(const onnx_reinit_rng& rng) {
-  return {{rng.key[0], rng.key[1]}, rng.stream};
-}
-
 }  // namespace
 
 void fill_uniform_f32(const onnx_reinit_rng& rng, float* out, std::uint64_t first,
@@ -270,6 +221,14 @@ void fill_truncated_normal_f32(const onnx_reinit_rng& rng, float* out, std::uint
       static_cast<float>(t.lo),           static_cast<float>(t.hi),
       static_cast<float>(mean),           static_cast<float>(t.mirror ? -std : std)};
   rng_detail::simd_fill_truncated_normal(philox_of(rng), out, first, count, params);
+}
+
+bool rng_detail::fast_truncated_f64(double mean, double std, double a, double b,
+                                    truncated_f64& out) {
+  const truncation t = truncation_of(a, b);
+  if (!(t.lo >= fast_lo_f64)) return false;
+  out = {2.0 * t.cdf_lo, 2.0 * t.cdf_width, t.lo, t.hi, mean, t.mirror ? -std : std};
+  return true;
 }
 
 const char* rng_simd_target() {

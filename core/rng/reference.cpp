@@ -1,6 +1,7 @@
-// The scalar reference of the float32 kernels: one value at a time, with the
-// operation sequence of the vector code in simd.cpp, written out as the
-// definition in rng.h states it. Tests compare the vector code against it.
+// The scalar reference of the float32 kernels and of the float64 truncated
+// normal: one value at a time, with the operation sequence of the vector code
+// in simd.cpp, written out as the definition in rng.h states it. Tests compare
+// the vector code against it.
 #include <array>
 #include <bit>
 #include <cmath>
@@ -102,6 +103,67 @@ float reference_truncated_normal(std::uint32_t w, const truncated_f32& t) {
   return t.mean + t.std_signed * z;
 }
 
+double reference_log(double x) {
+  const std::uint64_t bits = std::bit_cast<std::uint64_t>(x);
+  // As the float log: m in [0.5, 1) from the exponent field, then 2m - 1
+  // (exact) and e - 1 below sqrt(1/2).
+  std::int64_t e = static_cast<std::int64_t>(bits >> 52) - 1022;
+  const double m = std::bit_cast<double>((bits & 0x800FFFFFFFFFFFFFull) | 0x3FE0000000000000ull);
+  const bool small = m < sqrt_half_d;
+  e -= small ? 1 : 0;
+  double t = m - 1.0;
+  t = t + (small ? m : 0.0);
+  const double fe = static_cast<double>(e);
+  const double z = t * t;
+  double p = log_d_p[0];
+  for (int k = 1; k < 6; ++k) p = p * t + log_d_p[k];
+  double q = t + log_d_q[0];
+  for (int k = 1; k < 5; ++k) q = q * t + log_d_q[k];
+  double y = t * ((z * p) / q);
+  y = y + fe * log_d_q1;
+  y = y - z * 0.5;
+  double r = t + y;
+  r = r + fe * log_d_q2;
+  return r;
+}
+
+namespace {
+
+template <std::size_t N>
+double horner(const double (&c)[N], double v) {
+  double q = c[0];
+  for (std::size_t k = 1; k < N; ++k) q = q * v + c[k];
+  return q;
+}
+
+}  // namespace
+
+double reference_quantile(double p2) {
+  // As the float kernel: x = 2p - 1 and 1 - x^2 = 4 p (1 - p) formed from
+  // p, with DBL_MIN keeping the logarithm finite when p2 rounds to 2.
+  const double x = p2 - 1.0;
+  double e = p2 * (2.0 - p2);
+  e = e < 0x1p-1022 ? 0x1p-1022 : e;
+  const double lw = -reference_log(e);
+  double q;
+  if (lw < 6.25) {
+    q = horner(erfinv_d_central, lw - 3.125);
+  } else {
+    const double s = std::sqrt(lw);
+    q = lw < 16.0 ? horner(erfinv_d_middle, s - 3.25) : horner(erfinv_d_tail, s - 5.0);
+  }
+  return (q * x) * sqrt2_d;
+}
+
+double reference_truncated_normal(std::uint64_t bits, const truncated_f64& t) {
+  // u = (2 (bits >> 12) + 1) 2^-53: 52 random bits, centred in (0, 1), exact.
+  const double u = static_cast<double>(((bits >> 12) << 1) | 1u) * 0x1p-53;
+  double z = reference_quantile(t.cdf_lo2 + u * t.cdf_width2);
+  z = z < t.lo ? t.lo : z;
+  z = z > t.hi ? t.hi : z;
+  return t.mean + t.std_signed * z;
+}
+
 namespace {
 
 std::array<std::uint32_t, 4> block_words(const onnx_reinit_rng& rng, std::uint64_t block) {
@@ -135,6 +197,15 @@ void reference_fill_truncated_normal(const onnx_reinit_rng& rng, float* out, std
                                      std::uint64_t count, const truncated_f32& t) {
   for (std::uint64_t i = first; i < first + count; ++i)
     out[i - first] = reference_truncated_normal(block_words(rng, i / 4)[i % 4], t);
+}
+
+void reference_fill_truncated_normal(const onnx_reinit_rng& rng, double* out, std::uint64_t first,
+                                     std::uint64_t count, const truncated_f64& t) {
+  for (std::uint64_t i = first; i < first + count; ++i) {
+    const auto w = block_words(rng, i / 2);
+    const std::uint64_t j = i % 2;
+    out[i - first] = reference_truncated_normal((std::uint64_t{w[2 * j + 1]} << 32) | w[2 * j], t);
+  }
 }
 
 }  // namespace onnx_reinit::rng_detail

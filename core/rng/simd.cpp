@@ -1,19 +1,23 @@
-// The vector float32 kernels: Philox4x32-10 on N counters at once (one
-// counter per lane, words in separate vectors), then uniform or Box-Muller
-// values with the float log and sin/cos of kernels.h, or inverse-CDF
-// truncated normals with that log and Giles' erfinv polynomials. Compiled once per
-// Highway target (foreach_target.h) and chosen at run time, so one portable
-// binary uses AVX-512 or AVX2 where present. Only separate multiplies and
-// adds (never MulAdd, whose fusing differs per target), integer operations,
-// exact conversions and Sqrt, so every target gives the reference's bits.
+// The vector kernels: Philox4x32-10 on N counters at once (one counter per
+// lane, words in separate vectors), then float32 uniform or Box-Muller values
+// with the float log and sin/cos of kernels.h, or inverse-CDF truncated
+// normals in float32 or float64 with the float or double log and Giles'
+// erfinv polynomials. Compiled once per Highway target (foreach_target.h)
+// and chosen at run time, so one portable binary uses AVX-512 or AVX2 where
+// present. Only separate multiplies, adds and divisions (never MulAdd, whose
+// fusing differs per target), integer operations, exact conversions and
+// Sqrt, so every target gives the reference's bits.
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "simd.cpp"
 #include <hwy/foreach_target.h>  // IWYU pragma: keep
 #include <hwy/highway.h>
 
 #include <algorithm>
+#include <array>
+#include <bit>
 #include <cstdint>
 #include <cstring>
+#include <utility>
 
 #include "kernels.h"
 
@@ -26,6 +30,10 @@ using di_t = hn::ScalableTag<std::int32_t>;
 using df_t = hn::ScalableTag<float>;
 using vu_t = hn::Vec<du_t>;
 using vf_t = hn::Vec<df_t>;
+using dd_t = hn::ScalableTag<double>;
+using dq_t = hn::ScalableTag<std::uint64_t>;
+using dl_t = hn::ScalableTag<std::int64_t>;
+using vd_t = hn::Vec<dd_t>;
 
 constexpr std::size_t max_lanes = HWY_MAX_BYTES / sizeof(std::uint32_t);
 
@@ -92,29 +100,77 @@ HWY_INLINE vf_t top24(vu_t w) {
   return hn::ConvertTo(df_t(), hn::BitCast(di_t(), hn::ShiftRight<8>(w)));
 }
 
+// K vectors computed in lockstep: the logs and the erfinv polynomials are
+// long chains of dependent multiplies and adds (23 of each for the double
+// central polynomial), so each step is issued for all K vectors before the
+// next and their latencies overlap. Lane for lane the operations are the
+// reference's.
+template <class V, std::size_t K>
+using vecs = std::array<V, K>;
+template <std::size_t K>
+using vf_k = vecs<vf_t, K>;
+template <std::size_t K>
+using vd_k = vecs<vd_t, K>;
+
+// f(j) for j = 0 .. K - 1, unrolled.
+template <std::size_t K, class F>
+HWY_INLINE void for_each_vector(const F& f) {
+  [&]<std::size_t... J>(std::index_sequence<J...>) {
+    (f(J), ...);
+  }
+  (std::make_index_sequence<K>());
+}
+
+// q = q * v + c[k] for k = from .. N - 1, for every vector.
+template <class V, std::size_t K, class T, std::size_t N>
+HWY_INLINE void horner_steps(vecs<V, K>& q, const T (&c)[N], std::size_t from,
+                             const vecs<V, K>& v) {
+  for (std::size_t k = from; k < N; ++k) {
+    const V ck = hn::Set(hn::DFromV<V>(), c[k]);
+    for_each_vector<K>([&](std::size_t j) { q[j] = hn::Add(hn::Mul(q[j], v[j]), ck); });
+  }
+}
+
+// Horner from index 0, as the reference's.
+template <class V, std::size_t K, class T, std::size_t N>
+HWY_INLINE vecs<V, K> horner(const T (&c)[N], const vecs<V, K>& v) {
+  vecs<V, K> q;
+  for_each_vector<K>([&](std::size_t j) { q[j] = hn::Set(hn::DFromV<V>(), c[0]); });
+  horner_steps(q, c, 1, v);
+  return q;
+}
+
 // reference_log, lane-wise.
-HWY_INLINE vf_t log_f(vf_t x) {
+template <std::size_t K>
+HWY_INLINE vf_k<K> log_f(const vf_k<K>& x) {
   const df_t df;
   const du_t du;
   const di_t di;
-  const vu_t bits = hn::BitCast(du, x);
-  auto e = hn::Sub(hn::BitCast(di, hn::ShiftRight<23>(bits)), hn::Set(di, 126));
-  const vf_t m =
-      hn::BitCast(df, hn::Or(hn::And(bits, hn::Set(du, 0x807FFFFFu)), hn::Set(du, 0x3F000000u)));
-  const auto small = hn::Lt(m, hn::Set(df, sqrt_half));
-  e = hn::Sub(e, hn::IfThenElseZero(hn::RebindMask(di, small), hn::Set(di, 1)));
-  vf_t t = hn::Sub(m, hn::Set(df, 1.0f));
-  t = hn::Add(t, hn::IfThenElseZero(small, m));
-  const vf_t fe = hn::ConvertTo(df, e);
-  const vf_t z = hn::Mul(t, t);
-  vf_t y = hn::Set(df, log_p[0]);
-  for (int k = 1; k < 9; ++k) y = hn::Add(hn::Mul(y, t), hn::Set(df, log_p[k]));
-  y = hn::Mul(y, t);
-  y = hn::Mul(y, z);
-  y = hn::Add(y, hn::Mul(fe, hn::Set(df, log_q1)));
-  y = hn::Sub(y, hn::Mul(z, hn::Set(df, 0.5f)));
-  vf_t r = hn::Add(t, y);
-  return hn::Add(r, hn::Mul(fe, hn::Set(df, log_q2)));
+  vf_k<K> t, fe, z;
+  for_each_vector<K>([&](std::size_t j) {
+    const vu_t bits = hn::BitCast(du, x[j]);
+    auto e = hn::Sub(hn::BitCast(di, hn::ShiftRight<23>(bits)), hn::Set(di, 126));
+    const vf_t m =
+        hn::BitCast(df, hn::Or(hn::And(bits, hn::Set(du, 0x807FFFFFu)), hn::Set(du, 0x3F000000u)));
+    const auto small = hn::Lt(m, hn::Set(df, sqrt_half));
+    e = hn::Sub(e, hn::IfThenElseZero(hn::RebindMask(di, small), hn::Set(di, 1)));
+    t[j] = hn::Add(hn::Sub(m, hn::Set(df, 1.0f)), hn::IfThenElseZero(small, m));
+    fe[j] = hn::ConvertTo(df, e);
+    z[j] = hn::Mul(t[j], t[j]);
+  });
+  const vf_k<K> p = horner(log_p, t);
+  vf_k<K> r;
+  for_each_vector<K>([&](std::size_t j) {
+    vf_t y = hn::Mul(hn::Mul(p[j], t[j]), z[j]);
+    y = hn::Add(y, hn::Mul(fe[j], hn::Set(df, log_q1)));
+    y = hn::Sub(y, hn::Mul(z[j], hn::Set(df, 0.5f)));
+    r[j] = hn::Add(hn::Add(t[j], y), hn::Mul(fe[j], hn::Set(df, log_q2)));
+  });
+  return r;
+}
+
+HWY_INLINE vf_t log_f(vf_t x) {
+  return log_f<1>({x})[0];
 }
 
 // reference_sincos_turns, lane-wise, of m24 = w >> 8.
@@ -171,53 +227,176 @@ HWY_INLINE truncated_vectors vectors_of(const truncated_f32& t) {
 // reference_truncated_normal, lane-wise. The tail polynomial (w >= 5, |z|
 // above about 2.9) is evaluated only when some lane needs it; each lane's
 // value is the same either way.
-HWY_INLINE vf_t truncated_values(vu_t w, const truncated_vectors& t) {
+template <std::size_t K>
+HWY_INLINE vf_k<K> truncated_values(const vecs<vu_t, K>& w, const truncated_vectors& t) {
   const df_t df;
-  const vu_t odd = hn::Or(hn::ShiftRight<8>(w), hn::Set(du_t(), 1u));
-  const vf_t u = hn::Mul(hn::ConvertTo(df, hn::BitCast(di_t(), odd)), hn::Set(df, 0x1p-24f));
-  const vf_t p2 = hn::Add(t.cdf_lo2, hn::Mul(u, t.cdf_width2));
-  const vf_t x = hn::Sub(p2, hn::Set(df, 1.0f));
-  vf_t e = hn::Mul(p2, hn::Sub(hn::Set(df, 2.0f), p2));
-  const vf_t tiny = hn::Set(df, 0x1p-126f);
-  e = hn::IfThenElse(hn::Lt(e, tiny), tiny, e);
-  const vf_t lw = hn::Neg(log_f(e));
-  const vf_t v = hn::Sub(lw, hn::Set(df, 2.5f));
-  vf_t q = hn::Set(df, erfinv_central[0]);
-  for (int k = 1; k < 9; ++k) q = hn::Add(hn::Mul(q, v), hn::Set(df, erfinv_central[k]));
-  const auto tail = hn::Not(hn::Lt(lw, hn::Set(df, 5.0f)));
-  if (HWY_UNLIKELY(!hn::AllFalse(df, tail))) {
-    const vf_t vt = hn::Sub(hn::Sqrt(lw), hn::Set(df, 3.0f));
-    vf_t qt = hn::Set(df, erfinv_tail[0]);
-    for (int k = 1; k < 9; ++k) qt = hn::Add(hn::Mul(qt, vt), hn::Set(df, erfinv_tail[k]));
-    q = hn::IfThenElse(tail, qt, q);
+  vf_k<K> p2, e;
+  for_each_vector<K>([&](std::size_t j) {
+    const vu_t odd = hn::Or(hn::ShiftRight<8>(w[j]), hn::Set(du_t(), 1u));
+    const vf_t u = hn::Mul(hn::ConvertTo(df, hn::BitCast(di_t(), odd)), hn::Set(df, 0x1p-24f));
+    p2[j] = hn::Add(t.cdf_lo2, hn::Mul(u, t.cdf_width2));
+    const vf_t ej = hn::Mul(p2[j], hn::Sub(hn::Set(df, 2.0f), p2[j]));
+    const vf_t tiny = hn::Set(df, 0x1p-126f);
+    e[j] = hn::IfThenElse(hn::Lt(ej, tiny), tiny, ej);
+  });
+  vf_k<K> lw = log_f(e), v;
+  bool tail = false;
+  for_each_vector<K>([&](std::size_t j) {
+    lw[j] = hn::Neg(lw[j]);
+    v[j] = hn::Sub(lw[j], hn::Set(df, 2.5f));
+    tail = tail || !hn::AllTrue(df, hn::Lt(lw[j], hn::Set(df, 5.0f)));
+  });
+  vf_k<K> q = horner(erfinv_central, v);
+  if (HWY_UNLIKELY(tail)) {
+    vf_k<K> vt;
+    for_each_vector<K>([&](std::size_t j) { vt[j] = hn::Sub(hn::Sqrt(lw[j]), hn::Set(df, 3.0f)); });
+    const vf_k<K> qt = horner(erfinv_tail, vt);
+    for_each_vector<K>([&](std::size_t j) {
+      q[j] = hn::IfThenElse(hn::Lt(lw[j], hn::Set(df, 5.0f)), q[j], qt[j]);
+    });
   }
-  vf_t z = hn::Mul(hn::Mul(q, x), hn::Set(df, sqrt2_f));
-  z = hn::IfThenElse(hn::Lt(z, t.lo), t.lo, z);
-  z = hn::IfThenElse(hn::Gt(z, t.hi), t.hi, z);
-  return hn::Add(t.mean, hn::Mul(t.std_signed, z));
+  vf_k<K> x;
+  for_each_vector<K>([&](std::size_t j) {
+    vf_t z = hn::Mul(hn::Mul(q[j], hn::Sub(p2[j], hn::Set(df, 1.0f))), hn::Set(df, sqrt2_f));
+    z = hn::IfThenElse(hn::Lt(z, t.lo), t.lo, z);
+    z = hn::IfThenElse(hn::Gt(z, t.hi), t.hi, z);
+    x[j] = hn::Add(t.mean, hn::Mul(t.std_signed, z));
+  });
+  return x;
 }
 
-// Fills elements [first, first + count) from `values(words, dst)`, which
-// turns the Philox words of blocks [block, block + N) (four per lane) into
-// their 4 N values at dst. Whole aligned groups go straight to `out`; a
-// ragged head or tail goes through a small buffer.
-template <class Values>
-HWY_INLINE void fill_values(const philox_stream& s, float* out, std::uint64_t first,
+// reference_log(double), lane-wise.
+template <std::size_t K>
+HWY_INLINE vd_k<K> log_d(const vd_k<K>& x) {
+  const dd_t dd;
+  const dq_t dq;
+  const dl_t dl;
+  vd_k<K> t, fe, z;
+  for_each_vector<K>([&](std::size_t j) {
+    const auto bits = hn::BitCast(dq, x[j]);
+    auto e = hn::Sub(hn::BitCast(dl, hn::ShiftRight<52>(bits)), hn::Set(dl, 1022));
+    const vd_t m = hn::BitCast(dd, hn::Or(hn::And(bits, hn::Set(dq, 0x800FFFFFFFFFFFFFull)),
+                                          hn::Set(dq, 0x3FE0000000000000ull)));
+    const auto small = hn::Lt(m, hn::Set(dd, sqrt_half_d));
+    e = hn::Sub(e, hn::IfThenElseZero(hn::RebindMask(dl, small), hn::Set(dl, 1)));
+    t[j] = hn::Add(hn::Sub(m, hn::Set(dd, 1.0)), hn::IfThenElseZero(small, m));
+    fe[j] = hn::ConvertTo(dd, e);
+    z[j] = hn::Mul(t[j], t[j]);
+  });
+  const vd_k<K> p = horner(log_d_p, t);
+  vd_k<K> q;
+  for_each_vector<K>([&](std::size_t j) { q[j] = hn::Add(t[j], hn::Set(dd, log_d_q[0])); });
+  horner_steps(q, log_d_q, 1, t);
+  vd_k<K> r;
+  for_each_vector<K>([&](std::size_t j) {
+    vd_t y = hn::Mul(t[j], hn::Div(hn::Mul(z[j], p[j]), q[j]));
+    y = hn::Add(y, hn::Mul(fe[j], hn::Set(dd, log_d_q1)));
+    y = hn::Sub(y, hn::Mul(z[j], hn::Set(dd, 0.5)));
+    r[j] = hn::Add(hn::Add(t[j], y), hn::Mul(fe[j], hn::Set(dd, log_d_q2)));
+  });
+  return r;
+}
+
+// reference_quantile, lane-wise. The polynomials of sqrt(w) (w >= 6.25, |z|
+// above about 3.1) are evaluated only when some lane needs them; each
+// lane's value is the same either way.
+template <std::size_t K>
+HWY_INLINE vd_k<K> quantile_d(const vd_k<K>& p2) {
+  const dd_t dd;
+  vd_k<K> e, v;
+  for_each_vector<K>([&](std::size_t j) {
+    const vd_t ej = hn::Mul(p2[j], hn::Sub(hn::Set(dd, 2.0), p2[j]));
+    const vd_t tiny = hn::Set(dd, 0x1p-1022);
+    e[j] = hn::IfThenElse(hn::Lt(ej, tiny), tiny, ej);
+  });
+  vd_k<K> lw = log_d(e);
+  bool beyond = false;
+  for_each_vector<K>([&](std::size_t j) {
+    lw[j] = hn::Neg(lw[j]);
+    v[j] = hn::Sub(lw[j], hn::Set(dd, 3.125));
+    beyond = beyond || !hn::AllTrue(dd, hn::Lt(lw[j], hn::Set(dd, 6.25)));
+  });
+  vd_k<K> q = horner(erfinv_d_central, v);
+  if (HWY_UNLIKELY(beyond)) {
+    vd_k<K> vm, vt;
+    for_each_vector<K>([&](std::size_t j) {
+      const vd_t s = hn::Sqrt(lw[j]);
+      vm[j] = hn::Sub(s, hn::Set(dd, 3.25));
+      vt[j] = hn::Sub(s, hn::Set(dd, 5.0));
+    });
+    const vd_k<K> middle = horner(erfinv_d_middle, vm);
+    const vd_k<K> tail = horner(erfinv_d_tail, vt);
+    for_each_vector<K>([&](std::size_t j) {
+      const vd_t outer = hn::IfThenElse(hn::Lt(lw[j], hn::Set(dd, 16.0)), middle[j], tail[j]);
+      q[j] = hn::IfThenElse(hn::Lt(lw[j], hn::Set(dd, 6.25)), q[j], outer);
+    });
+  }
+  vd_k<K> z;
+  for_each_vector<K>([&](std::size_t j) {
+    const vd_t x = hn::Sub(p2[j], hn::Set(dd, 1.0));
+    z[j] = hn::Mul(hn::Mul(q[j], x), hn::Set(dd, sqrt2_d));
+  });
+  return z;
+}
+
+struct truncated_vectors_d {
+  vd_t cdf_lo2, cdf_width2, lo, hi, mean, std_signed;
+};
+
+HWY_INLINE truncated_vectors_d vectors_of(const truncated_f64& t) {
+  const dd_t dd;
+  return {hn::Set(dd, t.cdf_lo2), hn::Set(dd, t.cdf_width2), hn::Set(dd, t.lo),
+          hn::Set(dd, t.hi),      hn::Set(dd, t.mean),       hn::Set(dd, t.std_signed)};
+}
+
+// reference_truncated_normal(bits, t) of the K vectors of u64 at `bits`,
+// lane-wise, stored to dst.
+template <std::size_t K>
+HWY_INLINE void truncated_values_d(const std::uint64_t* bits, const truncated_vectors_d& t,
+                                   double* dst) {
+  const dd_t dd;
+  const dq_t dq;
+  const std::size_t n = hn::Lanes(dq);
+  vd_k<K> p2;
+  for_each_vector<K>([&](std::size_t j) {
+    // (2 (bits >> 12) + 1) 2^-53 as (1 + (bits >> 12) 2^-52) - 1 + 2^-53,
+    // every step exact: the same value as the reference's conversion.
+    const vd_t one_m = hn::BitCast(dd, hn::Or(hn::ShiftRight<12>(hn::Load(dq, bits + j * n)),
+                                              hn::Set(dq, 0x3FF0000000000000ull)));
+    const vd_t u = hn::Add(hn::Sub(one_m, hn::Set(dd, 1.0)), hn::Set(dd, 0x1p-53));
+    p2[j] = hn::Add(t.cdf_lo2, hn::Mul(u, t.cdf_width2));
+  });
+  const vd_k<K> z = quantile_d(p2);
+  for_each_vector<K>([&](std::size_t j) {
+    vd_t zj = hn::IfThenElse(hn::Lt(z[j], t.lo), t.lo, z[j]);
+    zj = hn::IfThenElse(hn::Gt(zj, t.hi), t.hi, zj);
+    hn::StoreU(hn::Add(t.mean, hn::Mul(t.std_signed, zj)), dd, dst + j * n);
+  });
+}
+
+// Fills elements [first, first + count) of a T tensor from `values(words,
+// dst)`, which turns the Philox words of blocks [block, block + N) (four per
+// lane) into their values at dst: 4 N floats or 2 N doubles. Whole aligned
+// groups go straight to `out`; a ragged head or tail goes through a small
+// buffer.
+template <class T, class Values>
+HWY_INLINE void fill_values(const philox_stream& s, T* out, std::uint64_t first,
                             std::uint64_t count, Values values) {
-  const std::uint64_t per_step = 4 * hn::Lanes(du_t());
-  HWY_ALIGN float buffer[4 * max_lanes];
+  constexpr std::uint64_t per_block = 4 * sizeof(std::uint32_t) / sizeof(T);
+  const std::uint64_t per_step = per_block * hn::Lanes(du_t());
+  HWY_ALIGN T buffer[per_block * max_lanes];
   std::uint64_t i = first;
   const std::uint64_t end = first + count;
   while (i < end) {
-    const std::uint64_t block = i / 4;
-    if (i % 4 == 0 && end - i >= per_step) {
+    const std::uint64_t block = i / per_block;
+    if (i % per_block == 0 && end - i >= per_step) {
       values(philox(s, block), out + (i - first));
       i += per_step;
       continue;
     }
     values(philox(s, block), buffer);
-    const std::uint64_t stop = std::min(end, 4 * block + per_step);
-    std::memcpy(out + (i - first), buffer + (i - 4 * block), (stop - i) * sizeof(float));
+    const std::uint64_t stop = std::min(end, per_block * block + per_step);
+    std::memcpy(out + (i - first), buffer + (i - per_block * block), (stop - i) * sizeof(T));
     i = stop;
   }
 }
@@ -252,7 +431,27 @@ void fill_normal_impl(const philox_stream& s, float* out, std::uint64_t first, s
 void fill_truncated_normal_impl(const philox_stream& s, float* out, std::uint64_t first,
                                 std::uint64_t count, const truncated_f32& t) {
   const truncated_vectors v = vectors_of(t);
-  fill_word_values(s, out, first, count, [&](vu_t w) { return truncated_values(w, v); });
+  fill_values(s, out, first, count, [&](const philox_words& w, float* dst) {
+    const vf_k<4> x = truncated_values<4>({w.w0, w.w1, w.w2, w.w3}, v);
+    hn::StoreInterleaved4(x[0], x[1], x[2], x[3], df_t(), dst);
+  });
+}
+
+void fill_truncated_normal_d_impl(const philox_stream& s, double* out, std::uint64_t first,
+                                  std::uint64_t count, const truncated_f64& t) {
+  static_assert(std::endian::native == std::endian::little,
+                "words 2j and 2j + 1 are read as one little-endian u64");
+  // The 4 N words of a step are 2 N doubles: this many vectors of them.
+  constexpr std::size_t vectors = 2 * hn::MaxLanes(du_t()) / hn::MaxLanes(dq_t());
+  static_assert(!HWY_HAVE_SCALABLE, "the vector count is a compile-time constant");
+  const truncated_vectors_d v = vectors_of(t);
+  fill_values(s, out, first, count, [&](const philox_words& w, double* dst) {
+    // Interleaved, the words of block b are u64 elements 2b (w0, w1) and
+    // 2b + 1 (w2, w3): the values' order.
+    HWY_ALIGN std::uint32_t words[4 * max_lanes];
+    hn::StoreInterleaved4(w.w0, w.w1, w.w2, w.w3, du_t(), words);
+    truncated_values_d<vectors>(reinterpret_cast<const std::uint64_t*>(words), v, dst);
+  });
 }
 
 void philox_blocks_impl(const philox_stream& s, std::uint64_t first_block, std::uint64_t count,
@@ -278,6 +477,30 @@ void log_impl(const float* x, float* out, std::uint64_t count) {
     hn::Store(log_f(hn::Load(df, buffer)), df, buffer);
     std::memcpy(out + i, buffer, len * sizeof(float));
   }
+}
+
+// Applies `f` to count doubles through an aligned buffer of one vector,
+// padding a ragged tail with `pad`.
+template <class F>
+HWY_INLINE void map_doubles(const double* x, double* out, std::uint64_t count, double pad, F f) {
+  const dd_t dd;
+  const std::uint64_t n = hn::Lanes(dd);
+  HWY_ALIGN double buffer[max_lanes];
+  for (std::uint64_t i = 0; i < count; i += n) {
+    const std::uint64_t len = std::min(n, count - i);
+    std::fill(buffer, buffer + n, pad);
+    std::memcpy(buffer, x + i, len * sizeof(double));
+    hn::Store(f(hn::Load(dd, buffer)), dd, buffer);
+    std::memcpy(out + i, buffer, len * sizeof(double));
+  }
+}
+
+void log_d_impl(const double* x, double* out, std::uint64_t count) {
+  map_doubles(x, out, count, 1.0, [](vd_t v) { return log_d<1>({v})[0]; });
+}
+
+void quantile_d_impl(const double* p2, double* out, std::uint64_t count) {
+  map_doubles(p2, out, count, 1.0, [](vd_t v) { return quantile_d<1>({v})[0]; });
 }
 
 void sincos_turns_impl(const std::uint32_t* m24, float* sin, float* cos, std::uint64_t count) {
@@ -312,8 +535,11 @@ namespace onnx_reinit::rng_detail {
 HWY_EXPORT(fill_uniform_impl);
 HWY_EXPORT(fill_normal_impl);
 HWY_EXPORT(fill_truncated_normal_impl);
+HWY_EXPORT(fill_truncated_normal_d_impl);
 HWY_EXPORT(philox_blocks_impl);
 HWY_EXPORT(log_impl);
+HWY_EXPORT(log_d_impl);
+HWY_EXPORT(quantile_d_impl);
 HWY_EXPORT(sincos_turns_impl);
 HWY_EXPORT(target_name_impl);
 
@@ -335,6 +561,19 @@ void simd_fill_normal(const philox_stream& s, float* out, std::uint64_t first, s
 void simd_fill_truncated_normal(const philox_stream& s, float* out, std::uint64_t first,
                                 std::uint64_t count, const truncated_f32& t) {
   HWY_DYNAMIC_DISPATCH(fill_truncated_normal_impl)(s, out, first, count, t);
+}
+
+void simd_fill_truncated_normal(const philox_stream& s, double* out, std::uint64_t first,
+                                std::uint64_t count, const truncated_f64& t) {
+  HWY_DYNAMIC_DISPATCH(fill_truncated_normal_d_impl)(s, out, first, count, t);
+}
+
+void simd_log(const double* x, double* out, std::uint64_t count) {
+  HWY_DYNAMIC_DISPATCH(log_d_impl)(x, out, count);
+}
+
+void simd_quantile(const double* p2, double* out, std::uint64_t count) {
+  HWY_DYNAMIC_DISPATCH(quantile_d_impl)(p2, out, count);
 }
 
 void simd_log(const float* x, float* out, std::uint64_t count) {

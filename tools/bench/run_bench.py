@@ -282,13 +282,14 @@ def e2e_table(results):
 
 
 def sampling_table(results, numpy_rates):
-    lines = ["| sampler | float32 samples/s | vs numpy (1 thread) | vs onnx-reinit normal "
-             "(same threads) |", "|---|---:|---:|---:|"]
+    lines = ["| sampler | samples/s | vs numpy float32 (1 thread) | vs onnx-reinit normal "
+             "(same type and threads) |", "|---|---:|---:|---:|"]
     for name, rate in sorted(results.items()):
         dist, threads = name.split("/", 1)
-        kind = dist.removesuffix("_f32")
-        vs_numpy = f"{rate / numpy_rates[kind]:.2f}×" if kind in numpy_rates else "—"
-        normal = results.get(f"normal_f32/{threads}")
+        kind, dtype = dist.rsplit("_", 1)
+        vs_numpy = (f"{rate / numpy_rates[kind]:.2f}×"
+                    if dtype == "f32" and kind in numpy_rates else "—")
+        normal = results.get(f"normal_{dtype}/{threads}")
         vs_normal = f"{rate / normal:.2f}×" if normal else "—"
         lines.append(f"| onnx-reinit {name} | {rate / 1e6:.0f} M/s | {vs_numpy} | {vs_normal} |")
     lines.append(f"| numpy standard_normal(dtype=float32) | {numpy_rates['normal'] / 1e6:.0f} M/s"
@@ -388,13 +389,15 @@ def orthogonal_table(res):
 
 def target_lines(e2e, sampling, orthogonal):
     lines = []
-    for threads in ["1_thread", "all_threads"]:
-        normal = sampling.get(f"normal_f32/{threads}")
-        truncated = sampling.get(f"truncated_normal_f32/{threads}")
-        if normal and truncated:
-            ratio = truncated / normal
-            lines.append(f"- truncated normal float32 ≥ 0.7× normal's throughput ({threads}): "
-                         f"{ratio:.2f}× — {mark(ratio >= TARGET_TRUNCATED_VS_NORMAL)}")
+    for dtype, label in [("f32", "float32"), ("f64", "float64")]:
+        for threads in ["1_thread", "all_threads"]:
+            normal = sampling.get(f"normal_{dtype}/{threads}")
+            truncated = sampling.get(f"truncated_normal_{dtype}/{threads}")
+            if normal and truncated:
+                ratio = truncated / normal
+                lines.append(f"- truncated normal {label} ≥ 0.7× {label} normal's throughput "
+                             f"({threads}): {ratio:.2f}× — "
+                             f"{mark(ratio >= TARGET_TRUNCATED_VS_NORMAL)}")
     for res in e2e:
         cases = {c.tool: c for c in res["cases"]}
         ratio = (statistics.median(cases["onnx-reinit"].seconds) /
