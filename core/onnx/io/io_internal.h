@@ -80,7 +80,6 @@ struct loaded_model::state {
   // load, so lookups need no lock.
   std::unordered_map<const onnx::TensorProto*, external_ref> detached;
   std::vector<onnx::TensorProto*> detached_order;
-  std::vector<detached_payload> detached_paths;  // of detached_order's tensors
   // With detached payloads: the proto as loaded, serialised (a save finding
   // the same bytes knows only payloads changed), and whether the input is
   // protobuf's own serialisation of the model, so that splicing payloads

@@ -208,14 +208,39 @@ bool data_outside_proto(const loaded_model& model, const onnx::TensorProto& tens
   return data_outside(model, tensor) != nullptr;
 }
 
+namespace {
+
+// The bytes of a payload left in the model file as they now are: new ones
+// written since load, or the file's. Whatever the tensor's data type (the
+// payload of a tensor whose type has no element size is still carried).
+std::string detached_bytes(const loaded_model& model, const onnx::TensorProto& t) {
+  auto& st = model_io_access::state(model);
+  std::shared_ptr<const byte_source> source;
+  {
+    std::lock_guard lock(st.mutex);
+    const auto it = st.pending.find(&t);
+    if (it != st.pending.end()) source = it->second;
+  }
+  if (source) {
+    std::string bytes(static_cast<std::size_t>(source->size()), '\0');
+    source->read(0, std::as_writable_bytes(std::span(bytes)));
+    return bytes;
+  }
+  const std::span<const std::byte> in_file = st.detached.at(&t).bytes();
+  return {reinterpret_cast<const char*>(in_file.data()), in_file.size()};
+}
+
+}  // namespace
+
 onnx::ModelProto whole_proto(const loaded_model& model) {
   onnx::ModelProto copy = model.proto();
-  const auto& st = model_io_access::state(model);
-  for (std::size_t i = 0; i < st.detached_order.size(); ++i) {
-    onnx::TensorProto* t = resolve_payload(copy, st.detached_paths[i]);
-    const tensor_bytes_view view = tensor_bytes(model, *st.detached_order[i]);
-    t->set_raw_data(view.bytes().data(), view.size());
-  }
+  const auto& detached = model_io_access::state(model).detached;
+  if (detached.empty()) return copy;
+  // A walk of both rather than the payloads' paths: those would miss a
+  // tensor moved by an edit of the proto since load.
+  for_each_tensor_pair(model.proto(), copy, [&](const onnx::TensorProto& t, onnx::TensorProto& c) {
+    if (detached.contains(&t)) *c.mutable_raw_data() = detached_bytes(model, t);
+  });
   return copy;
 }
 
@@ -311,7 +336,6 @@ bool parse_skeleton(loaded_model& model, const std::shared_ptr<const mapped_file
     model.proto().Clear();
     st.detached.clear();
     st.detached_order.clear();
-    st.detached_paths.clear();
     return false;
   };
   try {
@@ -327,7 +351,6 @@ bool parse_skeleton(loaded_model& model, const std::shared_ptr<const mapped_file
     external_ref ref{"", model.path(), payload.offset, payload.length, file};
     if (!st.detached.emplace(t, std::move(ref)).second) return decline();
     st.detached_order.push_back(t);
-    st.detached_paths.push_back(payload);
   }
   st.skeleton = serialized(model.proto());
   st.canonical = skeleton->minimal_lengths && st.skeleton == skeleton->bytes;
@@ -1074,9 +1097,7 @@ void inline_detached(const loaded_model& model, proto_patch& patch) {
   for (onnx::TensorProto* t : model_io_access::state(model).detached_order) {
     // Moved to a data file by this save (stage_consolidated): nothing to set.
     if (t->data_location() == onnx::TensorProto::EXTERNAL) continue;
-    const tensor_bytes_view view = tensor_bytes(model, *t);
-    auto placeholder = std::make_shared<std::string>(view.size(), '\0');
-    std::memcpy(placeholder->data(), view.bytes().data(), view.size());
+    auto placeholder = std::make_shared<std::string>(detached_bytes(model, *t));
     placeholder->swap(*t->mutable_raw_data());
     patch.add([t, placeholder] { placeholder->swap(*t->mutable_raw_data()); });
   }

@@ -4,6 +4,7 @@
 #include "skeleton.h"
 
 #include <algorithm>
+#include <functional>
 #include <map>
 #include <set>
 #include <string_view>
@@ -214,6 +215,33 @@ onnx::TensorProto* resolve_payload(onnx::ModelProto& model, const detached_paylo
   if (tensor == nullptr || tensor->raw_data() != std::string_view(placeholder + 1, 1))
     return nullptr;
   return tensor;
+}
+
+void for_each_tensor_pair(
+    const google::protobuf::Message& original, google::protobuf::Message& copy,
+    const std::function<void(const onnx::TensorProto&, onnx::TensorProto&)>& fn) {
+  if (const auto* tensor = dynamic_cast<const onnx::TensorProto*>(&original)) {
+    fn(*tensor, dynamic_cast<onnx::TensorProto&>(copy));
+    return;
+  }
+  const pb::Descriptor* type = original.GetDescriptor();
+  const pb::Reflection* from = original.GetReflection();
+  const pb::Reflection* to = copy.GetReflection();
+  for (int i = 0; i < type->field_count(); ++i) {
+    const pb::FieldDescriptor* field = type->field(i);
+    if (field->type() != pb::FieldDescriptor::TYPE_MESSAGE ||
+        !tensor_holders().contains(field->message_type()))
+      continue;
+    if (!field->is_repeated()) {
+      if (from->HasField(original, field))
+        for_each_tensor_pair(from->GetMessage(original, field), *to->MutableMessage(&copy, field),
+                             fn);
+      continue;
+    }
+    for (int k = 0; k < from->FieldSize(original, field); ++k)
+      for_each_tensor_pair(from->GetRepeatedMessage(original, field, k),
+                           *to->MutableRepeatedMessage(&copy, field, k), fn);
+  }
 }
 
 }  // namespace onnx_reinit

@@ -19,6 +19,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <span>
 #include <string>
@@ -60,5 +61,12 @@ std::optional<model_skeleton> scan_skeleton(std::span<const std::byte> input);
 // The tensor `payload` names in `model` (parsed from the skeleton), or
 // null when the path names none.
 onnx::TensorProto* resolve_payload(onnx::ModelProto& model, const detached_payload& payload);
+
+// Calls fn(t, c) for every TensorProto t of `original` (walking every field
+// that can hold one) and c, the tensor at the same place in `copy`, which
+// must be a copy of `original`.
+void for_each_tensor_pair(
+    const google::protobuf::Message& original, google::protobuf::Message& copy,
+    const std::function<void(const onnx::TensorProto&, onnx::TensorProto&)>& fn);
 
 }  // namespace onnx_reinit
