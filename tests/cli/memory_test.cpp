@@ -99,7 +99,8 @@ void write_inline_model(const temp_dir& dir) {
   head.set_name(graph.name());
   tail.clear_node();
   tail.clear_name();
-  const std::string data_header = "\x4a" + ori::test::varint(tensor_bytes);  // raw_data = 9
+  // raw_data = 9. (fmt, not "literal" + string: GCC 12 -O3 misreads that.)
+  const std::string data_header = fmt::format("\x4a{}", ori::test::varint(tensor_bytes));
   std::string initializers;  // every initializer but its data
   std::uint64_t graph_size = head.ByteSizeLong() + tail.ByteSizeLong();
   for (const std::string& t : tensors) {
