@@ -29,15 +29,6 @@ using namespace onnx_reinit::test;
 
 namespace {
 
-std::vector<fs::path> onnx_files(const fs::path& dir) {
-  std::vector<fs::path> files;
-  std::error_code ec;
-  for (const auto& e : fs::directory_iterator(dir, ec))
-    if (e.path().extension() == ".onnx") files.push_back(e.path());
-  std::sort(files.begin(), files.end());
-  return files;
-}
-
 // What loading a file gives: the whole model serialised, or the error.
 using load_outcome = std::variant<std::string, std::string>;  // 0: model, 1: error
 

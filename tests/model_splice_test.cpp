@@ -31,15 +31,6 @@ using namespace onnx_reinit::test;
 
 namespace {
 
-std::vector<fs::path> onnx_files(const fs::path& dir) {
-  std::vector<fs::path> files;
-  std::error_code ec;
-  for (const auto& e : fs::directory_iterator(dir, ec))
-    if (e.path().extension() == ".onnx") files.push_back(e.path());
-  std::sort(files.begin(), files.end());
-  return files;
-}
-
 // New values for the float tensors picked by `every` (1: all, 2: every
 // other one, as `--only` keeps most), distinct per tensor so each new
 // payload can be found in the output. Returns the rewritten tensors' names
