@@ -75,6 +75,9 @@ struct load_options {
   // the decoders), so memory follows the model's structure, not its
   // weights, and saving splices the file (save_options::splice). Models the
   // scan does not handle (see skeleton.h) are parsed whole, as with false.
+  // As for external tensors, the model keeps this by tensor address: a
+  // tensor must not be removed from a loaded model's proto. whole_proto
+  // gives a copy with every payload in place.
   bool skeleton = true;
 };
 
