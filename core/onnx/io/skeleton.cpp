@@ -64,10 +64,13 @@ const std::set<const pb::Descriptor*>& tensor_holders() {
           todo.push_back(d->field(i)->message_type());
     }
     std::set<const pb::Descriptor*> found{onnx::TensorProto::descriptor()};
+    // Sparse tensors stay whole: the ONNX checker reads their indices, and
+    // they are small and never rewritten.
+    const pb::Descriptor* sparse = onnx::SparseTensorProto::descriptor();
     for (bool grew = true; grew;) {  // to a fixed point: the schema has cycles
       grew = false;
       for (const pb::Descriptor* d : all) {
-        if (found.contains(d)) continue;
+        if (found.contains(d) || d == sparse) continue;
         for (int i = 0; i < d->field_count(); ++i) {
           const pb::FieldDescriptor* f = d->field(i);
           if (f->type() == pb::FieldDescriptor::TYPE_MESSAGE && found.contains(f->message_type())) {

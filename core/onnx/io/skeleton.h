@@ -1,8 +1,8 @@
 // A model without its payloads. A scan of the protobuf wire format finds
 // every TensorProto raw_data field, wherever a tensor can sit (graph
-// initializers, Constant-node and other attribute tensors, sparse tensors,
-// subgraphs, functions, training info: any message type the schema lets
-// hold a tensor), and writes the skeleton: the model with each such payload
+// initializers, Constant-node and other attribute tensors, subgraphs,
+// functions, training info: any message type the schema lets hold a tensor,
+// but sparse tensors, which stay whole), and writes the skeleton: the model with each such payload
 // replaced by a one-byte placeholder (one zero byte: the ONNX checker counts
 // an empty raw_data as no data, and a tensor must have one data field; the
 // checker does not compare raw_data's length with the dims). Parsing the skeleton costs memory in
