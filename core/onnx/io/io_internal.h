@@ -38,6 +38,12 @@ class mapped_file {
   // file (same device, inode, size and modification time), so callers fall
   // back to the mapping.
   int reopen() const;
+  // Drops the pages holding [offset, offset + length) from this process's
+  // resident memory; they stay in the page cache and are read again on the
+  // next access. For ranges read once (the analysis's prefixes of large
+  // tensors), so reading them does not grow the resident set with the
+  // model's size.
+  void release(std::uint64_t offset, std::uint64_t length) const;
 
  private:
   mapped_file() = default;

@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -56,6 +57,16 @@ int mapped_file::reopen() const {
   if (same) return fd;
   ::close(fd);
   return -1;
+}
+
+void mapped_file::release(std::uint64_t offset, std::uint64_t length) const {
+  if (data_ == nullptr || length == 0 || offset >= size_) return;
+  static const auto page = static_cast<std::uint64_t>(::sysconf(_SC_PAGESIZE));
+  const std::uint64_t begin = offset / page * page;
+  const std::uint64_t end = std::min<std::uint64_t>(size_, offset + length);
+  // Advice only: a refusal leaves the pages resident, nothing else.
+  ::madvise(const_cast<std::byte*>(data_) + begin, static_cast<std::size_t>(end - begin),
+            MADV_DONTNEED);
 }
 
 mapped_file::~mapped_file() {

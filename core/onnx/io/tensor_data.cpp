@@ -506,6 +506,11 @@ std::optional<std::vector<double>> decode_tensor_prefix(const onnx::TensorProto&
     std::vector<double> out(std::min(*count, max_elements));
     for (std::size_t i = 0; i < out.size(); ++i)
       out[i] = decode_element(type, bytes.data() + i * layout->size);
+    // Read from a mapped file: a pending source's bytes are owned copies.
+    if (const external_ref* ref = model != nullptr && pending_of(*model, tensor) == nullptr
+                                      ? data_outside(*model, tensor)
+                                      : nullptr)
+      ref->map->release(ref->offset, out.size() * layout->size);
     return out;
   } catch (const error&) {
     // Malformed or unreadable: the caller treats the value as unknown.

@@ -196,9 +196,13 @@ class sampled_tensor final : public byte_source {
   explicit sampled_tensor(tensor_job job) : job_(std::move(job)) {}
 
   std::uint64_t size() const override { return job_.count * job_.element_bytes; }
+  // Two chunks per thread (at least four): every thread busy, and memory
+  // while streaming in proportion to the threads, not a fixed multiple.
   std::uint64_t window() const override {
-    return job_.strategy.elementwise() ? std::min(size(), job_.chunk * 16 * job_.element_bytes)
-                                       : size();
+    if (!job_.strategy.elementwise()) return size();
+    const int threads = job_.threads != 0 ? job_.threads : tbb::this_task_arena::max_concurrency();
+    const auto chunks = static_cast<std::uint64_t>(std::max(4, 2 * threads));
+    return std::min(size(), job_.chunk * chunks * job_.element_bytes);
   }
   void read(std::uint64_t offset, std::span<std::byte> out) const override {
     const std::uint64_t first = offset / job_.element_bytes;
