@@ -11,6 +11,9 @@ initializations:
            rewritten initializers are loaded back into the torch model
   lsuv     the same with `--calibrate lsuv`, on a batch of real training
            images given to onnx-reinit as x.npy (`--data DIR`)
+  fixup    the same with `--preset fixup` (Zhang et al. 2019: each residual
+           branch's last layer zero, inner layers scaled down by depth);
+           only with --inits
 
 It prints, per cell, the test accuracy (mean, min, max), the runs whose loss
 became NaN and the runs that did not learn (test accuracy below 20%), as a
@@ -18,6 +21,7 @@ markdown table. Usage (Debian's python with torch, onnx and numpy):
 
   nice -n 10 /usr/bin/python3 tools/bench/lsuv_fashion_mnist.py \\
       [--build build] [--seeds 5] [--lrs 0.01,0.05] [--train 4000] [--threads 1]
+      [--inits torch,default,lsuv]
 
 --train subsamples the 60000 training images (the same subset for every
 run): 4000 keeps the 30 runs to a few minutes of CPU on a shared machine.
@@ -82,7 +86,7 @@ class ResidualNet(nn.Module):
         return self.fc(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
 
 
-def reinit(model, build, seed, calibrate, calib_batch, work):
+def reinit(model, build, seed, init, calib_batch, work):
     """Rewrites the model's weights with onnx-reinit and loads them back."""
     src = os.path.join(work, "model.onnx")
     out = os.path.join(work, "rewritten.onnx")
@@ -90,7 +94,9 @@ def reinit(model, build, seed, calibrate, calib_batch, work):
                       dynamic_axes={"x": {0: "N"}, "logits": {0: "N"}}, opset_version=13,
                       do_constant_folding=False)
     cmd = [os.path.join(build, "bin", "onnx-reinit"), src, "-o", out, "--seed", str(seed), "-q"]
-    if calibrate:
+    if init == "fixup":
+        cmd += ["--preset", "fixup"]
+    if init == "lsuv":
         data = os.path.join(work, "data")
         os.makedirs(data, exist_ok=True)
         np.save(os.path.join(data, "x.npy"), calib_batch.numpy())
@@ -135,6 +141,8 @@ def main():
     ap.add_argument("--lrs", default="0.01,0.05")
     ap.add_argument("--train", type=int, default=4000, help="training images used (of 60000)")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--inits", default="torch,default,lsuv",
+                    help="of torch, default, lsuv, fixup (onnx-reinit --preset fixup)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     lrs = [float(x) for x in args.lrs.split(",")]
@@ -145,7 +153,10 @@ def main():
     train_x, train_y = train_x[subset], train_y[subset]
     calib = train_x[:256].contiguous()  # LSUV's batch: real images
 
-    inits = ["torch", "default", "lsuv"]
+    inits = args.inits.split(",")
+    unknown = set(inits) - {"torch", "default", "lsuv", "fixup"}
+    if unknown:
+        sys.exit(f"unknown --inits: {', '.join(sorted(unknown))}")
     results = {(i, lr): [] for i in inits for lr in lrs}
     start = time.process_time()
     with tempfile.TemporaryDirectory() as work:
@@ -155,7 +166,7 @@ def main():
                     torch.manual_seed(seed)
                     model = ResidualNet()
                     if init != "torch":
-                        reinit(model, args.build, seed, init == "lsuv", calib, work)
+                        reinit(model, args.build, seed, init, calib, work)
                     nan = train_one_epoch(model, train_x, train_y, lr, seed)
                     acc = accuracy(model, test_x, test_y)
                     results[(init, lr)].append((acc, nan))
