@@ -769,16 +769,20 @@ void relocate(const data_file& df, proto_patch& patch) {
   }
 }
 
-// The input file with its rewritten tensors' ranges replaced, in file
-// order; every other byte is copied through.
-void copy_with_rewrites(loaded_model& model, const data_file& df, output_file& file,
-                        write_context& writer, bool splice) {
-  auto& st = model_io_access::state(model);
-  std::vector<std::pair<std::uint64_t, const onnx::TensorProto*>> rewritten;
-  for (onnx::TensorProto* t : df.tensors)
-    if (st.pending.contains(t)) rewritten.emplace_back(external_of(model, *t).offset, t);
-  std::sort(rewritten.begin(), rewritten.end());
-  const mapped_file& source = *st.files.at(df.source);
+// `source` with the ranges of those of `tensors` set since load replaced by
+// their new bytes, in file order; every other byte is copied through (by
+// the kernel when `splice`). The tensors' data must live in `source`
+// (data_outside: external data, or payloads left in the model file);
+// `location` names the file in messages.
+void copy_with_rewrites(const loaded_model& model, const mapped_file& source,
+                        std::span<onnx::TensorProto* const> tensors, const std::string& location,
+                        output_file& file, write_context& writer, bool splice) {
+  const auto& st = model_io_access::state(model);
+  std::vector<std::pair<const external_ref*, const onnx::TensorProto*>> rewritten;
+  for (const onnx::TensorProto* t : tensors)
+    if (st.pending.contains(t)) rewritten.emplace_back(data_outside(model, *t), t);
+  std::sort(rewritten.begin(), rewritten.end(),
+            [](const auto& a, const auto& b) { return a.first->offset < b.first->offset; });
   std::optional<range_source> kernel;
   if (splice) kernel.emplace(source);
   auto keep = [&](std::uint64_t from, std::uint64_t to) {
@@ -788,15 +792,15 @@ void copy_with_rewrites(loaded_model& model, const data_file& df, output_file& f
       file.write(source.bytes().subspan(from, to - from));
   };
   std::uint64_t pos = 0;
-  for (const auto& [offset, t] : rewritten) {
-    if (offset < pos)
+  for (const auto& [ref, t] : rewritten) {
+    if (ref->offset < pos)
       throw model_error(fmt::format("tensor '{}': its external data overlaps another rewritten "
                                     "tensor's in '{}'",
-                                    t->name(), df.location),
+                                    t->name(), location),
                         t->name());
-    keep(pos, offset);
+    keep(pos, ref->offset);
     writer.write(*t, file);
-    pos = offset + external_of(model, *t).length;
+    pos = ref->offset + ref->length;
   }
   keep(pos, source.bytes().size());
 }
@@ -814,7 +818,8 @@ std::vector<fs::path> stage_same_layout(loaded_model& model, const fs::path& out
   for (const data_file& df : files) {
     relocate(df, patch);
     output_file file(stage / df.out_name);
-    copy_with_rewrites(model, df, file, writer, options.splice);
+    copy_with_rewrites(model, *model_io_access::state(model).files.at(df.source), df.tensors,
+                       df.location, file, writer, options.splice);
     file.finish();
     staged.push_back(df.out_name);
   }
@@ -1078,16 +1083,8 @@ bool unchanged_since_load(const loaded_model& model) {
 // byte is copied by the kernel.
 void splice_payloads(const loaded_model& model, output_file& file, write_context& writer) {
   const auto& st = model_io_access::state(model);
-  range_source source(*st.model_file);
-  std::uint64_t pos = 0;
-  for (const onnx::TensorProto* t : st.detached_order) {
-    if (!st.pending.contains(t)) continue;
-    const external_ref& ref = st.detached.at(t);
-    file.copy(source, pos, ref.offset - pos);
-    writer.write(*t, file);
-    pos = ref.offset + ref.length;
-  }
-  file.copy(source, pos, st.model_file->bytes().size() - pos);
+  copy_with_rewrites(model, *st.model_file, st.detached_order, model.path().filename().string(),
+                     file, writer, true);
 }
 
 // Sets the payloads left in the model file back into the proto (their new
