@@ -331,6 +331,56 @@ TEST_CASE("random, orthogonal and Kaiming-like tensors are not constants", "[fix
                                   << " at 95%)");
 }
 
+TEST_CASE("stopping the spectral test early gives the full test's answer", "[fixed_constants]") {
+  using onnx_reinit::detail::constant_context;
+  const auto both_ways = [](const std::vector<double>& v, const shape& s) {
+    const auto early = fixed_constant_reason(v, s, constant_context{});
+    const auto full = fixed_constant_reason(v, s, constant_context{.stop_early = false});
+    CHECK(early == full);
+    return full;
+  };
+  std::size_t flagged = 0, cases = 0;
+  const auto count = [&](const std::optional<std::string>& r) {
+    flagged += r ? 1 : 0;
+    ++cases;
+  };
+  // Learned-looking tensors, where the early stop fires.
+  for (std::uint32_t seed = 1; seed <= 10; ++seed)
+    for (const shape& s : {shape{64, 1, 32}, shape{258, 1, 256}, shape{128, 64}, shape{32, 257}}) {
+      std::size_t n = 1;
+      for (auto d : s) n *= static_cast<std::size_t>(d);
+      CAPTURE(s, seed);
+      count(both_ways(normal(n, 0.1, seed), s));
+    }
+  // A DFT basis (128 taps, 130 rows) whose first `noisy` rows are replaced by
+  // noise of relative energy `level`: the decision turns at 10% of the rows
+  // and at 1e-6 of the largest row's energy, where the early stop's bound
+  // must hold.
+  const std::vector<double> basis = stft_basis(128);
+  for (std::size_t noisy : {5U, 12U, 13U, 14U, 20U, 60U})
+    for (double level : {1e-9, 1e-8, 1e-7, 1e-5, 1e-2, 1.0}) {
+      std::vector<double> v = basis;
+      const auto noise = normal(noisy * 128, std::sqrt(level * 0.375), 7);
+      std::copy(noise.begin(), noise.end(), v.begin());
+      CAPTURE(noisy, level);
+      count(both_ways(v, {130, 1, 128}));
+    }
+  // The largest row last: rows that look spread against the energy seen so
+  // far are zero against the final largest (a bound taken from the rows
+  // seen so far would stop wrongly here).
+  for (double scale : {1e2, 1e4, 1e6}) {
+    std::vector<double> v = basis;
+    const auto noise = normal(20 * 128, 1e-3, 9);
+    std::copy(noise.begin(), noise.end(), v.begin());
+    for (std::size_t i = 129 * 128; i < 130 * 128; ++i) v[i] *= scale;
+    CAPTURE(scale);
+    count(both_ways(v, {130, 1, 128}));
+  }
+  // Both answers occur, so the comparison is not between two nothings.
+  CHECK(flagged > 0);
+  CHECK(flagged < cases);
+}
+
 TEST_CASE("which roles are checked", "[fixed_constants]") {
   using onnx_reinit::tensor_role;
   using onnx_reinit::detail::fixed_constant_check_applies;

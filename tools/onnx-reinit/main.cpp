@@ -2,6 +2,7 @@
 // principled values. Parses arguments, calls the library, prints; all
 // analysis and planning live in core/.
 #include <fmt/format.h>
+#include <tbb/global_control.h>
 #include <unistd.h>
 #include <CLI/CLI.hpp>
 
@@ -83,7 +84,7 @@ void add_options(CLI::App& app, arguments& a) {
   app.add_flag("--print-policy", a.print_policy, "print the default policy as rules");
   app.add_option("--seed", a.seed, "random seed; the same seed gives the same bytes (default 0)");
   app.add_option("--threads", a.threads,
-                 "worker threads (default: all cores); never changes the output");
+                 "threads for every stage (default: all cores); never changes the output");
   app.add_option("--rule", a.rules,
                  "MATCH=STRATEGY(k=v,...); repeatable, tried in order before the policy");
   app.add_option("--rules", a.rules_file, "rules from a YAML file, tried after --rule");
@@ -353,6 +354,11 @@ void rewrite_and_save(const arguments& a, const numbers& n, ori::loaded_model& m
 int run(const arguments& a) {
   const numbers n = parse_numbers(a);
   check_usage(a);
+  // --threads bounds every parallel stage (analysis, sampling, orthogonal
+  // QR), not only the sampler's arena.
+  std::optional<tbb::global_control> thread_limit;
+  if (n.threads > 0)
+    thread_limit.emplace(tbb::global_control::max_allowed_parallelism, std::size_t{n.threads});
   if (auto text = listing(a, nullptr)) {
     fmt::print("{}", *text);
     return 0;

@@ -21,6 +21,7 @@
 #include "graph_index.h"
 #include "layout.h"
 #include "onnx_reinit/sdk/gains.h"
+#include "parallel_for.h"
 #include "patterns.h"
 #include "residual.h"
 
@@ -523,6 +524,24 @@ void place_in_residual(const residual_lookup& residual, const attention_lookup& 
   }
 }
 
+// Learned or fixed, from the original values (DESIGN.md section 6). The
+// checks read and test each tensor's values alone, so they run in parallel
+// (they are most of the analysis's time on a large model); each writes only
+// its own entry, so the result does not depend on the thread count.
+struct fixed_check {
+  std::size_t entry;
+  const onnx::TensorProto* proto;
+};
+
+void check_fixed_constants(const model_index& index, std::span<const fixed_check> checks,
+                           std::vector<tensor_analysis>& out) {
+  parallel_for(std::size_t{0}, checks.size(), [&](std::size_t i) {
+    tensor_analysis& a = out[checks[i].entry];
+    if (auto values = index.value_prefix(*checks[i].proto, fixed_constant_max_elements))
+      a.fixed_constant = fixed_constant_reason(*values, a.info.shape, {a.info.role}).value_or("");
+  });
+}
+
 std::vector<tensor_analysis> analyze(const onnx::ModelProto& model, const loaded_model* loaded,
                                      const analysis_options& options) {
   model_index index(model, loaded);
@@ -533,6 +552,7 @@ std::vector<tensor_analysis> analyze(const onnx::ModelProto& model, const loaded
   const attention_lookup attention = find_attention_lookup(index, residual);
   std::vector<tensor_analysis> out;
   out.reserve(index.tensors().size());
+  std::vector<fixed_check> fixed_checks;
   for (const auto& t : index.tensors()) {
     tensor_analysis a;
     a.ref = t.ref;
@@ -595,13 +615,12 @@ std::vector<tensor_analysis> analyze(const onnx::ModelProto& model, const loaded
       a.keep_reason = "empty tensor";
     else
       a.keep_reason = reason;
-    // Learned or fixed, from the original values (DESIGN.md section 6).
     if (a.is_float && a.keep_reason.empty() &&
         fixed_constant_check_applies(a.info.role, a.info.shape))
-      if (auto values = index.value_prefix(*t.proto, fixed_constant_max_elements))
-        a.fixed_constant = fixed_constant_reason(*values, a.info.shape, {a.info.role}).value_or("");
+      fixed_checks.push_back({out.size(), t.proto});
     out.push_back(std::move(a));
   }
+  check_fixed_constants(index, fixed_checks, out);
   return out;
 }
 

@@ -29,6 +29,9 @@ inline constexpr std::size_t fixed_constant_max_elements = std::size_t{1} << 18;
 
 struct constant_context {
   tensor_role role = tensor_role::weight;
+  // Stop a spectral test once the rows seen decide it (same answer, far
+  // fewer FFTs on learned weights); false runs every row, for tests.
+  bool stop_early = true;
 };
 
 // Whether the check runs for a tensor of this role. It runs where the

@@ -27,6 +27,7 @@
 #include "io_internal.h"
 #include "onnx_reinit/errors.h"
 #include "onnx_reinit/model_tensors.h"
+#include "overlap.h"
 
 namespace onnx_reinit {
 
@@ -474,6 +475,7 @@ class output_file {
       data = data.subspan(static_cast<std::size_t>(w));
       written_ += static_cast<std::uint64_t>(w);
     }
+    start_writeback();
   }
   void zeros(std::uint64_t n) {
     static const std::byte block[4096] = {};
@@ -504,9 +506,24 @@ class output_file {
   }
 
  private:
+  // Starts the disk writing each few MiB as soon as they are written, so
+  // the disk works while the rest is sampled and finish()'s fsync waits only
+  // for the tail (cp + sync writes everything first, then waits for all of
+  // it). Only a hint: fsync still decides, and reports any error.
+  void start_writeback() {
+#ifdef SYNC_FILE_RANGE_WRITE
+    constexpr std::uint64_t step = std::uint64_t{8} << 20;
+    if (written_ - writeback_started_ < step) return;
+    ::sync_file_range(fd_, static_cast<off_t>(writeback_started_),
+                      static_cast<off_t>(written_ - writeback_started_), SYNC_FILE_RANGE_WRITE);
+    writeback_started_ = written_;
+#endif
+  }
+
   fs::path path_;
   int fd_ = -1;
   std::uint64_t written_ = 0;
+  std::uint64_t writeback_started_ = 0;
 };
 
 // Removes the staging directory on every path out of save_model.
@@ -639,18 +656,34 @@ class write_context {
     return &stats_.try_emplace(&t, *type).first->second;
   }
 
-  // A window at a time, so memory stays at one window whatever the size.
+  // A window at a time, so memory stays at two windows whatever the size:
+  // the next window is read (sampled, in parallel) on a worker while this
+  // one is written and measured, so the sampling and the kernel's copy into
+  // the page cache overlap. Reads stay in order, one at a time.
   void stream(const byte_source& source, output_file& out, value_stats* stats) {
     const std::uint64_t size = source.size();
-    const std::uint64_t window =
-        std::clamp<std::uint64_t>(source.window(), 1, size == 0 ? 1 : size);
-    auto buffer = std::make_unique_for_overwrite<std::byte[]>(static_cast<std::size_t>(window));
-    for (std::uint64_t offset = 0; offset < size; offset += window) {
-      const std::span<std::byte> bytes(buffer.get(),
-                                       static_cast<std::size_t>(std::min(window, size - offset)));
-      source.read(offset, bytes);
-      out.write(bytes);
-      if (stats != nullptr) stats->add(bytes);
+    if (size == 0) return;
+    const std::uint64_t window = std::clamp<std::uint64_t>(source.window(), 1, size);
+    const auto span_at = [&](std::byte* buffer, std::uint64_t offset) {
+      return std::span<std::byte>(buffer,
+                                  static_cast<std::size_t>(std::min(window, size - offset)));
+    };
+    std::unique_ptr<std::byte[]> buffers[2];
+    buffers[0] = std::make_unique_for_overwrite<std::byte[]>(static_cast<std::size_t>(window));
+    if (size > window)
+      buffers[1] = std::make_unique_for_overwrite<std::byte[]>(static_cast<std::size_t>(window));
+    source.read(0, span_at(buffers[0].get(), 0));
+    for (std::uint64_t offset = 0, k = 0; offset < size; offset += window, k ^= 1) {
+      const std::span<std::byte> bytes = span_at(buffers[k].get(), offset);
+      const std::uint64_t next = offset + window;
+      const auto write_this = [&] {
+        out.write(bytes);
+        if (stats != nullptr) stats->add(bytes);
+      };
+      if (next < size)
+        overlap([&] { source.read(next, span_at(buffers[k ^ 1].get(), next)); }, write_this);
+      else
+        write_this();
       done_ += bytes.size();
       if (progress_) progress_(done_, total_);
     }
