@@ -365,16 +365,19 @@ struct external_fixture {
   }
 };
 
-// Float values as a byte source read `window` bytes at a time; with `fail`,
-// every read throws (a strategy failing while the writer streams it).
+// Float values as a byte source read `window` bytes at a time; every read
+// from byte `fail_from` on throws (a strategy failing while the writer
+// streams it: at once, or in a later window, which the writer reads on a
+// worker while it writes the one before).
 class windowed_source final : public byte_source {
  public:
-  windowed_source(std::vector<float> values, std::uint64_t window, bool fail = false)
-      : values_(std::move(values)), window_(window), fail_(fail) {}
+  static constexpr std::uint64_t never = std::numeric_limits<std::uint64_t>::max();
+  windowed_source(std::vector<float> values, std::uint64_t window, std::uint64_t fail_from = never)
+      : values_(std::move(values)), window_(window), fail_from_(fail_from) {}
   std::uint64_t size() const override { return values_.size() * sizeof(float); }
   std::uint64_t window() const override { return window_; }
   void read(std::uint64_t offset, std::span<std::byte> out) const override {
-    if (fail_) throw model_error("the source failed", "test");
+    if (offset >= fail_from_) throw model_error("the source failed", "test");
     ++reads;
     std::memcpy(out.data(), reinterpret_cast<const std::byte*>(values_.data()) + offset,
                 out.size());
@@ -385,7 +388,7 @@ class windowed_source final : public byte_source {
  private:
   std::vector<float> values_;
   std::uint64_t window_;
-  bool fail_;
+  std::uint64_t fail_from_;
 };
 
 }  // namespace
@@ -672,10 +675,13 @@ TEST_CASE("a failed save leaves no file behind and the input untouched") {
   CHECK_THROWS_WITH(write_tensor_source(ok, *find_initializer(ok.proto(), "W"),
                                         bytes_in_memory(std::vector<std::byte>(3))),
                     Catch::Contains("a source of 3 bytes given, 48 needed"));
-  write_tensor_source(ok, *find_initializer(ok.proto(), "W"),
-                      std::make_shared<windowed_source>(std::vector<float>(12), 16, true));
-  CHECK_THROWS_WITH(save_model(ok, f.dir / "out.onnx"), Catch::Contains("source failed"));
-  CHECK(dir_listing(f.dir.path) == before);
+  for (const std::uint64_t fail_from : {0, 16, 32}) {
+    CAPTURE(fail_from);
+    write_tensor_source(ok, *find_initializer(ok.proto(), "W"),
+                        std::make_shared<windowed_source>(std::vector<float>(12), 16, fail_from));
+    CHECK_THROWS_WITH(save_model(ok, f.dir / "out.onnx"), Catch::Contains("source failed"));
+    CHECK(dir_listing(f.dir.path) == before);
+  }
 
   // A missing output directory is an io_error.
   CHECK_THROWS_AS(save_model(ok, f.dir / "nope" / "out.onnx"), io_error);
@@ -1086,6 +1092,26 @@ TEST_CASE("writer figures do not depend on the thread count or how the bytes are
       CHECK(std::bit_cast<std::uint64_t>(whole.mean) == std::bit_cast<std::uint64_t>(pieces.mean));
       CHECK(std::bit_cast<std::uint64_t>(whole.std) == std::bit_cast<std::uint64_t>(pieces.std));
     }
+  }
+  // Not measured (save_options::measure): the same bytes, the count, NaN
+  // figures.
+  {
+    loaded_model m = load_model(dir / "external.onnx");
+    write_tensor_source(m, *find_initializer(m.proto(), "W"),
+                        std::make_shared<windowed_bytes>(float_bytes(w), 4096));
+    fs::remove_all(dir / "unmeasured");
+    fs::create_directories(dir / "unmeasured");
+    save_options unmeasured;
+    unmeasured.measure = false;
+    const save_result r = save_model(m, dir / "unmeasured" / "model.onnx", unmeasured);
+    REQUIRE(r.written.size() == 1);
+    CHECK(r.written[0].count == w.size());
+    CHECK(std::isnan(r.written[0].mean));
+    CHECK(std::isnan(r.written[0].std));
+    figures("external.onnx", 2, 4096);
+    REQUIRE(dir_listing(dir / "unmeasured") == dir_listing(dir / "out"));
+    for (const std::string& file : dir_listing(dir / "out"))
+      CHECK(file_bytes(dir / "unmeasured" / file) == file_bytes(dir / "out" / file));
   }
   // And they are the figures: a two-pass sum in long double.
   long double sum = 0, squares = 0;

@@ -292,6 +292,9 @@ ori::save_options save_options_of(const arguments& a, const ori::loaded_model& m
   ori::save_options save_options;
   save_options.in_place = a.in_place;
   save_options.external_data_name = a.external_data;
+  // The written values' figures are shown in the summary, the verbose table
+  // and the report; with none of them the writer skips measuring.
+  save_options.measure = !a.quiet || a.verbose || !a.report.empty();
   // Checked before the rewrite, as read: an input that already fails the
   // checker may be written if the output fails it in no new way.
   save_options.input_check_failure = ori::check_input_model(model);

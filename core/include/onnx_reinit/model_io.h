@@ -132,6 +132,11 @@ struct save_options {
   // splicing applies to the model file when its serialised length is the
   // input's, and to the data files kept in the same layout.
   bool splice = true;
+  // Measure each tensor set since load (save_result::written's mean and
+  // std) from the bytes as they are written. false: a pass over every
+  // rewritten byte saved when nothing reads the figures; `written` still
+  // lists the tensors with their counts, with NaN for mean and std.
+  bool measure = true;
   // Run onnx::checker::check_model on the written model before it is renamed
   // into place; a failure is a model_error and nothing is written.
   bool check = true;

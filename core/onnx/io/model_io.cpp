@@ -614,13 +614,13 @@ class write_context {
 
  public:
   write_context(const loaded_model& model, const save_options& options)
-      : model_(model), progress_(options.progress) {
+      : model_(model), progress_(options.progress), measure_(options.measure) {
     for (const auto& [tensor, source] : state().pending) total_ += source->size();
   }
 
   // Writes one tensor's current data (pending, mapped or inline) to `out`.
   void write(const onnx::TensorProto& t, output_file& out) {
-    value_stats* stats = stats_for(t);
+    value_stats* stats = measure_ ? stats_for(t) : nullptr;
     if (stats != nullptr) measured_.insert(&t);
     auto it = state().pending.find(&t);
     if (it == state().pending.end()) {
@@ -640,6 +640,13 @@ class write_context {
     for (const const_model_tensor& mt : collect_model_tensors(proto)) {
       value_stats* stats = stats_for(*mt.proto);
       if (stats == nullptr) continue;
+      if (!measure_) {
+        constexpr double unmeasured = std::numeric_limits<double>::quiet_NaN();
+        out.push_back({mt.ref, *float_element_type(*mt.proto),
+                       static_cast<std::uint64_t>(tensor_element_count(*mt.proto)), unmeasured,
+                       unmeasured});
+        continue;
+      }
       if (!measured_.contains(mt.proto)) stats->add(tensor_bytes(model_, *mt.proto).bytes());
       measured_.insert(mt.proto);
       out.push_back(
@@ -657,9 +664,11 @@ class write_context {
   }
 
   // A window at a time, so memory stays at two windows whatever the size:
-  // the next window is read (sampled, in parallel) on a worker while this
-  // one is written and measured, so the sampling and the kernel's copy into
-  // the page cache overlap. Reads stay in order, one at a time.
+  // the next window is read (sampled, in parallel) and measured on a worker
+  // while this one is written, so the sampling and the kernel's copy into
+  // the page cache overlap, and the figures are taken while the bytes are
+  // still in the cache of the core that made them. Reads and measurements
+  // stay in window order, one at a time.
   void stream(const byte_source& source, output_file& out, value_stats* stats) {
     const std::uint64_t size = source.size();
     if (size == 0) return;
@@ -672,18 +681,19 @@ class write_context {
     buffers[0] = std::make_unique_for_overwrite<std::byte[]>(static_cast<std::size_t>(window));
     if (size > window)
       buffers[1] = std::make_unique_for_overwrite<std::byte[]>(static_cast<std::size_t>(window));
-    source.read(0, span_at(buffers[0].get(), 0));
+    const auto read_and_measure = [&](std::byte* buffer, std::uint64_t offset) {
+      const std::span<std::byte> bytes = span_at(buffer, offset);
+      source.read(offset, bytes);
+      if (stats != nullptr) stats->add(bytes);
+    };
+    read_and_measure(buffers[0].get(), 0);
     for (std::uint64_t offset = 0, k = 0; offset < size; offset += window, k ^= 1) {
       const std::span<std::byte> bytes = span_at(buffers[k].get(), offset);
       const std::uint64_t next = offset + window;
-      const auto write_this = [&] {
-        out.write(bytes);
-        if (stats != nullptr) stats->add(bytes);
-      };
       if (next < size)
-        overlap([&] { source.read(next, span_at(buffers[k ^ 1].get(), next)); }, write_this);
+        overlap([&] { read_and_measure(buffers[k ^ 1].get(), next); }, [&] { out.write(bytes); });
       else
-        write_this();
+        out.write(bytes);
       done_ += bytes.size();
       if (progress_) progress_(done_, total_);
     }
@@ -693,6 +703,7 @@ class write_context {
   std::function<void(std::uint64_t, std::uint64_t)> progress_;
   std::uint64_t done_ = 0;
   std::uint64_t total_ = 0;
+  bool measure_ = true;
   std::map<const onnx::TensorProto*, value_stats> stats_;
   std::set<const onnx::TensorProto*> measured_;
 };

@@ -98,23 +98,21 @@ void apply_forget_bias(const tensor_job& job, std::uint64_t first, std::span<T> 
 }
 
 // Values stored as they are (float32, float64), in the hot path: x - x is 0
-// for a finite x and NaN otherwise, so four independent sums of it (no
-// branch per element; the loop pipelines) are finite exactly when every
-// value is, and only then is the culprit looked for.
+// for a finite x and NaN otherwise, in any precision, so eight independent
+// sums of it in T (no branch per element; the loop pipelines and
+// vectorises) are finite exactly when every value is, and only then is the
+// culprit looked for.
 template <class T>
 void check_finite(const tensor_job& job, std::uint64_t first, std::span<const T> values) {
-  double probe[4] = {0, 0, 0, 0};
-  const std::size_t n = values.size(), whole = n - n % 4;
-  for (std::size_t i = 0; i < whole; i += 4)
-    for (std::size_t k = 0; k < 4; ++k) {
-      const double v = static_cast<double>(values[i + k]);
-      probe[k] += v - v;
-    }
-  for (std::size_t i = whole; i < n; ++i) {
-    const double v = static_cast<double>(values[i]);
-    probe[0] += v - v;
-  }
-  if (std::isfinite((probe[0] + probe[1]) + (probe[2] + probe[3]))) return;
+  constexpr std::size_t lanes = 8;
+  T probe[lanes] = {};
+  const std::size_t n = values.size(), whole = n - n % lanes;
+  for (std::size_t i = 0; i < whole; i += lanes)
+    for (std::size_t k = 0; k < lanes; ++k) probe[k] += values[i + k] - values[i + k];
+  for (std::size_t i = whole; i < n; ++i) probe[0] += values[i] - values[i];
+  T all = 0;
+  for (T p : probe) all += p;
+  if (std::isfinite(all)) return;
   for (std::size_t i = 0; i < n; ++i)
     if (!std::isfinite(values[i])) throw_non_finite(job, static_cast<double>(values[i]), first + i);
 }
