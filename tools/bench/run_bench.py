@@ -32,10 +32,13 @@ REPO = HERE.parent.parent
 
 # The speed and memory targets, verbatim; reported, never adjusted.
 TARGET_NORMAL_1T = 300e6  # normal float32 samples/s on one core
-TARGET_BIG_VS_CP = 2.0  # end-to-end big model at most 2x cp
-TARGET_BIG_VS_PY = 8.0  # big model at least 8x faster than python
-TARGET_BIG_RSS_MB = 512.0  # big model peak RSS under 512 MB
-TARGET_INLINE_VS_PY = 5.0  # 100 MB inline model at least 5x faster than python
+# End to end, inline and external models alike (issue 12, which tightened
+# the earlier 2x cp, 512 MB and 5x-python-inline targets): at most 1.3x
+# cp + fsync of the same files, at least 8x faster than python, peak RSS at
+# most 64 MB whatever the model size.
+TARGET_E2E_VS_CP_FSYNC = 1.3
+TARGET_E2E_VS_PY = 8.0
+TARGET_E2E_RSS_MB = 64.0
 TARGET_TRUNCATED_VS_NORMAL = 0.7  # truncated normal at least 0.7x normal's throughput
 TARGET_ORTHOGONAL_VS_TORCH = 2.0  # orthogonal within 2x of torch's orthogonal_
 
@@ -423,22 +426,22 @@ def target_lines(e2e, sampling, orthogonal):
                          f"{len(os.sched_getaffinity(0))} CPUs (no number given; reported)")
     for res in e2e:
         cases = {c.tool: c for c in res["cases"]}
-        cp = statistics.median(cases["cp"].seconds)
+        cp_fsync = statistics.median(cases["cp + fsync"].seconds)
         py = statistics.median(cases["python baseline"].seconds)
         for tool, c in cases.items():
-            if not tool.startswith("onnx-reinit") or tool in (TRUNCATED_TOOL, ONLY_TOOL):
+            if not tool.startswith("onnx-reinit") or tool == TRUNCATED_TOOL:
                 continue
             med = statistics.median(c.seconds)
             rss = max(c.rss_mb)
-            if res["external"]:
-                lines.append(f"- {res['label']}, `{tool}`: ≤ 2× cp: {med / cp:.2f}× — "
-                             f"{mark(med / cp <= TARGET_BIG_VS_CP)}; ≥ 8× faster than python: "
-                             f"{py / med:.2f}× — {mark(py / med >= TARGET_BIG_VS_PY)}; "
-                             f"peak RSS < 512 MB: {rss:.0f} MB — "
-                             f"{mark(rss < TARGET_BIG_RSS_MB)}")
-            else:
-                lines.append(f"- {res['label']}, `{tool}`: ≥ 5× faster than python: "
-                             f"{py / med:.2f}× — {mark(py / med >= TARGET_INLINE_VS_PY)}")
+            parts = [f"≤ 1.3× cp + fsync: {med / cp_fsync:.2f}× — "
+                     f"{mark(med / cp_fsync <= TARGET_E2E_VS_CP_FSYNC)}"]
+            # The python script rewrites every weight; --only is held to the
+            # copy's time and the memory bound, not to that.
+            if tool != ONLY_TOOL:
+                parts.append(f"≥ 8× faster than python: {py / med:.2f}× — "
+                             f"{mark(py / med >= TARGET_E2E_VS_PY)}")
+            parts.append(f"peak RSS ≤ 64 MB: {rss:.0f} MB — {mark(rss <= TARGET_E2E_RSS_MB)}")
+            lines.append(f"- {res['label']}, `{tool}`: " + "; ".join(parts))
     return lines
 
 
