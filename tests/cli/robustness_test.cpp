@@ -8,6 +8,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -198,6 +199,61 @@ TEST_CASE("hostile model files fail with one error line and exit status 1") {
     INFO(file);
     check_failed_run(dir, {(dir / file).string(), "-o", (dir / "out.onnx").string()}, 1,
                      {message, file});
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Writes that fail midway
+
+namespace {
+
+// Runs the CLI with the file-size limit (RLIMIT_FSIZE) at `limit` bytes and
+// SIGXFSZ ignored, so a write past it fails with EFBIG, as a write on a full
+// disk fails with ENOSPC. The child inherits both; the test process writes
+// no file while they are set.
+run_result run_cli_with_file_size_limit(const std::vector<std::string>& args, rlim_t limit) {
+  rlimit saved{};
+  REQUIRE(getrlimit(RLIMIT_FSIZE, &saved) == 0);
+  struct sigaction ignore {};
+  struct sigaction previous {};
+  ignore.sa_handler = SIG_IGN;
+  REQUIRE(sigaction(SIGXFSZ, &ignore, &previous) == 0);
+  rlimit limited = saved;
+  limited.rlim_cur = limit;
+  REQUIRE(setrlimit(RLIMIT_FSIZE, &limited) == 0);
+  run_result r = run_cli(args);
+  REQUIRE(setrlimit(RLIMIT_FSIZE, &saved) == 0);
+  REQUIRE(sigaction(SIGXFSZ, &previous, nullptr) == 0);
+  return r;
+}
+
+}  // namespace
+
+TEST_CASE("a write that fails midway (file size limit) fails the run and writes nothing") {
+  // One 12 MiB weight: the writer streams it in several windows, sampling
+  // the next on a worker while it writes this one, and the limit (5 MiB)
+  // stops a write in the middle. Inline (the model file spliced) and as
+  // external data (a data file written).
+  temp_dir dir;
+  const std::int64_t rows = 3 << 10, cols = 1 << 10;
+  save_proto(dense_model(rows, cols), dir / "inline.onnx");
+  const run_result external =
+      run_cli({(dir / "inline.onnx").string(), "-o", (dir / "external.onnx").string(),
+               "--external-data", "external.bin", "-q"});
+  REQUIRE(external.status == 0);
+  for (const std::string model : {"inline.onnx", "external.onnx"}) {
+    for (const std::string mode : {"-o", "--in-place"}) {
+      INFO(model << " " << mode);
+      std::vector<std::string> args{(dir / model).string()};
+      if (mode == "-o")
+        args.insert(args.end(), {"-o", (dir / "out.onnx").string()});
+      else
+        args.push_back(mode);
+      const auto before = dir.snapshot();
+      check_error(run_cli_with_file_size_limit(args, rlim_t{5} << 20), 1,
+                  {"cannot write", "File too large"});
+      CHECK(dir.snapshot() == before);
+    }
   }
 }
 
