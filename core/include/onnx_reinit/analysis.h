@@ -69,7 +69,9 @@ struct tensor_analysis {
 // One entry per tensor of collect_model_tensors(), in the same order. The
 // values of constants (Clip bounds, PRelu slopes, shapes...) are read through
 // model I/O's decode_tensor_values, so the plan is the same whatever their
-// storage form, external data included.
+// storage form, external data included. The checks for fixed constants run
+// in parallel on TBB's threads (a tbb::global_control or task_arena of the
+// caller bounds them); the result does not depend on the thread count.
 std::vector<tensor_analysis> analyze_model(const loaded_model& model,
                                            const analysis_options& options = {});
 

@@ -171,7 +171,10 @@ class byte_source {
   virtual std::uint64_t size() const = 0;
   // Writes bytes [offset, offset + out.size()) into `out`. Callers read the
   // whole source, or windows at multiples of window() (the last shorter).
-  // May throw (e.g. strategy_error for a non-finite value).
+  // The writer reads the next window on a worker thread while it writes the
+  // one before: the calls for one source come one at a time and in order,
+  // not always from the same thread. May throw (e.g. strategy_error for a
+  // non-finite value).
   virtual void read(std::uint64_t offset, std::span<std::byte> out) const = 0;
   // The bytes to read at a time when streaming: memory for external data
   // stays at one window per tensor written.
