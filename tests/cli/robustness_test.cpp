@@ -250,8 +250,14 @@ TEST_CASE("a write that fails midway (file size limit) fails the run and writes 
       else
         args.push_back(mode);
       const auto before = dir.snapshot();
-      check_error(run_cli_with_file_size_limit(args, rlim_t{5} << 20), 1,
-                  {"cannot write", "File too large"});
+      const run_result r = run_cli_with_file_size_limit(args, rlim_t{5} << 20);
+      check_error(r, 1, {"cannot write", "File too large"});
+      // The message names the file as it would be published; the staged
+      // file is the error's location, in the closing parentheses.
+      const std::string what = r.err.substr(0, r.err.rfind(" ("));
+      CHECK(contains(what, dir.path().string()));
+      CHECK_FALSE(contains(what, ".onnx-reinit-"));
+      CHECK(contains(r.err.substr(what.size()), ".onnx-reinit-"));
       CHECK(dir.snapshot() == before);
     }
   }

@@ -419,7 +419,7 @@ class range_source {
   // its position; returns the bytes copied (the caller writes the rest from
   // the mapping). Throws io_error only for a failure a fallback cannot fix.
   std::uint64_t copy(int out_fd, std::uint64_t offset, std::uint64_t length,
-                     const fs::path& out_path) {
+                     const fs::path& published, const fs::path& out_path) {
     std::uint64_t done = 0;
     while (fd_ >= 0 && done < length) {
       auto from = static_cast<off_t>(offset + done);
@@ -432,7 +432,7 @@ class range_source {
       }
       if (w < 0 && errno == EINTR) continue;
       if (w < 0 && (errno == ENOSPC || errno == EDQUOT || errno == EIO))
-        throw io_error(fmt::format("cannot write {}", out_path), out_path.string(),
+        throw io_error(fmt::format("cannot write {}", published), out_path.string(),
                        io_error::last_errno());
       // EXDEV, ENOSYS, EINVAL, EOPNOTSUPP, ... or an early end: the mapping
       // does the rest from here on.
@@ -448,13 +448,17 @@ class range_source {
 };
 
 // A file written in the staging directory: all-or-nothing writes, fsync.
+// Errors name the file it will be published as (what the user asked for),
+// with the staged file as the error's `where`.
 class output_file {
  public:
-  explicit output_file(const fs::path& path) : path_(path) {
+  output_file(const fs::path& path, fs::path published)
+      : path_(path), published_(std::move(published)) {
     fs::create_directories(path.parent_path());
     fd_ = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
     if (fd_ < 0)
-      throw io_error(fmt::format("cannot create {}", path), path.string(), io_error::last_errno());
+      throw io_error(fmt::format("cannot create {}", published_), path.string(),
+                     io_error::last_errno());
   }
   ~output_file() {
     if (fd_ >= 0) ::close(fd_);
@@ -469,7 +473,7 @@ class output_file {
       const ssize_t w = ::write(fd_, data.data(), n);
       if (w < 0) {
         if (errno == EINTR) continue;
-        throw io_error(fmt::format("cannot write {}", path_), path_.string(),
+        throw io_error(fmt::format("cannot write {}", published_), path_.string(),
                        io_error::last_errno());
       }
       data = data.subspan(static_cast<std::size_t>(w));
@@ -488,7 +492,7 @@ class output_file {
   // Bytes [offset, offset + length) of `source`'s file, copied by the
   // kernel when it can.
   void copy(range_source& source, std::uint64_t offset, std::uint64_t length) {
-    const std::uint64_t done = source.copy(fd_, offset, length, path_);
+    const std::uint64_t done = source.copy(fd_, offset, length, published_, path_);
     written_ += done;
     write(source.file().bytes().subspan(static_cast<std::size_t>(offset + done),
                                         static_cast<std::size_t>(length - done)));
@@ -500,7 +504,7 @@ class output_file {
     if (::fsync(fd_) != 0 || ::close(fd_) != 0) {
       const std::error_code cause = io_error::last_errno();
       fd_ = -1;
-      throw io_error(fmt::format("cannot flush {}", path_), path_.string(), cause);
+      throw io_error(fmt::format("cannot flush {}", published_), path_.string(), cause);
     }
     fd_ = -1;
   }
@@ -521,6 +525,7 @@ class output_file {
   }
 
   fs::path path_;
+  fs::path published_;
   int fd_ = -1;
   std::uint64_t written_ = 0;
   std::uint64_t writeback_started_ = 0;
@@ -861,7 +866,7 @@ std::vector<fs::path> stage_same_layout(loaded_model& model, const fs::path& out
   std::vector<fs::path> staged;
   for (const data_file& df : files) {
     relocate(df, patch);
-    output_file file(stage / df.out_name);
+    output_file file(stage / df.out_name, out.parent_path() / df.out_name);
     copy_with_rewrites(model, *model_io_access::state(model).files.at(df.source), df.tensors,
                        df.location, file, writer, options.splice);
     file.finish();
@@ -891,7 +896,7 @@ fs::path stage_consolidated(loaded_model& model, const fs::path& out_dir, const 
     }
   }
   const std::uint64_t align = std::max<std::uint64_t>(opt.external_alignment, 1);
-  output_file file(stage / data_name);
+  output_file file(stage / data_name, out_dir / data_name);
   for (onnx::TensorProto* t : tensors) {
     const std::uint64_t offset = (file.written() + align - 1) / align * align;
     file.zeros(offset - file.written());
@@ -1152,7 +1157,7 @@ bool serialize_model(const loaded_model& model, const fs::path& path, const fs::
   proto_patch inlined;
   if (!model_io_access::state(model).detached.empty()) {
     if (splice && unchanged_since_load(model)) {
-      output_file file(path);
+      output_file file(path, out);
       splice_payloads(model, file, writer);
       file.finish();
       return true;
@@ -1166,7 +1171,7 @@ bool serialize_model(const loaded_model& model, const fs::path& path, const fs::
                                   "limit; write tensors as external data",
                                   size),
                       out.string());
-  output_file file(path);
+  output_file file(path, out);
   if (splice && splice_model(model, proto, size, file, out)) {
     file.finish();
     return true;
