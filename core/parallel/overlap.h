@@ -24,18 +24,13 @@ void overlap(const Background& background, const Foreground& foreground) {
 #ifdef ONNX_REINIT_TSAN
   // libtbb is not instrumented: state that the caller's writes happen before
   // the task, and the task's before the caller's return from wait().
-  struct release_on_exit {
-    ~release_on_exit() { __tsan_release(&tsan_parallel_token); }
-  };
   __tsan_release(&tsan_parallel_token);
   group.run([&background] {
     __tsan_acquire(&tsan_parallel_token);
-    const release_on_exit release;
+    const tsan_release_on_exit release;
     background();
   });
-  struct acquire_on_exit {
-    ~acquire_on_exit() { __tsan_acquire(&tsan_parallel_token); }
-  } acquire;
+  const tsan_acquire_on_exit acquire;
 #else
   group.run([&background] { background(); });
 #endif

@@ -22,6 +22,16 @@ namespace onnx_reinit {
 // anything of the caller's, including the body's captures, so the token's
 // address cannot come from the caller's memory.
 inline int tsan_parallel_token = 0;
+
+// Scope guards on the token, so both orderings hold on every way out
+// (a body that throws included): a worker releases what it wrote when its
+// call ends; the caller acquires when it is done waiting.
+struct tsan_release_on_exit {
+  ~tsan_release_on_exit() { __tsan_release(&tsan_parallel_token); }
+};
+struct tsan_acquire_on_exit {
+  ~tsan_acquire_on_exit() { __tsan_acquire(&tsan_parallel_token); }
+};
 #endif
 
 // libtbb is not instrumented, so ThreadSanitizer sees none of the
@@ -35,20 +45,14 @@ void parallel_for(Index first, Index last, const Body& body) {
   // Both orderings hold when a body throws too: TBB waits for the running
   // bodies before it rethrows in the caller, which then unwinds (and frees)
   // what they read.
-  struct release_on_exit {
-    ~release_on_exit() { __tsan_release(&tsan_parallel_token); }
-  };
-  struct acquire_on_exit {
-    ~acquire_on_exit() { __tsan_acquire(&tsan_parallel_token); }
-  };
   // Built before the release: the workers read this closure too.
   const auto annotated = [&body](Index i) {
     __tsan_acquire(&tsan_parallel_token);
-    const release_on_exit release;
+    const tsan_release_on_exit release;
     body(i);
   };
   __tsan_release(&tsan_parallel_token);
-  const acquire_on_exit acquire;
+  const tsan_acquire_on_exit acquire;
   tbb::parallel_for(first, last, annotated);
 #else
   tbb::parallel_for(first, last, body);
