@@ -83,17 +83,12 @@ void value_stats::add_run(const std::byte* p, std::size_t n, std::size_t size, D
   std::copy(std::begin(sum_), std::end(sum_), sum);
   std::copy(std::begin(squares_), std::end(squares_), squares);
   const double shift = shift_;
-  for (; i + lanes <= n; i += lanes) {  // lane-aligned: element i + k goes to lane k
-    // Decoded into a row first, then summed: both loops vectorise (decoding
-    // inside the sums kept the conversions scalar).
-    double row[lanes];
-    for (std::size_t k = 0; k < lanes; ++k) row[k] = decode(p + (i + k) * size);
+  for (; i + lanes <= n; i += lanes)  // lane-aligned: element i + k goes to lane k
     for (std::size_t k = 0; k < lanes; ++k) {
-      const double d = row[k] - shift;
+      const double d = decode(p + (i + k) * size) - shift;
       sum[k] += d;
       squares[k] += d * d;
     }
-  }
   std::copy(sum, sum + lanes, sum_);
   std::copy(squares, squares + lanes, squares_);
   for (; i < n; ++i) one(i);

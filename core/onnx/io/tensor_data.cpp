@@ -476,23 +476,6 @@ double decode_element(int data_type, const std::byte* p) {
   }
 }
 
-// decode_element over a run of elements, the type switch taken once for
-// the common float types (the analysis decodes up to 2^18 values of every
-// weight this way).
-void decode_elements(int data_type, const std::byte* p, std::size_t size, std::span<double> out) {
-  const auto each = [&](auto one) {
-    for (std::size_t i = 0; i < out.size(); ++i) out[i] = one(p + i * size);
-  };
-  switch (data_type) {
-    case onnx::TensorProto::FLOAT:
-      return each([](const std::byte* q) { return decode<double>(element_type::float32, q); });
-    case onnx::TensorProto::DOUBLE:
-      return each([](const std::byte* q) { return decode<double>(element_type::float64, q); });
-    default:
-      return each([data_type](const std::byte* q) { return decode_element(data_type, q); });
-  }
-}
-
 }  // namespace
 
 std::shared_ptr<const byte_source> bytes_in_memory(std::vector<std::byte> bytes) {
@@ -521,7 +504,8 @@ std::optional<std::vector<double>> decode_tensor_prefix(const onnx::TensorProto&
     const std::span<const std::byte> bytes = view.bytes();
     if (bytes.size() != *count * layout->size) return std::nullopt;
     std::vector<double> out(std::min(*count, max_elements));
-    decode_elements(type, bytes.data(), layout->size, out);
+    for (std::size_t i = 0; i < out.size(); ++i)
+      out[i] = decode_element(type, bytes.data() + i * layout->size);
     // Read from a mapped file: a pending source's bytes are owned copies.
     if (const external_ref* ref = model != nullptr && pending_of(*model, tensor) == nullptr
                                       ? data_outside(*model, tensor)
