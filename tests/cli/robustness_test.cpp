@@ -210,21 +210,30 @@ namespace {
 // Runs the CLI with the file-size limit (RLIMIT_FSIZE) at `limit` bytes and
 // SIGXFSZ ignored, so a write past it fails with EFBIG, as a write on a full
 // disk fails with ENOSPC. The child inherits both; the test process writes
-// no file while they are set.
+// no file while they are set, and restores both on every way out (a failed
+// spawn included), so later tests run unlimited.
 run_result run_cli_with_file_size_limit(const std::vector<std::string>& args, rlim_t limit) {
-  rlimit saved{};
-  REQUIRE(getrlimit(RLIMIT_FSIZE, &saved) == 0);
-  struct sigaction ignore {};
-  struct sigaction previous {};
-  ignore.sa_handler = SIG_IGN;
-  REQUIRE(sigaction(SIGXFSZ, &ignore, &previous) == 0);
-  rlimit limited = saved;
-  limited.rlim_cur = limit;
-  REQUIRE(setrlimit(RLIMIT_FSIZE, &limited) == 0);
-  run_result r = run_cli(args);
-  REQUIRE(setrlimit(RLIMIT_FSIZE, &saved) == 0);
-  REQUIRE(sigaction(SIGXFSZ, &previous, nullptr) == 0);
-  return r;
+  struct limited_scope {
+    rlimit saved{};
+    struct sigaction previous {};
+    explicit limited_scope(rlim_t limit) {
+      REQUIRE(getrlimit(RLIMIT_FSIZE, &saved) == 0);
+      struct sigaction ignore {};
+      ignore.sa_handler = SIG_IGN;
+      REQUIRE(sigaction(SIGXFSZ, &ignore, &previous) == 0);
+      rlimit limited = saved;
+      limited.rlim_cur = limit;
+      REQUIRE(setrlimit(RLIMIT_FSIZE, &limited) == 0);
+    }
+    ~limited_scope() {
+      setrlimit(RLIMIT_FSIZE, &saved);
+      sigaction(SIGXFSZ, &previous, nullptr);
+    }
+    limited_scope(const limited_scope&) = delete;
+    limited_scope& operator=(const limited_scope&) = delete;
+  };
+  const limited_scope scope(limit);
+  return run_cli(args);
 }
 
 }  // namespace
