@@ -15,4 +15,4 @@ add_dependencies(cli_inspect_test onnx-reinit standard)
 onnx_reinit_warnings(cli_inspect_test)
 add_test(NAME cli_inspect_test COMMAND cli_inspect_test)
 set_tests_properties(cli_inspect_test PROPERTIES LABELS cli ENVIRONMENT
-  "LSAN_OPTIONS=suppressions=${PROJECT_SOURCE_DIR}/tools/lsan_suppressions.txt:print_suppressions=0")
+  "LSAN_OPTIONS=${ONNX_REINIT_LSAN_OPTIONS}")

@@ -112,7 +112,7 @@ if(ONNX_REINIT_RUNTIME)
               ${PROJECT_SOURCE_DIR}/examples/models/tiny_net.onnx)
   set_tests_properties(examples_inspect_model PROPERTIES
     FIXTURES_REQUIRED onnx_reinit_installed
-    ENVIRONMENT "LSAN_OPTIONS=suppressions=${PROJECT_SOURCE_DIR}/tools/lsan_suppressions.txt:print_suppressions=0"
+    ENVIRONMENT "LSAN_OPTIONS=${ONNX_REINIT_LSAN_OPTIONS}"
     LABELS example)
 endif()
 

@@ -4,7 +4,6 @@
 # its real widths is 100 MB per form, too big to check in. The fixture test
 # exports once (about 20 s) and keeps files newer than the script.
 find_program(ONNX_REINIT_SYSTEM_PYTHON python3 PATHS /usr/bin NO_DEFAULT_PATH)
-set(ONNX_REINIT_REFERENCE_MODELS ${CMAKE_CURRENT_BINARY_DIR}/reference_models)
 add_test(NAME export_reference_models
          COMMAND ${ONNX_REINIT_SYSTEM_PYTHON}
                  ${PROJECT_SOURCE_DIR}/tools/scripts/export_reference_models.py
@@ -27,7 +26,7 @@ if(NOT ONNX_REINIT_RUNTIME)
   target_compile_definitions(presets_test PRIVATE ONNX_REINIT_NO_RUNTIME=1)
 endif()
 set_tests_properties(presets_test PROPERTIES FIXTURES_REQUIRED onnx_reinit_reference_models
-  ENVIRONMENT "LSAN_OPTIONS=suppressions=${PROJECT_SOURCE_DIR}/tools/lsan_suppressions.txt:print_suppressions=0")
+  ENVIRONMENT "LSAN_OPTIONS=${ONNX_REINIT_LSAN_OPTIONS}")
 
 # presets_cli_test runs the built command on the same exports.
 add_executable(presets_cli_test ${CMAKE_CURRENT_SOURCE_DIR}/cli/presets_cli_test.cpp)

@@ -10,5 +10,4 @@ if(NOT ONNX_REINIT_RUNTIME)
   # Without the runtime only the stub is built; the test then checks its message.
   target_compile_definitions(runtime_test PRIVATE ONNX_REINIT_NO_RUNTIME=1)
 endif()
-set(ONNX_REINIT_LSAN_OPTIONS "suppressions=${PROJECT_SOURCE_DIR}/tools/lsan_suppressions.txt:print_suppressions=0")
 set_tests_properties(runtime_test PROPERTIES ENVIRONMENT "LSAN_OPTIONS=${ONNX_REINIT_LSAN_OPTIONS}")

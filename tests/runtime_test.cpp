@@ -37,7 +37,7 @@ TEST_CASE("without ONNX Runtime the runtime stage says how to get it", "[runtime
   auto model = ori::loaded_model::from_proto(g.model());
   CHECK_THROWS_WITH(ori::inspect_model(model, {}), Catch::Contains("built without ONNX Runtime") &&
                                                        Catch::Contains("ONNX_REINIT_RUNTIME=ON"));
-  CHECK_THROWS_AS(ori::calibrate_lsuv(model, {}, {}), ori::runtime_unavailable_error);
+  CHECK_THROWS_AS(ori::calibrate_lsuv(model, {}, {}, {}), ori::runtime_unavailable_error);
 }
 #else
 
@@ -536,6 +536,11 @@ ori::loaded_model deep_mlp(const std::string& act, int depth = 32, int width = 2
   return ori::loaded_model::from_proto(g.model());
 }
 
+// The default policy's plan for `model`: what LSUV may calibrate.
+std::vector<ori::tensor_plan> default_plan(const ori::loaded_model& model) {
+  return ori::make_plan(ori::analyze_model(model), {});
+}
+
 void apply_default_policy(ori::loaded_model& model) {
   auto plans = ori::make_plan(ori::analyze_model(model), {});
   ori::rewrite_options options;
@@ -596,7 +601,7 @@ TEST_CASE("LSUV brings every layer's std to 1 within the tolerance", "[runtime][
       const auto bias_before =
           ori::read_tensor_values<double>(model, model.proto().graph().initializer(1));
       ori::lsuv_options lsuv;
-      auto results = ori::calibrate_lsuv(model, options, lsuv);
+      auto results = ori::calibrate_lsuv(model, default_plan(model), options, lsuv);
       REQUIRE(results.size() == 12);
       for (std::size_t i = 0; i < results.size(); ++i) {
         INFO(results[i].name << " std " << results[i].std);
@@ -687,7 +692,7 @@ TEST_CASE("a residual CNN without normalization explodes under the default polic
   CHECK(rewritten.layers[16].ratio_to_first > 4.0);  // the last block's second conv
   CHECK(has_flag(rewritten.layers[16].flags, "exploding"));
 
-  const auto results = ori::calibrate_lsuv(model, options, {});
+  const auto results = ori::calibrate_lsuv(model, default_plan(model), options, {});
   REQUIRE(results.size() == 18);
   for (const auto& r : results) {
     INFO(r.name << " std " << r.std);
@@ -706,6 +711,62 @@ TEST_CASE("a residual CNN without normalization explodes under the default polic
   }
 }
 
+TEST_CASE("LSUV changes only the weights the plan rewrites", "[runtime][lsuv][plan]") {
+  // Four Relu layers with PyTorch's default weights (each layer's output std
+  // is far from 1, so LSUV scales every weight it is handed). The plan
+  // rewrites fc1 and fc3 only: fc0 by --skip, fc2 by a `keep` rule; fc3 is
+  // then marked transferred. Only fc1 may change.
+  auto model = deep_mlp("Relu", 4, 64);
+  ori::plan_options options;
+  options.skip = {"fc0.*"};
+  options.rules.push_back(ori::parse_rule("fc2.weight=keep", "--rule 1"));
+  auto plans = ori::make_plan(ori::analyze_model(model), options);
+  auto plan_of = [&](const std::string& name) -> ori::tensor_plan& {
+    for (auto& p : plans)
+      if (p.tensor.info.name == name) return p;
+    FAIL("no plan for " << name);
+    return plans.front();
+  };
+  REQUIRE(plan_of("fc1.weight").action == ori::plan_action::rewrite);
+  plan_of("fc3.weight").action = ori::plan_action::transfer;
+  plan_of("fc3.weight").transfer_source = "pretrained.fc3.weight";
+  std::vector<std::vector<double> > before;
+  for (const auto& t : model.proto().graph().initializer())
+    before.push_back(ori::read_tensor_values<double>(model, t));
+
+  ori::runtime_options runtime;
+  runtime.batch = 64;
+  const auto results = ori::calibrate_lsuv(model, plans, runtime, {});
+  auto result_of = [&](const std::string& name) {
+    auto it = std::find_if(results.begin(), results.end(),
+                           [&](const ori::lsuv_result& r) { return r.name == name; });
+    REQUIRE(it != results.end());
+    return *it;
+  };
+  CHECK(result_of("fc1.weight").iterations >= 1);
+  CHECK(result_of("fc1.weight").note.empty());
+  for (const char* kept : {"fc0.weight", "fc2.weight", "fc3.weight"}) {
+    INFO(kept << ": " << result_of(kept).note);
+    CHECK(result_of(kept).iterations == 0);
+    CHECK(result_of(kept).scale == 1.0);
+  }
+  CHECK_THAT(result_of("fc0.weight").note, Catch::StartsWith("kept by the plan ("));
+  CHECK_THAT(result_of("fc2.weight").note, Catch::StartsWith("kept by the plan ("));
+  CHECK(result_of("fc3.weight").note == "transferred from pretrained.fc3.weight: not calibrated");
+  const auto& inits = model.proto().graph().initializer();
+  for (int i = 0; i < inits.size(); ++i) {
+    INFO(inits[i].name());
+    const bool calibrated = inits[i].name() == "fc1.weight";
+    CHECK((ori::read_tensor_values<double>(model, inits[i]) != before[i]) == calibrated);
+  }
+}
+
+TEST_CASE("LSUV refuses a plan of another model", "[runtime][lsuv][plan]") {
+  auto model = deep_mlp("Relu", 2, 8);
+  auto other = deep_mlp("Relu", 3, 8);
+  CHECK_THROWS_AS(ori::calibrate_lsuv(model, default_plan(other), {}, {}), ori::usage_error);
+}
+
 TEST_CASE("LSUV leaves a layer with a constant output alone", "[runtime][lsuv]") {
   graph_builder g;
   g.add_input("x", {-1, 8});
@@ -716,7 +777,7 @@ TEST_CASE("LSUV leaves a layer with a constant output alone", "[runtime][lsuv]")
   g.add_node("Add", {"h0", "h1"}, {"y"});
   g.add_output("y", {-1, 8});
   auto model = ori::loaded_model::from_proto(g.model());
-  auto results = ori::calibrate_lsuv(model, {}, {});
+  auto results = ori::calibrate_lsuv(model, default_plan(model), {}, {});
   REQUIRE(results.size() == 2);
   CHECK(results[0].name == "w0");
   CHECK(results[0].note == "constant output; left alone");
@@ -737,7 +798,7 @@ TEST_CASE("LSUV reports the weights it does not calibrate, with the reason", "[r
       return std::vector<double>{};
     };
     const auto w_before = lstm_w();
-    auto results = ori::calibrate_lsuv(model, {}, {});
+    auto results = ori::calibrate_lsuv(model, default_plan(model), {}, {});
     auto it = std::find_if(results.begin(), results.end(),
                            [](const ori::lsuv_result& r) { return r.name == "lstm.W"; });
     REQUIRE(it != results.end());
@@ -751,7 +812,7 @@ TEST_CASE("LSUV reports the weights it does not calibrate, with the reason", "[r
   }
   SECTION("weights in subgraphs") {
     auto model = ori::loaded_model::from_proto(ori::test::if_model_without_shapes(4));
-    auto results = ori::calibrate_lsuv(model, {}, {});
+    auto results = ori::calibrate_lsuv(model, default_plan(model), {}, {});
     REQUIRE(results.size() == 2);
     CHECK(results[0].name == "then_w");
     CHECK(results[0].note == "in subgraph #0/then_branch: not calibrated");
@@ -771,7 +832,7 @@ TEST_CASE("LSUV fails naming the layer on a non-finite activation", "[runtime][l
   auto model = ori::loaded_model::from_proto(g.model());
   const auto before = ori::read_tensor_values<double>(model, model.proto().graph().initializer(0));
   try {
-    ori::calibrate_lsuv(model, {}, {});
+    ori::calibrate_lsuv(model, default_plan(model), {}, {});
     FAIL("no error");
   } catch (const ori::runtime_error& e) {
     CHECK(e.where() == "w");

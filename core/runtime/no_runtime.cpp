@@ -24,8 +24,8 @@ inspection inspect_model(const loaded_model&, const runtime_options&, const insp
   unavailable();
 }
 
-std::vector<lsuv_result> calibrate_lsuv(loaded_model&, const runtime_options&,
-                                        const lsuv_options&) {
+std::vector<lsuv_result> calibrate_lsuv(loaded_model&, const std::vector<tensor_plan>&,
+                                        const runtime_options&, const lsuv_options&) {
   unavailable();
 }
 

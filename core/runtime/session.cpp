@@ -12,6 +12,7 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include "onnx_reinit/rewrite.h"
 #include "runtime_internal.h"
 
 namespace onnx_reinit {
@@ -195,11 +196,44 @@ prepared prepare(const loaded_model& model, const runtime_options& options) {
   return p;
 }
 
+// The same from a plan, which already holds the analysis of `model`.
+prepared prepare(const loaded_model& model, const std::vector<tensor_plan>& plans,
+                 const runtime_options& options) {
+  prepared p;
+  p.analysis.reserve(plans.size());
+  for (const tensor_plan& plan : plans) p.analysis.push_back(plan.tensor);
+  p.layers = detail::find_layers(model.proto(), p.analysis);
+  p.batch = detail::make_batch(model.proto(), options);
+  return p;
+}
+
+// Why the plan hands `ref` to no calibration, or "" when it does: only
+// weights the plan rewrites are calibrated (DESIGN.md section 11); kept
+// ones (fixed constants, --only/--skip, `keep` rules) and transferred ones
+// keep their bytes.
+std::string not_handed_over(const std::unordered_map<std::string, const tensor_plan*>& by_stream,
+                            const tensor_ref& ref) {
+  auto it = by_stream.find(stream_name(ref));
+  if (it == by_stream.end()) return "not in the plan: not calibrated";
+  const tensor_plan& plan = *it->second;
+  switch (plan.action) {
+    case plan_action::rewrite:
+      return {};
+    case plan_action::transfer:
+      return fmt::format("transferred from {}: not calibrated", plan.transfer_source);
+    case plan_action::keep:
+      break;
+  }
+  return plan.reason.empty() ? std::string("kept by the plan: not calibrated")
+                             : fmt::format("kept by the plan ({}): not calibrated", plan.reason);
+}
+
 // The weights LSUV leaves as sampled, each with the reason: recurrent
 // weights (the cell's gates share one output), weights held by Constant
 // nodes, and weights of subgraphs (If/Loop/Scan bodies, whose outputs a
 // session cannot expose).
-std::vector<lsuv_result> skipped_weights(const prepared& p) {
+std::vector<lsuv_result> skipped_weights(
+    const prepared& p, const std::unordered_map<std::string, const tensor_plan*>& by_stream) {
   std::vector<lsuv_result> out;
   auto skip = [&](const std::string& name, const std::string& note) {
     lsuv_result r;
@@ -211,7 +245,9 @@ std::vector<lsuv_result> skipped_weights(const prepared& p) {
   std::unordered_set<std::string> seen;
   for (const auto& l : p.layers) {
     if (!seen.insert(l.weight).second) continue;
-    if (l.recurrent)
+    if (std::string why = not_handed_over(by_stream, l.ref); !why.empty())
+      skip(l.weight, why);
+    else if (l.recurrent)
       skip(l.weight, "recurrent weight: not calibrated; left as sampled");
     else if (l.ref.origin != tensor_origin::initializer)
       skip(l.weight, "held by a Constant node, not an initializer: not calibrated");
@@ -280,11 +316,16 @@ inspection inspect_model(const loaded_model& model, const runtime_options& optio
   return r;
 }
 
-std::vector<lsuv_result> calibrate_lsuv(loaded_model& model, const runtime_options& options,
-                                        const lsuv_options& lsuv) {
+std::vector<lsuv_result> calibrate_lsuv(loaded_model& model, const std::vector<tensor_plan>& plans,
+                                        const runtime_options& options, const lsuv_options& lsuv) {
   if (!(lsuv.tolerance > 0.0) || lsuv.max_iterations < 1)
     throw usage_error("the LSUV tolerance and iteration count must be positive", "--lsuv-tol");
-  prepared p = prepare(model, options);
+  if (plans.size() != collect_model_tensors(model.proto()).size())
+    throw usage_error("calibrate_lsuv: the plan is not of this model (one plan per model tensor)",
+                      where_of(model));
+  std::unordered_map<std::string, const tensor_plan*> by_stream;
+  for (const tensor_plan& plan : plans) by_stream.emplace(stream_name(plan.tensor.ref), &plan);
+  prepared p = prepare(model, plans, options);
   // The weights to calibrate: initializers of the main graph at
   // Conv/ConvTranspose/Gemm/MatMul layers, each once.
   struct weight {
@@ -297,10 +338,11 @@ std::vector<lsuv_result> calibrate_lsuv(loaded_model& model, const runtime_optio
   for (auto& t : *model.proto().mutable_graph()->mutable_initializer()) inits[t.name()] = &t;
   std::vector<weight> weights;
   std::vector<lsuv_result> results;
-  std::vector<lsuv_result> skipped = skipped_weights(p);
+  std::vector<lsuv_result> skipped = skipped_weights(p, by_stream);
   std::unordered_set<std::string> taken;
   for (const auto& l : p.layers) {
     if (l.recurrent || l.ref.origin != tensor_origin::initializer) continue;
+    if (!not_handed_over(by_stream, l.ref).empty()) continue;
     auto it = inits.find(l.weight);
     if (it == inits.end() || !taken.insert(l.weight).second) continue;
     weight w{&l, it->second, read_tensor_values<double>(model, *it->second), {}};

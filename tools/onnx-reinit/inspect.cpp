@@ -175,6 +175,29 @@ int inspect_only(const loaded_model& model, const runtime_arguments& a, std::uin
   return 0;
 }
 
+namespace {
+
+// Why LSUV left weights alone: one line per weight, except the weights the
+// plan keeps or transfers (possibly most of the model with --only), which
+// are counted in one line; the report lists each.
+void print_lsuv_notes(const std::vector<lsuv_result>& results) {
+  std::size_t not_handed = 0;
+  for (const auto& r : results) {
+    if (r.note.empty()) continue;
+    if (r.note.starts_with("kept by the plan") || r.note.starts_with("transferred from")) {
+      ++not_handed;
+      continue;
+    }
+    fmt::print(stderr, "onnx-reinit: lsuv: {}: {}\n", r.name, r.note);
+  }
+  if (not_handed > 0)
+    fmt::print(stderr,
+               "onnx-reinit: lsuv: {} weight{} the plan keeps or transfers left as they are\n",
+               not_handed, not_handed == 1 ? "" : "s");
+}
+
+}  // namespace
+
 runtime_stage::runtime_stage(const runtime_arguments& a, std::uint64_t seed)
     : args_(a), options_(active() ? make_options(a, seed) : runtime_options{}) {}
 
@@ -182,14 +205,13 @@ void runtime_stage::before_rewrite(const loaded_model& model) {
   if (args_.inspect) original_ = inspect_model(model, options_);
 }
 
-void runtime_stage::after_rewrite(loaded_model& model) {
+void runtime_stage::after_rewrite(loaded_model& model, const std::vector<tensor_plan>& plans) {
   if (args_.calibrate == "lsuv") {
     if (!args_.plot.empty()) uncalibrated_ = inspect_model(model, options_);
     lsuv_options lsuv;
     lsuv.tolerance = args_.lsuv_tol;
-    lsuv_ = calibrate_lsuv(model, options_, lsuv);
-    for (const auto& r : lsuv_)
-      if (!r.note.empty()) fmt::print(stderr, "onnx-reinit: lsuv: {}: {}\n", r.name, r.note);
+    lsuv_ = calibrate_lsuv(model, plans, options_, lsuv);
+    print_lsuv_notes(lsuv_);
   }
   if (args_.inspect) rewritten_ = inspect_model(model, options_);
   if (!args_.plot.empty()) {
@@ -198,6 +220,11 @@ void runtime_stage::after_rewrite(loaded_model& model) {
     series.push_back({uncalibrated_ ? "calibrated (lsuv)" : "rewritten", &*rewritten_});
     plot_.emplace(args_.plot, render_std_plot(series, args_.plot));
   }
+}
+
+std::size_t runtime_stage::calibrated() const {
+  return static_cast<std::size_t>(std::count_if(
+      lsuv_.begin(), lsuv_.end(), [](const lsuv_result& r) { return r.iterations > 0; }));
 }
 
 std::string runtime_stage::report(const std::string& report_json) const {

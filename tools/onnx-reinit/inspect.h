@@ -45,8 +45,11 @@ class runtime_stage {
   runtime_stage(const runtime_arguments& a, std::uint64_t seed);
   bool active() const { return args_.inspect || !args_.calibrate.empty(); }
   void before_rewrite(const loaded_model& model);
-  void after_rewrite(loaded_model& model);
+  // Calibrates only what `plans` rewrites (the plan is law).
+  void after_rewrite(loaded_model& model, const std::vector<tensor_plan>& plans);
   std::string report(const std::string& report_json) const;
+  // Weights the calibration scaled (0 without --calibrate).
+  std::size_t calibrated() const;
   void print(bool json);
 
  private:

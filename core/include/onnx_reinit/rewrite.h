@@ -37,6 +37,9 @@ struct rewrite_options {
 // What the sampler will write for one tensor; one per plan, in plan order.
 struct tensor_sample {
   tensor_ref ref;
+  // The plan's decision: only `rewrite` gets a source here; `transfer` is
+  // the transfer stage's to write; `keep` may be written by no stage.
+  plan_action action = plan_action::keep;
   std::string strategy;  // "kaiming_normal(a=0, mode=fan_in, nonlinearity=auto)"; "": kept
   std::vector<resolved_param> params;
   double target_mean = 0.0;  // NaN when the strategy cannot say (or kept)
@@ -55,8 +58,9 @@ struct model_sample {
 // One row of the report: the plan's strategy and targets, and what the
 // writer achieved; one per plan, in plan order.
 struct tensor_outcome {
-  bool rewritten = false;  // the writer wrote it
-  std::string strategy;    // "kaiming_normal(a=0, mode=fan_in, nonlinearity=auto)"
+  bool rewritten = false;    // the writer wrote it, from the sample (calibration included)
+  bool transferred = false;  // the writer wrote it, from the pretrained model
+  std::string strategy;      // "kaiming_normal(a=0, mode=fan_in, nonlinearity=auto)"
   std::vector<resolved_param> params;
   double target_mean = 0.0;    // NaN when the strategy cannot say
   double target_std = 0.0;     // NaN when the strategy cannot say
@@ -97,8 +101,18 @@ model_sample rewrite_model(loaded_model& model, const std::vector<tensor_plan>& 
 
 // The report rows: the sample's strategies and targets with the figures the
 // writer returned (achieved figures NaN and rewritten false for tensors the
-// writer did not write, e.g. before saving).
+// writer did not write, e.g. before saving). Built from what was written,
+// so the report cannot disagree with the bytes: a tensor is `rewritten` or
+// `transferred` only if the writer wrote it. The plan is law: a written
+// tensor that the plan keeps (or that is no tensor of the sample) throws
+// `error` naming it, so a save whose before_commit builds the report
+// publishes nothing.
 std::vector<tensor_outcome> outcomes_of(const model_sample& sample, const save_result& written);
+
+// After save_model: throws `error` unless the writer wrote exactly the
+// tensors the plan hands to a stage (rewritten or transferred), no more
+// (see outcomes_of) and no fewer. The CLI runs it in before_commit.
+void check_written_follows_plan(const model_sample& sample, const save_result& written);
 
 // For --plan: the outcome each plan would have, with parameters resolved and
 // target moments, without sampling (rewritten false, achieved figures NaN).

@@ -18,6 +18,7 @@
 
 #include "onnx_reinit/errors.h"
 #include "onnx_reinit/model_io.h"
+#include "onnx_reinit/plan.h"
 
 namespace onnx_reinit {
 
@@ -137,18 +138,23 @@ struct lsuv_result {
 
 // Layer-sequential unit-variance calibration (Mishkin & Matas, "All you need
 // is a good init", ICLR 2016): for each Conv/ConvTranspose/Gemm/MatMul
-// weight of the main graph in topological order, run the batch, scale the
-// weight so the layer's output std is 1, and repeat until within tolerance
-// or max_iterations. Biases are left as they are. A layer with a constant
-// output is reported and left alone. Recurrent weights, weights held by
-// Constant nodes and weights inside subgraphs are not calibrated: they are
-// reported after the calibrated ones, with scale 1, no iterations, std NaN
-// and the reason in `note`. One
+// weight of the main graph in topological order that `plans` rewrites, run
+// the batch, scale the weight so the layer's output std is 1, and repeat
+// until within tolerance or max_iterations. The plan is law: a weight the
+// plan keeps (a fixed constant, --only/--skip, a `keep` rule) or transfers
+// is never changed. `plans` is make_plan's (and plan_transfer's) for this
+// model, one per model tensor (usage_error otherwise); its analysis is used,
+// not recomputed. Biases are left as they are. A layer with a constant
+// output is reported and left alone. Weights the plan does not rewrite,
+// recurrent weights, weights held by Constant nodes and weights inside
+// subgraphs are not calibrated: they are reported after the calibrated ones,
+// with scale 1, no iterations, std NaN and the reason in `note`. One
 // ONNX Runtime session serves the whole calibration: the weights are graph
 // inputs fed on every run. The new weights are written into `model` only
 // when every layer succeeded; a non-finite activation throws runtime_error
 // naming the layer.
-std::vector<lsuv_result> calibrate_lsuv(loaded_model& model, const runtime_options& options,
+std::vector<lsuv_result> calibrate_lsuv(loaded_model& model, const std::vector<tensor_plan>& plans,
+                                        const runtime_options& options,
                                         const lsuv_options& lsuv = {});
 
 // Exposed for tests and other front ends ----------------------------------

@@ -60,12 +60,17 @@ json tensor_json(const tensor_plan& plan, const tensor_outcome& outcome) {
   j["strategy"] = rewrite ? json(plan.call.strategy) : json(nullptr);
   j["params"] = rewrite ? params_json(outcome.params) : json::object();
   const bool transfer = plan.action == plan_action::transfer;
-  j["action"] =
-      transfer ? "transferred" : (outcome.rewritten ? "rewritten" : (rewrite ? "planned" : "kept"));
+  // From what was written (outcomes_of), so it cannot disagree with the
+  // bytes; "planned" under --plan, where nothing is written.
+  j["action"] = outcome.transferred   ? "transferred"
+                : outcome.rewritten   ? "rewritten"
+                : rewrite || transfer ? "planned"
+                                      : "kept";
   j["reason"] = rewrite ? fmt::format("rule '{}' ({})", plan.rule, plan.rule_origin) : plan.reason;
   j["target_std"] = number_or_null(rewrite ? outcome.target_std : not_known);
-  j["achieved_mean"] = number_or_null(outcome.rewritten ? outcome.achieved_mean : not_known);
-  j["achieved_std"] = number_or_null(outcome.rewritten ? outcome.achieved_std : not_known);
+  const bool written = outcome.rewritten || outcome.transferred;
+  j["achieved_mean"] = number_or_null(written ? outcome.achieved_mean : not_known);
+  j["achieved_std"] = number_or_null(written ? outcome.achieved_std : not_known);
   // Additions beyond DESIGN.md section 8.
   j["target_mean"] = number_or_null(rewrite ? outcome.target_mean : not_known);
   j["graph"] = t.ref.graph_path;

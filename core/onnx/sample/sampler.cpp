@@ -236,6 +236,7 @@ class sampled_tensor final : public byte_source {
 tensor_sample describe(const configured_strategy& strategy, const tensor_plan& plan) {
   tensor_sample sample;
   sample.ref = plan.tensor.ref;
+  sample.action = plan_action::rewrite;
   sample.strategy = strategy.description();
   sample.params = strategy.params();
   sample.target_mean = not_known;
@@ -250,6 +251,7 @@ tensor_sample describe(const configured_strategy& strategy, const tensor_plan& p
 tensor_sample kept_sample(const tensor_plan& plan) {
   tensor_sample sample;
   sample.ref = plan.tensor.ref;
+  sample.action = plan.action;
   sample.target_mean = sample.target_std = not_known;
   return sample;
 }
@@ -370,9 +372,33 @@ model_sample rewrite_model(loaded_model& model, const std::vector<tensor_plan>& 
   return sample;
 }
 
-std::vector<tensor_outcome> outcomes_of(const model_sample& sample, const save_result& written) {
+namespace {
+
+// The written tensors by stream name; throws when one was written that the
+// plan keeps, or that is no tensor of the sample.
+std::map<std::string, const written_tensor*> written_by_stream(const model_sample& sample,
+                                                               const save_result& written) {
+  std::map<std::string, const tensor_sample*> planned;
+  for (const tensor_sample& t : sample.tensors) planned.emplace(stream_name(t.ref), &t);
   std::map<std::string, const written_tensor*> by_stream;
-  for (const written_tensor& w : written.written) by_stream.emplace(stream_name(w.ref), &w);
+  for (const written_tensor& w : written.written) {
+    const std::string name = stream_name(w.ref);
+    auto it = planned.find(name);
+    if (it == planned.end())
+      throw error("a stage wrote a tensor that is not in the plan; nothing was written", name);
+    if (it->second->action == plan_action::keep)
+      throw error(
+          "a stage changed a tensor that the plan keeps (the plan is law); nothing was written",
+          name);
+    by_stream.emplace(name, &w);
+  }
+  return by_stream;
+}
+
+}  // namespace
+
+std::vector<tensor_outcome> outcomes_of(const model_sample& sample, const save_result& written) {
+  const std::map<std::string, const written_tensor*> by_stream = written_by_stream(sample, written);
   std::vector<tensor_outcome> outcomes;
   outcomes.reserve(sample.tensors.size());
   for (const tensor_sample& t : sample.tensors) {
@@ -382,13 +408,23 @@ std::vector<tensor_outcome> outcomes_of(const model_sample& sample, const save_r
     o.target_mean = t.target_mean;
     o.target_std = t.target_std;
     o.achieved_mean = o.achieved_std = not_known;
-    auto it = t.source ? by_stream.find(stream_name(t.ref)) : by_stream.end();
+    auto it = by_stream.find(stream_name(t.ref));
     if (it == by_stream.end()) continue;
-    o.rewritten = true;
+    o.rewritten = t.action == plan_action::rewrite;
+    o.transferred = t.action == plan_action::transfer;
     o.achieved_mean = it->second->mean;
     o.achieved_std = it->second->std;
   }
   return outcomes;
+}
+
+void check_written_follows_plan(const model_sample& sample, const save_result& written) {
+  const std::map<std::string, const written_tensor*> by_stream = written_by_stream(sample, written);
+  for (const tensor_sample& t : sample.tensors)
+    if (t.action != plan_action::keep && by_stream.count(stream_name(t.ref)) == 0)
+      throw error(fmt::format("the plan {} this tensor but nothing wrote it; nothing was written",
+                              t.action == plan_action::rewrite ? "rewrites" : "transfers"),
+                  stream_name(t.ref));
 }
 
 std::vector<tensor_outcome> preview_outcomes(const std::vector<tensor_plan>& plans,
