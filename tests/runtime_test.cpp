@@ -761,6 +761,25 @@ TEST_CASE("LSUV changes only the weights the plan rewrites", "[runtime][lsuv][pl
   }
 }
 
+TEST_CASE("an inspection given the model's analysis measures what one analysing it does",
+          "[runtime]") {
+  auto model = deep_mlp("Tanh", 3, 16);
+  ori::runtime_options options;
+  options.batch = 8;
+  const auto analysis = ori::analyze_model(model);
+  const auto given = ori::inspect_model(model, analysis, options);
+  const auto own = ori::inspect_model(model, options);
+  REQUIRE(given.layers.size() == 3);
+  REQUIRE(own.layers.size() == 3);
+  for (std::size_t i = 0; i < 3; ++i) {
+    CHECK(given.layers[i].name == own.layers[i].name);
+    CHECK(given.layers[i].act == "tanh");
+    CHECK(given.layers[i].std == own.layers[i].std);
+  }
+  CHECK_THROWS_AS(ori::inspect_model(model, ori::analyze_model(deep_mlp("Tanh", 2, 16)), options),
+                  ori::usage_error);
+}
+
 TEST_CASE("LSUV refuses a plan of another model", "[runtime][lsuv][plan]") {
   auto model = deep_mlp("Relu", 2, 8);
   auto other = deep_mlp("Relu", 3, 8);

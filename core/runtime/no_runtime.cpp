@@ -24,6 +24,11 @@ inspection inspect_model(const loaded_model&, const runtime_options&, const insp
   unavailable();
 }
 
+inspection inspect_model(const loaded_model&, const std::vector<tensor_analysis>&,
+                         const runtime_options&, const inspect_thresholds&) {
+  unavailable();
+}
+
 std::vector<lsuv_result> calibrate_lsuv(loaded_model&, const std::vector<tensor_plan>&,
                                         const runtime_options&, const lsuv_options&) {
   unavailable();

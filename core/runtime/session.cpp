@@ -188,23 +188,25 @@ struct prepared {
   std::vector<input_data> batch;
 };
 
-prepared prepare(const loaded_model& model, const runtime_options& options) {
+// The layers and the batch of `model`, from its analysis (never recomputed
+// here: the caller analysed the model once).
+prepared prepare(const loaded_model& model, std::vector<tensor_analysis> analysis,
+                 const runtime_options& options) {
+  if (analysis.size() != collect_model_tensors(model.proto()).size())
+    throw usage_error("the analysis or plan is not of this model (one entry per model tensor)",
+                      where_of(model));
   prepared p;
-  p.analysis = analyze_model(model);
+  p.analysis = std::move(analysis);
   p.layers = detail::find_layers(model.proto(), p.analysis);
   p.batch = detail::make_batch(model.proto(), options);
   return p;
 }
 
-// The same from a plan, which already holds the analysis of `model`.
-prepared prepare(const loaded_model& model, const std::vector<tensor_plan>& plans,
-                 const runtime_options& options) {
-  prepared p;
-  p.analysis.reserve(plans.size());
-  for (const tensor_plan& plan : plans) p.analysis.push_back(plan.tensor);
-  p.layers = detail::find_layers(model.proto(), p.analysis);
-  p.batch = detail::make_batch(model.proto(), options);
-  return p;
+std::vector<tensor_analysis> analysis_of(const std::vector<tensor_plan>& plans) {
+  std::vector<tensor_analysis> analysis;
+  analysis.reserve(plans.size());
+  for (const tensor_plan& plan : plans) analysis.push_back(plan.tensor);
+  return analysis;
 }
 
 // Why the plan hands `ref` to no calibration, or "" when it does: only
@@ -271,7 +273,12 @@ std::string runtime_version() {
 
 inspection inspect_model(const loaded_model& model, const runtime_options& options,
                          const inspect_thresholds& thresholds) {
-  prepared p = prepare(model, options);
+  return inspect_model(model, analyze_model(model), options, thresholds);
+}
+
+inspection inspect_model(const loaded_model& model, const std::vector<tensor_analysis>& analysis,
+                         const runtime_options& options, const inspect_thresholds& thresholds) {
+  prepared p = prepare(model, analysis, options);
   std::vector<std::string> outputs;
   std::unordered_map<std::string, std::size_t> slot;
   auto want = [&](const std::string& name) {
@@ -320,12 +327,9 @@ std::vector<lsuv_result> calibrate_lsuv(loaded_model& model, const std::vector<t
                                         const runtime_options& options, const lsuv_options& lsuv) {
   if (!(lsuv.tolerance > 0.0) || lsuv.max_iterations < 1)
     throw usage_error("the LSUV tolerance and iteration count must be positive", "--lsuv-tol");
-  if (plans.size() != collect_model_tensors(model.proto()).size())
-    throw usage_error("calibrate_lsuv: the plan is not of this model (one plan per model tensor)",
-                      where_of(model));
+  prepared p = prepare(model, analysis_of(plans), options);
   std::unordered_map<std::string, const tensor_plan*> by_stream;
   for (const tensor_plan& plan : plans) by_stream.emplace(stream_name(plan.tensor.ref), &plan);
-  prepared p = prepare(model, plans, options);
   // The weights to calibrate: initializers of the main graph at
   // Conv/ConvTranspose/Gemm/MatMul layers, each once.
   struct weight {

@@ -201,19 +201,25 @@ void print_lsuv_notes(const std::vector<lsuv_result>& results) {
 runtime_stage::runtime_stage(const runtime_arguments& a, std::uint64_t seed)
     : args_(a), options_(active() ? make_options(a, seed) : runtime_options{}) {}
 
-void runtime_stage::before_rewrite(const loaded_model& model) {
-  if (args_.inspect) original_ = inspect_model(model, options_);
+void runtime_stage::before_rewrite(const loaded_model& model,
+                                   const std::vector<tensor_plan>& plans) {
+  if (!active()) return;
+  // The plans hold the model's analysis: every inspection and the
+  // calibration use it instead of analysing the model again.
+  analysis_.clear();
+  for (const tensor_plan& p : plans) analysis_.push_back(p.tensor);
+  if (args_.inspect) original_ = inspect_model(model, analysis_, options_);
 }
 
 void runtime_stage::after_rewrite(loaded_model& model, const std::vector<tensor_plan>& plans) {
   if (args_.calibrate == "lsuv") {
-    if (!args_.plot.empty()) uncalibrated_ = inspect_model(model, options_);
+    if (!args_.plot.empty()) uncalibrated_ = inspect_model(model, analysis_, options_);
     lsuv_options lsuv;
     lsuv.tolerance = args_.lsuv_tol;
     lsuv_ = calibrate_lsuv(model, plans, options_, lsuv);
     print_lsuv_notes(lsuv_);
   }
-  if (args_.inspect) rewritten_ = inspect_model(model, options_);
+  if (args_.inspect) rewritten_ = inspect_model(model, analysis_, options_);
   if (!args_.plot.empty()) {
     std::vector<plot_series> series{{"original", &*original_}};
     if (uncalibrated_) series.push_back({"rewritten", &*uncalibrated_});

@@ -44,7 +44,7 @@ class runtime_stage {
  public:
   runtime_stage(const runtime_arguments& a, std::uint64_t seed);
   bool active() const { return args_.inspect || !args_.calibrate.empty(); }
-  void before_rewrite(const loaded_model& model);
+  void before_rewrite(const loaded_model& model, const std::vector<tensor_plan>& plans);
   // Calibrates only what `plans` rewrites (the plan is law).
   void after_rewrite(loaded_model& model, const std::vector<tensor_plan>& plans);
   std::string report(const std::string& report_json) const;
@@ -60,6 +60,7 @@ class runtime_stage {
   std::optional<inspection> uncalibrated_;
   std::optional<staged_file> plot_;
   std::vector<lsuv_result> lsuv_;
+  std::vector<tensor_analysis> analysis_;  // the plans' analysis of the model
 };
 
 // One inspection as JSON (the --inspect --json contract) and as a table.

@@ -338,7 +338,7 @@ void rewrite_and_save(const arguments& a, const numbers& n, ori::loaded_model& m
   ori::cli::progress_bar progress(!a.quiet, STDERR_FILENO, total_bytes);
   connect_progress(progress, total_bytes, rewrite_options, save_options);
   ori::cli::runtime_stage runtime(a.runtime, n.seed);
-  runtime.before_rewrite(model);
+  runtime.before_rewrite(model, plans);
   const ori::model_sample sample = ori::rewrite_model(model, plans, strategies, rewrite_options);
   transfer.copy(model, plans);
   runtime.after_rewrite(model, plans);

@@ -120,6 +120,12 @@ struct inspection {
 inspection inspect_model(const loaded_model& model, const runtime_options& options,
                          const inspect_thresholds& thresholds = {});
 
+// The same with the model's analysis (analyze_model, or the plans' tensors)
+// given, so a caller that inspects several times analyses once. An analysis
+// of another model (not one entry per model tensor) is a usage_error.
+inspection inspect_model(const loaded_model& model, const std::vector<tensor_analysis>& analysis,
+                         const runtime_options& options, const inspect_thresholds& thresholds = {});
+
 struct lsuv_options {
   double tolerance = 0.05;  // stop when |std - 1| <= tolerance
   int max_iterations = 10;  // scalings per layer
