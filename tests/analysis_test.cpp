@@ -656,6 +656,21 @@ TEST_CASE("activation: Shape and Size readers do not stop the walk; Cast and Res
   }
 }
 
+// The output-layer walk (layer:output) skips Shape and Size readers too:
+// a classifier head whose logits a Shape reads first is still the output
+// layer.
+TEST_CASE("output layer: a Shape reading the logits does not hide the Softmax") {
+  auto b = linear_layer(4, 6);
+  init(b, "bias", {6});
+  b.add_node("Add", {"y", "bias"}, {"logits"});
+  b.add_node("Shape", {"logits"}, {"logits_shape"});
+  b.add_node("Softmax", {"logits"}, {"p"});
+  b.add_output("p", {1, 6});
+  auto all = analyze(b);
+  CHECK(find(all, "W").output_layer);
+  CHECK(find(all, "bias").output_layer);
+}
+
 TEST_CASE("quantized weights and quantization parameters are kept") {
   graph_builder b;
   b.add_input("x", {1, 4});
