@@ -561,6 +561,116 @@ TEST_CASE("matmul then add: the constant is the layer's bias") {
   CHECK(bias.info.activation == activation_kind::relu);
 }
 
+// Issue 17, defect 2: log(mel + 1e-6) after a filterbank MatMul read the
+// one-element epsilon as the MatMul's bias (zeroed: NaN on silence), and
+// ConvTasNet's accumulator (0.0 + skip Conv output) the same way.
+TEST_CASE("a constant added after a layer is its bias only with one value per output feature") {
+  graph_builder b;
+  b.add_input("x", {1, 5, 4});
+  b.add_input("img", {1, 3, 8, 8});
+  init(b, "W", {4, 6});
+  b.add_initializer("eps", {}, {1e-6f});
+  b.add_node("MatMul", {"x", "W"}, {"mel"}, {}, "mel_matmul");
+  b.add_node("Add", {"mel", "eps"}, {"mel_eps"});
+  b.add_node("Log", {"mel_eps"}, {"logmel"});
+  // A Conv with 8 output channels, its output added to a Constant-node 0.0
+  // (the accumulator), to a [8] vector (broadcast along the width, not the
+  // channels), and to real per-channel biases [8, 1, 1] and [1, 8, 1, 1].
+  init(b, "CW", {8, 3, 3, 3});
+  b.add_node("Conv", {"img", "CW"}, {"c"}, {ints("pads", {1, 1, 1, 1})}, "skip_conv");
+  b.add_constant(make_tensor("acc0", {}, {0.0f}));
+  b.add_node("Add", {"acc0", "c"}, {"acc1"});
+  init(b, "row", {8});
+  b.add_node("Add", {"c", "row"}, {"c_row"});
+  init(b, "cb", {8, 1, 1});
+  b.add_node("Add", {"c", "cb"}, {"c_cb"});
+  init(b, "cb4", {1, 8, 1, 1});
+  b.add_node("Add", {"cb4", "c"}, {"c_cb4"});
+  // x·W [..., 6] plus [1, 1, 6]: a bias; through a Reshape, [6] still is.
+  init(b, "b116", {1, 1, 6});
+  b.add_node("Add", {"mel", "b116"}, {"mel_b"});
+  b.add_node("Reshape", {"mel", "shape"}, {"mel_flat"});
+  b.add_initializer(make_int64_tensor("shape", {2}, {5, 6}));
+  init(b, "b6", {6});
+  b.add_node("Add", {"b6", "mel_flat"}, {"mel_flat_b"});
+  // A Linear with one output feature: its one-element bias is a bias.
+  init(b, "W1", {4, 1});
+  b.add_node("MatMul", {"x", "W1"}, {"score"});
+  b.add_initializer("b1", {}, {0.5f});
+  b.add_node("Add", {"score", "b1"}, {"score_b"});
+  // Gemm with transB: W [6, 4] has 6 output features.
+  b.add_input("x2", {1, 4});
+  init(b, "GW", {6, 4});
+  b.add_node("Gemm", {"x2", "GW"}, {"g"}, {int_attr("transB", 1)});
+  init(b, "gb", {6});
+  b.add_node("Add", {"g", "gb"}, {"g_b"});
+  auto all = analyze(b);
+
+  const auto& eps = find(all, "eps");
+  CHECK(eps.info.role == tensor_role::unknown);
+  CHECK(eps.keep_reason ==
+        "an operand, not a bias: 1 value added after MatMul 'mel_matmul', which has 6 output "
+        "features (a bias holds one value per feature)");
+  const auto& acc = find(all, "acc0");
+  CHECK(acc.info.role == tensor_role::unknown);
+  CHECK_THAT(acc.keep_reason, Catch::StartsWith("an operand, not a bias: 1 value added after "
+                                                "Conv 'skip_conv', which has 8 output features"));
+  CHECK(find(all, "row").info.role == tensor_role::unknown);
+  CHECK_THAT(find(all, "row").keep_reason, Catch::StartsWith("an operand, not a bias: 8 values"));
+  for (const char* name : {"cb", "cb4", "b116", "b6", "b1", "gb"}) {
+    CAPTURE(name);
+    CHECK(find(all, name).info.role == tensor_role::bias);
+    CHECK(find(all, name).keep_reason.empty());
+  }
+  CHECK(find(all, "cb").info.fan_in == 27.0);
+  CHECK(find(all, "gb").info.fan_in == 4.0);
+}
+
+// Issue 17, defect 4: in an fp16 model each side-output Conv feeds
+// Cast -> Resize -> Cast -> Sigmoid and, first in node order, a Shape (and
+// here a Size); the walk stopped at the Shape and read `linear`.
+TEST_CASE("activation: Shape and Size readers do not stop the walk; Cast and Resize pass") {
+  for (bool shape_first : {true, false}) {
+    CAPTURE(shape_first);
+    graph_builder b;
+    b.add_input("x", {1, 3, 8, 8}, element_type::float16);
+    b.add_initializer("W", {1, 3, 3, 3}, zeros(27), element_type::float16);
+    b.add_initializer("B", {1}, zeros(1), element_type::float16);
+    b.add_node("Conv", {"x", "W", "B"}, {"side"}, {ints("pads", {1, 1, 1, 1})});
+    auto readers = [&] {
+      b.add_node("Shape", {"side"}, {"side_shape"});
+      b.add_node("Size", {"side"}, {"side_size"});
+    };
+    if (shape_first) readers();
+    b.add_node("Cast", {"side"}, {"side32"}, {int_attr("to", onnx::TensorProto::FLOAT)});
+    b.add_initializer("scales", {4}, {1.0f, 1.0f, 4.0f, 4.0f});
+    b.add_node("Resize", {"side32", "", "scales"}, {"up32"},
+               {make_attribute("mode", std::string("linear"))});
+    b.add_node("Cast", {"up32"}, {"up"}, {int_attr("to", onnx::TensorProto::FLOAT16)});
+    if (!shape_first) readers();
+    b.add_node("Sigmoid", {"up"}, {"prob"});
+    auto all = analyze(b);
+    CHECK(find(all, "W").info.activation == activation_kind::sigmoid);
+    CHECK(find(all, "W").activation_input == "up");
+    CHECK(find(all, "B").info.activation == activation_kind::sigmoid);
+  }
+}
+
+// The output-layer walk (layer:output) skips Shape and Size readers too:
+// a classifier head whose logits a Shape reads first is still the output
+// layer.
+TEST_CASE("output layer: a Shape reading the logits does not hide the Softmax") {
+  auto b = linear_layer(4, 6);
+  init(b, "bias", {6});
+  b.add_node("Add", {"y", "bias"}, {"logits"});
+  b.add_node("Shape", {"logits"}, {"logits_shape"});
+  b.add_node("Softmax", {"logits"}, {"p"});
+  b.add_output("p", {1, 6});
+  auto all = analyze(b);
+  CHECK(find(all, "W").output_layer);
+  CHECK(find(all, "bias").output_layer);
+}
+
 TEST_CASE("quantized weights and quantization parameters are kept") {
   graph_builder b;
   b.add_input("x", {1, 4});

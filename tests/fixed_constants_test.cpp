@@ -151,6 +151,32 @@ std::vector<double> orthogonal(std::size_t rows, std::size_t cols, std::uint32_t
   return as_float(v);
 }
 
+// SAM's PositionEmbeddingRandom grid, [h, w, 2] (x then y) in float32:
+// ((cumsum(ones) - 0.5) / size) mapped to [-1, 1], as segment_anything
+// computes it; `coords_first` gives [2, h, w] (torch.meshgrid stacked on
+// dim 0). `extra` appends a constant coordinate (homogeneous 1).
+std::vector<double> sam_grid(std::size_t h, std::size_t w, bool coords_first = false,
+                             bool extra = false) {
+  const std::size_t d = extra ? 3 : 2;
+  std::vector<double> v(h * w * d);
+  for (std::size_t y = 0; y < h; ++y)
+    for (std::size_t x = 0; x < w; ++x) {
+      const float cx = 2.0F * ((static_cast<float>(x + 1) - 0.5F) / static_cast<float>(w)) - 1.0F;
+      const float cy = 2.0F * ((static_cast<float>(y + 1) - 0.5F) / static_cast<float>(h)) - 1.0F;
+      const double c[3] = {cx, cy, 1.0};
+      for (std::size_t k = 0; k < d; ++k)
+        v[coords_first ? (k * h + y) * w + x : (y * w + x) * d + k] = c[k];
+    }
+  return as_float(v);
+}
+
+std::vector<double> as_half(std::vector<double> v) {
+  for (double& x : v)
+    x = static_cast<double>(
+        onnx_reinit::half_bits_to_float(onnx_reinit::float_to_half_bits(static_cast<float>(x))));
+  return v;
+}
+
 bool contains(const std::optional<std::string>& r, const std::string& what) {
   if (!r || r->find(what) == std::string::npos) UNSCOPED_INFO("reason: " << r.value_or("(none)"));
   return r && r->find(what) != std::string::npos;
@@ -331,6 +357,48 @@ TEST_CASE("random, orthogonal and Kaiming-like tensors are not constants", "[fix
                                   << " at 95%)");
 }
 
+// Issue 17, defect 3: a positional grid [64, 64, 2] (a meshgrid of two
+// arithmetic progressions) was rewritten with xavier_uniform.
+TEST_CASE("coordinate grids are fixed constants in every layout", "[fixed_constants]") {
+  const std::string grid = "values form a coordinate grid";
+  CHECK(reason(sam_grid(64, 64), {64, 64, 2}) ==
+        "values form a coordinate grid (2 coordinates, each an arithmetic progression along an "
+        "axis of its own)");
+  CHECK(contains(reason(sam_grid(32, 48), {1, 32, 48, 2}), grid));
+  CHECK(contains(reason(sam_grid(16, 24), {16 * 24, 2}), grid));  // flattened
+  CHECK(contains(reason(sam_grid(16, 24, true), {2, 16, 24}), grid));
+  CHECK(contains(reason(sam_grid(8, 8, false, true), {8, 8, 3}), grid));
+  CHECK(contains(reason(as_half(sam_grid(64, 64)), {64, 64, 2}), grid));  // float16 model
+  // A grid too large to decode whole is judged on its first rows.
+  const auto big = sam_grid(64, 1024);
+  CHECK(contains(fixed_constant_reason(big, shape{1024, 1024, 2}), grid));
+
+  // Not grids: random values of grid shapes, a grid with 1% noise, a grid
+  // whose y axis is not arithmetic (log-spaced), two interleaved ramps (both
+  // coordinates along the same axis), a smooth random walk.
+  for (std::uint32_t seed = 1; seed <= 20; ++seed) {
+    CAPTURE(seed);
+    CHECK_FALSE(reason(normal(64 * 64 * 2, 1.0, seed), {64, 64, 2}));
+    CHECK_FALSE(reason(uniform(2 * 16 * 16, 1.0, seed), {2, 16, 16}));
+    CHECK_FALSE(reason(normal(256 * 2, 0.1, seed), {256, 2}));
+    auto noisy = sam_grid(16, 16);
+    const auto noise = normal(noisy.size(), 0.01, seed);
+    for (std::size_t i = 0; i < noisy.size(); ++i) noisy[i] += noise[i];
+    CHECK_FALSE(reason(noisy, {16, 16, 2}));
+  }
+  auto logspaced = sam_grid(16, 16);
+  for (std::size_t i = 1; i < logspaced.size(); i += 2) logspaced[i] = std::exp(logspaced[i]);
+  CHECK_FALSE(reason(logspaced, {16, 16, 2}));
+  std::vector<double> ramps;
+  for (int i = 0; i < 64; ++i)
+    ramps.push_back(static_cast<double>(0.1F + 0.01F * static_cast<float>(i)));
+  CHECK_FALSE(reason(ramps, {32, 2}));
+  CHECK_FALSE(reason(ramps, {2, 32}));
+  auto walk = normal(32 * 2, 1.0, 3);
+  for (std::size_t i = 2; i < walk.size(); ++i) walk[i] += walk[i - 2];
+  CHECK_FALSE(reason(walk, {32, 2}));
+}
+
 TEST_CASE("stopping the spectral test early gives the full test's answer", "[fixed_constants]") {
   using onnx_reinit::detail::constant_context;
   const auto both_ways = [](const std::vector<double>& v, const shape& s) {
@@ -467,6 +535,16 @@ const onnx_reinit::tensor_plan& plan_of(const std::vector<onnx_reinit::tensor_pl
   throw 0;
 }
 
+// The plan with `rules` given as --rule 1, --rule 2, ...
+std::vector<onnx_reinit::tensor_plan> plan_with_rules(
+    const std::vector<onnx_reinit::tensor_analysis>& analysis,
+    const std::vector<std::string>& rules) {
+  onnx_reinit::plan_options options;
+  for (std::size_t i = 0; i < rules.size(); ++i)
+    options.rules.push_back(onnx_reinit::parse_rule(rules[i], "--rule " + std::to_string(i + 1)));
+  return onnx_reinit::make_plan(analysis, options);
+}
+
 }  // namespace
 
 TEST_CASE("an STFT front-end is kept, the learned conv rewritten, a name rule overrides",
@@ -474,11 +552,8 @@ TEST_CASE("an STFT front-end is kept, the learned conv rewritten, a name rule ov
   namespace ori = onnx_reinit;
   auto model = ori::loaded_model::from_proto(stft_model());
   const auto analysis = ori::analyze_model(model);
-  auto plan_with = [&](std::vector<std::string> rules) {
-    ori::plan_options options;
-    for (std::size_t i = 0; i < rules.size(); ++i)
-      options.rules.push_back(ori::parse_rule(rules[i], "--rule " + std::to_string(i + 1)));
-    return ori::make_plan(analysis, options);
+  auto plan_with = [&](const std::vector<std::string>& rules) {
+    return plan_with_rules(analysis, rules);
   };
 
   const auto plans = plan_with({});
@@ -522,6 +597,80 @@ TEST_CASE("an STFT front-end is kept, the learned conv rewritten, a name rule ov
     CHECK(p.action == ori::plan_action::rewrite);
     CHECK(p.call.strategy == "normal");
   }
+}
+
+namespace {
+
+// SAM/NeRF-style random Fourier features: coords [1, 256, 2] · G [2, 16],
+// times 2π, then sin and cos (cos through a Cast, as a mixed-precision
+// export writes it), concatenated, then a learned Linear W [32, 8] and Relu.
+// Beside it, two learned layers on the same coordinates: W_relu [2, 16]
+// feeding a Relu, and a SIREN layer W_siren [2, 16] feeding sin only.
+onnx::ModelProto fourier_model() {
+  using namespace onnx_reinit::test;
+  graph_builder b;
+  b.add_input("coords", {1, 256, 2});
+  auto values = [](std::size_t n, std::uint32_t seed) {
+    const auto v = normal(n, 1.0, seed);
+    return std::vector<float>(v.begin(), v.end());
+  };
+  b.add_initializer("G", {2, 16}, values(32, 11));
+  b.add_initializer("two_pi", {}, {static_cast<float>(2 * pi)});
+  b.add_initializer("W", {32, 8}, values(256, 12));
+  b.add_initializer("W_relu", {2, 16}, values(32, 13));
+  b.add_initializer("W_siren", {2, 16}, values(32, 14));
+  b.add_initializer("thirty", {}, {30.0F});
+  b.add_node("MatMul", {"coords", "G"}, {"proj"});
+  b.add_node("Mul", {"two_pi", "proj"}, {"angle"});
+  b.add_node("Sin", {"angle"}, {"s"});
+  b.add_node("Cast", {"angle"}, {"angle16"},
+             {make_attribute("to", std::int64_t{onnx::TensorProto::FLOAT16})});
+  b.add_node("Cos", {"angle16"}, {"c16"});
+  b.add_node("Cast", {"c16"}, {"c"},
+             {make_attribute("to", std::int64_t{onnx::TensorProto::FLOAT})});
+  b.add_node("Concat", {"s", "c"}, {"features"}, {make_attribute("axis", std::int64_t{-1})});
+  b.add_node("MatMul", {"features", "W"}, {"h"});
+  b.add_node("Relu", {"h"}, {"y"});
+  b.add_node("MatMul", {"coords", "W_relu"}, {"h2"});
+  b.add_node("Relu", {"h2"}, {"y2"});
+  b.add_node("MatMul", {"coords", "W_siren"}, {"h3"});
+  b.add_node("Mul", {"h3", "thirty"}, {"h3s"});
+  b.add_node("Sin", {"h3s"}, {"y3"});
+  b.add_output("y", {1, 256, 8});
+  b.add_output("y2", {1, 256, 16});
+  b.add_output("y3", {1, 256, 16});
+  return b.model();
+}
+
+}  // namespace
+
+// Issue 17, defect 3: the Fourier-feature projection G of coords @ G, then
+// sin/cos, is a fixed buffer (random by design, so its values cannot tell):
+// it was rewritten without a word.
+TEST_CASE("a random Fourier-feature projection is kept; learned layers are not",
+          "[fixed_constants][plan]") {
+  namespace ori = onnx_reinit;
+  auto model = ori::loaded_model::from_proto(fourier_model());
+  const auto analysis = ori::analyze_model(model);
+  auto plan_with = [&](const std::vector<std::string>& rules) {
+    return plan_with_rules(analysis, rules);
+  };
+  const auto plans = plan_with({});
+  const auto& g = plan_of(plans, "G");
+  CHECK(g.tensor.info.role == ori::tensor_role::weight);
+  CHECK(g.action == ori::plan_action::keep);
+  CHECK(g.reason ==
+        "a random Fourier-feature projection (the layer's product feeds both sin and cos)");
+  for (const char* learned : {"W", "W_relu", "W_siren"}) {
+    CAPTURE(learned);
+    CHECK(plan_of(plans, learned).tensor.fixed_constant.empty());
+    CHECK(plan_of(plans, learned).action == ori::plan_action::rewrite);
+  }
+  // Only a rule naming it rewrites it.
+  CHECK(plan_of(plan_with({"role:weight=normal"}), "G").action == ori::plan_action::keep);
+  const auto named = plan_with({"G=normal(std=1)"});
+  CHECK(plan_of(named, "G").action == ori::plan_action::rewrite);
+  CHECK(plan_of(named, "G").call.strategy == "normal");
 }
 
 // Trained weights of real models are not flagged, the fixed constants among

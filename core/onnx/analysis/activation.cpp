@@ -140,7 +140,7 @@ activation_result find_activation(const model_index& index, int layer) {
       scope = n->graph;
       continue;
     }
-    auto uses = index.uses(value, graph);
+    auto uses = index.value_uses(value, graph);
     if (uses.empty()) return {};
     const auto& next = index.node(uses.front().node);
     int next_graph = index.node_graph(uses.front().node);

@@ -34,7 +34,9 @@ std::optional<double> uniform_constant(const model_index& index, const std::stri
 
 // Walks forward from output 0 of node `layer`. Where a value feeds several
 // paths, the first consumer in node order is followed (patterns such as
-// x*Sigmoid(x) are recognised among all consumers first).
+// x*Sigmoid(x) are recognised among all consumers first); a Shape or Size
+// reading the value is no path (model_index::value_uses). Cast, in either
+// direction, is a layout op and passed through.
 activation_result find_activation(const model_index& index, int layer);
 
 // An activation given by name, as in FusedConv's `activation` attribute or an

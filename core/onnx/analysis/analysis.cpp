@@ -341,7 +341,7 @@ struct analyzer {
                            p->second.role == tensor_role::norm_scale ? "scale" : "bias",
                            to_string(p->second.form));
     } else if (is_op(node, "Add") && c.slot <= 1) {
-      add_bias(c, v);
+      add_bias(c, s, v);
     }
     if (v.role == tensor_role::unknown) {
       v.layer = -1;
@@ -350,9 +350,60 @@ struct analyzer {
     return v;
   }
 
+  // Output features of weighted layer `n` and the axis holding them,
+  // counted from the output's last: Conv/ConvTranspose [N, M, spatial...],
+  // x·W [..., N], W·x [..., M, K]. nullopt when the layer has no weight
+  // made from constants (through layout ops or DequantizeLinear) of known
+  // shape.
+  struct feature_axis {
+    std::int64_t features = 0;
+    std::size_t from_end = 0;
+  };
+  std::optional<feature_axis> output_features(int n) const {
+    const auto& node = index.node(n);
+    auto weight = [&](int slot) { return input_shape(n, slot); };
+    if (is_conv(node) || is_op(node, "ConvTranspose")) {
+      const auto w = weight(1);
+      if (!w || w->size() < 3) return std::nullopt;
+      std::optional<std::int64_t> m = (*w)[0];
+      if (is_op(node, "ConvTranspose"))
+        m = checked_mul((*w)[1],
+                        std::max<std::int64_t>(1, int_attribute(node, "group").value_or(1)));
+      if (!m) return std::nullopt;
+      return feature_axis{*m, w->size() - 2};
+    }
+    if (!is_gemm(node) && !is_matmul(node)) return std::nullopt;
+    // x·W: W's last dim (Gemm: its first when transB); W·x: W's second to
+    // last (Gemm: its last when transA), the output's second to last axis.
+    if (const auto w = weight(1); w && w->size() >= 2) {
+      const bool trans = is_gemm(node) && int_attribute(node, "transB").value_or(0) != 0;
+      return feature_axis{trans ? (*w)[w->size() - 2] : w->back(), 0};
+    }
+    if (const auto w = weight(0); w && w->size() >= 2) {
+      const bool trans = is_gemm(node) && int_attribute(node, "transA").value_or(0) != 0;
+      return feature_axis{trans ? w->back() : (*w)[w->size() - 2], 1};
+    }
+    return std::nullopt;
+  }
+
+  // A bias holds one value per output feature: `features` values along one
+  // axis, the output's feature axis when added to the output as it is (after
+  // layout ops the axis may have moved; the count still decides).
+  static bool per_feature(const shape_t& s, const feature_axis& f, bool direct) {
+    if (element_count(s) != f.features) return false;
+    if (f.features == 1) return true;
+    const auto non_unit = std::count_if(s.begin(), s.end(), [](std::int64_t d) { return d != 1; });
+    if (non_unit != 1) return false;
+    const auto axis = std::find_if(s.rbegin(), s.rend(), [](std::int64_t d) { return d != 1; });
+    return !direct || static_cast<std::size_t>(axis - s.rbegin()) == f.from_end;
+  }
+
   // MatMul/Conv followed by Add of a constant: PyTorch's Linear on 3-D
-  // inputs exports exactly this; the constant is the layer's bias.
-  void add_bias(const consumer& c, view& v) const {
+  // inputs exports exactly this; the constant is the layer's bias when it
+  // holds one value per output feature. Anything else added there (the
+  // epsilon of log(x + 1e-6), an accumulator's starting 0.0, a position
+  // table) is an operand: unknown role, kept, with the reason.
+  void add_bias(const consumer& c, const shape_t& s, view& v) const {
     const auto& node = index.node(c.node);
     if (node.input_size() != 2) return;
     int g = index.node_graph(c.node);
@@ -362,9 +413,21 @@ struct analyzer {
       if (p < 0) return;
       const auto& prod = index.node(p);
       if (is_weighted(prod)) {
-        v.role = tensor_role::bias;
-        v.layer = p;
-        bias_fans(p, v);
+        const auto f = output_features(p);
+        if (f && per_feature(s, *f, step == 0)) {
+          v.role = tensor_role::bias;
+          v.layer = p;
+          bias_fans(p, v);
+          return;
+        }
+        const std::int64_t count = element_count(s);
+        v.reason = fmt::format(
+            "an operand, not a bias: {} value{} added after {} '{}', {}", count,
+            count == 1 ? "" : "s", qualified_op(prod),
+            prod.name().empty() && prod.output_size() > 0 ? prod.output(0) : prod.name(),
+            f ? fmt::format("which has {} output features (a bias holds one value per feature)",
+                            f->features)
+              : std::string("whose output features are not known (no constant weight)"));
         return;
       }
       const layout_kind kind = layout_op_kind(prod);
@@ -531,7 +594,21 @@ void place_in_residual(const residual_lookup& residual, const attention_lookup& 
 struct fixed_check {
   std::size_t entry;
   const onnx::TensorProto* proto;
+  bool fourier = false;  // the layer's product feeds sin and cos
 };
+
+// The reason given to a random Fourier-feature projection, whose values are
+// random by design: only the graph tells it from a learned weight.
+constexpr const char* fourier_projection_reason =
+    "a random Fourier-feature projection (the layer's product feeds both sin and cos)";
+
+// A weight whose layer's output goes into sin and cos (feeds_sin_and_cos).
+bool is_fourier_projection(const model_index& index, const view& v) {
+  if (v.role != tensor_role::weight || v.layer < 0) return false;
+  const auto& layer = index.node(v.layer);
+  return layer.output_size() > 0 &&
+         feeds_sin_and_cos(index, layer.output(0), index.node_graph(v.layer));
+}
 
 void check_fixed_constants(const model_index& index, std::span<const fixed_check> checks,
                            std::vector<tensor_analysis>& out) {
@@ -539,6 +616,8 @@ void check_fixed_constants(const model_index& index, std::span<const fixed_check
     tensor_analysis& a = out[checks[i].entry];
     if (auto values = index.value_prefix(*checks[i].proto, fixed_constant_max_elements))
       a.fixed_constant = fixed_constant_reason(*values, a.info.shape, {a.info.role}).value_or("");
+    // What the values say (a grid, a DFT basis) is the more telling reason.
+    if (a.fixed_constant.empty() && checks[i].fourier) a.fixed_constant = fourier_projection_reason;
   });
 }
 
@@ -567,6 +646,7 @@ std::vector<tensor_analysis> analyze(const onnx::ModelProto& model, const loaded
                    [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
     trace_result tr = trace(index, t.ref.name, t.graph);
     std::string reason;
+    bool fourier = false;
     if (!tr.consumers.empty()) {
       const consumer& first = tr.consumers.front();
       view v = an.describe(first, a.info.shape);
@@ -586,6 +666,7 @@ std::vector<tensor_analysis> analyze(const onnx::ModelProto& model, const loaded
       a.info.gain = activation_gain(act.kind, act.param);
       place_in_residual(residual, attention, t.graph, v, a);
       reason = v.reason;
+      fourier = is_fourier_projection(index, v);
       for (std::size_t i = 1; i < tr.consumers.size(); ++i) {
         view o = an.describe(tr.consumers[i], a.info.shape);
         if (o.role == v.role && o.fan_in == v.fan_in && o.fan_out == v.fan_out) continue;
@@ -617,7 +698,7 @@ std::vector<tensor_analysis> analyze(const onnx::ModelProto& model, const loaded
       a.keep_reason = reason;
     if (a.is_float && a.keep_reason.empty() &&
         fixed_constant_check_applies(a.info.role, a.info.shape))
-      fixed_checks.push_back({out.size(), t.proto});
+      fixed_checks.push_back({out.size(), t.proto, fourier});
     out.push_back(std::move(a));
   }
   check_fixed_constants(index, fixed_checks, out);

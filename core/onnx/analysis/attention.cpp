@@ -150,7 +150,7 @@ scores find_scores(const model_index& index, std::string value) {
 // Forward from the attention MatMul through layout ops to the output projection.
 int output_projection(const model_index& index, std::string value) {
   for (int steps = 0; steps < max_steps; ++steps) {
-    const auto uses = index.uses(value, 0);
+    const auto uses = index.value_uses(value, 0);
     if (uses.size() != 1) return -1;
     const int n = uses.front().node;
     if (!layer_weight(index, n).empty()) return n;
@@ -164,7 +164,7 @@ int output_projection(const model_index& index, std::string value) {
 // The MatMul the Softmax's probabilities go into, through dropout and casts.
 int probabilities_matmul(const model_index& index, std::string value) {
   for (int steps = 0; steps < 4; ++steps) {
-    const auto uses = index.uses(value, 0);
+    const auto uses = index.value_uses(value, 0);
     if (uses.size() != 1) return -1;
     const auto& node = index.node(uses.front().node);
     if (is_matmul(node) && uses.front().slot == 0) return uses.front().node;

@@ -106,6 +106,85 @@ bool all_integers(std::span<const double> v) {
                      [](double x) { return std::abs(x) <= 16777216.0 && x == std::round(x); });
 }
 
+// ---- coordinate grids ----------------------------------------------------
+
+// One coordinate of a grid, as laid out in memory: s[i] = a + b·((i / inner)
+// mod n), i.e. an arithmetic progression of n values along one axis
+// (stride `inner`), repeated along the axes outside it. inner = 0: the
+// vector is not one (or is constant).
+struct grid_axis {
+  std::size_t inner = 0, n = 0;
+};
+
+// A meshgrid repeats each coordinate exactly (the same value computed
+// again, or copied): runs and restarts are found by equality. The values
+// along the axis are compared with the line through the first and the last
+// of the progression, within three float16 roundings (4.9e-4 of the peak
+// each) and never more than half a step, so a fine grid's neighbours stay
+// apart. A random or trained vector has no repeats at all (inner stride
+// 1 for every coordinate, which the nesting test below rejects), and
+// matches a line at its L-2 other values to 0.2% of its range with
+// probability ~0.004^(L-2).
+grid_axis progression(std::span<const double> s) {
+  const std::size_t length = s.size();
+  const double a = s[0];
+  std::size_t inner = 1;
+  while (inner < length && s[inner] == a) ++inner;
+  if (inner == length) return {};
+  // The progression restarts where its first value comes back; else it
+  // runs to the end (the outermost axis, or a prefix of rows).
+  std::size_t n = 2;
+  while (n * inner < length && s[n * inner] != a) ++n;
+  const double b = (s[(n - 1) * inner] - a) / static_cast<double>(n - 1);
+  const double tol = std::min(2e-3 * max_abs(s), 0.5 * std::abs(b));
+  for (std::size_t i = 0; i < length; ++i)
+    if (std::abs(s[i] - (a + b * static_cast<double>((i / inner) % n))) > tol) return {};
+  return {inner, n};
+}
+
+// A meshgrid: D coordinates (D = 2..4) stored along the last axis
+// ([H, W, 2], [H·W, 2]: interleaved) or the first ([2, H, W]), each an
+// arithmetic progression along an axis of its own, the axes nesting
+// (inner strides 1, n0, n0·n1, ...), coordinates constant along the other
+// axes. A coordinate that is constant everywhere (a homogeneous 1) may
+// join; at least two must vary. Integer grids are caught before as
+// integers; this is for normalised ones ((i + 0.5) / W mapped to [-1, 1]).
+std::optional<std::string> coordinate_grid(std::span<const double> v,
+                                           std::span<const std::int64_t> dims, bool complete) {
+  for (bool last : {true, false}) {
+    if (!last && !complete) break;  // the prefix may lack whole coordinates
+    const auto d = static_cast<std::size_t>(last ? dims.back() : dims.front());
+    if (d < 2 || d > 4 || v.size() % d != 0) continue;
+    const std::size_t length = v.size() / d;
+    if (length < 8) continue;
+    std::vector<grid_axis> axes;
+    std::vector<double> c(length);
+    bool ok = true;
+    for (std::size_t k = 0; k < d && ok; ++k) {
+      for (std::size_t i = 0; i < length; ++i) c[i] = last ? v[i * d + k] : v[k * length + i];
+      const grid_axis g = progression(c);
+      if (g.inner > 0)
+        axes.push_back(g);
+      else
+        ok = std::all_of(c.begin(), c.end(), [&](double x) { return x == c[0]; });
+    }
+    if (!ok || axes.size() < 2) continue;
+    std::sort(axes.begin(), axes.end(),
+              [](const grid_axis& x, const grid_axis& y) { return x.inner < y.inner; });
+    std::size_t stride = 1;
+    for (const grid_axis& g : axes) {
+      ok = ok && g.inner == stride;
+      stride *= g.n;
+    }
+    if (ok && (!complete || stride == length))
+      return fmt::format(
+          "values form a coordinate grid ({} coordinates, each an arithmetic progression along "
+          "an axis of its own)",
+          axes.size());
+  }
+  return std::nullopt;
+}
+
 // ---- windows and smoothing kernels -------------------------------------
 
 struct named_window {
@@ -475,6 +554,7 @@ std::optional<std::string> fixed_constant_reason(std::span<const double> values,
   if (one_hot(first, true)) return "values are one-hot rows";
   if (one_hot(first, false)) return "values are one-hot columns";
   if (all_integers(values)) return "all values are integers";
+  if (auto r = coordinate_grid(values, dims, complete)) return r;
 
   const auto non_unit =
       std::count_if(dims.begin(), dims.end(), [](std::int64_t d) { return d > 1; });

@@ -1,6 +1,7 @@
 // Learned weight or fixed constant: decides from a tensor's values alone
 // whether a tensor in a weight slot is a fixed, non-learned constant (DFT
-// basis, window, filterbank, smoothing kernel, position table, identity...)
+// basis, window, filterbank, smoothing kernel, position table, coordinate
+// grid, identity...)
 // that rewriting would silently break (DESIGN.md section 6, "Learned or
 // fixed"). Pure: no graph access, no names; the analysis decodes the values
 // and supplies the context.
@@ -22,7 +23,8 @@ namespace onnx_reinit::detail {
 // than the shape holds: they are then read as a prefix of the tensor, cut to
 // whole slices along the first dimension (rows of a table, output channels
 // of a Conv), and only the tests that hold for a prefix of rows run (DFT
-// basis, sinusoid and position tables, filterbank, one-hot rows, integers);
+// basis, sinusoid and position tables, filterbank, one-hot rows, integers,
+// coordinate grids stored coordinates last);
 // the tests that need the whole tensor (identity, permutation, window,
 // smoothing kernel) are skipped. Those are small in practice.
 inline constexpr std::size_t fixed_constant_max_elements = std::size_t{1} << 18;

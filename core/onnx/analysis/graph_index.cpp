@@ -67,6 +67,10 @@ bool is_norm(const onnx::NodeProto& n) {
          is_ms_op(n, "SimplifiedLayerNormalization");
 }
 
+bool reads_shape_only(const onnx::NodeProto& n) {
+  return is_op(n, "Shape") || is_op(n, "Size");
+}
+
 const onnx::AttributeProto* find_attribute(const onnx::NodeProto& node, std::string_view name) {
   for (const auto& a : node.attribute())
     if (a.name() == name) return &a;
@@ -158,6 +162,12 @@ std::vector<value_use> model_index::uses(const std::string& name, int scope) con
   if (it == uses_.end()) return out;
   for (const auto& u : it->second)
     if (is_ancestor_or_self(scope, node_graph(u.node))) out.push_back(u);
+  return out;
+}
+
+std::vector<value_use> model_index::value_uses(const std::string& name, int scope) const {
+  std::vector<value_use> out = uses(name, scope);
+  std::erase_if(out, [&](const value_use& u) { return reads_shape_only(node(u.node)); });
   return out;
 }
 

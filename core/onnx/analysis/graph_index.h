@@ -54,6 +54,10 @@ class model_index {
   // Uses of `name` as defined in graph `scope`: by nodes of that graph or of
   // its subgraphs, in node order.
   std::vector<value_use> uses(const std::string& name, int scope) const;
+  // The same without the uses that read only the value's shape (Shape,
+  // Size): they carry none of its values, so no walk along the values
+  // (activation, attention, output layer) may stop at them.
+  std::vector<value_use> value_uses(const std::string& name, int scope) const;
   // The node producing `name` as seen from graph `scope`, or -1.
   int producer(const std::string& name, int scope) const;
   // The constant (initializer or Constant node) named `name` seen from
@@ -110,6 +114,8 @@ bool is_matmul(const onnx::NodeProto& n);    // MatMul, FusedMatMul
 bool is_weighted(const onnx::NodeProto& n);  // the above and ConvTranspose
 // Norms with scale and bias at inputs 1 and 2 (BatchNormalization aside).
 bool is_norm(const onnx::NodeProto& n);
+// Shape and Size: the input's shape is all they read.
+bool reads_shape_only(const onnx::NodeProto& n);
 
 const onnx::AttributeProto* find_attribute(const onnx::NodeProto& node, std::string_view name);
 std::optional<std::int64_t> int_attribute(const onnx::NodeProto& node, std::string_view name);

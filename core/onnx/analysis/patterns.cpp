@@ -7,6 +7,7 @@
 
 #include <cmath>
 #include <functional>
+#include <unordered_set>
 #include <vector>
 
 #include "layout.h"
@@ -130,7 +131,7 @@ bool erf_gelu(const model_index& index, const std::string& x, int scope) {
 bool tanh_gelu(const model_index& index, const std::string& x, int scope) {
   for (auto v : with_constant(index, x, scope, "Pow", false, equals(3.0))) {
     for (int step = 0; step < 4; ++step) {
-      auto next = index.uses(v, scope);
+      auto next = index.value_uses(v, scope);
       if (next.empty()) break;
       const auto& m = index.node(next.front().node);
       if (is_op(m, "Tanh")) return true;
@@ -345,6 +346,32 @@ std::string constant_source(const model_index& index, const std::string& value, 
     scope = index.node_graph(p);
   }
   return {};
+}
+
+bool feeds_sin_and_cos(const model_index& index, const std::string& value, int scope) {
+  // The angle reaches its sinusoids within a few nodes; the bound keeps a
+  // walk over a large graph short.
+  constexpr std::size_t max_values = 64;
+  bool sin = false, cos = false;
+  std::vector<std::pair<std::string, int>> queue{{value, scope}};
+  std::unordered_set<std::string> seen{value};
+  for (std::size_t q = 0; q < queue.size() && q < max_values && !(sin && cos); ++q) {
+    const auto [v, g] = queue[q];
+    for (const auto& u : index.value_uses(v, g)) {
+      const auto& node = index.node(u.node);
+      sin = sin || is_op(node, "Sin");
+      cos = cos || is_op(node, "Cos");
+      const bool by_constant =
+          (is_op(node, "Mul") || is_op(node, "Div") || is_op(node, "Add") || is_op(node, "Sub")) &&
+          constant_like(index, other_input(node, u.slot), g);
+      const bool pass =
+          (layout_op_kind(node) != layout_kind::none && is_layout_op(node, u.slot)) || by_constant;
+      if (!pass || output0(node).empty()) continue;
+      if (seen.insert(output0(node)).second)
+        queue.emplace_back(output0(node), index.node_graph(u.node));
+    }
+  }
+  return sin && cos;
 }
 
 std::string_view to_string(norm_form f) {

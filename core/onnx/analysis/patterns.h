@@ -64,6 +64,14 @@ std::pair<std::optional<double>, std::optional<double>> clip_bounds(const model_
                                                                     const onnx::NodeProto& node,
                                                                     int scope);
 
+// Whether `value` (seen from graph `scope`) goes into both a Sin and a Cos
+// through layout ops (Concat and Cast included) and scaling or shifting by
+// constants (Mul, Div, Add, Sub): sin(2π·x·G) and cos(2π·x·G), the random
+// Fourier features of SAM's and NeRF-style positional encoders (and the
+// angles of rotary embeddings). A product that does is a fixed projection,
+// not a layer: nothing learned follows it before the sinusoids.
+bool feeds_sin_and_cos(const model_index& index, const std::string& value, int scope);
+
 // The name of the constant `value` is, directly or through layout-only ops
 // (Identity, Cast, Reshape, Unsqueeze, Squeeze, Flatten, Transpose, Expand);
 // "" when it is computed from anything else.

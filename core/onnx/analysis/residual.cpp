@@ -275,7 +275,7 @@ bool is_output_layer(const model_index& index, int n) {
   std::string value = node.output(0);
   for (int steps = 0; steps < 16; ++steps) {
     if (index.is_graph_output(value, 0)) return true;
-    const auto uses = index.uses(value, 0);
+    const auto uses = index.value_uses(value, 0);
     if (uses.size() != 1) return false;
     const auto& next = index.node(uses.front().node);
     if (is_default_domain(next) && ends.count(next.op_type()) != 0) return true;
