@@ -4,7 +4,6 @@
 # exported at test time by tools/scripts/export_pattern_models.py into the
 # build tree (about 10 s; files newer than the script are kept).
 find_program(ONNX_REINIT_SYSTEM_PYTHON python3 PATHS /usr/bin NO_DEFAULT_PATH)
-set(ONNX_REINIT_PATTERN_MODELS ${CMAKE_CURRENT_BINARY_DIR}/pattern_models)
 add_test(NAME export_pattern_models
          COMMAND ${ONNX_REINIT_SYSTEM_PYTHON}
                  ${PROJECT_SOURCE_DIR}/tools/scripts/export_pattern_models.py

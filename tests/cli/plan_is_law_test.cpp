@@ -288,3 +288,7 @@ TEST_CASE("the plan is law on the example model", "[plan_is_law][examples]") {
 TEST_CASE("the plan is law on the reference exports", "[plan_is_law][reference]") {
   check_models(ori::test::onnx_files(ONNX_REINIT_REFERENCE_MODELS), true);
 }
+
+TEST_CASE("the plan is law on the graph-pattern models", "[plan_is_law][patterns]") {
+  check_models(ori::test::onnx_files(ONNX_REINIT_PATTERN_MODELS), true);
+}
