@@ -745,6 +745,9 @@ TEST_CASE("LSUV changes only the weights the plan rewrites", "[runtime][lsuv][pl
   };
   CHECK(result_of("fc1.weight").iterations >= 1);
   CHECK(result_of("fc1.weight").note.empty());
+  CHECK_THAT(fmt::format("{}", result_of("fc1.weight")), Catch::StartsWith("fc1.weight: scaled "));
+  CHECK(fmt::format("{}", result_of("fc3.weight")) ==
+        "fc3.weight: transferred from pretrained.fc3.weight: not calibrated");
   for (const char* kept : {"fc0.weight", "fc2.weight", "fc3.weight"}) {
     INFO(kept << ": " << result_of(kept).note);
     CHECK(result_of(kept).iterations == 0);
@@ -771,6 +774,8 @@ TEST_CASE("an inspection given the model's analysis measures what one analysing 
   const auto own = ori::inspect_model(model, options);
   REQUIRE(given.layers.size() == 3);
   REQUIRE(own.layers.size() == 3);
+  CHECK(fmt::format("{}", given) == fmt::format("{}", own));
+  CHECK_THAT(fmt::format("{}", given.layers[0]), Catch::StartsWith("fc0.weight Gemm tanh std="));
   for (std::size_t i = 0; i < 3; ++i) {
     CHECK(given.layers[i].name == own.layers[i].name);
     CHECK(given.layers[i].act == "tanh");

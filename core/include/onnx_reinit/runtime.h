@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "onnx_reinit/errors.h"
+#include "onnx_reinit/format.h"
 #include "onnx_reinit/model_io.h"
 #include "onnx_reinit/plan.h"
 
@@ -169,3 +170,47 @@ std::vector<lsuv_result> calibrate_lsuv(loaded_model& model, const std::vector<t
 std::vector<std::int64_t> parse_shape(const std::string& text, const std::string& what);
 
 }  // namespace onnx_reinit
+
+// "fc1.weight Gemm relu std=1.02 act_std=0.58 ratio=1.1 [exploding]"
+template <>
+struct fmt::formatter<onnx_reinit::layer_stats> : onnx_reinit::format_detail::plain_formatter {
+  template <class Context>
+  auto format(const onnx_reinit::layer_stats& l, Context& ctx) const {
+    using onnx_reinit::format_detail::figure;
+    auto out = fmt::format_to(ctx.out(), "{} {} {} std={} act_std={} ratio={}", l.name, l.op,
+                              l.act, figure(l.std), figure(l.act_std), figure(l.ratio_to_first));
+    if (!l.flags.empty()) out = fmt::format_to(out, " [{}]", fmt::join(l.flags, ","));
+    return out;
+  }
+};
+
+// "model.onnx batch 32: [fc0.weight Gemm relu std=..., ...]; last/first 1.1,
+// worst fc3.weight, flags none"
+template <>
+struct fmt::formatter<onnx_reinit::inspection> : onnx_reinit::format_detail::plain_formatter {
+  template <class Context>
+  auto format(const onnx_reinit::inspection& r, Context& ctx) const {
+    using onnx_reinit::format_detail::figure;
+    return fmt::format_to(ctx.out(), "{} batch {}: [{}]; last/first {}, worst {}, flags {}",
+                          r.model, r.batch, fmt::join(r.layers, ", "),
+                          figure(r.summary.last_first_ratio),
+                          r.summary.worst_layer.empty() ? "-" : r.summary.worst_layer,
+                          r.summary.flags.empty()
+                              ? std::string("none")
+                              : fmt::format("{}", fmt::join(r.summary.flags, ",")));
+  }
+};
+
+// "fc1.weight: scaled 0.52 in 2 steps, std 1.01" or "fc0.weight: kept by the
+// plan (...): not calibrated"
+template <>
+struct fmt::formatter<onnx_reinit::lsuv_result> : onnx_reinit::format_detail::plain_formatter {
+  template <class Context>
+  auto format(const onnx_reinit::lsuv_result& r, Context& ctx) const {
+    using onnx_reinit::format_detail::figure;
+    if (!r.note.empty()) return fmt::format_to(ctx.out(), "{}: {}", r.name, r.note);
+    return fmt::format_to(ctx.out(), "{}: scaled {} in {} step{}, std {}", r.name,
+                          figure(r.scale), r.iterations, r.iterations == 1 ? "" : "s",
+                          figure(r.std));
+  }
+};
