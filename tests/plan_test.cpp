@@ -275,9 +275,12 @@ TEST_CASE("non-float, quantized and unknown tensors are protected") {
   CHECK(p.action == ori::plan_action::keep);
   CHECK(p.reason == "non-float dtype int64");
 
+  // A rule naming a tensor that is never rewritten is an error, not ignored.
+  CHECK_THROWS_AS(plan_for(shape, {ori::parse_rule("shape=zeros", "--rule 1")}), ori::rule_error);
   auto quantized = tensor("qw", ori::tensor_role::weight);
   quantized.keep_reason = "quantized";
-  CHECK(plan_for(quantized, {ori::parse_rule("qw=zeros", "--rule 1")}).action ==
+  CHECK_THROWS_AS(plan_for(quantized, {ori::parse_rule("qw=zeros", "--rule 1")}), ori::rule_error);
+  CHECK(plan_for(quantized, {ori::parse_rule("qw=keep", "--rule 1")}).action ==
         ori::plan_action::keep);
 
   auto unknown = tensor("pow_exponent", ori::tensor_role::unknown);

@@ -1,0 +1,137 @@
+// Quantized (QDQ) models in the analysis and the planner (DESIGN.md
+// sections 6 and 7), on the per-channel int8 model in ONNX Runtime's layout
+// that the make_qdq_model fixture writes (tools/scripts/make_qdq_model.py),
+// beside the float PyTorch export it was quantized from.
+#include <catch2/catch.hpp>
+
+#include <filesystem>
+#include <map>
+#include <string>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include "onnx_reinit/analysis.h"
+#include "onnx_reinit/errors.h"
+#include "onnx_reinit/model_io.h"
+#include "onnx_reinit/plan.h"
+#include "onnx_reinit/rules.h"
+
+namespace fs = std::filesystem;
+namespace ori = onnx_reinit;
+
+namespace {
+
+fs::path qdq_model(const std::string& file) {
+  const fs::path path = fs::path(ONNX_REINIT_QDQ_MODELS) / file;
+  INFO("run the make_qdq_model test (ctest fixture) first");
+  REQUIRE(fs::exists(path));
+  return path;
+}
+
+std::map<std::string, ori::tensor_analysis> by_name(const std::vector<ori::tensor_analysis>& all) {
+  std::map<std::string, ori::tensor_analysis> out;
+  for (const ori::tensor_analysis& t : all) out.emplace(t.info.name, t);
+  return out;
+}
+
+const std::vector<ori::tensor_analysis>& quantized_analysis() {
+  static const std::vector<ori::tensor_analysis> a =
+      ori::analyze_model(ori::load_model(qdq_model("qdq_cnn.onnx")));
+  return a;
+}
+
+ori::plan_options with_rule(const std::string& text) {
+  ori::plan_options o;
+  o.rules.push_back(ori::parse_rule(text, "--rule 1"));
+  return o;
+}
+
+}  // namespace
+
+TEST_CASE("a quantized weight is its float layer's weight, with its DequantizeLinear",
+          "[quantized]") {
+  const auto quantized = by_name(quantized_analysis());
+  const auto floats = by_name(ori::analyze_model(ori::load_model(qdq_model("qdq_cnn_float.onnx"))));
+  for (const std::string layer : {"conv1", "conv2", "fc1", "fc2"}) {
+    for (const std::string part : {".weight", ".bias"}) {
+      const ori::tensor_analysis& f = floats.at(layer + part);
+      const ori::tensor_analysis& q = quantized.at(layer + part + "_quantized");
+      INFO(fmt::format("{}", q));
+      CHECK(q.info.role == f.info.role);
+      CHECK(q.info.fan_in == f.info.fan_in);
+      CHECK(q.info.fan_out == f.info.fan_out);
+      // The ReLUs ONNX Runtime folded into the QuantizeLinear after each
+      // layer (zero point 0) are still found.
+      CHECK(q.info.activation == f.info.activation);
+      REQUIRE(q.quantized);
+      CHECK(q.quantized->unsupported.empty());
+      CHECK(q.quantized->axis == 0);
+      CHECK(q.quantized->symmetric);
+      if (part == ".weight") {
+        CHECK(q.quantized->scale == layer + ".weight_scale");
+        CHECK(q.quantized->zero_point == layer + ".weight_zero_point");
+        CHECK(q.quantized->channels == f.info.shape[0]);
+      } else {
+        CHECK(q.quantized->scale == layer + ".bias_quantized_scale");
+        CHECK(q.quantized->weight == layer + ".weight_quantized");
+        CHECK(q.quantized->weight_scale == layer + ".weight_scale");
+        CHECK(q.quantized->input_scale.ends_with("_scale"));
+      }
+      CHECK(quantized.at(q.quantized->scale).quantization_parameter);
+      CHECK(quantized.at(q.quantized->zero_point).quantization_parameter);
+    }
+  }
+  CHECK(floats.at("conv1.weight").info.activation == ori::activation_kind::relu);
+  CHECK(floats.at("fc2.weight").info.activation == ori::activation_kind::linear);
+}
+
+TEST_CASE("the planner keeps quantized weights unless asked to requantize", "[quantized]") {
+  const auto& analysis = quantized_analysis();
+  const std::vector<ori::tensor_plan> kept = ori::make_plan(analysis, {});
+  ori::plan_options requantize;
+  requantize.requantize = true;
+  const std::vector<ori::tensor_plan> rewritten = ori::make_plan(analysis, requantize);
+  std::size_t quantized = 0;
+  for (std::size_t i = 0; i < analysis.size(); ++i) {
+    const std::string& name = analysis[i].info.name;
+    INFO(name);
+    if (analysis[i].quantized) {
+      ++quantized;
+      CHECK(kept[i].action == ori::plan_action::keep);
+      CHECK(kept[i].reason == "quantized weight; --quantized requantize rewrites it");
+      CHECK(rewritten[i].action == ori::plan_action::rewrite);
+    }
+    // The scales of quantized weights are rewritten with them, and only then.
+    const bool weight_scale = name.ends_with(".weight_scale") || name.ends_with("_quantized_scale");
+    CHECK((rewritten[i].action == ori::plan_action::rewrite) ==
+          (analysis[i].quantized.has_value() || weight_scale));
+    // conv1.weight_scale <- conv1.weight_quantized, conv1.bias_quantized_scale <-
+    // conv1.bias_quantized
+    const std::string stem = name.substr(0, name.rfind('_'));
+    if (weight_scale)
+      CHECK(rewritten[i].requantized_from ==
+            (name.ends_with(".weight_scale") ? stem + "_quantized" : stem));
+  }
+  CHECK(quantized == 8);
+  CHECK(ori::quantized_summary(kept) ==
+        "8 quantized weights kept; --quantized requantize rewrites them");
+  CHECK(ori::quantized_summary(rewritten).empty());
+}
+
+TEST_CASE("a rule naming a tensor that is never rewritten is a rule_error", "[quantized]") {
+  const auto& analysis = quantized_analysis();
+  CHECK_THROWS_AS(ori::make_plan(analysis, with_rule("conv1.weight_quantized=normal(std=0.1)")),
+                  ori::rule_error);
+  CHECK_THROWS_AS(ori::make_plan(analysis, with_rule("/Constant_output_0=normal(std=1)")),
+                  ori::rule_error);
+  CHECK_THROWS_AS(ori::make_plan(analysis, with_rule("input_scale=constant(value=1)")),
+                  ori::rule_error);
+  CHECK_NOTHROW(ori::make_plan(analysis, with_rule("conv1.weight_quantized=keep")));
+  CHECK_NOTHROW(ori::make_plan(analysis, with_rule("*=normal(std=0.1)")));
+  ori::plan_options requantize = with_rule("conv1.weight_quantized=normal(std=0.1)");
+  requantize.requantize = true;
+  const std::vector<ori::tensor_plan> plans = ori::make_plan(analysis, requantize);
+  for (const ori::tensor_plan& p : plans)
+    if (p.tensor.info.name == "conv1.weight_quantized") CHECK(p.rule_origin == "--rule 1");
+}
