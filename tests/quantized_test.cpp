@@ -16,11 +16,16 @@
 #include "onnx_reinit/model_io.h"
 #include "onnx_reinit/plan.h"
 #include "onnx_reinit/rules.h"
+#include "support/onnx_builder.h"
 
 namespace fs = std::filesystem;
 namespace ori = onnx_reinit;
 
 namespace {
+
+bool contains_text(const std::string& text, const std::string& part) {
+  return text.find(part) != std::string::npos;
+}
 
 fs::path qdq_model(const std::string& file) {
   const fs::path path = fs::path(ONNX_REINIT_QDQ_MODELS) / file;
@@ -134,4 +139,57 @@ TEST_CASE("a rule naming a tensor that is never rewritten is a rule_error", "[qu
   const std::vector<ori::tensor_plan> plans = ori::make_plan(analysis, requantize);
   for (const ori::tensor_plan& p : plans)
     if (p.tensor.info.name == "conv1.weight_quantized") CHECK(p.rule_origin == "--rule 1");
+}
+
+namespace {
+
+onnx::TensorProto int_tensor(const std::string& name, onnx::TensorProto::DataType type,
+                             std::vector<std::int64_t> dims, const std::string& bytes) {
+  onnx::TensorProto t;
+  t.set_name(name);
+  t.set_data_type(type);
+  for (std::int64_t d : dims) t.add_dims(d);
+  t.set_raw_data(bytes);
+  return t;
+}
+
+}  // namespace
+
+TEST_CASE("a quantized weight requantization cannot handle is kept, and says why", "[quantized]") {
+  // x -> MatMul(DQ(W1)) -> MatMul(DQ(W2)): W1 uint8 with zero point 0 (its
+  // codes hold one sign only), W2 int8 sharing its scale with W1.
+  ori::test::graph_builder b;
+  b.add_input("x", {1, 4});
+  b.add_initializer(int_tensor("W1", onnx::TensorProto::UINT8, {4, 4}, std::string(16, '\1')));
+  b.add_initializer(int_tensor("W2", onnx::TensorProto::INT8, {4, 4}, std::string(16, '\1')));
+  b.add_initializer("s", {}, {0.1f});
+  b.add_initializer(int_tensor("z1", onnx::TensorProto::UINT8, {}, std::string(1, '\0')));
+  b.add_node("DequantizeLinear", {"W1", "s", "z1"}, {"w1"});
+  b.add_node("DequantizeLinear", {"W2", "s"}, {"w2"});
+  b.add_node("MatMul", {"x", "w1"}, {"h"});
+  b.add_node("MatMul", {"h", "w2"}, {"y"});
+  b.add_output("y", {1, 4});
+  const auto analysis = ori::analyze_model(b.model(13));
+  const auto all = by_name(analysis);
+  REQUIRE(all.at("W1").quantized);
+  CHECK(contains_text(all.at("W1").quantized->unsupported, "shared"));
+  REQUIRE(all.at("W2").quantized);
+  CHECK(contains_text(all.at("W2").quantized->unsupported, "shared"));
+  CHECK(all.at("W2").keep_reason.starts_with("quantized weight; not requantizable: "));
+  ori::plan_options requantize;
+  requantize.requantize = true;
+  const auto plans = ori::make_plan(analysis, requantize);
+  for (const ori::tensor_plan& p : plans) CHECK(p.action == ori::plan_action::keep);
+  CHECK(ori::quantized_summary(plans) ==
+        "2 quantized weights kept: not requantizable (the plan says why)");
+
+  // Without the shared scale, the uint8 zero point at 0 is the reason.
+  b.graph().mutable_node(1)->set_input(1, "s2");
+  b.add_initializer("s2", {}, {0.1f});
+  const auto alone = by_name(ori::analyze_model(b.model(13)));
+  CHECK(contains_text(alone.at("W1").quantized->unsupported, "end of the range"));
+  CHECK(alone.at("W2").quantized->unsupported.empty());
+  CHECK(ori::quantized_summary(ori::make_plan(ori::analyze_model(b.model(13)), {})) ==
+        "2 quantized weights kept; --quantized requantize rewrites 1 of them (the plan says why "
+        "not the others)");
 }

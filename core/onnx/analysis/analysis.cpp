@@ -611,8 +611,11 @@ std::vector<tensor_analysis> analyze(const onnx::ModelProto& model, const loaded
     } else {
       reason = "no consumer";
     }
-    if (a.quantized)
+    if (a.quantized && a.quantized->unsupported.empty())
       a.keep_reason = "quantized weight; --quantized requantize rewrites it";
+    else if (a.quantized)
+      a.keep_reason =
+          fmt::format("quantized weight; not requantizable: {}", a.quantized->unsupported);
     else if (tr.quantized)
       a.keep_reason = "quantized";
     else if (reason.starts_with("quantization"))

@@ -33,12 +33,9 @@ tensor_plan kept(const tensor_analysis& tensor, std::string reason) {
 // scale or zero point, or kept by the analysis for a reason other than an
 // unknown role.
 std::string never_rewritten(const tensor_analysis& tensor, const plan_options& options) {
-  if (tensor.quantized) {
-    if (!options.requantize) return tensor.keep_reason;
-    if (!tensor.quantized->unsupported.empty())
-      return fmt::format("quantized weight not requantized: {}", tensor.quantized->unsupported);
-    return {};
-  }
+  if (tensor.quantized)
+    return options.requantize && tensor.quantized->unsupported.empty() ? std::string{}
+                                                                       : tensor.keep_reason;
   if (!tensor.is_float)
     return tensor.keep_reason.empty() ? "not a float tensor" : tensor.keep_reason;
   if (tensor.quantization_parameter ||
@@ -241,20 +238,28 @@ void plan_requantized_scales(std::vector<tensor_plan>& plans) {
 }  // namespace
 
 std::string quantized_summary(const std::vector<tensor_plan>& plans) {
-  std::size_t kept_count = 0, requantized = 0;
+  std::size_t kept_count = 0, unsupported = 0, requantized = 0;
   for (const tensor_plan& p : plans) {
     if (!p.tensor.quantized) continue;
-    if (p.action == plan_action::rewrite)
+    if (p.action == plan_action::rewrite) {
       ++requantized;
-    else if (p.reason == p.tensor.keep_reason || p.reason.starts_with("quantized weight"))
+    } else if (p.reason == p.tensor.keep_reason) {  // kept for being quantized
       ++kept_count;
+      unsupported += p.tensor.quantized->unsupported.empty() ? 0 : 1;
+    }
   }
+  const char* plural = kept_count == 1 ? "" : "s";
   if (kept_count == 0) return {};
-  if (requantized == 0)
+  if (kept_count == unsupported)
+    return fmt::format("{} quantized weight{} kept: not requantizable (the plan says why)",
+                       kept_count, plural);
+  if (requantized == 0 && unsupported == 0)
     return fmt::format("{} quantized weight{} kept; --quantized requantize rewrites them",
-                       kept_count, kept_count == 1 ? "" : "s");
-  return fmt::format("{} quantized weight{} kept: not requantizable (the plan says why)",
-                     kept_count, kept_count == 1 ? "" : "s");
+                       kept_count, plural);
+  return fmt::format(
+      "{} quantized weight{} kept; --quantized requantize rewrites {} of them (the "
+      "plan says why not the others)",
+      kept_count, plural, kept_count - unsupported);
 }
 
 std::vector<tensor_plan> make_plan(const std::vector<tensor_analysis>& tensors,

@@ -181,8 +181,9 @@ std::string policy_text() {
       "# transformer:decoder|encoder-decoder|unknown|none, joined by '&'.\n"
       "# gain=auto is the gain of the tensor's activation; forget_bias=V sets the LSTM\n"
       "# forget-gate input bias after the strategy; keep leaves the bytes untouched.\n"
-      "# Non-float and quantized tensors are always kept; tensors of unknown role are\n"
-      "# rewritten only by user rules that name them (a name glob other than '*').\n";
+      "# Non-float tensors are always kept (quantized weights and biases unless\n"
+      "# --quantized requantize), and a rule naming one is an error; tensors of unknown\n"
+      "# role are rewritten only by user rules that name them (a name glob other than '*').\n";
   for (const rule& r : default_policy()) out += r.text + "\n";
   return out;
 }
