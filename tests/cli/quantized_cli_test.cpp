@@ -171,7 +171,7 @@ TEST_CASE("a rule naming a tensor the tool never rewrites is an error", "[cli][q
   }
 }
 
-TEST_CASE("--quantized requantize rewrites quantized weights, biases and their scales",
+TEST_CASE("requantize: quantized weights, biases and their scales are rewritten",
           "[cli][quantized]") {
   temp_dir dir;
   const fs::path in = qdq_model();
@@ -270,7 +270,7 @@ TEST_CASE("--quantized requantize rewrites quantized weights, biases and their s
   }
 }
 
-TEST_CASE("--quantized requantize follows rules naming quantized tensors", "[cli][quantized]") {
+TEST_CASE("requantize: rules naming quantized tensors apply", "[cli][quantized]") {
   temp_dir dir;
   const fs::path in = qdq_model();
   const fs::path out = dir / "out.onnx";
@@ -297,4 +297,30 @@ TEST_CASE("--quantized requantize follows rules naming quantized tensors", "[cli
   for (const std::string name : {"conv2.weight_quantized", "conv2.weight_scale",
                                  "conv2.bias_quantized", "conv2.bias_quantized_scale"})
     CHECK(old_bytes.at(name) == new_bytes.at(name));
+}
+
+TEST_CASE("requantize: --from never transfers the scales of requantized weights",
+          "[cli][quantized]") {
+  temp_dir dir;
+  const fs::path in = qdq_model();
+  const fs::path out = dir / "out.onnx";
+  const auto r = run_cli({in.string(), "-o", out.string(), "--quantized", "requantize", "--from",
+                          in.string(), "--report", (dir / "report.json").string()});
+  INFO(r.err);
+  REQUIRE(r.status == 0);
+  const ori::loaded_model after = ori::load_model(out);
+  // The scales written are those of the new codes: max|code| is 127 per
+  // channel and the bias scales are the products with the new weight scales.
+  for (const layer& l : layers) {
+    const std::string w = l.name + ".weight";
+    const std::vector<double> v =
+        dequantized(after, w + "_quantized", w + "_scale", w + "_zero_point");
+    CHECK(std::abs(ori::test::std_of(v) / planned_std(l) - 1.0) <
+          std_tolerance(v.size(), l.relu ? 3.0 : 1.8));
+  }
+  const json report = json::parse(read_file(dir / "report.json"));
+  for (const json& t : report["tensors"])
+    if (t["name"].get<std::string>().ends_with("_scale") ||
+        t["name"].get<std::string>().ends_with("_zero_point"))
+      CHECK(t["action"] != "transferred");
 }

@@ -234,7 +234,9 @@ std::uint64_t rewritten_bytes(const std::vector<ori::tensor_plan>& plans) {
   for (const ori::tensor_plan& p : plans)
     if (p.action == ori::plan_action::rewrite)
       bytes += static_cast<std::uint64_t>(p.tensor.info.element_count()) *
-               ori::element_size(p.tensor.info.dtype);
+               (p.tensor.is_float               ? ori::element_size(p.tensor.info.dtype)
+                : p.tensor.data_type == "int32" ? 4    // a requantized bias
+                                                : 1);  // a requantized int8/uint8 weight
   return bytes;
 }
 
