@@ -4,7 +4,10 @@
 // beside the float PyTorch export it was quantized from.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
+#include <cmath>
 #include <filesystem>
+#include <fstream>
 #include <map>
 #include <string>
 #include <vector>
@@ -15,8 +18,12 @@
 #include "onnx_reinit/errors.h"
 #include "onnx_reinit/model_io.h"
 #include "onnx_reinit/plan.h"
+#include "onnx_reinit/rewrite.h"
 #include "onnx_reinit/rules.h"
 #include "support/onnx_builder.h"
+#include "support/sample_stats.h"
+#include "support/standard_registry.h"
+#include "support/temp_dir.h"
 
 namespace fs = std::filesystem;
 namespace ori = onnx_reinit;
@@ -192,4 +199,77 @@ TEST_CASE("a quantized weight requantization cannot handle is kept, and says why
   CHECK(ori::quantized_summary(ori::make_plan(ori::analyze_model(b.model(13)), {})) ==
         "2 quantized weights kept; --quantized requantize rewrites 1 of them (the plan says why "
         "not the others)");
+}
+
+TEST_CASE("requantize: an asymmetric uint8 weight and a per-column int8 MatMul weight",
+          "[quantized]") {
+  // x[1,64] -> MatMul(DQ(W1 uint8 [64,32], one scale, zero point 128))
+  //         -> MatMul(DQ(W2 int8 [32,16], a scale per column, axis 1)) -> y
+  ori::test::graph_builder b;
+  b.add_input("x", {1, 64});
+  b.add_initializer(int_tensor("W1", onnx::TensorProto::UINT8, {64, 32}, std::string(2048, 'x')));
+  b.add_initializer("s1", {}, {0.01f});
+  b.add_initializer(int_tensor("z1", onnx::TensorProto::UINT8, {}, std::string(1, '\x80')));
+  b.add_initializer(int_tensor("W2", onnx::TensorProto::INT8, {32, 16}, std::string(512, '\x05')));
+  b.add_initializer("s2", {16}, std::vector<float>(16, 0.02f));
+  b.add_initializer(int_tensor("z2", onnx::TensorProto::INT8, {16}, std::string(16, '\0')));
+  b.add_node("DequantizeLinear", {"W1", "s1", "z1"}, {"w1"});
+  b.add_node("DequantizeLinear", {"W2", "s2", "z2"}, {"w2"},
+             {ori::test::make_attribute("axis", std::int64_t{1})});
+  b.add_node("MatMul", {"x", "w1"}, {"h"});
+  b.add_node("MatMul", {"h", "w2"}, {"y"});
+  b.add_output("y", {1, 16});
+  const ori::test::temp_dir dir;
+  {
+    std::ofstream out(dir / "in.onnx", std::ios::binary);
+    b.model(13).SerializeToOstream(&out);
+  }
+  ori::loaded_model model = ori::load_model(dir / "in.onnx");
+  const auto analysis = ori::analyze_model(model);
+  ori::plan_options options;
+  options.requantize = true;
+  const auto plans = ori::make_plan(analysis, options);
+  ori::rewrite_options rewrite;
+  rewrite.seed = 3;
+  (void)ori::rewrite_model(model, plans, ori::test::standard_registry(), rewrite);
+  (void)ori::save_model(model, dir / "out.onnx");
+  const ori::loaded_model out = ori::load_model(dir / "out.onnx");
+  const auto values = [&](const std::string& name) {
+    for (const auto& t : ori::collect_model_tensors(out.proto()))
+      if (t.ref.name == name) return *ori::decode_tensor_values(*t.proto, &out, 1 << 16);
+    FAIL("no " << name);
+    throw;
+  };
+  // Both are linear layers: xavier_uniform(gain=1), std sqrt(2 / (fan_in +
+  // fan_out)). Uniform draws (kurtosis 1.8): relative tolerance on the std
+  // 6 sqrt(0.8 / (4 n)), 0.059 for W1 (2048 values), 0.12 for W2 (512); a
+  // factor 2 in variance is 0.41 off.
+  const auto check_std = [](const std::vector<double>& w, double expected) {
+    const double n = static_cast<double>(w.size());
+    INFO("std " << ori::test::std_of(w) << " planned " << expected);
+    CHECK(std::abs(ori::test::std_of(w) / expected - 1.0) < 6.0 * std::sqrt(0.8 / (4.0 * n)));
+  };
+  // W1: the zero point stays 128, the scale is the smallest holding both
+  // ends, so the codes reach 0 or 255 and stay within [0, 255].
+  const std::vector<double> q1 = values("W1");
+  CHECK(values("z1") == std::vector<double>{128});
+  const double s1 = values("s1").at(0);
+  CHECK(s1 != 0.01f);
+  const auto [lo, hi] = std::minmax_element(q1.begin(), q1.end());
+  CHECK((*lo >= 0 && *hi <= 255));
+  CHECK((*lo == 0 || *hi == 255));
+  std::vector<double> w1;
+  for (double q : q1) w1.push_back((q - 128) * s1);
+  check_std(w1, std::sqrt(2.0 / (64 + 32)));
+  // W2: one scale per column (axis 1), max |code| 127 in every column.
+  const std::vector<double> q2 = values("W2"), s2 = values("s2");
+  std::vector<double> w2, column_max(16, 0.0);
+  for (std::size_t i = 0; i < q2.size(); ++i) {
+    CHECK((q2[i] >= -127 && q2[i] <= 127));
+    column_max[i % 16] = std::max(column_max[i % 16], std::abs(q2[i]));
+    w2.push_back(q2[i] * s2[i % 16]);
+  }
+  CHECK(column_max == std::vector<double>(16, 127.0));
+  CHECK(values("z2") == std::vector<double>(16, 0.0));
+  check_std(w2, std::sqrt(2.0 / (32 + 16)));
 }
