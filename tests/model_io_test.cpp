@@ -1122,3 +1122,79 @@ TEST_CASE("writer figures do not depend on the thread count or how the bytes are
   CHECK(pieces.mean == Approx(static_cast<double>(mean)).epsilon(1e-12));
   CHECK(pieces.std == Approx(std).epsilon(1e-9));
 }
+
+// Requantized weights (--quantized requantize) are integer tensors: the
+// writer takes their new bytes in raw_data, in int32_data (one int32 per
+// int8/uint8/int32 value, as ONNX stores them) and, with a skeleton load,
+// from the model file, and lists them in save_result::written unmeasured.
+TEST_CASE("integer tensors of quantized weights take new bytes in every storage form") {
+  temp_dir dir;
+  const auto make = [](const std::string& name, onnx::TensorProto::DataType type, bool raw) {
+    onnx::TensorProto t;
+    t.set_name(name);
+    t.set_data_type(type);
+    t.add_dims(3);
+    if (raw) {
+      t.set_raw_data(std::string(type == onnx::TensorProto::INT32 ? 12 : 3, '\0'));
+    } else {
+      for (int i = 0; i < 3; ++i) t.add_int32_data(0);
+    }
+    return t;
+  };
+  graph_builder b;
+  b.add_input("x", {3});
+  b.add_initializer(make("q8_raw", onnx::TensorProto::INT8, true));
+  b.add_initializer(make("q8_typed", onnx::TensorProto::INT8, false));
+  b.add_initializer(make("u8_typed", onnx::TensorProto::UINT8, false));
+  b.add_initializer(make("q32_typed", onnx::TensorProto::INT32, false));
+  b.add_initializer(make("q32_raw", onnx::TensorProto::INT32, true));
+  onnx::TensorProto& shape = b.add_initializer(make("shape", onnx::TensorProto::INT64, true));
+  shape.set_raw_data(std::string(24, '\0'));
+  b.add_node("Add", {"x", "x"}, {"y"});
+  b.add_output("y", {3});
+  const fs::path in = dir / "in.onnx";
+  write_model(in, b.model());
+  const std::int8_t s8[3] = {-127, 0, 127};
+  const std::uint8_t u8[3] = {0, 128, 255};
+  const std::int32_t s32[3] = {std::numeric_limits<std::int32_t>::min(), -1,
+                               std::numeric_limits<std::int32_t>::max()};
+  for (const bool skeleton : {true, false}) {
+    loaded_model m = load_model(in, {.skeleton = skeleton});
+    auto tensors = collect_model_tensors(m.proto());
+    const auto proto = [&](const std::string& name) -> onnx::TensorProto& {
+      for (auto& t : tensors)
+        if (t.ref.name == name) return *t.proto;
+      FAIL("no " << name);
+      throw;
+    };
+    write_tensor_bytes(m, proto("q8_raw"), std::as_bytes(std::span(s8)));
+    write_tensor_bytes(m, proto("q8_typed"), std::as_bytes(std::span(s8)));
+    write_tensor_source(m, proto("u8_typed"),
+                        bytes_in_memory({std::as_bytes(std::span(u8)).begin(),
+                                         std::as_bytes(std::span(u8)).end()}));
+    fill_tensor_bytes(m, proto("q32_typed"),
+                      [&](std::span<std::byte> out) { std::memcpy(out.data(), s32, sizeof s32); });
+    write_tensor_bytes(m, proto("q32_raw"), std::as_bytes(std::span(s32)));
+    CHECK_THROWS_AS(write_tensor_bytes(m, proto("shape"), std::as_bytes(std::span(s32))),
+                    model_error);
+    const save_result saved = save_model(m, dir / "out.onnx");
+    REQUIRE(saved.written.size() == 5);
+    for (const written_tensor& w : saved.written) {
+      CHECK(!w.is_float);
+      CHECK(w.count == 3);
+      CHECK(std::isnan(w.std));
+    }
+    const loaded_model out = load_model(dir / "out.onnx");
+    const auto values = [&](const std::string& name) {
+      for (const auto& t : collect_model_tensors(out.proto()))
+        if (t.ref.name == name) return *decode_tensor_values(*t.proto, &out, 16);
+      FAIL("no " << name);
+      throw;
+    };
+    CHECK(values("q8_raw") == std::vector<double>{-127, 0, 127});
+    CHECK(values("q8_typed") == std::vector<double>{-127, 0, 127});
+    CHECK(values("u8_typed") == std::vector<double>{0, 128, 255});
+    CHECK(values("q32_typed") == std::vector<double>{-2147483648.0, -1, 2147483647.0});
+    CHECK(values("q32_raw") == std::vector<double>{-2147483648.0, -1, 2147483647.0});
+  }
+}

@@ -3,7 +3,6 @@
 # encoder, an fp16 side-output net with Resize, torchaudio's ConvTasNet),
 # exported at test time by tools/scripts/export_pattern_models.py into the
 # build tree (about 10 s; files newer than the script are kept).
-find_program(ONNX_REINIT_SYSTEM_PYTHON python3 PATHS /usr/bin NO_DEFAULT_PATH)
 add_test(NAME export_pattern_models
          COMMAND ${ONNX_REINIT_SYSTEM_PYTHON}
                  ${PROJECT_SOURCE_DIR}/tools/scripts/export_pattern_models.py

@@ -11,7 +11,8 @@ target_include_directories(plan_is_law_test PRIVATE ${CMAKE_CURRENT_SOURCE_DIR})
 target_compile_definitions(plan_is_law_test PRIVATE
   ONNX_REINIT_CLI="$<TARGET_FILE:onnx-reinit>"
   ONNX_REINIT_REFERENCE_MODELS="${ONNX_REINIT_REFERENCE_MODELS}"
-  ONNX_REINIT_PATTERN_MODELS="${ONNX_REINIT_PATTERN_MODELS}")
+  ONNX_REINIT_PATTERN_MODELS="${ONNX_REINIT_PATTERN_MODELS}"
+  ONNX_REINIT_QDQ_MODELS="${ONNX_REINIT_QDQ_MODELS}")
 add_dependencies(plan_is_law_test onnx-reinit standard)
 onnx_reinit_warnings(plan_is_law_test)
 set(plan_is_law_env "LSAN_OPTIONS=${ONNX_REINIT_LSAN_OPTIONS}")
@@ -31,3 +32,6 @@ set_tests_properties(plan_is_law_testdata PROPERTIES LABELS "cli;corpus;slow;no_
 add_test(NAME plan_is_law_patterns COMMAND plan_is_law_test "[patterns]")
 set_tests_properties(plan_is_law_patterns PROPERTIES LABELS cli ENVIRONMENT "${plan_is_law_env}"
   FIXTURES_REQUIRED onnx_reinit_pattern_models)
+add_test(NAME plan_is_law_qdq COMMAND plan_is_law_test "[qdq]")
+set_tests_properties(plan_is_law_qdq PROPERTIES LABELS cli ENVIRONMENT "${plan_is_law_env}"
+  FIXTURES_REQUIRED onnx_reinit_qdq_models)

@@ -275,10 +275,28 @@ TEST_CASE("non-float, quantized and unknown tensors are protected") {
   CHECK(p.action == ori::plan_action::keep);
   CHECK(p.reason == "non-float dtype int64");
 
+  // A rule naming a tensor that is never rewritten is an error, not ignored.
+  CHECK_THROWS_AS(plan_for(shape, {ori::parse_rule("shape=zeros", "--rule 1")}), ori::rule_error);
   auto quantized = tensor("qw", ori::tensor_role::weight);
   quantized.keep_reason = "quantized";
-  CHECK(plan_for(quantized, {ori::parse_rule("qw=zeros", "--rule 1")}).action ==
+  CHECK_THROWS_AS(plan_for(quantized, {ori::parse_rule("qw=zeros", "--rule 1")}), ori::rule_error);
+  CHECK(plan_for(quantized, {ori::parse_rule("qw=keep", "--rule 1")}).action ==
         ori::plan_action::keep);
+
+  // A name pattern that also catches a shape constant beside the weights it
+  // rewrites is fine; one that rewrites nothing and catches only tensors
+  // never rewritten is an error.
+  auto layer_shape = shape;
+  layer_shape.info.name = "layer.shape";
+  const auto layer_w = tensor("layer.w", ori::tensor_role::weight);
+  ori::plan_options glob;
+  glob.rules = {ori::parse_rule("layer.*=zeros", "--rule 1")};
+  const auto plans = ori::make_plan({layer_shape, layer_w}, glob);
+  CHECK(plans[0].action == ori::plan_action::keep);
+  CHECK(plans[1].action == ori::plan_action::rewrite);
+  CHECK_THROWS_WITH(ori::make_plan({layer_shape}, glob),
+                    Catch::Contains("rule 'layer.*=zeros' names 'layer.shape'") &&
+                        Catch::Contains("never rewritten"));
 
   auto unknown = tensor("pow_exponent", ori::tensor_role::unknown);
   unknown.keep_reason = "unknown role (Pow input 1)";

@@ -3,7 +3,6 @@
 # tools/scripts/export_reference_models.py into the build tree: ResNet-50 at
 # its real widths is 100 MB per form, too big to check in. The fixture test
 # exports once (about 20 s) and keeps files newer than the script.
-find_program(ONNX_REINIT_SYSTEM_PYTHON python3 PATHS /usr/bin NO_DEFAULT_PATH)
 add_test(NAME export_reference_models
          COMMAND ${ONNX_REINIT_SYSTEM_PYTHON}
                  ${PROJECT_SOURCE_DIR}/tools/scripts/export_reference_models.py

@@ -376,7 +376,8 @@ std::vector<layer_site> find_layers(const onnx::ModelProto& model,
   for (int pass = 0; pass < 2; ++pass) {  // weights first, then recurrent weights
     const tensor_role role = pass == 0 ? tensor_role::weight : tensor_role::recurrent_weight;
     for (const auto& a : analysis) {
-      if (a.info.role != role || a.layer_output.empty() || !a.is_float) continue;
+      // Quantized weights too: their layers' outputs are float.
+      if (a.info.role != role || a.layer_output.empty() || (!a.is_float && !a.quantized)) continue;
       auto p = producer.find(a.layer_output);
       if (p == producer.end() || by_output.count(a.layer_output) != 0) continue;
       const auto& node = graph.node(p->second);
@@ -389,6 +390,7 @@ std::vector<layer_site> find_layers(const onnx::ModelProto& model,
       s.act_param = a.info.activation_param;
       s.act_input = a.activation_input;
       s.act_output = a.activation_output;
+      s.quantized = a.quantized.has_value();
       s.recurrent = node.op_type() == "LSTM" || node.op_type() == "GRU" || node.op_type() == "RNN";
       if (s.recurrent) {  // the cell's activation is inside the layer
         s.act_input.clear();

@@ -58,7 +58,8 @@ struct layer_site {
   std::string act_input;   // "" when linear
   std::string act_output;  // "" when linear or decomposed
   bool recurrent = false;
-  int node = 0;  // index in the main graph's node list
+  bool quantized = false;  // an integer weight behind a DequantizeLinear: measured, not calibrated
+  int node = 0;            // index in the main graph's node list
 };
 std::vector<layer_site> find_layers(const onnx::ModelProto& model,
                                     const std::vector<tensor_analysis>& analysis);

@@ -253,6 +253,8 @@ std::vector<lsuv_result> skipped_weights(
       skip(l.weight, "recurrent weight: not calibrated; left as sampled");
     else if (l.ref.origin != tensor_origin::initializer)
       skip(l.weight, "held by a Constant node, not an initializer: not calibrated");
+    else if (l.quantized)
+      skip(l.weight, "quantized weight: not calibrated; left as requantized or kept");
   }
   for (const auto& a : p.analysis)
     if (!a.ref.graph_path.empty() && a.is_float &&
@@ -345,7 +347,7 @@ std::vector<lsuv_result> calibrate_lsuv(loaded_model& model, const std::vector<t
   std::vector<lsuv_result> skipped = skipped_weights(p, by_stream);
   std::unordered_set<std::string> taken;
   for (const auto& l : p.layers) {
-    if (l.recurrent || l.ref.origin != tensor_origin::initializer) continue;
+    if (l.recurrent || l.quantized || l.ref.origin != tensor_origin::initializer) continue;
     if (!not_handed_over(by_stream, l.ref).empty()) continue;
     auto it = inits.find(l.weight);
     if (it == inits.end() || !taken.insert(l.weight).second) continue;

@@ -624,10 +624,9 @@ TEST_CASE("--rule and --rules FILE are tried in order before the policy") {
              "    strategy: normal\n"
              "    params: {mean: 0, std: 0.01}\n"
              "  - \"conv.w=zeros\"\n");
-  const run_result r =
-      run_cli({(dir / "in.onnx").string(), "-o", (dir / "out.onnx").string(), "--rule",
-               "conv.b=ones", "--rule", "shape=zeros", "--rules", (dir / "rules.yaml").string(),
-               "--report", (dir / "report.json").string(), "-v"});
+  const run_result r = run_cli({(dir / "in.onnx").string(), "-o", (dir / "out.onnx").string(),
+                                "--rule", "conv.b=ones", "--rules", (dir / "rules.yaml").string(),
+                                "--report", (dir / "report.json").string(), "-v"});
   INFO(r.err);
   REQUIRE(r.status == 0);
   // -v prints the table with the deciding rule of each tensor.
@@ -642,7 +641,7 @@ TEST_CASE("--rule and --rules FILE are tried in order before the policy") {
   CHECK(contains(tensor_entry(report, "conv.b").at("reason"), "--rule 1"));
   CHECK(contains(tensor_entry(report, "conv.w").at("reason"), "rules.yaml:3"));
   CHECK(tensor_entry(report, "conv.w").at("params").at("std").get<double>() == 0.01);
-  // A rule cannot turn an int64 shape into floats: it stays as it was.
+  // The int64 shape no rule named stays as it was.
   CHECK(tensor_entry(report, "shape").at("action") == "kept");
   const ori::loaded_model in = ori::load_model(dir / "in.onnx");
   CHECK(bytes_of(out, "shape") == bytes_of(in, "shape"));
@@ -657,6 +656,10 @@ TEST_CASE("bad rules, strategies and parameters fail with one line naming the cu
   const std::string out = (dir / "out.onnx").string();
 
   check_error(run_cli({in, "-o", out, "--rule", "conv.w"}), 2, {"--rule 1", "conv.w"});
+  // A rule cannot turn an int64 shape into floats: naming it is an error,
+  // not a rule silently ignored (a keep rule may name it).
+  check_error(run_cli({in, "-o", out, "--rule", "conv.b=ones", "--rule", "shape=zeros"}), 2,
+              {"rule 'shape=zeros' names 'shape'", "never rewritten", "--rule 2"});
   check_error(run_cli({in, "-o", out, "--rule", "conv.b=ones", "--rule", "role:wieght=zeros"}), 2,
               {"--rule 2", "wieght"});
   check_error(run_cli({in, "-o", out, "--rules", (dir / "rules.yaml").string()}), 2,

@@ -227,17 +227,25 @@ std::vector<std::vector<std::string>> configurations(const model_under_test& m) 
   return configs;
 }
 
-// Every configuration on one model.
-void check_model(const fs::path& path, tally& t) {
+// Every configuration on one model; with `extra` (e.g. --quantized
+// requantize) each is run a second time with it.
+void check_model(const fs::path& path, const std::vector<std::string>& extra, tally& t) {
   ori::test::temp_dir scratch;
   const model_under_test m = prepare(path, scratch.path());
-  for (const auto& args : configurations(m)) run_and_check(m, args, t);
+  for (const auto& args : configurations(m)) {
+    run_and_check(m, args, t);
+    if (extra.empty()) continue;
+    std::vector<std::string> with = extra;
+    with.insert(with.end(), args.begin(), args.end());
+    run_and_check(m, with, t);
+  }
 }
 
-void check_models(const std::vector<fs::path>& models, bool expect_calibration) {
+void check_models(const std::vector<fs::path>& models, bool expect_calibration,
+                  const std::vector<std::string>& extra = {}) {
   REQUIRE_FALSE(models.empty());
   tally t;
-  for (const fs::path& path : models) check_model(path, t);
+  for (const fs::path& path : models) check_model(path, extra, t);
   WARN(
       fmt::format("{} models, {} runs: {} calibrated, {} refused cleanly by the runtime stage, "
                   "{} tensors changed",
@@ -291,4 +299,8 @@ TEST_CASE("the plan is law on the reference exports", "[plan_is_law][reference]"
 
 TEST_CASE("the plan is law on the graph-pattern models", "[plan_is_law][patterns]") {
   check_models(ori::test::onnx_files(ONNX_REINIT_PATTERN_MODELS), true);
+}
+
+TEST_CASE("the plan is law on the quantized (QDQ) models", "[plan_is_law][qdq]") {
+  check_models(ori::test::onnx_files(ONNX_REINIT_QDQ_MODELS), true, {"--quantized", "requantize"});
 }

@@ -60,6 +60,7 @@ struct arguments {
   std::vector<std::string> only;
   std::vector<std::string> skip;
   std::string fan_convention = "semantic";
+  std::string quantized = "keep";
   std::string report;
   std::vector<std::string> plugins;
   std::vector<std::string> plugin_dirs;
@@ -92,6 +93,10 @@ void add_options(CLI::App& app, arguments& a) {
   app.add_option("--skip", a.skip, "keep tensors whose name matches GLOB; repeatable");
   app.add_option("--fan-convention", a.fan_convention, "semantic (default) or torch")
       ->check(CLI::IsMember({"semantic", "torch"}));
+  app.add_option("--quantized", a.quantized,
+                 "quantized (QDQ) weights and biases: keep (default) or requantize (draw in "
+                 "float with their layer's plan, quantize back with new scales)")
+      ->check(CLI::IsMember({"keep", "requantize"}));
   app.add_option("--report", a.report, "write the JSON report to FILE");
   app.add_option("--plugin", a.plugins, "load a strategy plugin FILE; repeatable");
   app.add_option("--plugin-dir", a.plugin_dirs, "load every plugin in DIR; repeatable");
@@ -219,6 +224,7 @@ ori::plan_options plan_options_of(const arguments& a, const ori::registry& strat
   for (ori::rule& r : ori::cli::preset_rules(a.recipes)) options.rules.push_back(std::move(r));
   options.only = a.only;
   options.skip = a.skip;
+  options.requantize = a.quantized == "requantize";
   return options;
 }
 
@@ -228,7 +234,9 @@ std::uint64_t rewritten_bytes(const std::vector<ori::tensor_plan>& plans) {
   for (const ori::tensor_plan& p : plans)
     if (p.action == ori::plan_action::rewrite)
       bytes += static_cast<std::uint64_t>(p.tensor.info.element_count()) *
-               ori::element_size(p.tensor.info.dtype);
+               (p.tensor.is_float               ? ori::element_size(p.tensor.info.dtype)
+                : p.tensor.data_type == "int32" ? 4    // a requantized bias
+                                                : 1);  // a requantized int8/uint8 weight
   return bytes;
 }
 
@@ -396,6 +404,8 @@ int run(const arguments& a) {
   const std::vector<ori::tensor_analysis> analysis = ori::analyze_model(model, analysis_options);
   ori::cli::check_presets(a.recipes, analysis);
   std::vector<ori::tensor_plan> plans = ori::make_plan(analysis, plan_options);
+  if (const std::string note = ori::quantized_summary(plans); !note.empty() && !a.quiet)
+    fmt::print(stderr, "onnx-reinit: {}\n", note);
   ori::validate_plan(plans, strategies);
   ori::cli::transfer_stage transfer(a.recipes, load_options_of(a, n));
   transfer.plan(plans, plan_options);

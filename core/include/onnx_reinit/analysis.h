@@ -25,6 +25,25 @@ struct analysis_options {
   fan_convention convention = fan_convention::semantic;
 };
 
+// A quantized weight or bias (DESIGN.md section 6): an integer tensor
+// (int8, uint8 weight; int32 bias) that a DequantizeLinear turns into the
+// weight or bias of a layer. Its role, fans and activation are the layer's.
+struct quantized_tensor {
+  std::string scale;          // the DequantizeLinear's scale tensor
+  std::string zero_point;     // its zero point tensor; "" when absent (0)
+  std::int64_t axis = 1;      // its axis, non-negative (meaningful per channel)
+  std::int64_t channels = 1;  // elements of the scale: 1 per tensor, else per channel
+  bool symmetric = true;      // every zero point is 0 (int8 weights, int32 biases)
+  // Bias: its scale is input scale x weight scale, the scale of the
+  // DequantizeLinear feeding the layer's data input and that of the layer's
+  // quantized weight (named here).
+  std::string input_scale;
+  std::string weight;
+  std::string weight_scale;
+  // Non-empty: --quantized requantize cannot rewrite this tensor, and why.
+  std::string unsupported;
+};
+
 struct tensor_analysis {
   tensor_ref ref;
   // name, shape, dtype, role, fans, receptive field, groups, gates, matrix
@@ -64,6 +83,12 @@ struct tensor_analysis {
   bool output_layer = false;
   // The model's attention structure and this tensor's place in it.
   transformer_place transformer;
+  // Set for a quantized weight or bias (kept unless --quantized requantize).
+  std::optional<quantized_tensor> quantized;
+  // A scale or zero point of a QuantizeLinear/DequantizeLinear: never a
+  // weight, never rewritten by a rule (requantize sets a quantized weight's
+  // scale from its new values).
+  bool quantization_parameter = false;
 };
 
 // One entry per tensor of collect_model_tensors(), in the same order. The

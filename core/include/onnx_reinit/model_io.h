@@ -101,6 +101,9 @@ struct written_tensor {
   std::uint64_t count = 0;  // elements
   double mean = 0.0;        // NaN for an empty tensor
   double std = 0.0;         // population std; NaN for an empty tensor
+  // false: an integer tensor (a requantized weight, its codes no figures of
+  // its values): dtype unused, mean and std NaN.
+  bool is_float = true;
 };
 
 struct save_result {

@@ -31,6 +31,10 @@ struct tensor_plan {
   std::optional<double> forget_bias;
   // transfer: the pretrained tensor's name.
   std::string transfer_source;
+  // --quantized requantize: the quantized weight or bias whose new values
+  // set this tensor's (the scale of its DequantizeLinear); action rewrite,
+  // call.strategy "requantize", no registry strategy.
+  std::string requantized_from;
 };
 
 struct plan_options {
@@ -43,9 +47,17 @@ struct plan_options {
   // sets the gain of the weights before that PReLU. Without a registry
   // every rewritten slope counts as drawn (PyTorch's initial 0.25, noted).
   const registry* strategies = nullptr;
+  // --quantized requantize: quantized weights and biases (tensor_analysis::
+  // quantized) are planned like float ones, drawn in float and quantized
+  // back (requantize.h); false keeps them.
+  bool requantize = false;
 };
 
-// One plan per analysed tensor, in the same order. Parameters written
+// One plan per analysed tensor, in the same order. A user rule whose name
+// glob (other than `*`) picks a tensor that is never rewritten (not float,
+// a quantization scale or zero point, a quantized weight without
+// `requantize`, a tensor the analysis keeps), and that would decide it, is a
+// rule_error naming the rule, the tensor and why, unless the rule keeps. Parameters written
 // `auto` that rules.h declares (auto_params) are resolved here: gain=auto
 // becomes the tensor's activation gain; for a weight before a PReLU, the
 // gain of the slope the plan writes for that PReLU's slope tensor
@@ -54,6 +66,11 @@ struct plan_options {
 // rule) and taken out of the strategy's parameters into tensor_plan.
 std::vector<tensor_plan> make_plan(const std::vector<tensor_analysis>& tensors,
                                    const plan_options& options);
+
+// "53 quantized weights kept; --quantized requantize rewrites them" when
+// the plan keeps quantized weights or biases for being quantized (with
+// their count and why under requantize); "" when none.
+std::string quantized_summary(const std::vector<tensor_plan>& plans);
 
 // True when `name` matches the shell glob `pattern` (fnmatch, no flags).
 bool glob_matches(const std::string& pattern, const std::string& name);

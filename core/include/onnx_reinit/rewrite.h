@@ -167,7 +167,8 @@ struct fmt::formatter<onnx_reinit::written_tensor> : onnx_reinit::format_detail:
   auto format(const onnx_reinit::written_tensor& t, Context& ctx) const {
     using onnx_reinit::format_detail::figure;
     return fmt::format_to(ctx.out(), "{} {} x{} mean={} std={}", onnx_reinit::stream_name(t.ref),
-                          to_string(t.dtype), t.count, figure(t.mean), figure(t.std));
+                          t.is_float ? to_string(t.dtype) : "integer", t.count, figure(t.mean),
+                          figure(t.std));
   }
 };
 

@@ -177,8 +177,8 @@ struct fmt::formatter<onnx_reinit::layer_stats> : onnx_reinit::format_detail::pl
   template <class Context>
   auto format(const onnx_reinit::layer_stats& l, Context& ctx) const {
     using onnx_reinit::format_detail::figure;
-    auto out = fmt::format_to(ctx.out(), "{} {} {} std={} act_std={} ratio={}", l.name, l.op,
-                              l.act, figure(l.std), figure(l.act_std), figure(l.ratio_to_first));
+    auto out = fmt::format_to(ctx.out(), "{} {} {} std={} act_std={} ratio={}", l.name, l.op, l.act,
+                              figure(l.std), figure(l.act_std), figure(l.ratio_to_first));
     if (!l.flags.empty()) out = fmt::format_to(out, " [{}]", fmt::join(l.flags, ","));
     return out;
   }
@@ -191,13 +191,12 @@ struct fmt::formatter<onnx_reinit::inspection> : onnx_reinit::format_detail::pla
   template <class Context>
   auto format(const onnx_reinit::inspection& r, Context& ctx) const {
     using onnx_reinit::format_detail::figure;
-    return fmt::format_to(ctx.out(), "{} batch {}: [{}]; last/first {}, worst {}, flags {}",
-                          r.model, r.batch, fmt::join(r.layers, ", "),
-                          figure(r.summary.last_first_ratio),
-                          r.summary.worst_layer.empty() ? "-" : r.summary.worst_layer,
-                          r.summary.flags.empty()
-                              ? std::string("none")
-                              : fmt::format("{}", fmt::join(r.summary.flags, ",")));
+    return fmt::format_to(
+        ctx.out(), "{} batch {}: [{}]; last/first {}, worst {}, flags {}", r.model, r.batch,
+        fmt::join(r.layers, ", "), figure(r.summary.last_first_ratio),
+        r.summary.worst_layer.empty() ? "-" : r.summary.worst_layer,
+        r.summary.flags.empty() ? std::string("none")
+                                : fmt::format("{}", fmt::join(r.summary.flags, ",")));
   }
 };
 
@@ -209,8 +208,7 @@ struct fmt::formatter<onnx_reinit::lsuv_result> : onnx_reinit::format_detail::pl
   auto format(const onnx_reinit::lsuv_result& r, Context& ctx) const {
     using onnx_reinit::format_detail::figure;
     if (!r.note.empty()) return fmt::format_to(ctx.out(), "{}: {}", r.name, r.note);
-    return fmt::format_to(ctx.out(), "{}: scaled {} in {} step{}, std {}", r.name,
-                          figure(r.scale), r.iterations, r.iterations == 1 ? "" : "s",
-                          figure(r.std));
+    return fmt::format_to(ctx.out(), "{}: scaled {} in {} step{}, std {}", r.name, figure(r.scale),
+                          r.iterations, r.iterations == 1 ? "" : "s", figure(r.std));
   }
 };

@@ -4,6 +4,7 @@
 
 #include "layout.h"
 #include "patterns.h"
+#include "quantized.h"
 
 #include <cmath>
 #include <unordered_set>
@@ -51,6 +52,11 @@ std::optional<activation_result> nonlinearity(const model_index& index, const on
   bool ms = node.domain() == "com.microsoft";
   if (!is_default_domain(node) && !ms) return std::nullopt;
   if (op == "Clip") return clip_activation(index, node, scope);
+  // ONNX Runtime's QDQ models: a Relu removed into its QuantizeLinear. The
+  // integer output is no activation to measure: input only, as a
+  // decomposed activation.
+  if (quantize_clamps_negatives(index, node, scope))
+    return activation_result{activation_kind::relu, 0.0};
   if (op == "PRelu") {
     auto slope =
         node.input_size() > 1 ? uniform_constant(index, node.input(1), scope) : std::nullopt;
@@ -91,6 +97,10 @@ bool pass_through(const model_index& index, const onnx::NodeProto& node, int slo
                                                       "Tile",
                                                       "LpPool"};
   if (ops.count(node.op_type()) != 0) return true;
+  // A quantize/dequantize pair between layers keeps the values (up to
+  // rounding); a clamping QuantizeLinear is a nonlinearity, found before.
+  if ((node.op_type() == "QuantizeLinear" || node.op_type() == "DequantizeLinear") && slot == 0)
+    return true;
   // Scaling by a constant keeps the walk going; a product of two activations
   // (gating) does not.
   if (node.op_type() == "Mul" || (node.op_type() == "Div" && slot == 0))
@@ -146,7 +156,7 @@ activation_result find_activation(const model_index& index, int layer) {
     int next_graph = index.node_graph(uses.front().node);
     if (auto a = nonlinearity(index, next, next_graph)) {
       a->input = value;
-      if (next.output_size() > 0) a->output = next.output(0);
+      if (next.output_size() > 0 && !is_op(next, "QuantizeLinear")) a->output = next.output(0);
       return *a;
     }
     if (!pass_through(index, next, uses.front().slot, next_graph) || next.output_size() == 0)

@@ -23,6 +23,7 @@
 #include "onnx_reinit/sdk/gains.h"
 #include "parallel_for.h"
 #include "patterns.h"
+#include "quantized.h"
 #include "residual.h"
 
 namespace onnx_reinit {
@@ -38,6 +39,7 @@ struct consumer {
 struct trace_result {
   std::vector<consumer> consumers;  // real consumers, node order
   bool quantized = false;           // reaches DequantizeLinear as the data
+  int dequantize = -1;              // the first such DequantizeLinear node
 };
 
 // What one consumer makes of the tensor.
@@ -76,6 +78,7 @@ trace_result trace(const model_index& index, const std::string& name, int scope)
         continue;
       }
       r.quantized = r.quantized || dequant;
+      if (dequant && r.dequantize < 0) r.dequantize = u.node;
       for (const auto& out : node.output())
         if (!out.empty() && visited.insert(out).second)
           queue.emplace_back(out, index.node_graph(u.node));
@@ -667,6 +670,9 @@ std::vector<tensor_analysis> analyze(const onnx::ModelProto& model, const loaded
       place_in_residual(residual, attention, t.graph, v, a);
       reason = v.reason;
       fourier = is_fourier_projection(index, v);
+      if (tr.quantized)
+        a.quantized = describe_quantized(index, tr.dequantize, v.layer, v.role, *t.proto, t.graph);
+      a.quantization_parameter = reason.starts_with("quantization");
       for (std::size_t i = 1; i < tr.consumers.size(); ++i) {
         view o = an.describe(tr.consumers[i], a.info.shape);
         if (o.role == v.role && o.fan_in == v.fan_in && o.fan_out == v.fan_out) continue;
@@ -686,7 +692,12 @@ std::vector<tensor_analysis> analyze(const onnx::ModelProto& model, const loaded
     } else {
       reason = "no consumer";
     }
-    if (tr.quantized)
+    if (a.quantized && a.quantized->unsupported.empty())
+      a.keep_reason = "quantized weight; --quantized requantize rewrites it";
+    else if (a.quantized)
+      a.keep_reason =
+          fmt::format("quantized weight; not requantizable: {}", a.quantized->unsupported);
+    else if (tr.quantized)
       a.keep_reason = "quantized";
     else if (reason.starts_with("quantization"))
       a.keep_reason = reason;  // more telling than the dtype for int8 zero points

@@ -644,6 +644,12 @@ class write_context {
     std::vector<written_tensor> out;
     for (const const_model_tensor& mt : collect_model_tensors(proto)) {
       value_stats* stats = stats_for(*mt.proto);
+      if (stats == nullptr && state().written.contains(mt.proto)) {
+        constexpr double unmeasured = std::numeric_limits<double>::quiet_NaN();
+        out.push_back({mt.ref, element_type::float32,
+                       static_cast<std::uint64_t>(tensor_element_count(*mt.proto)), unmeasured,
+                       unmeasured, false});
+      }
       if (stats == nullptr) continue;
       if (!measure_) {
         constexpr double unmeasured = std::numeric_limits<double>::quiet_NaN();

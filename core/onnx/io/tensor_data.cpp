@@ -314,6 +314,52 @@ void store_inline(onnx::TensorProto& t, element_type type, std::span<const std::
   }
 }
 
+// The integer types quantized weights and biases are stored in, which a
+// requantization writes (int8, uint8, int32): their element size, 0 for
+// any other type.
+std::size_t quantized_element_size(const onnx::TensorProto& t) {
+  switch (t.data_type()) {
+    case onnx::TensorProto::INT8:
+    case onnx::TensorProto::UINT8:
+      return 1;
+    case onnx::TensorProto::INT32:
+      return 4;
+    default:
+      return 0;
+  }
+}
+
+// Tensors new bytes may be written to: float, or a quantized integer type.
+void require_writable(const onnx::TensorProto& t) {
+  if (!float_element_type(t) && quantized_element_size(t) == 0) require_float(t);
+}
+
+// Stores little-endian element bytes into the tensor's in-proto field,
+// integer types included (raw_data, or int32_data holding each value).
+void store_new_bytes(onnx::TensorProto& t, std::span<const std::byte> bytes) {
+  if (const std::optional<element_type> type = float_element_type(t))
+    return store_inline(t, *type, bytes);
+  const std::size_t size = quantized_element_size(t);
+  if (storage_of(t) == tensor_storage::raw_data) {
+    t.mutable_raw_data()->assign(reinterpret_cast<const char*>(bytes.data()), bytes.size());
+    return;
+  }
+  if (storage_of(t) != tensor_storage::int32_data)
+    throw model_error(fmt::format("tensor '{}': cannot store integer values in {}", t.name(),
+                                  field_name(storage_of(t))),
+                      t.name());
+  for (std::size_t i = 0; i < bytes.size() / size; ++i) {
+    std::int32_t v = 0;
+    if (t.data_type() == onnx::TensorProto::INT32)
+      std::memcpy(&v, bytes.data() + 4 * i, 4);
+    else if (t.data_type() == onnx::TensorProto::INT8)
+      v = static_cast<std::int8_t>(bytes[i]);
+    else
+      v = static_cast<std::uint8_t>(bytes[i]);
+    t.set_int32_data(static_cast<int>(i), v);
+  }
+}
+
 }  // namespace
 
 std::optional<element_type> float_element_type(const onnx::TensorProto& tensor) {
@@ -583,7 +629,7 @@ std::vector<T> read_tensor_values(const loaded_model& model, const onnx::TensorP
 
 void write_tensor_bytes(loaded_model& model, onnx::TensorProto& t,
                         std::span<const std::byte> bytes) {
-  const element_type type = require_float(t);
+  require_writable(t);
   const std::uint64_t expected = tensor_byte_size(t);
   if (bytes.size() != expected)
     throw usage_error(
@@ -596,12 +642,12 @@ void write_tensor_bytes(loaded_model& model, onnx::TensorProto& t,
     return;
   }
   set_pending(model, t, nullptr);
-  store_inline(t, type, bytes);
+  store_new_bytes(t, bytes);
 }
 
 void fill_tensor_bytes(loaded_model& model, onnx::TensorProto& t,
                        const std::function<void(std::span<std::byte>)>& fill) {
-  const element_type type = require_float(t);
+  require_writable(t);
   const std::uint64_t expected = tensor_byte_size(t);
   check_data_length(&model, t);
   if (storage_of(t) == tensor_storage::external)
@@ -624,12 +670,12 @@ void fill_tensor_bytes(loaded_model& model, onnx::TensorProto& t,
   const std::span<std::byte> bytes(buffer.get(), static_cast<std::size_t>(expected));
   fill(bytes);
   set_pending(model, t, nullptr);
-  store_inline(t, type, bytes);
+  store_new_bytes(t, bytes);
 }
 
 void write_tensor_source(loaded_model& model, onnx::TensorProto& t,
                          std::shared_ptr<const byte_source> source) {
-  require_float(t);
+  require_writable(t);
   const std::uint64_t expected = tensor_byte_size(t);
   if (source == nullptr || source->size() != expected)
     throw usage_error(fmt::format("tensor '{}': a source of {} bytes given, {} needed", t.name(),

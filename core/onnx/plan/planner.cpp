@@ -28,11 +28,80 @@ tensor_plan kept(const tensor_analysis& tensor, std::string reason) {
   return plan;
 }
 
-// Tensors that can never be rewritten: not float, or kept by the analysis
-// for a reason other than an unknown role (e.g. quantized).
-bool must_keep(const tensor_analysis& tensor) {
-  return !tensor.is_float ||
-         (!tensor.keep_reason.empty() && tensor.info.role != tensor_role::unknown);
+// Why a tensor is never rewritten, whatever the rules say; "" when it may
+// be: not float (quantized weights aside under requantize), a quantization
+// scale or zero point, or kept by the analysis for a reason other than an
+// unknown role.
+std::string never_rewritten(const tensor_analysis& tensor, const plan_options& options) {
+  if (tensor.quantized)
+    return options.requantize && tensor.quantized->unsupported.empty() ? std::string{}
+                                                                       : tensor.keep_reason;
+  if (!tensor.is_float)
+    return tensor.keep_reason.empty() ? "not a float tensor" : tensor.keep_reason;
+  if (tensor.quantization_parameter ||
+      (!tensor.keep_reason.empty() && tensor.info.role != tensor_role::unknown))
+    return tensor.keep_reason;
+  return {};
+}
+
+bool names_explicitly(const rule& r) {
+  return std::any_of(r.terms.begin(), r.terms.end(), [](const match_term& t) {
+    return t.field == match_term::kind::name &&
+           std::any_of(t.alternatives.begin(), t.alternatives.end(),
+                       [](const std::string& g) { return g != "*"; });
+  });
+}
+
+// The first rule matching `tensor`, or null.
+const rule* first_match(const tensor_analysis& tensor, const std::vector<rule>& rules) {
+  for (const rule& r : rules)
+    if (r.matches(tensor)) return &r;
+  return nullptr;
+}
+
+// A name alternative of `r` that is `name` itself, not a pattern.
+bool names_literally(const rule& r, const std::string& name) {
+  return std::any_of(r.terms.begin(), r.terms.end(), [&](const match_term& t) {
+    return t.field == match_term::kind::name &&
+           std::any_of(t.alternatives.begin(), t.alternatives.end(), [&](const std::string& g) {
+             return g.find_first_of("*?[\\") == std::string::npos && g == name;
+           });
+  });
+}
+
+rule_error never_rewritten_error(const rule& r, const tensor_analysis& tensor,
+                                 const std::string& why) {
+  return rule_error(
+      fmt::format("rule '{}' names '{}' ({} {}), which is never rewritten: {}", r.text,
+                  tensor.info.name, tensor.data_type, to_string(tensor.info.role), why),
+      r.origin);
+}
+
+// A user rule that names a tensor the tool never rewrites is an error, not
+// a rule silently ignored: a rule whose name term is that tensor's name, or
+// a rule with a name pattern that decides first for such tensors and
+// rewrites none (a glob that also catches shape constants beside the
+// weights it rewrites is fine). `keep` rules may name anything.
+void refuse_rules_naming_never_rewritten(const std::vector<tensor_analysis>& tensors,
+                                         const std::vector<tensor_plan>& plans,
+                                         const plan_options& options) {
+  std::vector<std::pair<const rule*, std::size_t>> refused;  // rule, first such tensor
+  for (std::size_t i = 0; i < tensors.size(); ++i) {
+    const std::string why = never_rewritten(tensors[i], options);
+    if (why.empty()) continue;
+    const rule* r = first_match(tensors[i], options.rules);
+    if (r == nullptr || r->keeps() || !names_explicitly(*r)) continue;
+    if (names_literally(*r, tensors[i].info.name)) throw never_rewritten_error(*r, tensors[i], why);
+    if (std::none_of(refused.begin(), refused.end(), [&](const auto& e) { return e.first == r; }))
+      refused.emplace_back(r, i);
+  }
+  for (const auto& [r, i] : refused) {
+    const bool decides_some = std::any_of(plans.begin(), plans.end(), [&](const tensor_plan& p) {
+      return p.action == plan_action::rewrite && p.rule == r->text && p.rule_origin == r->origin;
+    });
+    if (!decides_some)
+      throw never_rewritten_error(*r, tensors[i], never_rewritten(tensors[i], options));
+  }
 }
 
 // A rule may decide for a tensor of unknown role, or one whose values form a
@@ -107,9 +176,16 @@ tensor_plan from_rule(const tensor_analysis& tensor, const rule& r) {
   return plan;
 }
 
-tensor_plan plan_one(const tensor_analysis& tensor, const plan_options& options) {
-  if (must_keep(tensor))
-    return kept(tensor, tensor.keep_reason.empty() ? "not a float tensor" : tensor.keep_reason);
+tensor_plan plan_one(const tensor_analysis& analysed, const plan_options& options) {
+  if (std::string why = never_rewritten(analysed, options); !why.empty())
+    return kept(analysed, why);  // rules naming it: refuse_rules_naming_never_rewritten
+  // A quantized weight under requantize is planned as its float layer's.
+  tensor_analysis requantized;
+  if (analysed.quantized) {
+    requantized = analysed;
+    requantized.keep_reason.clear();
+  }
+  const tensor_analysis& tensor = analysed.quantized ? requantized : analysed;
   const std::string& name = tensor.info.name;
   if (!options.only.empty() && !any_glob(options.only, name))
     return kept(tensor, "not selected by --only");
@@ -147,7 +223,79 @@ std::pair<double, std::string> written_slope(const tensor_plan& slope, double tr
                       slope.tensor.info.name, slope.call.strategy, default_prelu_slope)};
 }
 
+// --quantized requantize: each requantized weight or bias rewrites the
+// scale of its DequantizeLinear too (a bias's is input scale x weight
+// scale), which the plan and the report list as rewritten.
+void plan_requantized_scales(std::vector<tensor_plan>& plans) {
+  for (const tensor_plan& p : plans) {
+    if (p.action != plan_action::rewrite || !p.tensor.quantized) continue;
+    const quantized_tensor& q = *p.tensor.quantized;
+    auto scale = std::find_if(plans.begin(), plans.end(), [&](const tensor_plan& s) {
+      return s.tensor.info.name == q.scale && s.tensor.ref.graph_path == p.tensor.ref.graph_path;
+    });
+    if (scale == plans.end()) continue;  // the analysis found it a constant: not reached
+    scale->action = plan_action::rewrite;
+    scale->call = {"requantize", {}};
+    scale->rule = "requantize";
+    scale->rule_origin = "--quantized requantize";
+    scale->reason.clear();
+    scale->requantized_from = p.tensor.info.name;
+    scale->tensor.notes.push_back(
+        p.tensor.info.role == tensor_role::bias
+            ? fmt::format("requantized: input scale x the scale of '{}', for bias '{}'", q.weight,
+                          p.tensor.info.name)
+            : fmt::format("requantized: max|w|{} of the new values of '{}'",
+                          q.symmetric ? " / 127 (int8)" : " over the range beside the zero point",
+                          p.tensor.info.name));
+  }
+  for (tensor_plan& p : plans) {
+    if (!p.tensor.quantized || !p.tensor.quantized->unsupported.empty()) continue;
+    const quantized_tensor& q = *p.tensor.quantized;
+    if (p.action == plan_action::rewrite) {
+      p.tensor.notes.push_back(
+          fmt::format("requantized: drawn in float, quantized to {} with {} scale '{}'{}",
+                      p.tensor.data_type, q.channels > 1 ? "per-channel" : "per-tensor", q.scale,
+                      q.channels > 1 ? fmt::format(" along axis {}", q.axis) : std::string{}));
+      continue;
+    }
+    if (p.tensor.info.role != tensor_role::bias) continue;
+    auto weight = std::find_if(plans.begin(), plans.end(), [&](const tensor_plan& w) {
+      return w.tensor.info.name == q.weight && w.action == plan_action::rewrite;
+    });
+    if (weight != plans.end())
+      p.tensor.notes.push_back(fmt::format(
+          "kept while weight '{}' is requantized: its scale no longer equals input scale x weight "
+          "scale (the model computes the same bias; fused integer kernels may not)",
+          q.weight));
+  }
+}
+
 }  // namespace
+
+std::string quantized_summary(const std::vector<tensor_plan>& plans) {
+  std::size_t kept_count = 0, unsupported = 0, requantized = 0;
+  for (const tensor_plan& p : plans) {
+    if (!p.tensor.quantized) continue;
+    if (p.action == plan_action::rewrite) {
+      ++requantized;
+    } else if (p.reason == p.tensor.keep_reason) {  // kept for being quantized
+      ++kept_count;
+      unsupported += p.tensor.quantized->unsupported.empty() ? 0 : 1;
+    }
+  }
+  const char* plural = kept_count == 1 ? "" : "s";
+  if (kept_count == 0) return {};
+  if (kept_count == unsupported)
+    return fmt::format("{} quantized weight{} kept: not requantizable (the plan says why)",
+                       kept_count, plural);
+  if (requantized == 0 && unsupported == 0)
+    return fmt::format("{} quantized weight{} kept; --quantized requantize rewrites them",
+                       kept_count, plural);
+  return fmt::format(
+      "{} quantized weight{} kept; --quantized requantize rewrites {} of them (the "
+      "plan says why not the others)",
+      kept_count, plural, kept_count - unsupported);
+}
 
 std::vector<tensor_plan> make_plan(const std::vector<tensor_analysis>& tensors,
                                    const plan_options& options) {
@@ -172,6 +320,8 @@ std::vector<tensor_plan> make_plan(const std::vector<tensor_analysis>& tensors,
     if (!note.empty()) adjusted.notes.push_back(note);
     p = plan_one(adjusted, options);
   }
+  if (options.requantize) plan_requantized_scales(plans);
+  refuse_rules_naming_never_rewritten(tensors, plans, options);
   return plans;
 }
 

@@ -52,8 +52,10 @@ json tensor_json(const tensor_plan& plan, const tensor_outcome& outcome) {
   j["shape"] = info.shape;
   j["consumer_op"] = t.consumer_op;
   j["role"] = std::string(to_string(info.role));
-  j["fan_in"] = number_or_null(t.is_float ? info.fan_in : not_known);
-  j["fan_out"] = number_or_null(t.is_float ? info.fan_out : not_known);
+  // A quantized weight has its float layer's fans.
+  const bool fans = t.is_float || t.quantized;
+  j["fan_in"] = number_or_null(fans ? info.fan_in : not_known);
+  j["fan_out"] = number_or_null(fans ? info.fan_out : not_known);
   j["activation"] = std::string(to_string(info.activation));
   j["activation_param"] = info.activation_param;
   j["gain"] = info.gain;
@@ -162,10 +164,11 @@ std::string plan_table(const std::vector<tensor_plan>& plans,
     if (p.tensor.output_layer) decision += "  [output layer]";
     if (p.tensor.transformer.in_block())
       decision += fmt::format("  [{}]", attention_text(p.tensor.transformer));
-    out += fmt::format(
-        "{:<32} {:<14} {:<18} {:<16} {:>9} {:>9} {:<11} {}\n", info.name, shape_text(info.shape),
-        p.tensor.consumer_op, to_string(info.role), p.tensor.is_float ? fan_text(info.fan_in) : "-",
-        p.tensor.is_float ? fan_text(info.fan_out) : "-", to_string(info.activation), decision);
+    out += fmt::format("{:<32} {:<14} {:<18} {:<16} {:>9} {:>9} {:<11} {}\n", info.name,
+                       shape_text(info.shape), p.tensor.consumer_op, to_string(info.role),
+                       p.tensor.is_float || p.tensor.quantized ? fan_text(info.fan_in) : "-",
+                       p.tensor.is_float || p.tensor.quantized ? fan_text(info.fan_out) : "-",
+                       to_string(info.activation), decision);
     if (verbose) {
       if (rewrite) out += fmt::format("    rule: {} ({})\n", p.rule, p.rule_origin);
       for (const std::string& note : p.tensor.notes) out += fmt::format("    note: {}\n", note);
@@ -183,8 +186,9 @@ std::string policy_text() {
       "# transformer:decoder|encoder-decoder|unknown|none, joined by '&'.\n"
       "# gain=auto is the gain of the tensor's activation; forget_bias=V sets the LSTM\n"
       "# forget-gate input bias after the strategy; keep leaves the bytes untouched.\n"
-      "# Non-float and quantized tensors are always kept; tensors of unknown role are\n"
-      "# rewritten only by user rules that name them (a name glob other than '*').\n";
+      "# Non-float tensors are always kept (quantized weights and biases unless\n"
+      "# --quantized requantize), and a rule naming one is an error; tensors of unknown\n"
+      "# role are rewritten only by user rules that name them (a name glob other than '*').\n";
   for (const rule& r : default_policy()) out += r.text + "\n";
   return out;
 }

@@ -107,6 +107,9 @@ transfer_summary plan_transfer(const loaded_model& pretrained, const std::vector
   for (tensor_plan& plan : plans) {
     const tensor_analysis& t = plan.tensor;
     if (!t.ref.graph_path.empty() || !t.is_float) continue;
+    // A Q/DQ scale or zero point belongs to integer codes, never transferred
+    // (and requantized ones set their own scales).
+    if (t.quantization_parameter) continue;
     auto it = sources.find(t.info.name);
     if (it == sources.end()) continue;
     const onnx::TensorProto& source = *it->second;

@@ -25,6 +25,7 @@
 #include "onnx_reinit/random.h"
 #include "onnx_reinit/sdk/tensor_info.h"
 #include "parallel_for.h"
+#include "requantize.h"
 
 namespace onnx_reinit {
 namespace {
@@ -54,7 +55,7 @@ configured_strategy create_for(const tensor_plan& plan, const registry& strategi
 strategy_cache create_all(const std::vector<tensor_plan>& plans, const registry& strategies) {
   strategy_cache cache;
   for (const tensor_plan& plan : plans) {
-    if (plan.action != plan_action::rewrite) continue;
+    if (plan.action != plan_action::rewrite || !plan.requantized_from.empty()) continue;
     const std::string key = plan.call.to_string();
     if (!cache.contains(key)) cache.emplace(key, create_for(plan, strategies));
   }
@@ -316,10 +317,17 @@ model_sample sample_model(const loaded_model& model, const std::vector<tensor_pl
       sample.tensors.push_back(kept_sample(plan));
       continue;
     }
+    if (!plan.requantized_from.empty()) {
+      sample.tensors.push_back(detail::requantized_scale_sample(plan));
+      continue;
+    }
     const configured_strategy& strategy = cache.at(plan.call.to_string());
     tensor_sample& t = sample.tensors.emplace_back(describe(strategy, plan));
+    // A quantized weight's float values (its info's dtype is float32), which
+    // requantize_sources turns into codes.
     t.source = std::make_shared<sampled_tensor>(make_job(plan, strategy, options));
   }
+  detail::requantize_sources(model, plans, sample);
   return sample;
 }
 
@@ -432,9 +440,10 @@ std::vector<tensor_outcome> preview_outcomes(const std::vector<tensor_plan>& pla
   const strategy_cache cache = create_all(plans, strategies);
   model_sample sample;
   for (const tensor_plan& plan : plans)
-    sample.tensors.push_back(plan.action == plan_action::rewrite
-                                 ? describe(cache.at(plan.call.to_string()), plan)
-                                 : kept_sample(plan));
+    sample.tensors.push_back(plan.action != plan_action::rewrite ? kept_sample(plan)
+                             : !plan.requantized_from.empty()
+                                 ? detail::requantized_scale_sample(plan)
+                                 : describe(cache.at(plan.call.to_string()), plan));
   return outcomes_of(sample, {});
 }
 
