@@ -37,7 +37,6 @@ checked in; files newer than this script are kept.
 
 import math
 import os
-import sys
 
 import onnx
 import onnx.numpy_helper
@@ -45,6 +44,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 import torchaudio
+
+import export_fixture
 
 
 class LogMelKws(nn.Module):
@@ -246,27 +247,11 @@ MODELS = {
 
 def export(name, out_dir):
     path = os.path.join(out_dir, f"{name}.onnx")
-    if os.path.exists(path) and os.path.getmtime(path) >= os.path.getmtime(__file__):
-        return  # made by this version of the script: exporting again gives the same
+    if export_fixture.up_to_date(path, __file__):
+        return
     torch.manual_seed(0)
-    tmp = path + ".part"
-    MODELS[name](tmp)
-    os.replace(tmp, path)  # a half-written file never passes for a model
-    print(f"wrote {path}")
-
-
-def main():
-    if len(sys.argv) < 2:
-        sys.exit(__doc__)
-    out_dir = sys.argv[1]
-    names = sys.argv[2:] or list(MODELS)
-    unknown = [n for n in names if n not in MODELS]
-    if unknown:
-        sys.exit(f"unknown model(s) {', '.join(unknown)}; known: {', '.join(MODELS)}")
-    os.makedirs(out_dir, exist_ok=True)
-    for name in names:
-        export(name, out_dir)
+    export_fixture.write_whole(path, MODELS[name])
 
 
 if __name__ == "__main__":
-    main()
+    export_fixture.main(__doc__, MODELS, export)

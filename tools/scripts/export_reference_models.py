@@ -24,11 +24,12 @@ this script are kept.
 
 import math
 import os
-import sys
 
 import torch
 import torch.nn as nn
 import torchvision
+
+import export_fixture
 
 
 class CausalSelfAttention(nn.Module):
@@ -120,39 +121,26 @@ MODELS = {
 
 def export(name, out_dir):
     factory, example, opset = MODELS[name]
-    newest_source = os.path.getmtime(__file__)
     for form in ("train", "eval"):
         path = os.path.join(out_dir, f"{name}_{form}.onnx")
-        if os.path.exists(path) and os.path.getmtime(path) >= newest_source:
-            continue  # made by this version of the script: exporting again gives the same
+        if export_fixture.up_to_date(path, __file__):
+            continue
         torch.manual_seed(0)
         model = factory()
-        tmp = path + ".part"
-        if form == "train":
-            model.train()
-            torch.onnx.export(model, example(), tmp, opset_version=opset, input_names=["x"],
-                              output_names=["y"], training=torch.onnx.TrainingMode.TRAINING,
-                              do_constant_folding=False)
-        else:
-            model.eval()
-            torch.onnx.export(model, example(), tmp, opset_version=opset, input_names=["x"],
-                              output_names=["y"], do_constant_folding=True)
-        os.replace(tmp, path)  # a half-written file never passes for a model
-        print(f"wrote {path}")
 
+        def write(tmp):
+            if form == "train":
+                model.train()
+                torch.onnx.export(model, example(), tmp, opset_version=opset, input_names=["x"],
+                                  output_names=["y"], training=torch.onnx.TrainingMode.TRAINING,
+                                  do_constant_folding=False)
+            else:
+                model.eval()
+                torch.onnx.export(model, example(), tmp, opset_version=opset, input_names=["x"],
+                                  output_names=["y"], do_constant_folding=True)
 
-def main():
-    if len(sys.argv) < 2:
-        sys.exit(__doc__)
-    out_dir = sys.argv[1]
-    names = sys.argv[2:] or list(MODELS)
-    unknown = [n for n in names if n not in MODELS]
-    if unknown:
-        sys.exit(f"unknown model(s) {', '.join(unknown)}; known: {', '.join(MODELS)}")
-    os.makedirs(out_dir, exist_ok=True)
-    for name in names:
-        export(name, out_dir)
+        export_fixture.write_whole(path, write)
 
 
 if __name__ == "__main__":
-    main()
+    export_fixture.main(__doc__, MODELS, export)

@@ -34,13 +34,14 @@ run. Files newer than this script are kept.
 """
 
 import os
-import sys
 
 import numpy as np
 import onnx
 import torch
 import torch.nn as nn
 from onnx import TensorProto, helper, numpy_helper
+
+import export_fixture
 
 OPSET = 13
 
@@ -281,24 +282,17 @@ def topological(nodes, graph):
     return out
 
 
-def main():
-    if len(sys.argv) != 2:
-        raise SystemExit(__doc__)
-    out_dir = sys.argv[1]
-    os.makedirs(out_dir, exist_ok=True)
-    target = os.path.join(out_dir, "qdq_cnn.onnx")
-    if os.path.exists(target) and os.path.getmtime(target) > os.path.getmtime(__file__):
+def export(name, out_dir):
+    target = os.path.join(out_dir, f"{name}.onnx")
+    if export_fixture.up_to_date(target, __file__):
         return
-    float_path = os.path.join(out_dir, "qdq_cnn_float.onnx")
-    float_model = export_float(float_path)
+    float_model = export_float(os.path.join(out_dir, f"{name}_float.onnx"))
     rng = np.random.default_rng(0)
     batches = [rng.standard_normal((2, 3, 16, 16)).astype(np.float64) for _ in range(4)]
     model = quantize(float_model, batches)
     model.producer_name = "onnx-reinit make_qdq_model.py (ONNX Runtime QDQ layout)"
-    tmp = target + ".tmp"
-    onnx.save(model, tmp)
-    os.replace(tmp, target)
+    export_fixture.write_whole(target, lambda tmp: onnx.save(model, tmp))
 
 
 if __name__ == "__main__":
-    main()
+    export_fixture.main(__doc__, {"qdq_cnn": None}, export)
