@@ -203,6 +203,38 @@ TEST_CASE("hostile model files fail with one error line and exit status 1") {
 }
 
 // ---------------------------------------------------------------------------
+// Hostile arguments
+
+TEST_CASE("a parameter expression nested 30,000 deep is a rule error, not a stack overflow") {
+  temp_dir dir;
+  save_proto(dense_model(8, 4), dir / "in.onnx");
+  const std::size_t depth = 30000;
+  auto repeated = [](const std::string& piece, std::size_t n) {
+    std::string s;
+    for (std::size_t i = 0; i < n; ++i) s += piece;
+    return s;
+  };
+  // Every recursive form: parentheses, unary minus, sqrt (half as deep: an
+  // argument may hold 128 KiB), a '^' chain.
+  for (const std::string& expr :
+       {repeated("(", depth) + "1" + repeated(")", depth), repeated("-", depth) + "1",
+        repeated("sqrt(", depth / 2) + "1" + repeated(")", depth / 2),
+        repeated("2^", depth) + "1"}) {
+    INFO(expr.substr(0, 12));
+    check_failed_run(dir,
+                     {(dir / "in.onnx").string(), "-o", (dir / "out.onnx").string(), "--rule",
+                      "w=normal(std=" + expr + ")"},
+                     2, {"nested deeper than 100 levels", "--rule 1"});
+  }
+  // At the limit it still parses (the plan shows it).
+  const std::string ok = std::string(99, '(') + "0.5" + std::string(99, ')');
+  const run_result r =
+      run_cli({(dir / "in.onnx").string(), "--plan", "--rule", "w=normal(std=" + ok + ")"});
+  INFO(r.err);
+  CHECK(r.status == 0);
+}
+
+// ---------------------------------------------------------------------------
 // Writes that fail midway
 
 namespace {

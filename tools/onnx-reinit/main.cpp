@@ -222,11 +222,12 @@ ori::plan_options plan_options_of(const arguments& a, const ori::registry& strat
   return options;
 }
 
-// What the rewrite writes, for the progress bar.
+// What the rewrite writes, for the progress bar: sampled and transferred
+// tensors (the writer streams both).
 std::uint64_t rewritten_bytes(const std::vector<ori::tensor_plan>& plans) {
   std::uint64_t bytes = 0;
   for (const ori::tensor_plan& p : plans)
-    if (p.action == ori::plan_action::rewrite)
+    if (p.action == ori::plan_action::rewrite || p.action == ori::plan_action::transfer)
       bytes += static_cast<std::uint64_t>(p.tensor.info.element_count()) *
                ori::element_size(p.tensor.info.dtype);
   return bytes;
@@ -284,7 +285,7 @@ void connect_progress(ori::cli::progress_bar& progress, std::uint64_t total_byte
     bar(done, total_bytes);
   };
   save_options.progress = [bar, total_bytes](std::uint64_t done, std::uint64_t streamed) {
-    bar(total_bytes - streamed + done, total_bytes);
+    bar(ori::cli::streamed_position(total_bytes, streamed, done), total_bytes);
   };
 }
 
