@@ -217,7 +217,6 @@ std::string runtime_stage::report(const std::string& report_json) const {
 }
 
 void runtime_stage::print(bool as_json) {
-  if (plot_) plot_->commit();
   if (!original_ || !rewritten_) return;
   if (as_json) {
     json j;

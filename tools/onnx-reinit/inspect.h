@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "onnx_reinit/model_io.h"
@@ -38,8 +39,9 @@ int inspect_only(const loaded_model& model, const runtime_arguments& a, std::uin
 // --inspect and --calibrate around a rewrite: before_rewrite inspects the
 // original, after_rewrite calibrates then inspects the result (all before
 // anything is written), report() adds the LSUV figures to the JSON report,
-// print() writes the plot (rendered with the inspections, before the model
-// is written) and shows the inspections, after the model's write.
+// take_plot() hands the staged plot (rendered with the inspections) to the
+// save, which publishes it with the model, and print() shows the
+// inspections after the model's write.
 class runtime_stage {
  public:
   runtime_stage(const runtime_arguments& a, std::uint64_t seed);
@@ -47,6 +49,8 @@ class runtime_stage {
   void before_rewrite(const loaded_model& model);
   void after_rewrite(loaded_model& model);
   std::string report(const std::string& report_json) const;
+  // The staged --plot file, if any, for save_options::before_commit.
+  std::optional<staged_file> take_plot() { return std::exchange(plot_, std::nullopt); }
   void print(bool json);
 
  private:

@@ -338,18 +338,18 @@ void rewrite_and_save(const arguments& a, const numbers& n, ori::loaded_model& m
   runtime.after_rewrite(model);
 
   // The report is staged once the model is, from the figures the writer
-  // returns, and renamed right after the model's commit: a failure before
-  // that writes neither.
-  std::optional<ori::staged_file> report;
-  if (!a.report.empty())
-    save_options.before_commit = [&](const ori::save_result& written) {
-      report.emplace(a.report, runtime.report(ori::report_json(header, plans,
-                                                               ori::outcomes_of(sample, written))));
-    };
+  // returns; it and the plot are published with the model as one set.
+  save_options.before_commit = [&](const ori::save_result& written) {
+    std::vector<ori::staged_file> files;
+    if (!a.report.empty())
+      files.emplace_back(a.report, runtime.report(ori::report_json(
+                                       header, plans, ori::outcomes_of(sample, written))));
+    if (auto plot = runtime.take_plot()) files.push_back(std::move(*plot));
+    return files;
+  };
   const std::string out = a.in_place ? a.model : a.output;
   const ori::save_result saved = ori::save_model(model, out, save_options);
   progress.finish();
-  if (report) report->commit();
   const std::vector<ori::tensor_outcome> outcomes = ori::outcomes_of(sample, saved);
   print_written(a, saved, runtime, plans, outcomes, header);
   if (!a.quiet) print_summary(outcomes, start, out);
