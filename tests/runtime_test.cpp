@@ -915,6 +915,22 @@ TEST_CASE("an input declared 2^40 x 4 is refused before allocating, naming its b
     CHECK(what.find("input 'x' of shape 1099511627776x4 (float)") != std::string::npos);
     CHECK(what.find("would need 17592186044416 bytes (16.0 TiB)") != std::string::npos);
     CHECK(what.find("--input-shape x=") != std::string::npos);
+    CHECK(what.find("the model fixes every dim of this input") != std::string::npos);
+  }
+  // A free first dim: --batch or --input-shape helps, no note.
+  graph_builder free;
+  free.add_input("x", {-1, std::int64_t{1} << 40});
+  free.add_initializer("w", {std::int64_t{1} << 40, 1}, {});
+  free.add_node("MatMul", {"x", "w"}, {"y"});
+  free.add_output("y", {-1, 1});
+  try {
+    (void)ori::detail::make_batch(free.model(), ori::runtime_options{});
+    FAIL("no error");
+  } catch (const ori::usage_error& e) {
+    const std::string what = e.what();
+    INFO(what);
+    CHECK(what.find("input 'x' of shape 32x1099511627776 (float)") != std::string::npos);
+    CHECK(what.find("the model fixes") == std::string::npos);
   }
   // A given shape is checked the same way; a small one is fed.
   options.input_shapes["x"] = {std::int64_t{1} << 40, 4};

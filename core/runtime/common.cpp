@@ -321,12 +321,21 @@ void check_input_size(const onnx::ValueInfoProto& in, const input_data& d) {
           ? fmt::format("{} bytes ({})", static_cast<std::uint64_t>(*n) * size,
                         byte_text(static_cast<std::uint64_t>(*n) * size))
           : std::string("more than 2^64 bytes");
-  throw usage_error(fmt::format("input '{}' of shape {} ({}) would need {}, over the {} a "
-                                "synthesized input may take; give a smaller shape with "
-                                "--input-shape {}=DxDx...",
-                                in.name(), shape_text(d.info.shape), d.info.dtype, bytes,
-                                byte_text(max_input_bytes), in.name()),
-                    "--input-shape");
+  // --input-shape can change only the dims the model leaves free; say so
+  // when it fixes them all (ONNX Runtime runs such an input at that size).
+  const dim_list& dims = in.type().tensor_type().shape().dim();
+  const bool all_fixed = std::all_of(dims.begin(), dims.end(), [](const auto& dim) {
+    return dim.has_dim_value() && dim.dim_value() > 0;
+  });
+  throw usage_error(
+      fmt::format("input '{}' of shape {} ({}) would need {}, over the {} a synthesized input "
+                  "may take; give a smaller shape with --input-shape {}=DxDx...{}",
+                  in.name(), shape_text(d.info.shape), d.info.dtype, bytes,
+                  byte_text(max_input_bytes), in.name(),
+                  all_fixed ? " (the model fixes every dim of this input, and ONNX Runtime "
+                              "runs it only at that size)"
+                            : ""),
+      "--input-shape");
 }
 
 // Values for a synthesized input `d` of the graph input `in` (shape and
