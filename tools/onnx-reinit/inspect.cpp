@@ -196,8 +196,15 @@ void runtime_stage::after_rewrite(loaded_model& model) {
     std::vector<plot_series> series{{"original", &*original_}};
     if (uncalibrated_) series.push_back({"rewritten", &*uncalibrated_});
     series.push_back({uncalibrated_ ? "calibrated (lsuv)" : "rewritten", &*rewritten_});
-    plot_.emplace(args_.plot, render_std_plot(series, args_.plot));
+    plot_ = render_std_plot(series, args_.plot);
   }
+}
+
+std::optional<staged_file> runtime_stage::take_plot() {
+  if (!plot_) return std::nullopt;
+  std::optional<staged_file> staged(std::in_place, args_.plot, *plot_);
+  plot_.reset();
+  return staged;
 }
 
 std::string runtime_stage::report(const std::string& report_json) const {

@@ -8,7 +8,6 @@
 #include <cstdint>
 #include <optional>
 #include <string>
-#include <utility>
 #include <vector>
 
 #include "onnx_reinit/model_io.h"
@@ -49,8 +48,9 @@ class runtime_stage {
   void before_rewrite(const loaded_model& model);
   void after_rewrite(loaded_model& model);
   std::string report(const std::string& report_json) const;
-  // The staged --plot file, if any, for save_options::before_commit.
-  std::optional<staged_file> take_plot() { return std::exchange(plot_, std::nullopt); }
+  // The --plot file staged, if any, for save_options::before_commit: staged
+  // only then, so a run killed before its save leaves no temp file.
+  std::optional<staged_file> take_plot();
   void print(bool json);
 
  private:
@@ -59,7 +59,7 @@ class runtime_stage {
   std::optional<inspection> original_, rewritten_;
   // Before calibration, for the plot only.
   std::optional<inspection> uncalibrated_;
-  std::optional<staged_file> plot_;
+  std::optional<std::string> plot_;  // rendered, not yet staged
   std::vector<lsuv_result> lsuv_;
 };
 
