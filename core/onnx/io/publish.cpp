@@ -32,7 +32,6 @@ void (*publish_step_hook)(int step) = nullptr;
 namespace {
 
 constexpr const char* journal_name = "journal";
-constexpr const char* journal_temp_name = "journal.tmp";
 // Staged files outside the directory (a report beside its destination),
 // removed with it when a save dies before its commit point.
 constexpr const char* owned_name = "owned";
@@ -113,27 +112,6 @@ std::optional<journal> parse_journal(const std::string& text) {
     }
   }
   return j;
-}
-
-// Writes `contents` to `path` and fsyncs it.
-void write_synced(const fs::path& path, const std::string& contents) {
-  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) fail("cannot write the publishing journal", path, io_error::last_errno());
-  std::error_code cause;
-  const char* p = contents.data();
-  std::size_t left = contents.size();
-  while (left > 0 && !cause) {
-    const ssize_t n = ::write(fd, p, left);
-    if (n < 0) {
-      if (errno != EINTR) cause = io_error::last_errno();
-      continue;
-    }
-    p += n;
-    left -= static_cast<std::size_t>(n);
-  }
-  if (!cause && ::fsync(fd) != 0) cause = io_error::last_errno();
-  if (::close(fd) != 0 && !cause) cause = io_error::last_errno();
-  if (cause) fail("cannot write the publishing journal", path, cause);
 }
 
 // rename(2), or renameat2 with RENAME_NOREPLACE for a fresh name (a file
@@ -241,14 +219,12 @@ void staging_area::publish(const std::vector<publish_rename>& renames,
                            const std::vector<fs::path>& obsolete) {
   const journal j{renames, obsolete};
   step(0);
-  write_synced(path_ / journal_temp_name, journal_text(renames, obsolete));
-  fsync_directory(path_);
+  staged_file journal_file(path_ / journal_name, journal_text(renames, obsolete));  // fsynced
   step(1);
-  // The commit point: from here on the set is published, by this process
-  // or, if it dies, by the next save to the same output.
-  if (::rename((path_ / journal_temp_name).c_str(), (path_ / journal_name).c_str()) != 0)
-    fail("cannot commit the publishing journal", path_ / journal_name, io_error::last_errno());
-  fsync_directory(path_);
+  // The commit point, the journal's rename (fsynced): from here on the set
+  // is published, by this process or, if it dies, by the next save to the
+  // same output.
+  journal_file.commit();
   published_ = true;
   step(2);
   roll_forward(path_, j, 2);
