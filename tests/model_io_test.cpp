@@ -2,7 +2,10 @@
 // round trip, the numeric value decoder, external data (same layout and
 // consolidated), refusal of unsafe or inconsistent models, safe saving, and
 // the writer's figures (the same for any thread count and split).
+#include <signal.h>
+#include <spawn.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -14,6 +17,7 @@
 #include <fstream>
 #include <functional>
 #include <limits>
+#include <map>
 #include <memory>
 #include <new>
 #include <optional>
@@ -29,6 +33,7 @@
 #include "onnx_reinit/errors.h"
 #include "onnx_reinit/model_io.h"
 #include "onnx_reinit/model_tensors.h"
+#include "onnx_reinit/staged_file.h"
 #include "support/file_bytes.h"
 #include "support/model_structure.h"
 #include "support/onnx_builder.h"
@@ -1196,5 +1201,133 @@ TEST_CASE("integer tensors of quantized weights take new bytes in every storage 
     CHECK(values("u8_typed") == std::vector<double>{0, 128, 255});
     CHECK(values("q32_typed") == std::vector<double>{-2147483648.0, -1, 2147483647.0});
     CHECK(values("q32_raw") == std::vector<double>{-2147483648.0, -1, 2147483647.0});
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Publishing as one step (DESIGN.md section 10)
+
+namespace {
+
+// The top-level files of `dir` with their bytes; hidden entries (staging
+// directories, staged temp files) apart.
+struct dir_state {
+  std::map<std::string, std::string> visible;
+  std::set<std::string> hidden;
+};
+
+dir_state state_of(const fs::path& dir) {
+  dir_state s;
+  for (const auto& e : fs::directory_iterator(dir)) {
+    const std::string name = e.path().filename().string();
+    if (name.front() == '.')
+      s.hidden.insert(name);
+    else
+      s.visible[name] = e.is_regular_file() ? file_bytes(e.path()) : std::string("<dir>");
+  }
+  return s;
+}
+
+// A committed journal in one of OUT's staging directories.
+bool committed(const fs::path& dir, const std::string& out_name) {
+  for (const auto& e : fs::directory_iterator(dir))
+    if (e.path().filename().string().starts_with("." + out_name + ".onnx-reinit-") &&
+        fs::exists(e.path() / "journal"))
+      return true;
+  return false;
+}
+
+// Runs the helper: true when it was killed, false when it finished.
+bool run_helper(const fs::path& model, const fs::path& out, const fs::path& report, int step) {
+  const std::string step_text = std::to_string(step);
+  std::vector<std::string> args{PUBLISH_KILL_HELPER, model.string(), out.string(), report.string(),
+                                step_text};
+  std::vector<char*> argv;
+  for (std::string& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  pid_t pid = 0;
+  REQUIRE(posix_spawn(&pid, argv[0], nullptr, nullptr, argv.data(), environ) == 0);
+  int status = 0;
+  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  if (WIFSIGNALED(status)) {
+    REQUIRE(WTERMSIG(status) == SIGKILL);
+    return true;
+  }
+  REQUIRE(WIFEXITED(status));
+  REQUIRE(WEXITSTATUS(status) == 0);
+  return false;
+}
+
+}  // namespace
+
+TEST_CASE("a kill at every step of publishing leaves the old set or, recovered, the new one") {
+  for (const bool in_place : {false, true}) {
+    INFO((in_place ? "in place" : "-o beside the input, onto an older output and report"));
+    external_fixture f;
+    // The old set: the input, its data and (for -o) an older output and report.
+    if (!in_place) fs::copy_file(f.dir / "in.onnx", f.dir / "out.onnx");
+    write_file(f.dir / "report.json", "old report\n");
+    const std::string out_name = in_place ? "in.onnx" : "out.onnx";
+    auto copy_of = [&](const std::string& name) {
+      const fs::path to = f.dir.path.parent_path() / (f.dir.path.filename().string() + name);
+      fs::remove_all(to);
+      fs::copy(f.dir.path, to, fs::copy_options::recursive);
+      return to;
+    };
+    const dir_state old_state = state_of(f.dir.path);
+
+    const fs::path ref = copy_of("-ref");
+    REQUIRE_FALSE(run_helper(ref / "in.onnx", ref / out_name, ref / "report.json", -1));
+    const dir_state new_state = state_of(ref);
+    fs::remove_all(ref);
+    REQUIRE(new_state.hidden.empty());
+    REQUIRE(new_state.visible.at(out_name) != old_state.visible.at(out_name));
+    REQUIRE(new_state.visible.at("report.json") == "new report\n");
+    // The new set has a data file the old one lacks: "out.onnx.data", or
+    // "weights.bin.r1" in place (the old weights.bin then removed).
+    REQUIRE(new_state.visible.size() == (in_place ? 3 : 5));
+
+    int kills = 0;
+    for (int step = 0;; ++step) {
+      INFO("killed at step " << step);
+      const fs::path work = copy_of("-work");
+      const bool killed = run_helper(work / "in.onnx", work / out_name, work / "report.json", step);
+      if (!killed) {
+        CHECK(state_of(work).visible == new_state.visible);
+        fs::remove_all(work);
+        break;
+      }
+      ++kills;
+      const dir_state after_kill = state_of(work);
+      const bool was_committed = committed(work, out_name);
+      if (!was_committed) {
+        // Before the commit point nothing of the new set is visible.
+        CHECK(after_kill.visible == old_state.visible);
+      } else {
+        // Rolling forward: each file is the old one or the new one.
+        for (const auto& [name, bytes] : after_kill.visible) {
+          INFO(name);
+          const bool is_old =
+              old_state.visible.contains(name) && old_state.visible.at(name) == bytes;
+          const bool is_new =
+              new_state.visible.contains(name) && new_state.visible.at(name) == bytes;
+          CHECK((is_old || is_new));
+        }
+        // The model is renamed last: the new model means the whole new set.
+        if (after_kill.visible.at(out_name) == new_state.visible.at(out_name))
+          for (const auto& [name, bytes] : new_state.visible)
+            CHECK(after_kill.visible.at(name) == bytes);
+      }
+      // Any later save to OUT recovers first; here, recovery alone.
+      recover_publications(work / out_name);
+      const dir_state recovered = state_of(work);
+      CHECK(recovered.visible == (was_committed ? new_state.visible : old_state.visible));
+      CHECK(recovered.hidden.empty());
+      fs::remove_all(work);
+    }
+    // Steps: before the journal, journal written, committed, one per file
+    // renamed (data, report, model), the obsolete files removed.
+    CHECK(kills == 7);
   }
 }

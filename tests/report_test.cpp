@@ -207,7 +207,7 @@ TEST_CASE("a staged file appears on commit only, and never half-written") {
   CHECK(file_count(dir.path) == 1);
 }
 
-TEST_CASE("save_model's before_commit hook: staged with the model, or neither is written") {
+TEST_CASE("save_model's before_commit hook: published with the model, or neither is written") {
   temp_dir dir;
   const fs::path out = dir.path / "out.onnx";
   const fs::path report = dir.path / "report.json";
@@ -215,7 +215,7 @@ TEST_CASE("save_model's before_commit hook: staged with the model, or neither is
 
   // A hook that fails (a report that cannot be staged) writes nothing.
   ori::save_options failing;
-  failing.before_commit = [&](const ori::save_result&) {
+  failing.before_commit = [&](const ori::save_result&) -> std::vector<ori::staged_file> {
     ori::staged_file staged(report, "x");
     throw ori::io_error("cannot write file 'report.json'", report.string(),
                         std::make_error_code(std::errc::no_space_on_device));
@@ -224,19 +224,21 @@ TEST_CASE("save_model's before_commit hook: staged with the model, or neither is
   CHECK(!fs::exists(out));
   CHECK(fs::is_empty(dir.path));
 
-  // The hook runs once, before the model is in place.
-  std::optional<ori::staged_file> staged;
+  // The hook runs once, before the model is in place; what it returns is
+  // published with the model.
   bool model_there = true;
+  int calls = 0;
   ori::save_options options;
   options.before_commit = [&](const ori::save_result&) {
     model_there = fs::exists(out);
-    staged.emplace(report, "{\"ok\": true}");
+    ++calls;
+    std::vector<ori::staged_file> files;
+    files.emplace_back(report, "{\"ok\": true}");
+    return files;
   };
   ori::save_model(model, out, options);
   CHECK(!model_there);
-  REQUIRE(staged);
-  CHECK(!fs::exists(report));
-  staged->commit();
+  CHECK(calls == 1);
   CHECK(fs::exists(out));
   CHECK(slurp(report) == "{\"ok\": true}");
   CHECK(file_count(dir.path) == 2);

@@ -4,7 +4,9 @@
 # libonnxruntime itself: suppressed by library name only
 # (tools/lsan_suppressions.txt), for this test and the CLI's.
 target_link_libraries(runtime_test PRIVATE onnx_reinit_runtime onnx_reinit_plan Eigen3::Eigen)
-target_include_directories(runtime_test PRIVATE ${CMAKE_CURRENT_SOURCE_DIR})
+# core/runtime: the batch's internals (runtime_internal.h) are tested directly.
+target_include_directories(runtime_test PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}
+                                                ${PROJECT_SOURCE_DIR}/core/runtime)
 add_dependencies(runtime_test standard)
 if(NOT ONNX_REINIT_RUNTIME)
   # Without the runtime only the stub is built; the test then checks its message.

@@ -7,8 +7,10 @@
 #include <catch2/catch.hpp>
 
 #include <cmath>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <random>
 
 #include <unistd.h>
@@ -17,6 +19,7 @@
 #include "onnx_reinit/plan.h"
 #include "onnx_reinit/rewrite.h"
 #include "onnx_reinit/runtime.h"
+#include "runtime_internal.h"
 #include "support/onnx_builder.h"
 #include "support/standard_registry.h"
 
@@ -928,5 +931,96 @@ TEST_CASE("dead and saturated layers are flagged", "[runtime]") {
   CHECK(r.layers[1].flags == std::vector<std::string>{"exploding", "saturated"});
   CHECK(r.summary.flags == std::vector<std::string>{"exploding", "dead", "saturated"});
   CHECK(r.summary.worst_layer == "w_sat");
+}
+
+// The batch itself (runtime_internal.h).
+
+TEST_CASE("--data integers are fed exactly, beyond 2^53 and at the type limits", "[runtime]") {
+  constexpr std::int64_t i64_max = std::numeric_limits<std::int64_t>::max();
+  constexpr std::int64_t i64_min = std::numeric_limits<std::int64_t>::min();
+  constexpr std::uint64_t u64_max = std::numeric_limits<std::uint64_t>::max();
+  constexpr std::int64_t beyond = (std::int64_t{1} << 53) + 1;  // no double holds it
+  const std::vector<std::int64_t> signed_values{i64_max, i64_min, beyond, -beyond};
+  const std::vector<std::uint64_t> unsigned_values{u64_max, std::uint64_t{beyond},
+                                                   std::uint64_t{1} << 63};
+  graph_builder g;
+  g.add_input("a", {4}, onnx::TensorProto::INT64);
+  g.add_input("b", {3}, onnx::TensorProto::UINT64);
+  g.add_node("Identity", {"a"}, {"ya"});
+  g.add_node("Identity", {"b"}, {"yb"});
+  g.add_output("ya", {4}, onnx::TensorProto::INT64);
+  g.add_output("yb", {3}, onnx::TensorProto::UINT64);
+  const onnx::ModelProto model = g.model();
+  auto bytes_of = [](const auto& values) {
+    std::vector<std::byte> out(values.size() * 8);
+    std::memcpy(out.data(), values.data(), out.size());
+    return out;
+  };
+  for (const bool raw : {false, true}) {
+    INFO((raw ? "raw_data" : "int64_data / uint64_data"));
+    data_dir dir(raw ? "exact_raw" : "exact_typed");
+    onnx::TensorProto a, b;
+    a.set_data_type(onnx::TensorProto::INT64);
+    a.add_dims(4);
+    b.set_data_type(onnx::TensorProto::UINT64);
+    b.add_dims(3);
+    if (raw) {
+      const auto ab = bytes_of(signed_values), bb = bytes_of(unsigned_values);
+      a.set_raw_data(std::string(reinterpret_cast<const char*>(ab.data()), ab.size()));
+      b.set_raw_data(std::string(reinterpret_cast<const char*>(bb.data()), bb.size()));
+    } else {
+      for (std::int64_t v : signed_values) a.add_int64_data(v);
+      for (std::uint64_t v : unsigned_values) b.add_uint64_data(v);
+    }
+    dir.write(0, a);
+    dir.write(1, b);
+    ori::runtime_options options;
+    options.data_dir = dir.path;
+    const auto batch = ori::detail::make_batch(model, options);
+    REQUIRE(batch.size() == 2);
+    CHECK(batch[0].bytes == bytes_of(signed_values));
+    CHECK(batch[1].bytes == bytes_of(unsigned_values));
+  }
+}
+
+TEST_CASE("an input declared 2^40 x 4 is refused before allocating, naming its bytes",
+          "[runtime]") {
+  graph_builder g;
+  g.add_input("x", {std::int64_t{1} << 40, 4});
+  g.add_initializer("w", {4, 2}, uniform_values(8, 1.0, 3));
+  g.add_node("MatMul", {"x", "w"}, {"y"});
+  g.add_output("y", {std::int64_t{1} << 40, 2});
+  ori::runtime_options options;
+  try {
+    (void)ori::detail::make_batch(g.model(), options);
+    FAIL("no error");
+  } catch (const ori::usage_error& e) {
+    const std::string what = e.what();
+    INFO(what);
+    CHECK(what.find("input 'x' of shape 1099511627776x4 (float)") != std::string::npos);
+    CHECK(what.find("would need 17592186044416 bytes (16.0 TiB)") != std::string::npos);
+    CHECK(what.find("--input-shape x=") != std::string::npos);
+    CHECK(what.find("the model fixes every dim of this input") != std::string::npos);
+  }
+  // A free first dim: --batch or --input-shape helps, no note.
+  graph_builder free;
+  free.add_input("x", {-1, std::int64_t{1} << 40});
+  free.add_initializer("w", {std::int64_t{1} << 40, 1}, {});
+  free.add_node("MatMul", {"x", "w"}, {"y"});
+  free.add_output("y", {-1, 1});
+  try {
+    (void)ori::detail::make_batch(free.model(), ori::runtime_options{});
+    FAIL("no error");
+  } catch (const ori::usage_error& e) {
+    const std::string what = e.what();
+    INFO(what);
+    CHECK(what.find("input 'x' of shape 32x1099511627776 (float)") != std::string::npos);
+    CHECK(what.find("the model fixes") == std::string::npos);
+  }
+  // A given shape is checked the same way; a small one is fed.
+  options.input_shapes["x"] = {std::int64_t{1} << 40, 4};
+  CHECK_THROWS_AS(ori::detail::make_batch(g.model(), options), ori::usage_error);
+  options.input_shapes["x"] = {3, 4};
+  CHECK_THROWS_AS(ori::detail::make_batch(g.model(), options), ori::usage_error);  // dim 0 fixed
 }
 #endif

@@ -188,3 +188,90 @@ TEST_CASE("transfer works with external data on both sides", "[transfer]") {
   CHECK(json.find("\"action\": \"transferred\"") != std::string::npos);
   CHECK(json.find("\"source_shape\"") != std::string::npos);
 }
+
+namespace {
+
+// x [1, 16] -> MatMul(mix [16, 16]) -> MatMul(w [16, 8]) -> Relu ->
+// Reshape(shape) -> y. With `identity`, mix holds an identity matrix: a
+// fixed constant the analysis keeps. `shape` is an int64 shape constant.
+onnx::ModelProto mixer(bool identity, float start) {
+  graph_builder g;
+  g.add_input("x", {1, 16});
+  std::vector<float> mix = ori::test::ramp(256, start, 0.01f);
+  if (identity)
+    for (std::size_t i = 0; i < 256; ++i) mix[i] = i % 17 == 0 ? 1.0f : 0.0f;
+  g.add_initializer("mix", {16, 16}, mix);
+  g.add_initializer("w", {16, 8}, ori::test::ramp(128, start, 0.02f));
+  g.add_initializer(ori::test::make_int64_tensor("shape", {2}, {1, 8}));
+  g.add_node("MatMul", {"x", "mix"}, {"m"});
+  g.add_node("MatMul", {"m", "w"}, {"h"});
+  g.add_node("Relu", {"h"}, {"r"});
+  g.add_node("Reshape", {"r", "shape"}, {"y"});
+  g.add_output("y", {1, 8});
+  return g.model();
+}
+
+}  // namespace
+
+TEST_CASE("a fixed constant is kept, not transferred, unless a rule names it", "[transfer]") {
+  ori::test::temp_dir dir;
+  const auto pretrained = saved_and_loaded(mixer(false, 0.3f), (dir / "pre.onnx").string(), "");
+  const auto model = ori::loaded_model::from_proto(mixer(true, -1.0f));
+  const auto analysis = ori::analyze_model(model);
+  auto plans = ori::make_plan(analysis, {});
+  REQUIRE(plan_of(plans, "mix").tensor.fixed_constant == "values are an identity matrix");
+  const auto s = ori::plan_transfer(pretrained, {}, {}, plans);
+  CHECK(plan_of(plans, "mix").action == ori::plan_action::keep);
+  CHECK(plan_of(plans, "w").action == ori::plan_action::transfer);
+  CHECK(s.transferred == 1);
+  REQUIRE(s.kept.size() == 1);
+  CHECK(s.kept[0].name == "mix");
+  CHECK(s.kept[0].reason == "values are an identity matrix");
+  CHECK(ori::transfer_text(s).find("kept, not transferred: mix (values are an identity matrix)") !=
+        std::string::npos);
+  // The int64 shape constant could never be transferred: not "unused".
+  CHECK(s.unused.empty());
+  const std::string json =
+      ori::report_json({"m", 0, ori::fan_convention::semantic, s}, plans,
+                       ori::preview_outcomes(plans, ori::test::standard_registry()));
+  CHECK(json.find("\"kept\"") != std::string::npos);
+
+  // A rule naming it hands it to the transfer.
+  ori::plan_options named;
+  named.rules.push_back(ori::parse_rule("mix=normal", "--rule 1"));
+  auto named_plans = ori::make_plan(analysis, named);
+  const auto s2 = ori::plan_transfer(pretrained, {}, named, named_plans);
+  CHECK(plan_of(named_plans, "mix").action == ori::plan_action::transfer);
+  CHECK(s2.transferred == 2);
+  CHECK(s2.kept.empty());
+}
+
+TEST_CASE("two pretrained tensors mapped onto one model tensor are a usage error", "[transfer]") {
+  ori::test::temp_dir dir;
+  graph_builder g;
+  g.add_input("x", {1, 4});
+  g.add_initializer("a.w", {4, 4}, ori::test::ramp(16));
+  g.add_initializer("b.w", {4, 4}, ori::test::ramp(16, 1.0f));
+  g.add_node("MatMul", {"x", "a.w"}, {"h"});
+  g.add_node("MatMul", {"h", "b.w"}, {"y"});
+  g.add_output("y", {1, 4});
+  const auto pretrained = saved_and_loaded(g.model(), (dir / "pre.onnx").string(), "");
+  auto plans = ori::make_plan(
+      ori::analyze_model(ori::loaded_model::from_proto(classifier("x.", 5, 0.0f))), {});
+  try {
+    (void)ori::plan_transfer(
+        pretrained, {ori::parse_prefix_map("a.=x."), ori::parse_prefix_map("b.=x.")}, {}, plans);
+    FAIL("no error");
+  } catch (const ori::usage_error& e) {
+    const std::string what = e.what();
+    CHECK(what.find("'a.w' (by --map 'a.=x.')") != std::string::npos);
+    CHECK(what.find("'b.w' (by --map 'b.=x.')") != std::string::npos);
+    CHECK(what.find("into 'x.w'") != std::string::npos);
+  }
+  // The same OLD prefix given two NEW ones.
+  CHECK_THROWS_WITH(
+      ori::check_prefix_maps({ori::parse_prefix_map("W=W2"), ori::parse_prefix_map("W=B")}),
+      Catch::Contains("--map 'W=W2' and --map 'W=B'"));
+  CHECK_NOTHROW(
+      ori::check_prefix_maps({ori::parse_prefix_map("W=W2"), ori::parse_prefix_map("W=W2")}));
+}

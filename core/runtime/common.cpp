@@ -13,6 +13,8 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include "onnx_reinit/errors.h"
+#include "onnx_reinit/model_io.h"
 #include "onnx_reinit/random.h"
 #include "onnx_reinit/sdk/tensor_info.h"
 #include "runtime_internal.h"
@@ -147,9 +149,15 @@ void read_data_file(const std::filesystem::path& dir, std::size_t index,
   check_type(t.data_type(), elem_type_name(t.data_type()), pb);
   d.info.shape.assign(t.dims().begin(), t.dims().end());
   check_file_shape(in, d.info.shape, pb);
-  auto values = decode_tensor_values(t, nullptr, std::numeric_limits<std::size_t>::max());
-  if (!values) throw usage_error("cannot read the tensor's values", pb);
-  d.bytes = encode_values(*values, d.elem_type, pb);
+  // The file's type is the input's, so its element bytes are fed as they
+  // are: int64/uint64 values beyond 2^53 stay exact (no trip through double).
+  try {
+    const loaded_model none;  // the tensor is inline; nothing to look up
+    const tensor_bytes_view view = tensor_bytes(none, t);
+    d.bytes.assign(view.bytes().begin(), view.bytes().end());
+  } catch (const error& e) {
+    throw usage_error(fmt::format("cannot read the tensor's values: {}", e.what()), pb);
+  }
   d.info.source = "file " + pb.filename().string();
 }
 
@@ -163,34 +171,35 @@ std::string elem_type_name(int t) {
   return s;
 }
 
-std::vector<std::byte> encode_values(const std::vector<double>& v, int t,
-                                     const std::string& where) {
-  std::size_t size = 0;
+std::size_t element_size_of(int t) {
   switch (t) {
     case tp::FLOAT:
     case tp::INT32:
     case tp::UINT32:
-      size = 4;
-      break;
+      return 4;
     case tp::DOUBLE:
     case tp::INT64:
     case tp::UINT64:
-      size = 8;
-      break;
+      return 8;
     case tp::FLOAT16:
     case tp::BFLOAT16:
     case tp::INT16:
     case tp::UINT16:
-      size = 2;
-      break;
+      return 2;
     case tp::INT8:
     case tp::UINT8:
     case tp::BOOL:
-      size = 1;
-      break;
+      return 1;
     default:
-      throw usage_error(fmt::format("cannot feed a tensor of type {}", elem_type_name(t)), where);
+      return 0;
   }
+}
+
+std::vector<std::byte> encode_values(const std::vector<double>& v, int t,
+                                     const std::string& where) {
+  const std::size_t size = element_size_of(t);
+  if (size == 0)
+    throw usage_error(fmt::format("cannot feed a tensor of type {}", elem_type_name(t)), where);
   std::vector<std::byte> out(v.size() * size);
   for (std::size_t i = 0; i < v.size(); ++i) {
     const double x = v[i];
@@ -289,6 +298,46 @@ std::vector<std::int64_t> declared_shape(const onnx::ValueInfoProto& in, std::in
   return shape;
 }
 
+// The largest synthesized input: the batch is held in memory (with 12 more
+// bytes per element while it is drawn) beside ONNX Runtime's activations.
+constexpr std::uint64_t max_input_bytes = std::uint64_t{4} << 30;
+
+std::string byte_text(std::uint64_t bytes) {
+  constexpr double gib = 1024.0 * 1024.0 * 1024.0;
+  return bytes >= (std::uint64_t{1} << 40)
+             ? fmt::format("{:.1f} TiB", static_cast<double>(bytes) / (gib * 1024.0))
+             : fmt::format("{:.1f} GiB", static_cast<double>(bytes) / gib);
+}
+
+// Refuses, before anything is allocated, an input whose shape (declared by
+// the model or given) holds more than max_input_bytes.
+void check_input_size(const onnx::ValueInfoProto& in, const input_data& d) {
+  const std::optional<std::int64_t> n = checked_product(d.info.shape);
+  const std::size_t size = element_size_of(d.elem_type);
+  const bool too_big = !n || (size > 0 && static_cast<std::uint64_t>(*n) > max_input_bytes / size);
+  if (!too_big) return;
+  const std::string bytes =
+      n && static_cast<std::uint64_t>(*n) <= std::numeric_limits<std::uint64_t>::max() / size
+          ? fmt::format("{} bytes ({})", static_cast<std::uint64_t>(*n) * size,
+                        byte_text(static_cast<std::uint64_t>(*n) * size))
+          : std::string("more than 2^64 bytes");
+  // --input-shape can change only the dims the model leaves free; say so
+  // when it fixes them all (ONNX Runtime runs such an input at that size).
+  const dim_list& dims = in.type().tensor_type().shape().dim();
+  const bool all_fixed = std::all_of(dims.begin(), dims.end(), [](const auto& dim) {
+    return dim.has_dim_value() && dim.dim_value() > 0;
+  });
+  throw usage_error(
+      fmt::format("input '{}' of shape {} ({}) would need {}, over the {} a synthesized input "
+                  "may take; give a smaller shape with --input-shape {}=DxDx...{}",
+                  in.name(), shape_text(d.info.shape), d.info.dtype, bytes,
+                  byte_text(max_input_bytes), in.name(),
+                  all_fixed ? " (the model fixes every dim of this input, and ONNX Runtime "
+                              "runs it only at that size)"
+                            : ""),
+      "--input-shape");
+}
+
 // Values for a synthesized input `d` of the graph input `in` (shape and
 // type set): N(0, 1) floats, random booleans, integers below the vocabulary
 // of the Gather they index (else zeros), each from the input's own stream.
@@ -356,6 +405,7 @@ std::vector<input_data> make_batch(const onnx::ModelProto& model, const runtime_
     } else {
       d.info.shape = declared_shape(in, options.batch);
     }
+    check_input_size(in, d);
     d.bytes = encode_values(synthesized_values(graph, in, options.seed, d), d.elem_type, in.name());
     out.push_back(std::move(d));
   }

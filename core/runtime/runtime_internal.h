@@ -45,6 +45,8 @@ npy_array read_npy(const std::filesystem::path& file);
 std::vector<std::byte> encode_values(const std::vector<double>& values, int elem_type,
                                      const std::string& where);
 std::string elem_type_name(int elem_type);
+// Bytes per element of the types that can be fed; 0 for the others.
+std::size_t element_size_of(int elem_type);
 
 // One weighted layer to measure: its first weight (analysis order, weights
 // before recurrent weights), the layer output and the activation.

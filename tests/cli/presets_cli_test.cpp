@@ -116,4 +116,15 @@ TEST_CASE("--from copies matching tensors and says what it could not use", "[cli
               {"--map goes with --from"});
   check_error(run_cli({reference("resnet18_train.onnx"), "-o", out, "--from", out}), 2,
               {"refusing to overwrite the pretrained model"});
+  // Conflicting maps: one OLD prefix to two NEW ones, or two pretrained
+  // tensors onto one model tensor; nothing written.
+  fs::remove(out);
+  check_error(run_cli({reference("resnet18_train.onnx"), "-o", out, "--from",
+                       reference("resnet18_eval.onnx"), "--map", "fc=head", "--map", "fc=B"}),
+              2, {"--map 'fc=head' and --map 'fc=B'", "(command line)"});
+  check_error(
+      run_cli({reference("resnet18_train.onnx"), "-o", out, "--from",
+               reference("resnet18_eval.onnx"), "--map", "fc.weight=x", "--map", "fc.bias=x"}),
+      2, {"'fc.weight' (by --map 'fc.weight=x')", "'fc.bias' (by --map 'fc.bias=x')", "into 'x'"});
+  CHECK_FALSE(fs::exists(out));
 }

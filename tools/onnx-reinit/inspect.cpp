@@ -224,13 +224,20 @@ void runtime_stage::after_rewrite(loaded_model& model, const std::vector<tensor_
     std::vector<plot_series> series{{"original", &*original_}};
     if (uncalibrated_) series.push_back({"rewritten", &*uncalibrated_});
     series.push_back({uncalibrated_ ? "calibrated (lsuv)" : "rewritten", &*rewritten_});
-    plot_.emplace(args_.plot, render_std_plot(series, args_.plot));
+    plot_ = render_std_plot(series, args_.plot);
   }
 }
 
 std::size_t runtime_stage::calibrated() const {
   return static_cast<std::size_t>(std::count_if(
       lsuv_.begin(), lsuv_.end(), [](const lsuv_result& r) { return r.iterations > 0; }));
+}
+
+std::optional<staged_file> runtime_stage::take_plot() {
+  if (!plot_) return std::nullopt;
+  std::optional<staged_file> staged(std::in_place, args_.plot, *plot_);
+  plot_.reset();
+  return staged;
 }
 
 std::string runtime_stage::report(const std::string& report_json) const {
@@ -250,7 +257,6 @@ std::string runtime_stage::report(const std::string& report_json) const {
 }
 
 void runtime_stage::print(bool as_json) {
-  if (plot_) plot_->commit();
   if (!original_ || !rewritten_) return;
   if (as_json) {
     json j;

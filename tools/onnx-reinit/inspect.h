@@ -38,8 +38,9 @@ int inspect_only(const loaded_model& model, const runtime_arguments& a, std::uin
 // --inspect and --calibrate around a rewrite: before_rewrite inspects the
 // original, after_rewrite calibrates then inspects the result (all before
 // anything is written), report() adds the LSUV figures to the JSON report,
-// print() writes the plot (rendered with the inspections, before the model
-// is written) and shows the inspections, after the model's write.
+// take_plot() hands the staged plot (rendered with the inspections) to the
+// save, which publishes it with the model, and print() shows the
+// inspections after the model's write.
 class runtime_stage {
  public:
   runtime_stage(const runtime_arguments& a, std::uint64_t seed);
@@ -50,6 +51,9 @@ class runtime_stage {
   std::string report(const std::string& report_json) const;
   // Weights the calibration scaled (0 without --calibrate).
   std::size_t calibrated() const;
+  // The --plot file staged, if any, for save_options::before_commit: staged
+  // only then, so a run killed before its save leaves no temp file.
+  std::optional<staged_file> take_plot();
   void print(bool json);
 
  private:
@@ -58,7 +62,7 @@ class runtime_stage {
   std::optional<inspection> original_, rewritten_;
   // Before calibration, for the plot only.
   std::optional<inspection> uncalibrated_;
-  std::optional<staged_file> plot_;
+  std::optional<std::string> plot_;  // rendered, not yet staged
   std::vector<lsuv_result> lsuv_;
   std::vector<tensor_analysis> analysis_;  // the plans' analysis of the model
 };

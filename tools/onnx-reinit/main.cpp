@@ -228,11 +228,12 @@ ori::plan_options plan_options_of(const arguments& a, const ori::registry& strat
   return options;
 }
 
-// What the rewrite writes, for the progress bar.
+// What the rewrite writes, for the progress bar: sampled and transferred
+// tensors (the writer streams both).
 std::uint64_t rewritten_bytes(const std::vector<ori::tensor_plan>& plans) {
   std::uint64_t bytes = 0;
   for (const ori::tensor_plan& p : plans)
-    if (p.action == ori::plan_action::rewrite)
+    if (p.action == ori::plan_action::rewrite || p.action == ori::plan_action::transfer)
       bytes += static_cast<std::uint64_t>(p.tensor.info.element_count()) *
                (p.tensor.is_float               ? ori::element_size(p.tensor.info.dtype)
                 : p.tensor.data_type == "int32" ? 4    // a requantized bias
@@ -299,7 +300,7 @@ void connect_progress(ori::cli::progress_bar& progress, std::uint64_t total_byte
     bar(done, total_bytes);
   };
   save_options.progress = [bar, total_bytes](std::uint64_t done, std::uint64_t streamed) {
-    bar(total_bytes - streamed + done, total_bytes);
+    bar(ori::cli::streamed_position(total_bytes, streamed, done), total_bytes);
   };
 }
 
@@ -353,19 +354,20 @@ void rewrite_and_save(const arguments& a, const numbers& n, ori::loaded_model& m
 
   // Before the commit: the plan is law (exactly the tensors it hands to a
   // stage were written, or nothing is), then the report is staged from the
-  // figures the writer returns and renamed right after the model's commit:
-  // a failure before that writes neither.
-  std::optional<ori::staged_file> report;
+  // figures the writer returns; it and the plot are published with the
+  // model as one set.
   save_options.before_commit = [&](const ori::save_result& written) {
     ori::check_written_follows_plan(sample, written);
+    std::vector<ori::staged_file> files;
     if (!a.report.empty())
-      report.emplace(a.report, runtime.report(ori::report_json(header, plans,
-                                                               ori::outcomes_of(sample, written))));
+      files.emplace_back(a.report, runtime.report(ori::report_json(
+                                       header, plans, ori::outcomes_of(sample, written))));
+    if (auto plot = runtime.take_plot()) files.push_back(std::move(*plot));
+    return files;
   };
   const std::string out = a.in_place ? a.model : a.output;
   const ori::save_result saved = ori::save_model(model, out, save_options);
   progress.finish();
-  if (report) report->commit();
   const std::vector<ori::tensor_outcome> outcomes = ori::outcomes_of(sample, saved);
   print_written(a, saved, runtime, plans, outcomes, header);
   if (!a.quiet) print_summary(outcomes, runtime.calibrated(), start, out);

@@ -33,7 +33,9 @@ transfer_stage::transfer_stage(const recipe_arguments& a, const load_options& op
 void transfer_stage::check_usage(const recipe_arguments& a, const std::string& output) {
   if (!a.maps.empty() && a.from.empty())
     throw usage_error("--map goes with --from PRETRAINED", "command line");
-  for (const std::string& m : a.maps) (void)parse_prefix_map(m);
+  std::vector<prefix_map> maps;
+  for (const std::string& m : a.maps) maps.push_back(parse_prefix_map(m));
+  check_prefix_maps(maps);
   std::error_code ec;
   if (!a.from.empty() && !output.empty() && std::filesystem::equivalent(a.from, output, ec))
     throw usage_error(fmt::format("refusing to overwrite the pretrained model '{}'", a.from),

@@ -20,6 +20,7 @@
 
 #include "onnx_reinit/model_tensors.h"
 #include "onnx_reinit/sdk/tensor_info.h"
+#include "onnx_reinit/staged_file.h"
 
 namespace onnx_reinit {
 
@@ -143,13 +144,13 @@ struct save_options {
   // Run onnx::checker::check_model on the written model before it is renamed
   // into place; a failure is a model_error and nothing is written.
   bool check = true;
-  // Called once everything is staged and checked, just before the renames
-  // that publish the model (the commit point): the place to stage files that
-  // must appear with the model or not at all (the report, see
-  // staged_file.h). It receives the result as it will be returned (every
-  // tensor's data, and its figures, are written by then). If it throws,
-  // nothing is written and the exception propagates.
-  std::function<void(const save_result&)> before_commit;
+  // Called once everything is staged and checked, before the commit point:
+  // the files it returns (staged_file.h: the report, the plot) are
+  // published with the model and its data files as one set, all or none,
+  // also across a kill (DESIGN.md section 10). It receives the result as it
+  // will be returned (every tensor's data, and its figures, are written by
+  // then). If it throws, nothing is written and the exception propagates.
+  std::function<std::vector<staged_file>(const save_result&)> before_commit;
   // Called after each window of an external tensor set since load is
   // written, with (done, total) bytes of such tensors; from the saving
   // thread only.

@@ -62,6 +62,9 @@ rule parse_rule(const std::string& text, const std::string& origin);
 // operator (`0.02`, `fan_in`) is no expression: nullopt, passed on as
 // written. Throws rule_error naming `origin` when a name is undefined for
 // the tensor (L outside a residual branch) or the result is not finite.
+// Nesting (parentheses, sqrt, unary minus, '^' chains) deeper than
+// max_expression_depth is a rule_error, also at parse_rule.
+inline constexpr int max_expression_depth = 100;
 std::optional<double> evaluate_parameter(const std::string& value, const tensor_analysis& tensor,
                                          const std::string& origin);
 

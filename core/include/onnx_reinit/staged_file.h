@@ -1,7 +1,9 @@
-// Writing a small file (a report) so that it appears whole or not at all:
-// staged beside its destination, fsynced, renamed into place on commit. Used
-// with save_options::before_commit, the report is staged before the model's
-// commit rename and renamed right after it, so a failure writes neither.
+// Writing a small file (a report, a plot) so that it appears whole or not
+// at all: staged beside its destination, fsynced, renamed into place on
+// commit. Returned from save_options::before_commit, staged files join the
+// model's published set instead (DESIGN.md section 10): the model, its
+// data files and these files appear together or not at all, also across a
+// kill (recover_publications).
 #pragma once
 
 #include <filesystem>
@@ -30,8 +32,11 @@ class staged_file {
 
   void commit();
   const std::filesystem::path& destination() const { return destination_; }
-  // Empty once committed.
+  // Empty once committed or released.
   const std::filesystem::path& temp_path() const { return temp_; }
+  // Hands the temp file over (save_model publishes it with the model): it
+  // is no longer removed by this object. Returns its path.
+  std::filesystem::path release() noexcept;
 
  private:
   void discard() noexcept;
@@ -41,5 +46,14 @@ class staged_file {
 
 // staged_file(path, contents).commit().
 void write_file_atomically(const std::filesystem::path& path, std::string_view contents);
+
+// Finishes or clears what saves to `out` killed midway left: each of its
+// staging directories (".<name>.onnx-reinit-XXXXXX" beside it) that no
+// live process holds is either rolled forward (its journal was committed:
+// every file of the set is renamed into place, the obsolete data files
+// removed) or removed (never committed: nothing of it is visible).
+// save_model calls it first; idempotent. Throws io_error when a committed
+// set cannot be finished (a fresh data file name taken meanwhile).
+void recover_publications(const std::filesystem::path& out);
 
 }  // namespace onnx_reinit

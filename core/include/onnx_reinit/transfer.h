@@ -29,6 +29,9 @@ struct prefix_map {
 };
 // Parses "OLD=NEW" (either side may be empty, not both); throws usage_error.
 prefix_map parse_prefix_map(const std::string& text);
+// Throws usage_error naming both when two maps give the same OLD prefix
+// different NEW ones (one of them would silently win).
+void check_prefix_maps(const std::vector<prefix_map>& maps);
 
 struct transfer_mismatch {
   std::string name;    // in the model
@@ -37,19 +40,33 @@ struct transfer_mismatch {
   std::vector<std::int64_t> shape, source_shape;
 };
 
+// A model tensor with a pretrained match that is kept instead: the analysis
+// keeps it (a fixed constant such as a DFT basis or a filterbank, a
+// quantized or empty tensor, one of unknown role) and no rule names it.
+struct transfer_kept {
+  std::string name;
+  std::string reason;  // the analysis's
+};
+
 struct transfer_summary {
   std::string pretrained;  // path of the pretrained model
   std::size_t transferred = 0;
   std::vector<transfer_mismatch> mismatches;
-  // Pretrained tensors whose (mapped) name is no float tensor of the model;
-  // name matches with another shape or dtype are in `mismatches` instead.
+  std::vector<transfer_kept> kept;
+  // Pretrained float tensors whose (mapped) name is no float tensor of the
+  // model; name matches with another shape or dtype are in `mismatches`,
+  // matches kept by the analysis in `kept`. Non-float pretrained tensors
+  // (shape constants, indices) could never be transferred and are not listed.
   std::vector<std::string> unused;
 };
 
 // Marks as plan_action::transfer every float tensor of `plans` (not kept by
 // --only/--skip in `options`) that has a pretrained match, whatever rule
-// decided it. The main graph's initializers and Constant values only, on
-// both sides.
+// decided it; except a tensor the analysis keeps (fixed_constant or
+// keep_reason set), which is transferred only when a rule names it (its plan
+// is a rewrite) and is otherwise listed in `kept`. The main graph's
+// initializers and Constant values only, on both sides. Throws usage_error
+// when two pretrained tensors would be copied into the same model tensor.
 transfer_summary plan_transfer(const loaded_model& pretrained, const std::vector<prefix_map>& maps,
                                const plan_options& options, std::vector<tensor_plan>& plans);
 

@@ -174,4 +174,52 @@ class value_stats {
 // file systems refuse to open a directory for it).
 void fsync_directory(const std::filesystem::path& dir);
 
+// One file of a published set: `staged` is renamed to `final`. A `fresh`
+// final name is one no file had when it was chosen (data files: the model
+// now at OUT may reference any existing name); it never replaces a file.
+struct publish_rename {
+  std::filesystem::path staged;
+  std::filesystem::path final;
+  bool fresh = false;
+};
+
+// The staging directory of one save to OUT, ".<OUT>.onnx-reinit-XXXXXX"
+// beside it (same file system, so renames out of it are atomic), held
+// under an exclusive flock while this object lives: recovery leaves a live
+// writer's directory alone. Creating one first recovers the publications
+// of earlier saves to OUT that were killed (recover_publications). Without
+// a publish() the directory and the temp files it owns are removed.
+class staging_area {
+ public:
+  explicit staging_area(const std::filesystem::path& out);
+  ~staging_area();
+  staging_area(const staging_area&) = delete;
+  staging_area& operator=(const staging_area&) = delete;
+  const std::filesystem::path& path() const { return path_; }
+  // A staged file outside the directory (a report beside its destination)
+  // to remove if the save fails before its commit point.
+  void own(const std::filesystem::path& temp);
+  // DESIGN.md section 10: journals `renames` (in order) and the `obsolete`
+  // files to remove after them, commits the journal by a rename (the
+  // commit point), then renames every file into place and removes the
+  // obsolete ones and the directory. Killed before the commit point,
+  // nothing of the set is visible; after it, recover_publications
+  // finishes the job.
+  void publish(const std::vector<publish_rename>& renames,
+               const std::vector<std::filesystem::path>& obsolete);
+
+ private:
+  std::filesystem::path out_;
+  std::filesystem::path path_;
+  std::vector<std::filesystem::path> owned_;
+  int lock_ = -1;
+  bool published_ = false;
+};
+
+// Test seam: called with the step number at each step of publishing (0
+// before the journal, 1 journal written, 2 committed, 3.. after each
+// rename, then once the obsolete files are removed); the crash tests kill
+// the process there. Null in production.
+extern void (*publish_step_hook)(int step);
+
 }  // namespace onnx_reinit

@@ -531,15 +531,6 @@ class output_file {
   std::uint64_t writeback_started_ = 0;
 };
 
-// Removes the staging directory on every path out of save_model.
-struct staging_dir {
-  fs::path path;
-  ~staging_dir() {
-    std::error_code ec;
-    if (!path.empty()) fs::remove_all(path, ec);
-  }
-};
-
 // Temporary edits to the model's proto for serialising (new locations,
 // inline data moved out); undone in reverse order so save leaves the loaded
 // model as it was. Swaps keep it free of copies of tensor data.
@@ -1019,17 +1010,6 @@ fs::path checked_output(const loaded_model& model, const fs::path& out_arg,
   return out;
 }
 
-// A fresh directory beside OUT (same file system, so the final renames are
-// atomic). (fmt, not `"." + string`: GCC 12 at -O3 misreads that operator+.)
-fs::path make_staging_dir(const fs::path& out) {
-  std::string pattern =
-      (out.parent_path() / fmt::format(".{}.onnx-reinit-XXXXXX", out.filename().string())).string();
-  if (::mkdtemp(pattern.data()) == nullptr)
-    throw io_error(fmt::format("cannot create a temporary directory in {}", out.parent_path()),
-                   out.string(), io_error::last_errno());
-  return pattern;
-}
-
 // Length of the common prefix of a and b (of equal size), found a page at
 // a time with memcmp.
 std::size_t common_prefix(const std::byte* a, const std::byte* b, std::size_t n) {
@@ -1237,43 +1217,49 @@ void check_staged(const loaded_model& model, const fs::path& staged, bool has_da
       out.string());
 }
 
-// Data files first (under names no existing file has), the model last: the
-// rename of the model is the commit point. Killed before it, OUT is the old
-// model with its old data; after it, the new model with its new data. Only
-// then are the data files the new model no longer uses removed.
-void publish(const loaded_model& model, const fs::path& stage, const fs::path& out,
-             const std::vector<fs::path>& data_files, const data_names& names, bool in_place) {
+// The set to publish (DESIGN.md section 10): the data files (under names
+// no existing file has), then the caller's staged files (report, plot),
+// the model last, so a reader of OUT never sees the new model before its
+// data; then the data files the new model no longer uses are removed
+// (never an input's, unless in place).
+void publish(const loaded_model& model, staging_area& stage, const fs::path& out,
+             const std::vector<fs::path>& data_files, const data_names& names, bool in_place,
+             std::vector<staged_file> companions) {
   const fs::path out_dir = out.parent_path();
-  for (const fs::path& rel : data_files) {
-    fs::create_directories((out_dir / rel).parent_path());
-    fs::rename(stage / rel, out_dir / rel);
+  std::vector<publish_rename> renames;
+  for (const fs::path& rel : data_files)
+    renames.push_back({stage.path() / rel, out_dir / rel, true});
+  for (staged_file& f : companions) {
+    const fs::path destination = f.destination();
+    const fs::path temp = f.release();
+    stage.own(temp);
+    renames.push_back({temp, destination, false});
   }
-  fsync_directory(out_dir);
-  fs::rename(stage / out.filename(), out);
-  fsync_directory(out_dir);
+  renames.push_back({stage.path() / out.filename(), out, false});
   const auto& inputs = model_io_access::state(model).files;
-  std::error_code ec;
+  std::vector<fs::path> obsolete;
   for (const fs::path& old : names.replaced) {
     const bool input_file = std::any_of(inputs.begin(), inputs.end(),
                                         [&](const auto& f) { return same_file(f.first, old); });
-    if (input_file && !in_place) continue;  // never touch an input otherwise
-    fs::remove(old, ec);
+    if (!input_file || in_place) obsolete.push_back(old);
   }
+  stage.publish(renames, obsolete);
 }
 
 save_result save_model_impl(loaded_model& model, const fs::path& out_arg,
                             const save_options& options) {
   const fs::path out = checked_output(model, out_arg, options);
-  // Everything is staged beside OUT, checked there, then moved into place.
-  const staging_dir stage{make_staging_dir(out)};
+  // Everything is staged beside OUT, checked there, then published.
+  staging_area stage(out);
   data_names names;
   save_result result;
   const std::vector<fs::path> data_files =
-      stage_model(model, out, stage.path, options, names, result);
+      stage_model(model, out, stage.path(), options, names, result);
   if (options.check)
-    check_staged(model, stage.path / out.filename(), !data_files.empty(), out, options, result);
-  if (options.before_commit) options.before_commit(result);
-  publish(model, stage.path, out, data_files, names, options.in_place);
+    check_staged(model, stage.path() / out.filename(), !data_files.empty(), out, options, result);
+  std::vector<staged_file> companions;
+  if (options.before_commit) companions = options.before_commit(result);
+  publish(model, stage, out, data_files, names, options.in_place, std::move(companions));
   return result;
 }
 

@@ -118,6 +118,10 @@ void staged_file::commit() {
   fsync_directory(destination_.parent_path());
 }
 
+fs::path staged_file::release() noexcept {
+  return std::exchange(temp_, {});
+}
+
 void write_file_atomically(const fs::path& path, std::string_view contents) {
   staged_file(path, contents).commit();
 }

@@ -106,6 +106,9 @@ json transfer_json(const transfer_summary& s) {
                                {"source_dtype", m.source_dtype},
                                {"shape", m.shape},
                                {"source_shape", m.source_shape}});
+  j["kept"] = json::array();
+  for (const transfer_kept& k : s.kept)
+    j["kept"].push_back({{"name", k.name}, {"reason", k.reason}});
   j["unused"] = s.unused;
   return j;
 }

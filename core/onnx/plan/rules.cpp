@@ -159,6 +159,9 @@ match_term parse_term(const std::string& text, const std::string& origin) {
 //   power := unary ('^' power)?           unary := '-' unary | atom
 //   atom := number | name | sqrt '(' sum ')' | '(' sum ')'
 // With no tensor (at parse time) names read as 1, to check the syntax.
+// Nesting ('(', sqrt, unary '-', the right side of '^') is bounded by
+// max_expression_depth: each level is a stack frame, and a hostile rule
+// of 30,000 '(' would otherwise overflow the stack.
 class expression {
  public:
   expression(std::string_view text, const tensor_analysis* tensor, const std::string& origin)
@@ -205,14 +208,35 @@ class expression {
         return v;
     }
   }
+  // One level deeper for the life of the guard; fails past the limit.
+  class nested {
+   public:
+    explicit nested(expression& e) : e_(e) {
+      if (++e_.depth_ > max_expression_depth)
+        e_.fail(fmt::format("nested deeper than {} levels", max_expression_depth));
+    }
+    ~nested() { --e_.depth_; }
+    nested(const nested&) = delete;
+    nested& operator=(const nested&) = delete;
+
+   private:
+    expression& e_;
+  };
   double power() {
     const double base = unary();
-    return take('^') ? std::pow(base, power()) : base;
+    if (!take('^')) return base;
+    const nested level(*this);
+    return std::pow(base, power());
   }
-  double unary() { return take('-') ? -unary() : atom(); }
+  double unary() {
+    if (!take('-')) return atom();
+    const nested level(*this);
+    return -unary();
+  }
   double atom() {
     skip_space();
     if (take('(')) {
+      const nested level(*this);
       const double v = sum();
       if (!take(')')) fail("missing ')'");
       return v;
@@ -228,6 +252,7 @@ class expression {
     if (std::isdigit(static_cast<unsigned char>(word[0])) || word[0] == '.') return number(start);
     if (word == "sqrt") {
       if (!take('(')) fail("sqrt needs '('");
+      const nested level(*this);
       const double v = sum();
       if (!take(')')) fail("missing ')'");
       return std::sqrt(v);
@@ -288,6 +313,7 @@ class expression {
   const tensor_analysis* tensor_;
   const std::string& origin_;
   std::size_t pos_ = 0;
+  int depth_ = 0;
 };
 
 // An expression holds an operator and is not a plain number ("1e-5").

@@ -49,7 +49,16 @@ bool selected(const plan_options& options, const std::string& name) {
   return (options.only.empty() || any(options.only)) && !any(options.skip);
 }
 
-// The pretrained main-graph tensors by their name in the model.
+// "--map 'a.=b.'", or "its own name" for a tensor no map renames.
+std::string map_text(const std::string& name, const std::vector<prefix_map>& maps) {
+  for (const prefix_map& m : maps)
+    if (name.starts_with(m.from)) return fmt::format("--map '{}={}'", m.from, m.to);
+  return "its own name";
+}
+
+// The pretrained main-graph tensors by their name in the model. Two
+// different pretrained tensors landing on one name is a usage error: which
+// one is copied would depend on file order.
 std::unordered_map<std::string, const onnx::TensorProto*> pretrained_by_name(
     const loaded_model& pretrained, const std::vector<prefix_map>& maps,
     std::unordered_map<std::string, std::string>& source_names) {
@@ -57,7 +66,17 @@ std::unordered_map<std::string, const onnx::TensorProto*> pretrained_by_name(
   for (const auto& t : collect_model_tensors(pretrained.proto())) {
     if (!t.ref.graph_path.empty()) continue;
     const std::string name = mapped_name(t.ref.name, maps);
-    if (out.emplace(name, t.proto).second) source_names.emplace(name, t.ref.name);
+    if (out.emplace(name, t.proto).second) {
+      source_names.emplace(name, t.ref.name);
+      continue;
+    }
+    const std::string& first = source_names.at(name);
+    if (first != t.ref.name)
+      throw usage_error(
+          fmt::format("pretrained tensors '{}' (by {}) and '{}' (by {}) would both be copied "
+                      "into '{}'; make the --map prefixes distinct",
+                      first, map_text(first, maps), t.ref.name, map_text(t.ref.name, maps), name),
+          "command line");
   }
   return out;
 }
@@ -97,6 +116,17 @@ prefix_map parse_prefix_map(const std::string& text) {
   return {text.substr(0, eq), text.substr(eq + 1)};
 }
 
+void check_prefix_maps(const std::vector<prefix_map>& maps) {
+  for (std::size_t i = 0; i < maps.size(); ++i)
+    for (std::size_t j = 0; j < i; ++j)
+      if (maps[j].from == maps[i].from && maps[j].to != maps[i].to)
+        throw usage_error(
+            fmt::format("--map '{}={}' and --map '{}={}' map the prefix '{}' to "
+                        "different names; give each OLD_PREFIX once",
+                        maps[j].from, maps[j].to, maps[i].from, maps[i].to, maps[i].from),
+            "command line");
+}
+
 transfer_summary plan_transfer(const loaded_model& pretrained, const std::vector<prefix_map>& maps,
                                const plan_options& options, std::vector<tensor_plan>& plans) {
   transfer_summary summary;
@@ -122,6 +152,18 @@ transfer_summary plan_transfer(const loaded_model& pretrained, const std::vector
       continue;
     }
     if (!selected(options, t.info.name)) continue;
+    // Values that belong to the architecture, not to training, are
+    // transferred only when a rule names them (only such a rule can plan a
+    // rewrite for them): fixed constants (DFT bases, filterbanks, grids...)
+    // and one-value operands of unknown role (an epsilon, an offset). Other
+    // tensors of unknown role (a class token, a learned position table) are
+    // copied like weights: taking the pretrained values is what --from asks.
+    const bool architecture = !t.fixed_constant.empty() ||
+                              (t.info.role == tensor_role::unknown && t.info.element_count() <= 1);
+    if (architecture && plan.action != plan_action::rewrite) {
+      summary.kept.push_back({t.info.name, plan.reason});
+      continue;
+    }
     plan.action = plan_action::transfer;
     plan.transfer_source = source_name;
     plan.call = {};
@@ -132,7 +174,7 @@ transfer_summary plan_transfer(const loaded_model& pretrained, const std::vector
     ++summary.transferred;
   }
   for (const auto& t : collect_model_tensors(pretrained.proto()))
-    if (t.ref.graph_path.empty() && !used.contains(t.ref.name))
+    if (t.ref.graph_path.empty() && !used.contains(t.ref.name) && float_element_type(*t.proto))
       summary.unused.push_back(t.ref.name);
   return summary;
 }
@@ -164,6 +206,8 @@ std::string transfer_text(const transfer_summary& summary) {
     out += fmt::format("  not transferred: {} {} [{}] <- pretrained {} {} [{}]\n", m.name, m.dtype,
                        fmt::join(m.shape, ","), m.source, m.source_dtype,
                        fmt::join(m.source_shape, ","));
+  for (const transfer_kept& k : summary.kept)
+    out += fmt::format("  kept, not transferred: {} ({})\n", k.name, k.reason);
   if (!summary.unused.empty())
     out += fmt::format("  pretrained tensors left unused ({}): {}\n", summary.unused.size(),
                        fmt::join(summary.unused, ", "));
