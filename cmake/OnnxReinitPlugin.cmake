@@ -1,5 +1,5 @@
 # onnx_reinit_add_plugin(): a strategy plugin as a MODULE library exporting
-# exactly one symbol, everything else hidden (DESIGN.md section 3). The one
+# exactly one symbol, everything else hidden (docs/DESIGN.md section 3). The one
 # definition, used by the project's own plugins and test fixtures and
 # installed with the package for out-of-tree plugins.
 #

@@ -1,5 +1,5 @@
 // Analysis tests: roles, fans, matrix views, activations and keep reasons
-// for every layer type and pattern of DESIGN.md sections 5 and 6, on models
+// for every layer type and pattern of docs/DESIGN.md sections 5 and 6, on models
 // built with the ONNX protobuf API.
 #include <catch2/catch.hpp>
 
@@ -22,7 +22,7 @@ using namespace onnx_reinit::test;
 // PyTorch's torch.nn.init.calculate_gain (torch 1.13), printed with 17
 // significant digits by /usr/bin/python3: the numbers every gain is checked
 // against, never the code that computes them. calculate_gain has no entry
-// for gelu, silu, elu, mish, softplus, hardswish and relu6; DESIGN.md gives
+// for gelu, silu, elu, mish, softplus, hardswish and relu6; docs/DESIGN.md gives
 // them relu's. Slopes written as ONNX float attributes are float32 values.
 namespace torch_gain {
 constexpr double linear = 1;                               // 'linear', 'sigmoid', 'conv2d'

@@ -1205,7 +1205,7 @@ TEST_CASE("integer tensors of quantized weights take new bytes in every storage 
 }
 
 // ---------------------------------------------------------------------------
-// Publishing as one step (DESIGN.md section 10)
+// Publishing as one step (docs/DESIGN.md section 10)
 
 namespace {
 

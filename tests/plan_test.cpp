@@ -97,8 +97,8 @@ TEST_CASE("match terms: globs, ops, roles, activations, alternatives, conjunctio
   CHECK_FALSE(ori::parse_rule("dtype:float16=zeros", "x").matches(conv));
 }
 
-TEST_CASE("the default policy follows DESIGN.md section 7") {
-  // The expected decisions, written out here from DESIGN.md section 7 and
+TEST_CASE("the default policy follows docs/DESIGN.md section 7") {
+  // The expected decisions, written out here from docs/DESIGN.md section 7 and
   // README's policy table: strategy and parameters exactly as planned, gains
   // as PyTorch's calculate_gain gives them (printed with 17 digits).
   using R = ori::tensor_role;

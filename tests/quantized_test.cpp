@@ -1,4 +1,4 @@
-// Quantized (QDQ) models in the analysis and the planner (DESIGN.md
+// Quantized (QDQ) models in the analysis and the planner (docs/DESIGN.md
 // sections 6 and 7), on the per-channel int8 model in ONNX Runtime's layout
 // that the make_qdq_model fixture writes (tools/scripts/make_qdq_model.py),
 // beside the float PyTorch export it was quantized from.

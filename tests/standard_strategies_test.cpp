@@ -307,7 +307,7 @@ void require_fits(const std::vector<float>& x, const expected& e) {
 constexpr double truncation_std = 0.87962566103423978;
 
 // The shapes every fan-based strategy is checked on (fans as the analysis
-// gives them, DESIGN.md section 5).
+// gives them, docs/DESIGN.md section 5).
 std::vector<tensor_info> test_shapes() {
   return {
       make_tensor("dense", {256, 512}, 256, 512),

@@ -1,4 +1,4 @@
-// Storage never changes the plan (DESIGN.md section 6): models whose plans
+// Storage never changes the plan (docs/DESIGN.md section 6): models whose plans
 // depend on constant values (Clip bounds, scaling constants, PRelu slopes,
 // Reshape shapes, norm constants) are stored inline in raw_data, in typed
 // fields, entirely as external data and as Constant nodes, loaded from disk

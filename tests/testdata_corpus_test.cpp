@@ -154,7 +154,7 @@ TEST_CASE("every libonnx-testdata model is rewritten by the default policy or re
 // form) through the sampler and the writer. Recognised layers still go to
 // the policy, here with the torch fan convention. The dtype term keeps the
 // glob off integer tensors: a rule naming a tensor that is never rewritten
-// is an error (DESIGN.md section 7).
+// is an error (docs/DESIGN.md section 7).
 TEST_CASE("every float tensor of libonnx-testdata can be rewritten by a catch-all rule",
           "[corpus]") {
   ori::plan_options options;

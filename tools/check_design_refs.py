@@ -39,7 +39,8 @@ def main():
     errors = []
     cited = 0
     for path in tracked_files():
-        if not path.is_file() or path.suffix in {".onnx", ".png", ".pb", ".npy"}:
+        skip = path.suffix in {".onnx", ".png", ".pb", ".npy"} or path == pathlib.Path(__file__).resolve()
+        if not path.is_file() or skip:
             continue
         try:
             text = path.read_text()

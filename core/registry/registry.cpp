@@ -1,6 +1,6 @@
 // Plugin discovery and loading with Boost.DLL: every failure becomes a
 // plugin_load_error and loading carries on; metadata is copied into host
-// strings without instantiating any strategy (DESIGN.md section 3).
+// strings without instantiating any strategy (docs/DESIGN.md section 3).
 #include <dlfcn.h>
 #include <fmt/format.h>
 #include <fmt/ranges.h>

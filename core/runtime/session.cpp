@@ -210,7 +210,7 @@ std::vector<tensor_analysis> analysis_of(const std::vector<tensor_plan>& plans) 
 }
 
 // Why the plan hands `ref` to no calibration, or "" when it does: only
-// weights the plan rewrites are calibrated (DESIGN.md section 11); kept
+// weights the plan rewrites are calibrated (docs/DESIGN.md section 11); kept
 // ones (fixed constants, --only/--skip, `keep` rules) and transferred ones
 // keep their bytes.
 std::string not_handed_over(const std::unordered_map<std::string, const tensor_plan*>& by_stream,

@@ -499,7 +499,7 @@ TEST_CASE("--fan-convention torch reads a Gemm weight stored [K, N] in PyTorch's
       run_cli({(dir / "gemm.onnx").string(), "--plan", "--json", "--fan-convention", "torch"});
   REQUIRE(semantic.status == 0);
   REQUIRE(torch.status == 0);
-  // DESIGN.md section 5: a [K, N] weight is read as [N, K], so fan_in =
+  // docs/DESIGN.md section 5: a [K, N] weight is read as [N, K], so fan_in =
   // shape[1] of that = K = 64 and fan_out = N = 10, as with `semantic`.
   for (const std::string* out : {&semantic.out, &torch.out}) {
     const json j = json::parse(*out);

@@ -1,4 +1,4 @@
-// The plan is law (DESIGN.md section 1): over every model of the test
+// The plan is law (docs/DESIGN.md section 1): over every model of the test
 // corpora, for the default policy, --only, --skip, a `keep` rule, --from,
 // --calibrate lsuv and combinations of them, the command is run and its
 // output compared with its input tensor by tensor. A tensor's bytes change

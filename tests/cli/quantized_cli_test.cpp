@@ -42,7 +42,7 @@ fs::path qdq_model() {
 }
 
 // The layers of the model: quantized weight and bias, and what the
-// documented policy (README, DESIGN.md section 7) draws for the weight:
+// documented policy (README, docs/DESIGN.md section 7) draws for the weight:
 // kaiming_normal(fan_in) before the ReLUs ONNX Runtime folded into the
 // QuantizeLinear after conv1, conv2 and fc1, xavier_uniform(gain=1) for the
 // linear output layer fc2. Fans from the float architecture.

@@ -415,7 +415,7 @@ std::set<std::string> visible_names(const fs::path& dir, std::set<std::string>* 
 }
 
 // A committed publishing journal in one of OUT's staging directories
-// (DESIGN.md section 10).
+// (docs/DESIGN.md section 10).
 bool publication_committed(const fs::path& out) {
   const std::string prefix = fmt::format(".{}.onnx-reinit-", out.filename().string());
   for (const auto& e : fs::directory_iterator(out.parent_path()))
@@ -444,7 +444,7 @@ std::set<std::string> data_files_of(const fs::path& model) {
 // every kill the output path holds the old model (or nothing) or the
 // complete new one, verified through load (data lengths, external
 // ranges), the ONNX checker and the bytes of every tensor. The set (model,
-// data files, report) is published as one (DESIGN.md section 10): before
+// data files, report) is published as one (docs/DESIGN.md section 10): before
 // the commit point nothing of the new set is visible; after it the set is
 // rolled forward, by the next save to OUT or recover_publications. Once
 // recovered, the directory holds exactly the old set or exactly the new

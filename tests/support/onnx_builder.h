@@ -1,5 +1,5 @@
 // Test support: small helpers to build ONNX ModelProto graphs in C++ (no
-// binary fixtures, DESIGN.md section 9). Shared by the model I/O, analysis
+// binary fixtures, docs/DESIGN.md section 9). Shared by the model I/O, analysis
 // and CLI tests; add new helpers at the end of the file.
 #pragma once
 

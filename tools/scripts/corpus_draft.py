@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Drafts an expectation file for a corpus model (tests/corpus/expectations/)
-by walking the graph independently of onnx-reinit, with DESIGN.md section 6
+by walking the graph independently of onnx-reinit, with docs/DESIGN.md section 6
 semantics as a person reads them: from each weighted layer's output through
 bias/residual Add, norms (also the decomposed LayerNorm), pooling, Dropout
 and layout ops to the first nonlinearity, recognising decomposed activations

@@ -3,7 +3,7 @@
 # instant of a ~200 MB rewrite, with -o onto an older output, --in-place and
 # -o to a new output, each with a report) KILLS times in a row while LOAD
 # busy loops compete for the CPUs, and reports how many passed. The ctest
-# run stays short (21 kills, no load); this is the long check of DESIGN.md
+# run stays short (21 kills, no load); this is the long check of docs/DESIGN.md
 # section 10.
 # Usage: tools/scripts/kill_loop.sh [BUILD_DIR] [KILLS] [LOAD]   (defaults: build 50 4)
 set -euo pipefail

@@ -1,5 +1,5 @@
 // What every float tensor of a model is: its role, fans, matrix view and the
-// activation that follows it, worked out from the graph (DESIGN.md sections
+// activation that follows it, worked out from the graph (docs/DESIGN.md sections
 // 5 and 6). The CLI shows exactly this; a C++ user gets the same through here.
 #pragma once
 
@@ -25,7 +25,7 @@ struct analysis_options {
   fan_convention convention = fan_convention::semantic;
 };
 
-// A quantized weight or bias (DESIGN.md section 6): an integer tensor
+// A quantized weight or bias (docs/DESIGN.md section 6): an integer tensor
 // (int8, uint8 weight; int32 bias) that a DequantizeLinear turns into the
 // weight or bias of a layer. Its role, fans and activation are the layer's.
 struct quantized_tensor {

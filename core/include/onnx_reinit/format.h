@@ -1,4 +1,4 @@
-// Printing the values every stage produces (DESIGN.md section 1: each arrow
+// Printing the values every stage produces (docs/DESIGN.md section 1: each arrow
 // is a value you can print): fmt::formatter specialisations for tensor_info
 // here, and for tensor_analysis, tensor_plan and tensor_outcome at the end of
 // analysis.h, plan.h and rewrite.h, which include this header. With

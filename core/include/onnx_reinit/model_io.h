@@ -1,4 +1,4 @@
-// Reading and writing ONNX models (DESIGN.md section 1, ModelReader and
+// Reading and writing ONNX models (docs/DESIGN.md section 1, ModelReader and
 // ModelWriter): parse the protobuf, map external data read-only after
 // checking every location is safe, read tensor values as float/double from
 // any storage form (and the values of any numeric tensor as double), write
@@ -147,7 +147,7 @@ struct save_options {
   // Called once everything is staged and checked, before the commit point:
   // the files it returns (staged_file.h: the report, the plot) are
   // published with the model and its data files as one set, all or none,
-  // also across a kill (DESIGN.md section 10). It receives the result as it
+  // also across a kill (docs/DESIGN.md section 10). It receives the result as it
   // will be returned (every tensor's data, and its figures, are written by
   // then). If it throws, nothing is written and the exception propagates.
   std::function<std::vector<staged_file>(const save_result&)> before_commit;

@@ -1,5 +1,5 @@
 // The planner: user rules first, then the default policy, decide for every
-// tensor whether and how it is rewritten (DESIGN.md section 1, Planner).
+// tensor whether and how it is rewritten (docs/DESIGN.md section 1, Planner).
 #pragma once
 
 #include <cstdint>

@@ -1,7 +1,7 @@
 // The plugin registry: finds strategy plugins, loads them with Boost.DLL,
 // copies their metadata into host-owned strings, and creates configured
 // strategies from name=value parameters validated against each schema
-// (DESIGN.md section 3). Load failures are collected, never fatal.
+// (docs/DESIGN.md section 3). Load failures are collected, never fatal.
 //
 // This header includes no Boost: a C++ user links OnnxReinit::registry and
 // needs only the standard library and the SDK headers.
@@ -177,7 +177,7 @@ requires text_pair_range<Range> param_value_list to_value_list(const Range& para
 
 // ---- The registry ------------------------------------------------------------
 
-// Where to look, in DESIGN.md's order: explicit files and directories, then
+// Where to look, in docs/DESIGN.md's order: explicit files and directories, then
 // ONNX_REINIT_PLUGIN_PATH, then the default directory. First found wins.
 struct discovery_options {
   std::vector<std::filesystem::path> plugin_files;  // --plugin FILE

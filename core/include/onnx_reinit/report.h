@@ -1,5 +1,5 @@
 // What the tool tells the user: the per-tensor table on the terminal, the
-// JSON report (DESIGN.md section 8) and the default policy as text. Built
+// JSON report (docs/DESIGN.md section 8) and the default policy as text. Built
 // only from library values, so C++ users get the same output.
 #pragma once
 

@@ -1,4 +1,4 @@
-// The sampler (DESIGN.md section 1): turns a plan into the value of what a
+// The sampler (docs/DESIGN.md section 1): turns a plan into the value of what a
 // rewrite will write (a model_sample: per tensor the strategy, its targets
 // and a source generating the bytes on demand), stages it into the model,
 // and joins it with what the writer returned into report rows. Every value

@@ -1,6 +1,6 @@
 // Rules that choose a strategy per tensor: `MATCH=STRATEGY(k=v,...)` from the
 // command line or a YAML file, and the default policy written as the same
-// rules (DESIGN.md section 7). The first rule that matches a tensor decides.
+// rules (docs/DESIGN.md section 7). The first rule that matches a tensor decides.
 #pragma once
 
 #include <filesystem>

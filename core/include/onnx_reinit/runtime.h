@@ -1,4 +1,4 @@
-// The runtime stage (DESIGN.md section 1): runs a model with ONNX Runtime on
+// The runtime stage (docs/DESIGN.md section 1): runs a model with ONNX Runtime on
 // a batch to inspect the statistics of every weighted layer's output, and to
 // calibrate the weights from data (LSUV). No ONNX Runtime type appears here;
 // a build without the runtime (-DONNX_REINIT_RUNTIME=OFF) still has this API,

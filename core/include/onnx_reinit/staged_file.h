@@ -1,7 +1,7 @@
 // Writing a small file (a report, a plot) so that it appears whole or not
 // at all: staged beside its destination, fsynced, renamed into place on
 // commit. Returned from save_options::before_commit, staged files join the
-// model's published set instead (DESIGN.md section 10): the model, its
+// model's published set instead (docs/DESIGN.md section 10): the model, its
 // data files and these files appear together or not at all, also across a
 // kill (recover_publications).
 #pragma once

@@ -1,4 +1,4 @@
-// The activation walk of DESIGN.md section 6: from a layer's output, through
+// The activation walk of docs/DESIGN.md section 6: from a layer's output, through
 // bias/residual Adds, normalizations, layout ops, dropout and pooling, to the
 // first nonlinearity. Decomposed norms and activations are matched in patterns.h.
 #pragma once

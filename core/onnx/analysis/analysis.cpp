@@ -1,5 +1,5 @@
 // analyze_model: traces every tensor to its real consumer, derives role,
-// fans and matrix view from that consumer (DESIGN.md section 5) and the
+// fans and matrix view from that consumer (docs/DESIGN.md section 5) and the
 // activation that follows the layer (section 6).
 #include "onnx_reinit/analysis.h"
 #include "onnx_reinit/model_io.h"
@@ -590,7 +590,7 @@ void place_in_residual(const residual_lookup& residual, const attention_lookup& 
   }
 }
 
-// Learned or fixed, from the original values (DESIGN.md section 6). The
+// Learned or fixed, from the original values (docs/DESIGN.md section 6). The
 // checks read and test each tensor's values alone, so they run in parallel
 // (they are most of the analysis's time on a large model); each writes only
 // its own entry, so the result does not depend on the thread count.

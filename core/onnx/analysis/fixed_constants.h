@@ -2,7 +2,7 @@
 // whether a tensor in a weight slot is a fixed, non-learned constant (DFT
 // basis, window, filterbank, smoothing kernel, position table, coordinate
 // grid, identity...)
-// that rewriting would silently break (DESIGN.md section 6, "Learned or
+// that rewriting would silently break (docs/DESIGN.md section 6, "Learned or
 // fixed"). Pure: no graph access, no names; the analysis decodes the values
 // and supplies the context.
 #pragma once

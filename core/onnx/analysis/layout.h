@@ -20,7 +20,7 @@ using range_list = std::vector<std::pair<std::int64_t, std::int64_t>>;  // [begi
 
 // The layout ops: they only relabel, reorder, select or repeat the elements
 // of input 0 (Concat: of every input). The one list of them, which every
-// walk of the analysis consults (DESIGN.md section 6).
+// walk of the analysis consults (docs/DESIGN.md section 6).
 enum class layout_kind {
   none,        // not a layout op, or outside the default domain
   flat_order,  // Identity, Cast, Reshape, Squeeze, Unsqueeze, Flatten

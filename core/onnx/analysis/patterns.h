@@ -1,6 +1,6 @@
 // Norms and activations that exporters (PyTorch at opsets 9-17, tf2onnx,
 // Paddle2ONNX) write as several nodes, recognised so that the analysis reads
-// them as the fused op (DESIGN.md section 6, "Decomposed ops"): decomposed
+// them as the fused op (docs/DESIGN.md section 6, "Decomposed ops"): decomposed
 // LayerNorm, RMSNorm and GroupNorm give their scale and bias the norm roles
 // and are walked through like the fused norms; decomposed activations give
 // the activation of the fused one.

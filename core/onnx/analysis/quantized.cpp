@@ -1,5 +1,5 @@
 // Quantized weights and biases: the DequantizeLinear in front of a layer's
-// weight or bias, read once here (DESIGN.md section 6).
+// weight or bias, read once here (docs/DESIGN.md section 6).
 #include "quantized.h"
 
 #include <fmt/format.h>

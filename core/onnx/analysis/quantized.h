@@ -1,4 +1,4 @@
-// Quantized weights and biases (DESIGN.md section 6): what the
+// Quantized weights and biases (docs/DESIGN.md section 6): what the
 // DequantizeLinear between an integer tensor and its layer says about it,
 // and whether --quantized requantize can rewrite it.
 #pragma once

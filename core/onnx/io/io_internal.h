@@ -199,7 +199,7 @@ class staging_area {
   // A staged file outside the directory (a report beside its destination)
   // to remove if the save fails before its commit point.
   void own(const std::filesystem::path& temp);
-  // DESIGN.md section 10: journals `renames` (in order) and the `obsolete`
+  // docs/DESIGN.md section 10: journals `renames` (in order) and the `obsolete`
   // files to remove after them, commits the journal by a rename (the
   // commit point), then renames every file into place and removes the
   // obsolete ones and the directory. Killed before the commit point,

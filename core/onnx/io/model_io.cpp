@@ -1217,7 +1217,7 @@ void check_staged(const loaded_model& model, const fs::path& staged, bool has_da
       out.string());
 }
 
-// The set to publish (DESIGN.md section 10): the data files (under names
+// The set to publish (docs/DESIGN.md section 10): the data files (under names
 // no existing file has), then the caller's staged files (report, plot),
 // the model last, so a reader of OUT never sees the new model before its
 // data; then the data files the new model no longer uses are removed

@@ -1,7 +1,7 @@
 // Publishing a staged set of files (model, data files, report, plot) as
 // one step: a journal whose rename is the commit point, a roll-forward that
 // any later save to the same output repeats, and a lock that tells a live
-// writer's staging directory from a dead one's. DESIGN.md section 10.
+// writer's staging directory from a dead one's. docs/DESIGN.md section 10.
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>

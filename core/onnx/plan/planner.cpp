@@ -211,7 +211,7 @@ std::optional<double> written_constant(const tensor_plan& plan, const registry* 
 }
 
 // The PReLU slope the plan writes for `slope`, which sets the gain of the
-// weights before that PReLU (DESIGN.md: alpha is the slope's initial value):
+// weights before that PReLU (docs/DESIGN.md: alpha is the slope's initial value):
 // the trained value when kept, the constant its strategy declares it writes;
 // otherwise PyTorch's initial 0.25, with a note.
 std::pair<double, std::string> written_slope(const tensor_plan& slope, double trained,

@@ -73,7 +73,7 @@ json tensor_json(const tensor_plan& plan, const tensor_outcome& outcome) {
   const bool written = outcome.rewritten || outcome.transferred;
   j["achieved_mean"] = number_or_null(written ? outcome.achieved_mean : not_known);
   j["achieved_std"] = number_or_null(written ? outcome.achieved_std : not_known);
-  // Additions beyond DESIGN.md section 8.
+  // Additions beyond docs/DESIGN.md section 8.
   j["target_mean"] = number_or_null(rewrite ? outcome.target_mean : not_known);
   j["graph"] = t.ref.graph_path;
   j["origin"] = t.ref.origin == tensor_origin::initializer ? "initializer" : "constant_node";

@@ -520,7 +520,7 @@ std::vector<rule> load_rules_file(const std::filesystem::path& path) {
 }
 
 const std::vector<rule>& default_policy() {
-  // DESIGN.md section 7. Recurrent rules come first: their weights also have
+  // docs/DESIGN.md section 7. Recurrent rules come first: their weights also have
   // a (tanh) activation and would otherwise fall under the generic ones.
   static const std::vector<rule> policy = [] {
     const char* texts[] = {

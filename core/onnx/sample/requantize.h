@@ -1,4 +1,4 @@
-// --quantized requantize (DESIGN.md section 7): the bytes of quantized
+// --quantized requantize (docs/DESIGN.md section 7): the bytes of quantized
 // weights and biases drawn in float and quantized back, and of the scales
 // of their DequantizeLinear. Internal to the sampler.
 #pragma once

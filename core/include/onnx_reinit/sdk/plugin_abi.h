@@ -2,7 +2,7 @@
  * exports, the descriptor it returns, and the host services (random streams)
  * it may call. Nothing but C types crosses it; no exception ever does.
  *
- * Rules (DESIGN.md section 3):
+ * Rules (docs/DESIGN.md section 3):
  *  - A plugin exports exactly one symbol, onnx_reinit_plugin_entry, declared
  *    below with its exact type. It returns a pointer to a static, constant
  *    descriptor that lives as long as the library is loaded.

@@ -50,7 +50,7 @@ enum class element_type : std::uint32_t {
 };
 
 // What the tensor is, judged from the op and input slot that really use it
-// (DESIGN.md section 6).
+// (docs/DESIGN.md section 6).
 enum class tensor_role : std::uint32_t {
   unknown = 0,
   weight,
@@ -188,7 +188,7 @@ inline std::optional<activation_kind> parse_activation_kind(std::string_view tex
 }
 
 // Everything the analysis learned about one tensor. Fans are doubles because
-// strided convolutions give fractional fans (DESIGN.md section 5).
+// strided convolutions give fractional fans (docs/DESIGN.md section 5).
 struct tensor_info {
   std::string name;
   std::vector<std::int64_t> shape;
