@@ -95,12 +95,13 @@ void refuse_rules_naming_never_rewritten(const std::vector<tensor_analysis>& ten
     if (std::none_of(refused.begin(), refused.end(), [&](const auto& e) { return e.first == r; }))
       refused.emplace_back(r, i);
   }
-  for (const auto& [r, i] : refused) {
+  for (const auto& entry : refused) {
+    const rule& r = *entry.first;
     const bool decides_some = std::any_of(plans.begin(), plans.end(), [&](const tensor_plan& p) {
-      return p.action == plan_action::rewrite && p.rule == r->text && p.rule_origin == r->origin;
+      return p.action == plan_action::rewrite && p.rule == r.text && p.rule_origin == r.origin;
     });
-    if (!decides_some)
-      throw never_rewritten_error(*r, tensors[i], never_rewritten(tensors[i], options));
+    const tensor_analysis& tensor = tensors[entry.second];
+    if (!decides_some) throw never_rewritten_error(r, tensor, never_rewritten(tensor, options));
   }
 }
 
