@@ -25,9 +25,10 @@ packages=(
   libplplot-dev plplot-driver-cairo
 )
 # What the tests, the benchmarks, the fuzzer and the style checks need
-# beyond that; ccache makes the four builds of tools/test.sh cheap to repeat.
+# beyond that; ccache makes the four builds of tools/test.sh cheap to repeat;
+# strace injects the kills of cli_robustness_test at each rename.
 test_packages=(
-  clang-format clang-tidy catch2 libbenchmark-dev ccache
+  clang-format clang-tidy catch2 libbenchmark-dev ccache strace
   libonnx-testdata python3-onnx python3-numpy python3-torch python3-torchvision
   python3-torchaudio
   clang libclang-rt-14-dev
