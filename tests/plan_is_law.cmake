@@ -4,17 +4,12 @@
 # with input tensor by tensor against the report. One ctest entry per
 # corpus; all but the example model take minutes, so they run in the normal
 # build only (slow, no_sanitize).
-add_executable(plan_is_law_test ${CMAKE_CURRENT_SOURCE_DIR}/cli/plan_is_law_test.cpp)
-target_link_libraries(plan_is_law_test PRIVATE onnx_reinit_test_main onnx_reinit_test_deps
-                                               onnx_reinit_analysis nlohmann_json::nlohmann_json)
-target_include_directories(plan_is_law_test PRIVATE ${CMAKE_CURRENT_SOURCE_DIR})
+onnx_reinit_add_cli_test(plan_is_law_test ${CMAKE_CURRENT_SOURCE_DIR}/cli/plan_is_law_test.cpp)
+target_link_libraries(plan_is_law_test PRIVATE onnx_reinit_analysis)
 target_compile_definitions(plan_is_law_test PRIVATE
-  ONNX_REINIT_CLI="$<TARGET_FILE:onnx-reinit>"
   ONNX_REINIT_REFERENCE_MODELS="${ONNX_REINIT_REFERENCE_MODELS}"
   ONNX_REINIT_PATTERN_MODELS="${ONNX_REINIT_PATTERN_MODELS}"
   ONNX_REINIT_QDQ_MODELS="${ONNX_REINIT_QDQ_MODELS}")
-add_dependencies(plan_is_law_test onnx-reinit standard)
-onnx_reinit_warnings(plan_is_law_test)
 set(plan_is_law_env "LSAN_OPTIONS=${ONNX_REINIT_LSAN_OPTIONS}")
 add_test(NAME plan_is_law_examples COMMAND plan_is_law_test "[examples]")
 set_tests_properties(plan_is_law_examples PROPERTIES LABELS cli ENVIRONMENT "${plan_is_law_env}")

@@ -13,18 +13,9 @@ target_compile_definitions(quantized_test PRIVATE ONNX_REINIT_QDQ_MODELS="${ONNX
 add_dependencies(quantized_test standard)
 set_tests_properties(quantized_test PROPERTIES FIXTURES_REQUIRED onnx_reinit_qdq_models)
 
-add_executable(quantized_cli_test ${CMAKE_CURRENT_SOURCE_DIR}/cli/quantized_cli_test.cpp)
-target_link_libraries(quantized_cli_test PRIVATE onnx_reinit_test_main onnx_reinit_test_deps
-                                                 onnx_reinit_model_io nlohmann_json::nlohmann_json)
-target_include_directories(quantized_cli_test PRIVATE ${CMAKE_CURRENT_SOURCE_DIR})
+onnx_reinit_add_cli_test(quantized_cli_test ${CMAKE_CURRENT_SOURCE_DIR}/cli/quantized_cli_test.cpp)
 target_compile_definitions(quantized_cli_test PRIVATE
-  ONNX_REINIT_CLI="$<TARGET_FILE:onnx-reinit>"
   ONNX_REINIT_QDQ_MODELS="${ONNX_REINIT_QDQ_MODELS}")
-if(NOT ONNX_REINIT_RUNTIME)
-  target_compile_definitions(quantized_cli_test PRIVATE ONNX_REINIT_NO_RUNTIME=1)
-endif()
-add_dependencies(quantized_cli_test onnx-reinit standard)
-onnx_reinit_warnings(quantized_cli_test)
 add_test(NAME quantized_cli_test COMMAND quantized_cli_test)
 set_tests_properties(quantized_cli_test PROPERTIES LABELS "cli;threaded"
   FIXTURES_REQUIRED onnx_reinit_qdq_models

@@ -28,15 +28,9 @@ set_tests_properties(presets_test PROPERTIES FIXTURES_REQUIRED onnx_reinit_refer
   ENVIRONMENT "LSAN_OPTIONS=${ONNX_REINIT_LSAN_OPTIONS}")
 
 # presets_cli_test runs the built command on the same exports.
-add_executable(presets_cli_test ${CMAKE_CURRENT_SOURCE_DIR}/cli/presets_cli_test.cpp)
-target_link_libraries(presets_cli_test PRIVATE onnx_reinit_test_main onnx_reinit_test_deps
-                                               onnx_reinit_model_io nlohmann_json::nlohmann_json)
-target_include_directories(presets_cli_test PRIVATE ${CMAKE_CURRENT_SOURCE_DIR})
+onnx_reinit_add_cli_test(presets_cli_test ${CMAKE_CURRENT_SOURCE_DIR}/cli/presets_cli_test.cpp)
 target_compile_definitions(presets_cli_test PRIVATE
-  ONNX_REINIT_CLI="$<TARGET_FILE:onnx-reinit>"
   ONNX_REINIT_REFERENCE_MODELS="${ONNX_REINIT_REFERENCE_MODELS}")
-add_dependencies(presets_cli_test onnx-reinit standard)
-onnx_reinit_warnings(presets_cli_test)
 add_test(NAME presets_cli_test COMMAND presets_cli_test)
 set_tests_properties(presets_cli_test PROPERTIES LABELS cli
   FIXTURES_REQUIRED onnx_reinit_reference_models)
