@@ -3,6 +3,7 @@
 #include "activation.h"
 
 #include "layout.h"
+#include "ops.h"
 #include "patterns.h"
 #include "quantized.h"
 
@@ -71,40 +72,22 @@ std::optional<activation_result> nonlinearity(const model_index& index, const on
   return activation_from_name(op, params);
 }
 
+// Whether the walk goes on from input `slot` of `node`: the op table's walk
+// kind (layout ops, bias/residual Add, norms, pooling, resampling, tiling
+// pass; scaling by a constant passes, a product of two activations gates).
 bool pass_through(const model_index& index, const onnx::NodeProto& node, int slot, int scope) {
-  if (node.domain() == "com.microsoft")
-    return node.op_type() == "LayerNormalization" || node.op_type() == "SkipLayerNormalization" ||
-           node.op_type() == "SimplifiedLayerNormalization";
-  if (!is_default_domain(node)) return false;
-  // Every layout op, and the ops that keep the statistics the activation
-  // sees (bias/residual Add, norms, pooling, resampling, tiling).
-  if (layout_op_kind(node) != layout_kind::none) return true;
-  static const std::unordered_set<std::string> ops = {"Add",
-                                                      "BatchNormalization",
-                                                      "LayerNormalization",
-                                                      "InstanceNormalization",
-                                                      "GroupNormalization",
-                                                      "Dropout",
-                                                      "MaxPool",
-                                                      "AveragePool",
-                                                      "GlobalMaxPool",
-                                                      "GlobalAveragePool",
-                                                      "Pad",
-                                                      "Resize",
-                                                      "Upsample",
-                                                      "DepthToSpace",
-                                                      "SpaceToDepth",
-                                                      "Tile",
-                                                      "LpPool"};
-  if (ops.count(node.op_type()) != 0) return true;
-  // A quantize/dequantize pair between layers keeps the values (up to
-  // rounding); a clamping QuantizeLinear is a nonlinearity, found before.
-  if ((node.op_type() == "QuantizeLinear" || node.op_type() == "DequantizeLinear") && slot == 0)
-    return true;
-  // Scaling by a constant keeps the walk going; a product of two activations
-  // (gating) does not.
-  if (node.op_type() == "Mul" || (node.op_type() == "Div" && slot == 0))
-    return index.constant(other_input(node, slot), scope) != nullptr;
+  switch (op_info(node).walk) {
+    case walk_kind::stop:
+      return false;
+    case walk_kind::transparent:
+      return true;
+    case walk_kind::data_only:
+      return slot == 0;
+    case walk_kind::scaling:
+      return slot == 0 && index.constant(other_input(node, slot), scope) != nullptr;
+    case walk_kind::gating:
+      return index.constant(other_input(node, slot), scope) != nullptr;
+  }
   return false;
 }
 

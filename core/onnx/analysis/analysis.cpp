@@ -21,6 +21,7 @@
 #include "graph_index.h"
 #include "layout.h"
 #include "onnx_reinit/sdk/gains.h"
+#include "ops.h"
 #include "parallel_for.h"
 #include "patterns.h"
 #include "quantized.h"
@@ -53,13 +54,6 @@ struct view {
   bool recurrent_cell = false;
   std::string note;
 };
-
-bool is_rnn(const onnx::NodeProto& n) {
-  return is_op(n, "LSTM") || is_op(n, "GRU") || is_op(n, "RNN");
-}
-std::int64_t gate_count(const onnx::NodeProto& n) {
-  return is_op(n, "LSTM") ? 4 : is_op(n, "GRU") ? 3 : 1;
-}
 
 // Forward over layout ops, breadth-first with a visited set: cycles and long
 // chains end. Non-data inputs of layout ops (Reshape's shape, Slice's
@@ -123,7 +117,7 @@ struct analyzer {
   // checked against the weight's dims (what a strategy fills); one that
   // disagrees with them is ignored with a note.
   void conv_fans(const onnx::NodeProto& node, const shape_t& s, view& v) const {
-    bool transposed = is_op(node, "ConvTranspose");
+    const bool transposed = op_info(node).fans == fan_kind::conv_transpose;
     const shape_t kernel(s.begin() + std::min<std::ptrdiff_t>(2, std::ssize(s)), s.end());
     const std::int64_t d0 = dim(s, 0), d1 = dim(s, 1);
     v.rf = static_cast<double>(checked_product(kernel).value_or(1));
@@ -205,7 +199,7 @@ struct analyzer {
   // Anything that does not fit gives the default matrix view and a note.
   void rnn_fans(const onnx::NodeProto& node, int slot, const shape_t& s, const shape_t& orig,
                 view& v) const {
-    v.gates = gate_count(node);
+    v.gates = op_info(node).gates;
     v.recurrent_cell = true;
     const bool vector = slot == 3 || slot == 7;
     const std::int64_t rows = vector ? dim(s, -1) : dim(s, -2);
@@ -257,32 +251,68 @@ struct analyzer {
   }
 
   // Fans of the weight of layer `n`, used for its bias (PyTorch scales a
-  // default bias by the weight's fan_in).
+  // default bias by the weight's fan_in). The weight is at the op's first
+  // weight slot, or at a later one when the first is computed and it is a
+  // constant (W·x).
   void bias_fans(int n, view& v) const {
     const auto& node = index.node(n);
-    int weight_slot = 1;
-    if (is_matmul(node) || is_gemm(node)) {
-      int g = index.node_graph(n);
-      if (node.input_size() > 1 && index.constant(node.input(1), g) == nullptr &&
-          node.input_size() > 0 && index.constant(node.input(0), g) != nullptr)
-        weight_slot = 0;
+    const op_entry& op = op_info(node);
+    const slot_entry* first = op.first_slot(tensor_role::weight);
+    if (first == nullptr) return;
+    int weight_slot = first->slot;
+    const int g = index.node_graph(n);
+    auto constant_at = [&](int slot) {
+      return slot < node.input_size() && index.constant(node.input(slot), g) != nullptr;
+    };
+    if (weight_slot < node.input_size() && !constant_at(weight_slot)) {
+      for (const slot_entry& s : op.slots) {
+        if (s.slot >= 0 && s.role == tensor_role::weight && s.slot != first->slot &&
+            constant_at(s.slot)) {
+          weight_slot = s.slot;
+          break;
+        }
+      }
     }
     auto ws = input_shape(n, weight_slot);
     if (!ws) return;
     view w;
-    weight_view(n, weight_slot, *ws, *ws, w);
+    layer_fans(node, weight_slot, *ws, *ws, w);
     v.fan_in = w.fan_in;
     v.fan_out = w.fan_out;
   }
 
-  void weight_view(int n, int slot, const shape_t& s, const shape_t& orig, view& v) const {
-    const auto& node = index.node(n);
-    if (is_conv(node) || is_op(node, "ConvTranspose"))
-      conv_fans(node, s, v);
-    else if (is_gemm(node) || is_matmul(node))
-      matrix_fans(node, slot, s, orig, v);
+  // The op's fan function (docs/DESIGN.md section 5) at input `slot`.
+  void layer_fans(const onnx::NodeProto& node, int slot, const shape_t& s, const shape_t& orig,
+                  view& v) const {
+    switch (op_info(node).fans) {
+      case fan_kind::conv:
+      case fan_kind::conv_transpose:
+        conv_fans(node, s, v);
+        break;
+      case fan_kind::gemm:
+      case fan_kind::matmul:
+        matrix_fans(node, slot, s, orig, v);
+        break;
+      case fan_kind::recurrent:
+        rnn_fans(node, slot, s, orig, v);
+        break;
+      case fan_kind::embedding:
+        v.fan_in = static_cast<double>(torch() ? s[1] : s[0]);
+        v.fan_out = static_cast<double>(torch() ? s[0] : s[1]);
+        break;
+      case fan_kind::none:
+        break;
+    }
   }
 
+  static bool rank_fits(const slot_entry& e, const shape_t& s) {
+    const auto rank = std::ssize(s);
+    return rank >= e.min_rank && (e.max_rank == 0 || rank <= e.max_rank);
+  }
+
+  // The role, fans and layer of the tensor at consumer `c`: the slot's
+  // entry in the op table; else a decomposed norm's gamma/beta; else a
+  // constant added after a layer (add_bias).
   view describe(const consumer& c, const shape_t& orig) const {
     view v;
     const auto& node = index.node(c.node);
@@ -290,60 +320,19 @@ struct analyzer {
     auto numel = static_cast<double>(element_count(s));
     v.fan_in = v.fan_out = numel;
     v.layer = c.node;
-    auto set = [&](tensor_role r) { v.role = r; };
-    if (is_conv(node) || is_op(node, "ConvTranspose")) {
-      if (c.slot == 1 && s.size() >= 3) {
-        set(tensor_role::weight);
-        conv_fans(node, s, v);
-      } else if (c.slot == 2) {
-        set(tensor_role::bias);
-        bias_fans(c.node, v);
-      }
-    } else if (is_gemm(node) || is_matmul(node)) {
-      if (c.slot <= 1 && !s.empty()) {
-        set(tensor_role::weight);
-        matrix_fans(node, c.slot, s, orig, v);
-      } else if (c.slot == 2 && is_gemm(node)) {
-        set(tensor_role::bias);
-        bias_fans(c.node, v);
-      }
-    } else if (is_rnn(node)) {
-      if (c.slot >= 1 && c.slot <= 3) {
-        set(c.slot == 1   ? tensor_role::weight
-            : c.slot == 2 ? tensor_role::recurrent_weight
-                          : tensor_role::bias);
-        rnn_fans(node, c.slot, s, orig, v);
-      } else if (c.slot == 7) {
-        // ONNX-only peepholes (PyTorch has none): start them at zero like a bias.
-        set(tensor_role::bias);
-        rnn_fans(node, c.slot, s, orig, v);
-        v.note = "LSTM peephole weights, treated as a bias";
-      } else {
-        v.reason = fmt::format("input {} of {} (initial state or lengths)", c.slot, node.op_type());
-      }
-    } else if (is_op(node, "Gather") && c.slot == 0 && s.size() == 2) {
-      set(tensor_role::embedding);
-      v.fan_in = static_cast<double>(torch() ? s[1] : s[0]);
-      v.fan_out = static_cast<double>(torch() ? s[0] : s[1]);
-      v.layer = -1;
-    } else if (is_op(node, "BatchNormalization") && c.slot >= 1 && c.slot <= 4) {
-      constexpr tensor_role roles[] = {tensor_role::norm_scale, tensor_role::norm_bias,
-                                       tensor_role::running_mean, tensor_role::running_var};
-      set(roles[c.slot - 1]);
-      v.layer = -1;
-    } else if (is_norm(node) && (c.slot == 1 || c.slot == 2)) {
-      set(c.slot == 1 ? tensor_role::norm_scale : tensor_role::norm_bias);
-      v.layer = -1;
-    } else if (is_op(node, "PRelu") && c.slot == 1) {
-      set(tensor_role::prelu_slope);
-      v.layer = -1;
+    const op_entry& op = op_info(node);
+    const slot_entry* slot = op.find_slot(c.slot);
+    if (slot != nullptr) {
+      if (rank_fits(*slot, s)) describe_slot(node, c, *slot, s, orig, v);
+    } else if (!op.other_inputs.empty()) {
+      v.reason = fmt::format("input {} of {} ({})", c.slot, node.op_type(), op.other_inputs);
     } else if (auto p = norm_parameters.find({c.node, c.slot}); p != norm_parameters.end()) {
-      set(p->second.role);
+      v.role = p->second.role;
       v.layer = -1;
       v.note = fmt::format("{} of a decomposed {}",
                            p->second.role == tensor_role::norm_scale ? "scale" : "bias",
                            to_string(p->second.form));
-    } else if (is_op(node, "Add") && c.slot <= 1) {
+    } else if (op.traits.bias_add && c.slot <= 1) {
       add_bias(c, s, v);
     }
     if (v.role == tensor_role::unknown) {
@@ -351,6 +340,27 @@ struct analyzer {
       if (v.reason.empty()) v.reason = unknown_reason(c, s);
     }
     return v;
+  }
+
+  void describe_slot(const onnx::NodeProto& node, const consumer& c, const slot_entry& slot,
+                     const shape_t& s, const shape_t& orig, view& v) const {
+    v.role = slot.role;
+    switch (slot.fans) {
+      case slot_fans::own:
+        layer_fans(node, c.slot, s, orig, v);
+        break;
+      case slot_fans::weight:
+        bias_fans(c.node, v);
+        break;
+      case slot_fans::elements:
+        break;
+    }
+    if (!slot.note.empty()) v.note = slot.note;
+    // The activation walk starts from a layer's output for its weights and
+    // biases only.
+    if (v.role != tensor_role::weight && v.role != tensor_role::recurrent_weight &&
+        v.role != tensor_role::bias)
+      v.layer = -1;
   }
 
   // Output features of weighted layer `n` and the axis holding them,
@@ -365,11 +375,12 @@ struct analyzer {
   std::optional<feature_axis> output_features(int n) const {
     const auto& node = index.node(n);
     auto weight = [&](int slot) { return input_shape(n, slot); };
-    if (is_conv(node) || is_op(node, "ConvTranspose")) {
+    const fan_kind fans = op_info(node).fans;
+    if (fans == fan_kind::conv || fans == fan_kind::conv_transpose) {
       const auto w = weight(1);
       if (!w || w->size() < 3) return std::nullopt;
       std::optional<std::int64_t> m = (*w)[0];
-      if (is_op(node, "ConvTranspose"))
+      if (fans == fan_kind::conv_transpose)
         m = checked_mul((*w)[1],
                         std::max<std::int64_t>(1, int_attribute(node, "group").value_or(1)));
       if (!m) return std::nullopt;
@@ -461,7 +472,7 @@ struct analyzer {
       return {};
     const auto& node = index.node(v.layer);
     if (v.recurrent_cell) return cell_activation(node);
-    if (is_ms_op(node, "FusedConv") || is_ms_op(node, "FusedGemm")) {
+    if (op_info(node).traits.activation_attribute) {
       if (auto name = string_attribute(node, "activation")) {
         std::vector<float> params;
         if (const auto* a = find_attribute(node, "activation_params"))
@@ -477,7 +488,7 @@ struct analyzer {
   // The cell's own nonlinearity, not what follows the layer: tanh (the cell
   // input/output activation g), or what the `activations` attribute says.
   activation_result cell_activation(const onnx::NodeProto& node) const {
-    std::size_t i = is_op(node, "RNN") ? 0 : 1;
+    const auto i = static_cast<std::size_t>(op_info(node).cell_activation);
     if (const auto* a = find_attribute(node, "activations");
         a != nullptr && a->strings_size() > static_cast<int>(i)) {
       std::vector<float> params;
@@ -510,7 +521,7 @@ range_list merged(range_list r) {
   return out;
 }
 
-// Forget-gate input-bias rows of every LSTM, mapped back to the constants
+// Forget-gate input-bias rows of every cell with a forget gate (LSTM), mapped back to the constants
 // its B input is made of. LSTM nodes whose B cannot be mapped are listed.
 struct forget_gates {
   std::map<const onnx::TensorProto*, range_list> ranges;
@@ -521,24 +532,31 @@ forget_gates find_forget_gates(const model_index& index, layout_evaluator& layou
   forget_gates out;
   for (int n = 0; n < static_cast<int>(index.nodes().size()); ++n) {
     const auto& node = index.node(n);
-    if (!is_op(node, "LSTM") || node.input_size() < 4 || node.input(3).empty()) continue;
+    const op_entry& op = op_info(node);
+    const slot_entry* bias = op.first_slot(tensor_role::bias);
+    if (op.forget_gate < 0 || bias == nullptr || node.input_size() <= bias->slot ||
+        node.input(bias->slot).empty())
+      continue;
+    const std::string& b = node.input(bias->slot);
     int g = index.node_graph(n);
-    auto s = layout.shape_of(node.input(3), g);
-    // B is [dirs, 8H]: Wb (gates i, o, f, c) then Rb; f is gate 2. H is
-    // checked against B's length as in rnn_fans.
+    auto s = layout.shape_of(b, g);
+    // B is [dirs, 2·G·H]: Wb (G gate blocks, the op table's forget_gate
+    // among them) then Rb. H is checked against B's length as in rnn_fans.
     const std::int64_t length = s && !s->empty() ? s->back() : 0;
+    const std::int64_t blocks = 2 * op.gates;
     const auto attr = int_attribute(node, "hidden_size");
     std::int64_t hidden = 0;
-    if (!attr && length > 0 && length % 8 == 0) hidden = length / 8;
-    if (attr && *attr > 0 && checked_mul(*attr, 8) == length) hidden = *attr;
+    if (!attr && length > 0 && length % blocks == 0) hidden = length / blocks;
+    if (attr && *attr > 0 && checked_mul(*attr, blocks) == length) hidden = *attr;
     const auto dirs =
         s && !s->empty() ? checked_product(std::span(*s).first(s->size() - 1)) : std::nullopt;
     std::optional<std::vector<source_ranges>> sources;
     if (hidden > 0 && dirs && *dirs <= max_directions) {
       range_list r;
       for (std::int64_t d = 0; d < *dirs; ++d)
-        r.emplace_back(d * length + 2 * hidden, d * length + 3 * hidden);
-      sources = layout.map_back(node.input(3), g, r);
+        r.emplace_back(d * length + op.forget_gate * hidden,
+                       d * length + (op.forget_gate + 1) * hidden);
+      sources = layout.map_back(b, g, r);
     }
     if (!sources) {
       out.unmapped.insert(n);
@@ -683,11 +701,15 @@ std::vector<tensor_analysis> analyze(const onnx::ModelProto& model, const loaded
             describe_consumer(index, tr.consumers[i]), to_string(o.role), o.fan_in, o.fan_out));
         break;
       }
-      if (is_op(index.node(first.node), "LSTM") && first.slot == 3) {
+      const op_entry& op = op_info(index.node(first.node));
+      if (const slot_entry* b = op.first_slot(tensor_role::bias);
+          op.forget_gate >= 0 && b != nullptr && first.slot == b->slot) {
         if (auto it = gates.ranges.find(t.proto); it != gates.ranges.end())
           a.forget_gate_ranges = it->second;
         else if (gates.unmapped.count(first.node) != 0)
-          a.notes.push_back("LSTM forget-gate bias rows could not be traced to this tensor");
+          a.notes.push_back(
+              fmt::format("{} forget-gate bias rows could not be traced to this tensor",
+                          index.node(first.node).op_type()));
       }
     } else {
       reason = "no consumer";

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "layout.h"
+#include "ops.h"
 #include "patterns.h"
 
 namespace onnx_reinit::detail {
@@ -25,15 +26,16 @@ namespace {
 constexpr int max_steps = 32;
 
 // Layout ops (not Concat: it would join other values in), head picks and
-// dropout: the value passes through on input 0.
+// identities at inference (dropout): the value passes through on input 0.
 bool passes_through(const onnx::NodeProto& node) {
-  const layout_kind k = layout_op_kind(node);
-  return (k != layout_kind::none && k != layout_kind::concat) || is_op(node, "Gather") ||
-         is_op(node, "Dropout");
+  const op_entry& op = op_info(node);
+  return (op.layout != layout_kind::none && op.layout != layout_kind::concat) ||
+         op.traits.index_select || op.traits.identity;
 }
 
+// Binary arithmetic: a bias, a scale, a mask added.
 bool scales(const onnx::NodeProto& node) {
-  return is_op(node, "Add") || is_op(node, "Mul") || is_op(node, "Div") || is_op(node, "Sub");
+  return op_info(node).traits.arithmetic;
 }
 
 // The weighted node whose output reaches `value` through layout ops, head
@@ -126,7 +128,7 @@ scores find_scores(const model_index& index, std::string value) {
       out.matmul = p;
       return out;
     }
-    if (is_op(node, "Add") || is_op(node, "Where") || scales(node)) {
+    if (scales(node) || op_info(node).traits.mask) {
       std::string next;
       for (const std::string& in : node.input()) {
         if (in.empty()) continue;
@@ -168,9 +170,7 @@ int probabilities_matmul(const model_index& index, std::string value) {
     if (uses.size() != 1) return -1;
     const auto& node = index.node(uses.front().node);
     if (is_matmul(node) && uses.front().slot == 0) return uses.front().node;
-    if (!(is_op(node, "Dropout") || is_op(node, "Cast") || is_op(node, "Identity")) ||
-        node.output_size() == 0)
-      return -1;
+    if (!op_info(node).traits.identity || node.output_size() == 0) return -1;
     value = node.output(0);
   }
   return -1;
@@ -263,7 +263,7 @@ void mark_ffn(const residual_lookup& residual, const std::map<int, stack>& strea
 attention_lookup find_attention_lookup(const model_index& index, const residual_lookup& residual) {
   std::vector<block> blocks;
   for (int n = 0; n < static_cast<int>(index.nodes().size()); ++n)
-    if (index.node_graph(n) == 0 && is_op(index.node(n), "Softmax"))
+    if (index.node_graph(n) == 0 && op_info(index.node(n)).moments == moment_rule::softmax)
       if (auto b = read_block(index, residual, n)) blocks.push_back(*b);
   std::set<int> cross_streams;
   bool any_cross = false;

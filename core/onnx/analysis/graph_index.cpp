@@ -3,6 +3,8 @@
 
 #include <algorithm>
 
+#include "ops.h"
+
 namespace onnx_reinit::detail {
 namespace {
 
@@ -47,28 +49,6 @@ bool is_op(const onnx::NodeProto& node, std::string_view op) {
 }
 bool is_ms_op(const onnx::NodeProto& node, std::string_view op) {
   return node.op_type() == op && node.domain() == "com.microsoft";
-}
-
-bool is_conv(const onnx::NodeProto& n) {
-  return is_op(n, "Conv") || is_ms_op(n, "FusedConv");
-}
-bool is_gemm(const onnx::NodeProto& n) {
-  return is_op(n, "Gemm") || is_ms_op(n, "FusedGemm");
-}
-bool is_matmul(const onnx::NodeProto& n) {
-  return is_op(n, "MatMul") || is_ms_op(n, "FusedMatMul");
-}
-bool is_weighted(const onnx::NodeProto& n) {
-  return is_conv(n) || is_gemm(n) || is_matmul(n) || is_op(n, "ConvTranspose");
-}
-bool is_norm(const onnx::NodeProto& n) {
-  return is_op(n, "LayerNormalization") || is_op(n, "InstanceNormalization") ||
-         is_op(n, "GroupNormalization") || is_ms_op(n, "LayerNormalization") ||
-         is_ms_op(n, "SimplifiedLayerNormalization");
-}
-
-bool reads_shape_only(const onnx::NodeProto& n) {
-  return is_op(n, "Shape") || is_op(n, "Size");
 }
 
 const onnx::AttributeProto* find_attribute(const onnx::NodeProto& node, std::string_view name) {

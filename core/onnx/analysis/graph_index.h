@@ -107,15 +107,8 @@ std::string qualified_op(const onnx::NodeProto& node);
 bool is_default_domain(const onnx::NodeProto& node);
 bool is_op(const onnx::NodeProto& node, std::string_view op);  // default domain
 bool is_ms_op(const onnx::NodeProto& node, std::string_view op);
-// Layers with a weight input, and the fused com.microsoft forms.
-bool is_conv(const onnx::NodeProto& n);      // Conv, FusedConv
-bool is_gemm(const onnx::NodeProto& n);      // Gemm, FusedGemm
-bool is_matmul(const onnx::NodeProto& n);    // MatMul, FusedMatMul
-bool is_weighted(const onnx::NodeProto& n);  // the above and ConvTranspose
-// Norms with scale and bias at inputs 1 and 2 (BatchNormalization aside).
-bool is_norm(const onnx::NodeProto& n);
-// Shape and Size: the input's shape is all they read.
-bool reads_shape_only(const onnx::NodeProto& n);
+// What each op is (weighted layer, norm, layout op, shape reader...) is
+// the op table's, ops.h.
 
 const onnx::AttributeProto* find_attribute(const onnx::NodeProto& node, std::string_view name);
 std::optional<std::int64_t> int_attribute(const onnx::NodeProto& node, std::string_view name);

@@ -40,9 +40,10 @@ std::optional<int> normalize_axis(std::int64_t axis, std::size_t rank) {
   return static_cast<int>(axis);
 }
 
+// Output 0 has input 0's shape: identities at inference and Q/DQ (op table).
 bool same_shape_op(const onnx::NodeProto& n) {
-  return is_op(n, "Identity") || is_op(n, "Cast") || is_op(n, "Dropout") ||
-         is_op(n, "DequantizeLinear") || is_op(n, "QuantizeLinear");
+  const op_traits& t = op_info(n).traits;
+  return t.identity || t.quantize;
 }
 
 // Rows of a flat range that fall inside one `inner`-long row each.
@@ -65,36 +66,6 @@ bool for_each_row_piece(const range_list& ranges, std::int64_t inner, F&& f) {
 
 std::int64_t element_count(const shape_t& shape) {
   return product(shape, 0, shape.size());
-}
-
-layout_kind layout_op_kind(const onnx::NodeProto& node) {
-  static constexpr std::pair<std::string_view, layout_kind> ops[] = {
-      {"Identity", layout_kind::flat_order},  {"Cast", layout_kind::flat_order},
-      {"Reshape", layout_kind::flat_order},   {"Squeeze", layout_kind::flat_order},
-      {"Unsqueeze", layout_kind::flat_order}, {"Flatten", layout_kind::flat_order},
-      {"Transpose", layout_kind::permute},    {"Slice", layout_kind::select},
-      {"Split", layout_kind::select},         {"Concat", layout_kind::concat},
-      {"Expand", layout_kind::broadcast},
-  };
-  if (!is_default_domain(node)) return layout_kind::none;
-  for (const auto& [op, kind] : ops)
-    if (node.op_type() == op) return kind;
-  return layout_kind::none;
-}
-
-bool is_layout_op(const onnx::NodeProto& node, int slot) {
-  switch (layout_op_kind(node)) {
-    case layout_kind::concat:
-      return true;
-    case layout_kind::flat_order:
-    case layout_kind::permute:
-    case layout_kind::select:
-      return slot == 0;
-    case layout_kind::none:
-    case layout_kind::broadcast:
-      return false;
-  }
-  return false;
 }
 
 std::optional<std::vector<std::int64_t>> layout_evaluator::const_ints(const onnx::NodeProto& node,

@@ -12,28 +12,16 @@
 #include <vector>
 
 #include "graph_index.h"
+#include "ops.h"
 
 namespace onnx_reinit::detail {
 
 using shape_t = std::vector<std::int64_t>;
 using range_list = std::vector<std::pair<std::int64_t, std::int64_t>>;  // [begin, end)
 
-// The layout ops: they only relabel, reorder, select or repeat the elements
-// of input 0 (Concat: of every input). The one list of them, which every
-// walk of the analysis consults (docs/DESIGN.md section 6).
-enum class layout_kind {
-  none,        // not a layout op, or outside the default domain
-  flat_order,  // Identity, Cast, Reshape, Squeeze, Unsqueeze, Flatten
-  permute,     // Transpose
-  select,      // Slice, Split: one block of the input
-  concat,      // Concat: each input is a block of the output
-  broadcast,   // Expand: repeats the input's elements
-};
-layout_kind layout_op_kind(const onnx::NodeProto& node);
-
-// Layout ops an initializer is traced through to its real consumer (every
-// kind but broadcast). `slot` is the input slot.
-bool is_layout_op(const onnx::NodeProto& node, int slot);
+// The layout ops (layout_kind, layout_op_kind, is_layout_op) are entries
+// of the op table, ops.h: the one list of them, which every walk of the
+// analysis consults (docs/DESIGN.md section 6).
 
 struct source_ranges {
   const onnx::TensorProto* proto = nullptr;

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "layout.h"
+#include "ops.h"
 
 namespace onnx_reinit::detail {
 namespace {
@@ -362,8 +363,7 @@ bool feeds_sin_and_cos(const model_index& index, const std::string& value, int s
       sin = sin || is_op(node, "Sin");
       cos = cos || is_op(node, "Cos");
       const bool by_constant =
-          (is_op(node, "Mul") || is_op(node, "Div") || is_op(node, "Add") || is_op(node, "Sub")) &&
-          constant_like(index, other_input(node, u.slot), g);
+          op_info(node).traits.arithmetic && constant_like(index, other_input(node, u.slot), g);
       const bool pass =
           (layout_op_kind(node) != layout_kind::none && is_layout_op(node, u.slot)) || by_constant;
       if (!pass || output0(node).empty()) continue;

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "layout.h"
+#include "ops.h"
 
 namespace onnx_reinit {
 namespace detail {
@@ -28,9 +29,12 @@ std::vector<std::string> data_inputs(const model_index& index, int n) {
 std::string layer_weight(const model_index& index, int n) {
   const auto& node = index.node(n);
   if (!is_weighted(node) || node.input_size() < 2) return {};
-  std::string w = constant_source(index, node.input(1), 0);
-  if (w.empty() && (is_gemm(node) || is_matmul(node))) w = constant_source(index, node.input(0), 0);
-  return w;
+  // The weight slots in the op table's order: x·W's W first, then W·x's.
+  for (const slot_entry& s : op_info(node).slots) {
+    if (s.slot < 0 || s.role != tensor_role::weight || s.slot >= node.input_size()) continue;
+    if (std::string w = constant_source(index, node.input(s.slot), 0); !w.empty()) return w;
+  }
+  return {};
 }
 
 namespace {
@@ -128,11 +132,9 @@ std::optional<std::vector<int>> path_nodes(const model_index& index, input_cache
   return out;
 }
 
+// Norms, layout ops, dropout, pooling, padding (the op table's skip_path).
 bool skip_op(const onnx::NodeProto& node) {
-  static const std::unordered_set<std::string> ops = {
-      "BatchNormalization", "Dropout", "AveragePool", "MaxPool", "Pad", "Identity"};
-  return is_norm(node) || is_layout_op(node, 0) ||
-         (is_default_domain(node) && ops.count(node.op_type()) != 0);
+  return op_info(node).traits.skip_path;
 }
 
 // A skip path: -1 for identity, the projection node, or nullopt when the
@@ -172,7 +174,8 @@ struct join_parts {
 // The fork, branch and skip of join `n`, or nullopt when it is no residual join.
 std::optional<join_parts> read_join(const model_index& index, input_cache& cache, int n) {
   const auto& node = index.node(n);
-  if (!(is_op(node, "Add") || is_op(node, "Sum")) || node.input_size() != 2) return std::nullopt;
+  // A join adds its inputs: the ops whose moment rule is a sum (Add, Sum).
+  if (op_info(node).moments != moment_rule::sum || node.input_size() != 2) return std::nullopt;
   const auto& inputs = cache(n);
   if (inputs.size() != 2) return std::nullopt;
   const std::string fork = find_fork(index, cache, inputs[0], inputs[1]);
@@ -226,8 +229,9 @@ void read_tail(const model_index& index, const norm_map& norms, std::string valu
     if (p < 0) return;
     const auto& node = index.node(p);
     if (!layer_weight(index, p).empty()) return;
-    if ((is_op(node, "BatchNormalization") || is_norm(node)) && node.input_size() > 1) {
-      branch.last_norm_scale = constant_source(index, node.input(1), 0);
+    const std::optional<int> scale = norm_scale_slot(node);
+    if (scale && node.input_size() > *scale) {
+      branch.last_norm_scale = constant_source(index, node.input(*scale), 0);
       return;
     }
     const auto [c, slot] = constant_operand(index, node);
@@ -246,7 +250,7 @@ void read_tail(const model_index& index, const norm_map& norms, std::string valu
       value = node.input(1 - slot);
       continue;
     }
-    if (data_inputs(index, p).size() != 1 || !skip_op(node) || is_norm(node)) return;
+    if (data_inputs(index, p).size() != 1 || !skip_op(node) || scale) return;
     passed_other = true;
     value = data_inputs(index, p).front();
   }
@@ -268,8 +272,6 @@ int previous_join(const model_index& index, std::string value,
 }
 
 bool is_output_layer(const model_index& index, int n) {
-  static const std::unordered_set<std::string> ends = {
-      "Softmax", "LogSoftmax", "SoftmaxCrossEntropyLoss", "NegativeLogLikelihoodLoss"};
   const auto& node = index.node(n);
   if (node.output_size() == 0) return false;
   std::string value = node.output(0);
@@ -278,10 +280,11 @@ bool is_output_layer(const model_index& index, int n) {
     const auto uses = index.value_uses(value, 0);
     if (uses.size() != 1) return false;
     const auto& next = index.node(uses.front().node);
-    if (is_default_domain(next) && ends.count(next.op_type()) != 0) return true;
-    const bool bias = is_op(next, "Add") && !constant_operand(index, next).first.empty();
-    const bool pass = bias || is_op(next, "Dropout") ||
-                      (is_layout_op(next, uses.front().slot) && !is_op(next, "Concat"));
+    const op_entry& op = op_info(next);
+    if (op.traits.output_end) return true;
+    const bool bias = op.traits.bias_add && !constant_operand(index, next).first.empty();
+    const bool pass = bias || op.traits.identity ||
+                      (is_layout_op(next, uses.front().slot) && op.layout != layout_kind::concat);
     if (!pass || next.output_size() == 0) return false;
     value = next.output(0);
   }
