@@ -142,3 +142,7 @@ TEST_CASE("a table op is found in its domain only") {
 TEST_CASE("LayerNormalization: scale planned as ones, walked through, a branch's last norm") {
   check_norm_block(norm_block("LayerNormalization", true, 17));
 }
+
+TEST_CASE("RMSNormalization (opset 23): scale is ones, walked through, last norm of a branch") {
+  check_norm_block(norm_block("RMSNormalization", false, 23));
+}

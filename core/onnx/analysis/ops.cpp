@@ -178,6 +178,12 @@ constexpr op_entry table[] = {
     norm({}, "LayerNormalization"),
     norm({}, "InstanceNormalization"),
     norm({}, "GroupNormalization"),
+    // Opset 23: X, scale; no bias, no mean (attributes axis, epsilon, stash_type).
+    {.op = "RMSNormalization",
+     .slots = {param(1, role::norm_scale, "[normalized dims]")},
+     .walk = wk::transparent,
+     .moments = mr::norm,
+     .traits = {.skip_path = true}},
     norm(ms, "LayerNormalization"),
     {.domain = ms,
      .op = "SimplifiedLayerNormalization",
