@@ -1,0 +1,1 @@
+target_link_libraries(elementwise_program_test PRIVATE onnx_reinit_signal)

@@ -1,0 +1,1 @@
+target_link_libraries(gaussian_moments_test PRIVATE onnx_reinit_signal)

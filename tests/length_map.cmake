@@ -1,0 +1,1 @@
+target_link_libraries(length_map_test PRIVATE onnx_reinit_signal)
