@@ -4,13 +4,19 @@
 #include <fmt/format.h>
 #include <catch2/catch.hpp>
 
+#include <clocale>
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <sstream>
+#include <string>
 
 #include "onnx_reinit/errors.h"
 #include "onnx_reinit/plan.h"
+#include "onnx_reinit/presets.h"
 #include "onnx_reinit/report.h"
 #include "onnx_reinit/rules.h"
 #include "onnx_reinit/sdk/gains.h"
@@ -155,7 +161,7 @@ TEST_CASE("the default policy follows docs/DESIGN.md section 7") {
     CHECK(p.call.strategy == r.strategy);
     CHECK(p.call.params == r.expected);
     CHECK(p.rule_origin == "policy");
-    CHECK_FALSE(p.forget_bias.has_value());  // no forget-gate rows in these tensors
+    CHECK_FALSE(p.host_value("forget_bias").has_value());  // no forget-gate rows in these tensors
   }
   // Unknown roles are kept by the policy, with the analysis' reason.
   auto unknown = tensor("u", R::unknown);
@@ -179,16 +185,17 @@ TEST_CASE("gain=auto becomes the activation gain; LSTM biases get forget_bias") 
   ori::tensor_plan lstm_bias = plan_for(b);
   CHECK(lstm_bias.call.strategy == "zeros");
   CHECK(lstm_bias.call.params.empty());
-  REQUIRE(lstm_bias.forget_bias.has_value());
-  CHECK(*lstm_bias.forget_bias == 1.0);
+  REQUIRE(lstm_bias.host_value("forget_bias").has_value());
+  CHECK(*lstm_bias.host_value("forget_bias") == 1.0);
   // PyTorch's b_hh feeds the same LSTM but holds no forget-gate input rows:
   // zeros, and no forget_bias shown in the plan.
   ori::tensor_plan b_hh =
       plan_for(tensor("b_hh", ori::tensor_role::bias, ori::activation_kind::tanh, "LSTM"));
   CHECK(b_hh.call.strategy == "zeros");
-  CHECK_FALSE(b_hh.forget_bias.has_value());
+  CHECK_FALSE(b_hh.host_value("forget_bias").has_value());
   CHECK_FALSE(plan_for(tensor("B", ori::tensor_role::bias, ori::activation_kind::tanh, "GRU"))
-                  .forget_bias.has_value());
+                  .host_value("forget_bias")
+                  .has_value());
 }
 
 TEST_CASE("forget_bias goes through the parameter schema like a strategy's parameters") {
@@ -214,8 +221,8 @@ TEST_CASE("forget_bias goes through the parameter schema like a strategy's param
                   ori::param_error);
   const ori::tensor_plan ok =
       plan_for(b, {ori::parse_rule("B=zeros(forget_bias=-2.5)", "--rule 1")});
-  REQUIRE(ok.forget_bias.has_value());
-  CHECK(*ok.forget_bias == -2.5);
+  REQUIRE(ok.host_value("forget_bias").has_value());
+  CHECK(*ok.host_value("forget_bias") == -2.5);
   CHECK(ok.call.params.empty());  // not passed on to the strategy
 }
 
@@ -347,4 +354,104 @@ TEST_CASE("the policy text is the documented policy, in order") {
   std::vector<std::string> rules;
   for (const ori::rule& r : ori::default_policy()) rules.push_back(r.text);
   CHECK(rules == onnx_reinit::test::documented_policy());
+}
+
+namespace {
+
+// The C locale switched to one whose decimal point is ',' for the life of
+// the guard, as a library caller's program might (strtod reads "0.02" as 0
+// there). Installed locales are tried first; on a machine with none, one
+// is compiled with localedef (from Debian's `locales`, which tools/setup.sh
+// installs) into the build tree and found through LOCPATH.
+class comma_decimal_locale {
+ public:
+  comma_decimal_locale() : saved_(std::setlocale(LC_ALL, nullptr)) {
+    if (use_installed()) return;
+    const std::filesystem::path dir =
+        std::filesystem::path(ONNX_REINIT_TEST_BINARY_DIR) / "comma_decimal_locale";
+    if (!std::filesystem::exists(dir / "de_DE.ISO-8859-1")) {
+      std::filesystem::create_directories(dir);
+      const std::string command =
+          fmt::format("localedef -i de_DE -f ISO-8859-1 '{}' >/dev/null 2>&1",
+                      (dir / "de_DE.ISO-8859-1").string());
+      if (std::system(command.c_str()) != 0) std::filesystem::remove_all(dir / "de_DE.ISO-8859-1");
+    }
+    const char* old = std::getenv("LOCPATH");
+    if (old != nullptr) old_locpath_ = old;
+    setenv("LOCPATH", dir.c_str(), 1);
+    set_locpath_ = true;
+    if (!try_set("de_DE.ISO-8859-1")) name_.clear();
+  }
+  ~comma_decimal_locale() {
+    std::setlocale(LC_ALL, saved_.c_str());
+    if (!set_locpath_) return;
+    if (old_locpath_)
+      setenv("LOCPATH", old_locpath_->c_str(), 1);
+    else
+      unsetenv("LOCPATH");
+  }
+  comma_decimal_locale(const comma_decimal_locale&) = delete;
+  comma_decimal_locale& operator=(const comma_decimal_locale&) = delete;
+
+  // The locale in use, "" when none could be had.
+  const std::string& name() const { return name_; }
+
+ private:
+  bool use_installed() {
+    for (const char* n : {"de_DE.UTF-8", "de_DE.utf8", "fr_FR.UTF-8", "fr_FR.utf8", "de_DE",
+                          "fr_FR", "ru_RU.UTF-8", "es_ES.UTF-8", "it_IT.UTF-8"})
+      if (try_set(n)) return true;
+    return false;
+  }
+  bool try_set(const char* n) {
+    if (std::setlocale(LC_ALL, n) == nullptr) return false;
+    if (std::localeconv()->decimal_point[0] == ',') {
+      name_ = n;
+      return true;
+    }
+    std::setlocale(LC_ALL, saved_.c_str());
+    return false;
+  }
+
+  std::string saved_;
+  std::string name_;
+  std::optional<std::string> old_locpath_;
+  bool set_locpath_ = false;
+};
+
+}  // namespace
+
+TEST_CASE("numbers in rules and presets read the same under a comma-decimal locale") {
+  const comma_decimal_locale locale;
+  if (locale.name().empty()) {
+    WARN(
+        "skipped: no locale with a ',' decimal point is installed (locale -a) and localedef "
+        "could not build de_DE; tools/setup.sh installs the Debian package locales");
+    return;
+  }
+  INFO("locale " << locale.name());
+  // The locale really reads "0.02" otherwise: what the library must not do.
+  REQUIRE(std::strtod("0.02", nullptr) == 0.0);
+
+  const ori::rule r =
+      ori::parse_rule("residual:last&role:weight=normal(mean=0,std=0.02/sqrt(L))", "--rule 1");
+  ori::tensor_analysis t = tensor("h.0.mlp.w", ori::tensor_role::weight);
+  t.residual = ori::residual_position{};
+  t.residual->branch_count = 4;
+  t.residual->layer_count = 1;
+  const std::optional<double> std_value =
+      ori::evaluate_parameter(r.call.params[1].second, t, r.origin);
+  REQUIRE(std_value.has_value());
+  CHECK(*std_value == 0.01);
+  CHECK(plan_for(t, {r}).call.to_string() == "normal(mean=0,std=0.01)");
+  CHECK(plan_for(t, {ori::parse_rule("*=normal(std=1.5e-1*2)", "--rule 2")}).call.to_string() ==
+        "normal(std=0.3)");
+
+  // A preset's number parameters, checked and used.
+  CHECK(ori::preset_rules("layerscale(value=0.1)").front().text ==
+        "residual:multiplier=constant(value=0.1)");
+  CHECK(ori::preset_rules("small-head(std=0.01)").front().text ==
+        "layer:output&role:weight=normal(mean=0,std=0.01)");
+  CHECK_THROWS_WITH(ori::preset_rules("layerscale(value=0,1)"),
+                    Catch::Contains("takes value=1e-5"));
 }

@@ -34,7 +34,7 @@ onnx_reinit_fixture_plugin(env_plugin env_plugin.cpp ${registry_fixture_env_dir}
 # the directory-scan tests above stay as they are.
 set(registry_fixture_sdk_dir ${CMAKE_CURRENT_BINARY_DIR}/fixture_plugins_sdk)
 onnx_reinit_fixture_plugin(moments moments.cpp ${registry_fixture_sdk_dir})
-foreach(variant RANGE 1 3)
+foreach(variant RANGE 1 5)
   onnx_reinit_fixture_plugin(strategy_sizes_${variant} strategy_sizes.cpp
                              ${registry_fixture_sdk_dir})
   target_compile_definitions(fixture_strategy_sizes_${variant} PRIVATE

@@ -1,6 +1,7 @@
 // Registry tests: loading good and purpose-built bad plugins (each failure
 // gives its own error kind and loading carries on), discovery order, schema
 // metadata, parameter validation messages, create/fill and lifetimes.
+#include <fmt/format.h>
 #include <catch2/catch.hpp>
 
 #include <cmath>
@@ -518,6 +519,30 @@ TEST_CASE("strategy entries carry their size: larger ones load, smaller or mixed
       mixed.load_errors()[0].message,
       Contains("strategy #1") && Contains(std::to_string(sizeof(onnx_reinit_strategy_desc))));
   CHECK(mixed.strategies().empty());
+}
+
+TEST_CASE("the plugin descriptor's size is checked against the first released layout") {
+  // A descriptor of exactly ONNX_REINIT_PLUGIN_DESC_MIN_SIZE bytes (36 on
+  // LP64, less than sizeof with its padding) is the first released layout:
+  // it loads, as one from an SDK that appended a field later would.
+  STATIC_REQUIRE(ONNX_REINIT_PLUGIN_DESC_MIN_SIZE < sizeof(onnx_reinit_plugin_desc));
+  registry r;
+  REQUIRE(r.load_file(sdk_fixture("strategy_sizes_4")));
+  REQUIRE(r.load_errors().empty());
+  REQUIRE(r.strategies().size() == 2);
+  std::vector<float> out(4);
+  r.create("fixture_future_nine").fill(matrix("w", 2, 2), fake_rng, 0, std::span<float>(out));
+  CHECK(out == std::vector<float>{9, 9, 9, 9});
+
+  // One byte less is refused, naming both sizes.
+  registry small;
+  CHECK_FALSE(small.load_file(sdk_fixture("strategy_sizes_5")));
+  REQUIRE(small.load_errors().size() == 1);
+  CHECK(small.load_errors()[0].kind == plugin_load_error_kind::abi_mismatch);
+  CHECK(small.load_errors()[0].message ==
+        fmt::format("plugin descriptor is {} bytes, expected at least {}",
+                    ONNX_REINIT_PLUGIN_DESC_MIN_SIZE - 1, ONNX_REINIT_PLUGIN_DESC_MIN_SIZE));
+  CHECK(small.strategies().empty());
 }
 
 TEST_CASE("the host refuses a random stream whose API table is missing or too small") {

@@ -147,7 +147,7 @@ std::string summary(const tensor_plan& p) {
     << " call=" << p.call.to_string() << " reason=" << p.reason << " keep=" << t.keep_reason
     << " forget=";
   for (const auto& [b, e] : t.forget_gate_ranges) s << "[" << b << "," << e << ")";
-  if (p.forget_bias) s << " forget_bias=" << *p.forget_bias;
+  for (const host_adjustment& a : p.adjustments) s << " " << a.name << "=" << a.value;
   return s.str();
 }
 

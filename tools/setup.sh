@@ -26,9 +26,10 @@ packages=(
 )
 # What the tests, the benchmarks, the fuzzer and the style checks need
 # beyond that; ccache makes the four builds of tools/test.sh cheap to repeat;
-# strace injects the kills of cli_robustness_test at each rename.
+# strace injects the kills of cli_robustness_test at each rename; locales
+# has the sources localedef compiles plan_test's comma-decimal locale from.
 test_packages=(
-  clang-format clang-tidy catch2 libbenchmark-dev ccache strace
+  clang-format clang-tidy catch2 libbenchmark-dev ccache strace locales
   libonnx-testdata python3-onnx python3-numpy python3-torch python3-torchvision
   python3-torchaudio
   clang libclang-rt-14-dev

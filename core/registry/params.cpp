@@ -6,12 +6,10 @@
 
 #include <algorithm>
 #include <cctype>
-#include <charconv>
 #include <cmath>
 #include <span>
 #include <string>
 #include <string_view>
-#include <system_error>
 #include <vector>
 
 #include "onnx_reinit/errors.h"
@@ -37,26 +35,6 @@ std::string format_value(param_type type, double number, const std::string& choi
       return choice;
   }
   return {};
-}
-
-std::optional<double> parse_double(std::string_view s) {
-  s = trim(s);
-  if (!s.empty() && s.front() == '+') s.remove_prefix(1);
-  if (s.empty()) return std::nullopt;
-  double v = 0.0;
-  auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-  if (ec != std::errc() || end != s.data() + s.size()) return std::nullopt;
-  return v;
-}
-
-std::optional<std::int64_t> parse_int(std::string_view s) {
-  s = trim(s);
-  if (!s.empty() && s.front() == '+') s.remove_prefix(1);
-  if (s.empty()) return std::nullopt;
-  std::int64_t v = 0;
-  auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-  if (ec != std::errc() || end != s.data() + s.size()) return std::nullopt;
-  return v;
 }
 
 std::optional<bool> parse_bool(std::string_view s) {
@@ -113,13 +91,13 @@ struct param_context {
     std::string shown(text);
     switch (info.type) {
       case param_type::number: {
-        std::optional<double> v = parse_double(text);
+        std::optional<double> v = detail::parse_number<double>(text);
         if (!v) fail(fmt::format("expects a number, got '{}'", shown));
         out.number = from_number(*v, shown);
         return;
       }
       case param_type::integer: {
-        std::optional<std::int64_t> v = parse_int(text);
+        std::optional<std::int64_t> v = detail::parse_number<std::int64_t>(text);
         if (!v) fail(fmt::format("expects an integer, got '{}'", shown));
         out.number = from_number(static_cast<double>(*v), shown);
         return;
@@ -234,14 +212,9 @@ std::string resolved_param::text() const {
 }
 
 std::string to_string(std::span<const resolved_param> params) {
-  std::string out;
-  for (const resolved_param& p : params) {
-    if (!out.empty()) out += ", ";
-    out += p.name;
-    out += '=';
-    out += p.text();
-  }
-  return out;
+  std::vector<std::string> items;
+  for (const resolved_param& p : params) items.push_back(fmt::format("{}={}", p.name, p.text()));
+  return fmt::format("{}", fmt::join(items, ", "));
 }
 
 std::optional<std::string> nearest_name(std::string_view name,

@@ -13,6 +13,7 @@
 #include <cstring>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <system_error>
@@ -181,8 +182,9 @@ struct registry::impl {
  private:
   // Each reports its failure and returns null / false.
   std::shared_ptr<boost::dll::shared_library> open_library(const fs::path& path);
-  const onnx_reinit_plugin_desc* descriptor(const fs::path& path,
-                                            const boost::dll::shared_library& library);
+  // The plugin's descriptor, copied into the host's layout.
+  std::optional<onnx_reinit_plugin_desc> descriptor(const fs::path& path,
+                                                    const boost::dll::shared_library& library);
   bool read_strategies(const fs::path& path, const onnx_reinit_plugin_desc& desc,
                        std::vector<strategy_info>& infos,
                        std::vector<onnx_reinit_strategy_desc>& entries);
@@ -208,8 +210,8 @@ bool registry::impl::load(const fs::path& given) {
   }
   auto library = open_library(path);
   if (!library) return false;
-  const onnx_reinit_plugin_desc* desc = descriptor(path, *library);
-  if (desc == nullptr) return false;
+  const std::optional<onnx_reinit_plugin_desc> desc = descriptor(path, *library);
+  if (!desc) return false;
   // Validate everything before registering anything, so a bad plugin
   // contributes nothing.
   std::vector<strategy_info> infos;
@@ -237,27 +239,31 @@ std::shared_ptr<boost::dll::shared_library> registry::impl::open_library(const f
   return library;
 }
 
-const onnx_reinit_plugin_desc* registry::impl::descriptor(
+std::optional<onnx_reinit_plugin_desc> registry::impl::descriptor(
     const fs::path& path, const boost::dll::shared_library& library) {
   auto& entry = library.get<const onnx_reinit_plugin_desc*()>(ONNX_REINIT_PLUGIN_ENTRY_NAME);
   const onnx_reinit_plugin_desc* desc = entry();
   if (desc == nullptr) {
     report(path, plugin_load_error_kind::bad_descriptor, "the entry point returned null");
-    return nullptr;
+    return std::nullopt;
   }
   if (desc->abi_version != ONNX_REINIT_ABI_VERSION) {
     report(path, plugin_load_error_kind::abi_mismatch,
            fmt::format("plugin ABI version {}, this host supports {}", desc->abi_version,
                        ONNX_REINIT_ABI_VERSION));
-    return nullptr;
+    return std::nullopt;
   }
-  if (desc->struct_size < sizeof(onnx_reinit_plugin_desc)) {
+  if (desc->struct_size < ONNX_REINIT_PLUGIN_DESC_MIN_SIZE) {
     report(path, plugin_load_error_kind::abi_mismatch,
            fmt::format("plugin descriptor is {} bytes, expected at least {}", desc->struct_size,
-                       sizeof(onnx_reinit_plugin_desc)));
-    return nullptr;
+                       ONNX_REINIT_PLUGIN_DESC_MIN_SIZE));
+    return std::nullopt;
   }
-  return desc;
+  // In the host's layout, reading only the bytes the plugin has: fields
+  // appended after its SDK are zero (absent).
+  onnx_reinit_plugin_desc copy{};
+  std::memcpy(&copy, desc, std::min<std::size_t>(desc->struct_size, sizeof copy));
+  return copy;
 }
 
 bool registry::impl::read_strategies(const fs::path& path, const onnx_reinit_plugin_desc& desc,

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -19,6 +20,14 @@ class registry;
 // transfer: copied byte for byte from a pretrained model (transfer.h).
 enum class plan_action { rewrite, keep, transfer };
 
+// A host parameter's value, written by the host over `elements` of the
+// tensor after its strategy fills it (host_param in rules.h).
+struct host_adjustment {
+  std::string name;  // the host parameter's
+  double value = 0.0;
+  std::vector<std::pair<std::int64_t, std::int64_t>> elements;  // [begin, end)
+};
+
 struct tensor_plan {
   tensor_analysis tensor;
   plan_action action = plan_action::keep;
@@ -26,15 +35,22 @@ struct tensor_plan {
   std::string rule;         // the deciding rule's text, or "" when kept by analysis
   std::string rule_origin;  // "--rule 1", "rules.yaml:3", "policy"
   std::string reason;       // keep: why
-  // Host-applied after the strategy: LSTM forget-gate input biases set to
-  // this value (the policy's `forget_bias=1`).
-  std::optional<double> forget_bias;
+  // Host-applied after the strategy, in rule order: the host parameters
+  // (host_params in rules.h) the deciding rule gives and this tensor takes.
+  std::vector<host_adjustment> adjustments;
   // transfer: the pretrained tensor's name.
   std::string transfer_source;
   // --quantized requantize: the quantized weight or bias whose new values
   // set this tensor's (the scale of its DequantizeLinear); action rewrite,
   // call.strategy "requantize", no registry strategy.
   std::string requantized_from;
+
+  // The value of host parameter `name` in this plan, nullopt when it has none.
+  std::optional<double> host_value(std::string_view name) const {
+    for (const host_adjustment& a : adjustments)
+      if (a.name == name) return a.value;
+    return std::nullopt;
+  }
 };
 
 struct plan_options {
@@ -61,9 +77,9 @@ struct plan_options {
 // `auto` that rules.h declares (auto_params) are resolved here: gain=auto
 // becomes the tensor's activation gain; for a weight before a PReLU, the
 // gain of the slope the plan writes for that PReLU's slope tensor
-// (tensor_analysis::prelu_slope_tensor). Host parameters (host_params,
-// e.g. forget_bias) are validated by their schema (param_error naming the
-// rule) and taken out of the strategy's parameters into tensor_plan.
+// (tensor_analysis::prelu_slope_tensor). Host parameters (host_params)
+// are validated by their schema (param_error naming the rule) and taken out
+// of the strategy's parameters into tensor_plan::adjustments.
 std::vector<tensor_plan> make_plan(const std::vector<tensor_analysis>& tensors,
                                    const plan_options& options);
 
@@ -86,7 +102,8 @@ struct fmt::formatter<onnx_reinit::tensor_plan> : onnx_reinit::format_detail::pl
     auto out = fmt::format_to(ctx.out(), "{}: ", p.tensor.info.name);
     if (p.action == onnx_reinit::plan_action::rewrite) {
       out = fmt::format_to(out, "rewrite {}", p.call.to_string());
-      if (p.forget_bias) out = fmt::format_to(out, " forget_bias={:.6g}", *p.forget_bias);
+      for (const onnx_reinit::host_adjustment& a : p.adjustments)
+        out = fmt::format_to(out, " {}={:.6g}", a.name, a.value);
     } else if (p.action == onnx_reinit::plan_action::transfer) {
       out = fmt::format_to(out, "transfer from {}", p.transfer_source);
     } else {

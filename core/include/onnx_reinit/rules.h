@@ -3,6 +3,7 @@
 // rules (docs/DESIGN.md section 7). The first rule that matches a tensor decides.
 #pragma once
 
+#include <cstdint>
 #include <filesystem>
 #include <optional>
 #include <string>
@@ -75,20 +76,23 @@ std::vector<rule> load_rules_file(const std::filesystem::path& path);
 // The default policy, in order.
 const std::vector<rule>& default_policy();
 
-struct tensor_plan;
-
 // A parameter a rule may give beside its strategy's own, applied by the host
-// around any strategy. Declared with the same schema as a strategy's
-// parameters and validated by the same code (resolve_params), so its errors
-// read like theirs. `apply` records the validated value in the plan.
+// around any strategy: after the strategy fills the tensor, the host writes
+// the parameter's value over the elements `elements` names. Declared with the
+// same schema as a strategy's parameters and validated by the same code
+// (resolve_params), so its errors read like theirs. The planner records the
+// validated value and the elements in the plan (tensor_plan::adjustments);
+// the sampler writes them and the report shows them, knowing no names.
 struct host_param {
   param_info schema;
-  void (*apply)(tensor_plan& plan, double value);
+  // The element ranges [begin, end) of `tensor` that take the value; none:
+  // the parameter does not claim this tensor (its plan carries nothing).
+  std::vector<std::pair<std::int64_t, std::int64_t>> (*elements)(const tensor_analysis& tensor);
+  // What it does, for --print-policy: "NAME=V sets ...".
+  std::string note;
 };
 
-// forget_bias=V: LSTM forget-gate input biases set to V after the strategy,
-// on tensors that hold forget-gate rows (the plan of any other tensor does
-// not claim it).
+// Every host parameter; the one place their names appear.
 const std::vector<host_param>& host_params();
 
 // A parameter a rule may write as `auto`, resolved per tensor by the
@@ -96,6 +100,8 @@ const std::vector<host_param>& host_params();
 struct auto_param {
   std::string name;
   double (*value)(const tensor_analysis& tensor);
+  // What it is, for --print-policy: "NAME=auto is ...".
+  std::string note;
 };
 
 const std::vector<auto_param>& auto_params();

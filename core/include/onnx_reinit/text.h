@@ -1,13 +1,19 @@
 // Small text helpers the host's parsers share (rules, parameter values,
-// plugin paths), so every parser trims and splits the same way:
-//   split(" a | b ", '|')  // {" a ", " b "}
-//   trim(" a ")            // "a"
-// For joining, use fmt::join; for numbers, format_number in format.h.
+// presets, plugin paths), so every parser trims, splits and reads numbers
+// the same way:
+//   split(" a | b ", '|')             // {" a ", " b "}
+//   trim(" a ")                       // "a"
+//   parse_number<double>(" +0.02 ")   // 0.02, under any locale
+// For joining, use fmt::join; for writing numbers, format_number in format.h.
 #pragma once
 
 #include <cctype>
+#include <charconv>
+#include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
+#include <system_error>
 #include <vector>
 
 namespace onnx_reinit::detail {
@@ -30,6 +36,28 @@ inline std::vector<std::string> split(std::string_view s, char sep) {
     s.remove_prefix(p + 1);
   }
   return out;
+}
+
+// The number at the start of `s` in C's notation ("0.02", "-1e-5", "inf"),
+// read with std::from_chars: the same under every locale (strtod would
+// stop at the '.' under a comma-decimal one). Returns how many characters
+// it took, 0 when `s` starts with no number. The one reader of numbers in
+// the host's text; parse_number reads a whole field with it.
+template <class T>
+std::size_t read_number(std::string_view s, T& value) {
+  const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), value);
+  return ec == std::errc() ? static_cast<std::size_t>(end - s.data()) : 0;
+}
+
+// `s` as one number (double or an integer type), white space around it
+// and one leading '+' allowed; nullopt for anything else or out of range.
+template <class T>
+std::optional<T> parse_number(std::string_view s) {
+  s = trim(s);
+  if (!s.empty() && s.front() == '+') s.remove_prefix(1);
+  T value{};
+  if (s.empty() || read_number(s, value) != s.size()) return std::nullopt;
+  return value;
 }
 
 }  // namespace onnx_reinit::detail

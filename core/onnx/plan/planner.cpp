@@ -131,17 +131,21 @@ const auto_param* find_auto_param(const std::string& name) {
 
 // Validates a host parameter with the schema code every strategy parameter
 // goes through, for every tensor the rule decides (so a bad value is always
-// an error), and lets the parameter record itself in the plan.
+// an error), and records it in the plan when the tensor takes it.
 void apply_host_param(tensor_plan& plan, const host_param& param, const std::string& value,
                       const rule& r) {
   strategy_info schema;
   schema.name = r.call.strategy;
   schema.params = {param.schema};
+  double number = 0.0;
   try {
-    param.apply(plan, resolve_params(schema, {{param.schema.name, value}}).front().number);
+    number = resolve_params(schema, {{param.schema.name, value}}).front().number;
   } catch (const param_error& e) {
     throw param_error(e.what(), fmt::format("rule '{}' from {}", r.text, r.origin));
   }
+  auto elements = param.elements(plan.tensor);
+  if (!elements.empty())
+    plan.adjustments.push_back({param.schema.name, number, std::move(elements)});
 }
 
 tensor_plan from_rule(const tensor_analysis& tensor, const rule& r) {

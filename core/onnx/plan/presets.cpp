@@ -3,28 +3,42 @@
 #include "onnx_reinit/presets.h"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <algorithm>
-#include <cctype>
 #include <cmath>
-#include <cstdlib>
 #include <map>
+#include <optional>
+#include <string_view>
 #include <utility>
 
 #include "onnx_reinit/errors.h"
 #include "onnx_reinit/residual.h"
+#include "onnx_reinit/text.h"
 
 namespace onnx_reinit {
 namespace {
 
 using param_map = std::map<std::string, std::string>;
+using tensor_list = std::vector<tensor_analysis>;
+
+struct preset_def;
+
+// Throws rule_error (origin "--preset NAME") when the model gives the
+// preset nothing to act on, or has what the preset's paper excludes.
+using preset_check = void (*)(const preset_def& def, const param_map& params,
+                              const tensor_list& tensors, const std::string& origin);
 
 struct preset_def {
   preset_info info;
-  param_map defaults;  // parameter -> default value
+  // Parameter -> default value. A value given must be one of `words` when
+  // the preset has words for it, otherwise a finite number >= 0.
+  param_map defaults;
+  std::map<std::string, std::vector<std::string>> words;
   // The rules, given the parameters.
   std::vector<std::string> (*rules)(const param_map&);
-  // What the first rule must match in the model, said when it matches nothing.
+  preset_check check;
+  // What the preset acts on, said when the model has none.
   const char* needs;
 };
 
@@ -53,7 +67,7 @@ std::vector<std::string> layerscale(const param_map& p) {
 }
 
 std::vector<std::string> small_head(const param_map& p) {
-  if (std::strtod(p.at("std").c_str(), nullptr) == 0.0) return {"layer:output&role:weight=zeros"};
+  if (detail::parse_number<double>(p.at("std")) == 0.0) return {"layer:output&role:weight=zeros"};
   return {fmt::format("layer:output&role:weight=normal(mean=0,std={})", p.at("std"))};
 }
 
@@ -102,163 +116,43 @@ std::vector<std::string> t_fixup(const param_map& p) {
   return rules;
 }
 
-const std::vector<preset_def>& definitions() {
-  static const std::vector<preset_def> defs = {
-      {{"zero-init-residual",
-        "Goyal et al. 2017, Accurate, Large Minibatch SGD (arXiv:1706.02677); torchvision's "
-        "zero_init_residual",
-        "gamma = 0 for the last normalization scale of each residual branch (the norm between "
-        "its last weighted layer and the join), so every block starts as the identity",
-        ""},
-       {},
-       zero_init_residual,
-       "a residual branch ending in a normalization (an eval export folds BatchNorm into the "
-       "Conv, leaving none)"},
-      {{"fixup", "Zhang, Dauphin & Ma, Fixup Initialization, ICLR 2019 (arXiv:1901.09321)",
-        "for residual networks without normalization: W = 0 for the last weighted layer of "
-        "each branch and for the output layer; the other weighted layers of a branch "
-        "std = gain/sqrt(fan_in) * L^(-1/(2m-2)) (He init scaled), L branches in the stream, "
-        "m weighted layers in the branch; branch multipliers 1",
-        ""},
-       {},
-       fixup,
-       "a residual branch"},
-      {{"gpt2",
-        "Radford et al. 2019, Language Models are Unsupervised Multitask Learners; as in "
-        "Megatron-LM and nanoGPT",
-        "every weight and embedding N(0, 0.02^2); the last projection of each residual branch "
-        "N(0, (0.02/sqrt(2 n_layer))^2), written 0.02/sqrt(L) with L = 2 n_layer branches in "
-        "the stream; norm scales 1, biases 0",
-        ""},
-       {},
-       gpt2,
-       "a residual branch"},
-      {{"skipinit",
-        "De & Smith 2020, Batch Normalization Biases Residual Blocks Towards the "
-        "Identity Function in Deep Networks (arXiv:2002.10444)",
-        "alpha = 0 for the learnable multiplier at the end of each residual branch", ""},
-       {},
-       zero_multiplier,
-       "a residual branch ending in a multiplier (a Mul by a learnable constant)"},
-      {{"rezero", "Bachlechner et al. 2020, ReZero is All You Need (arXiv:2003.04887)",
-        "alpha = 0 for the learnable multiplier at the end of each residual branch", ""},
-       {},
-       zero_multiplier,
-       "a residual branch ending in a multiplier (a Mul by a learnable constant)"},
-      {{"layerscale",
-        "Touvron et al. 2021, Going deeper with Image Transformers (CaiT, arXiv:2103.17239)",
-        "diag(lambda) = value for the per-channel multiplier at the end of each residual branch",
-        "value=1e-5: the multiplier's initial value"},
-       {{"value", "1e-5"}},
-       layerscale,
-       "a residual branch ending in a multiplier (a Mul by a learnable constant)"},
-      {{"small-head", "torchvision's VisionTransformer (zero head) and Fixup (zero classifier)",
-        "W = 0 (std=0) or N(0, std^2) for the output layer (the weighted layer before a "
-        "Softmax, a loss or a graph output), so the loss at init is close to ln C for C classes",
-        "std=0: the output layer's standard deviation, 0 for zeros"},
-       {{"std", "0"}},
-       small_head,
-       "an output layer (a weighted layer before a Softmax, a loss or a graph output)"},
-      {{"deepnet",
-        "Wang et al. 2022, DeepNet: Scaling Transformers to 1,000 Layers (arXiv:2203.00555); "
-        "as torchscale's deepnorm init",
-        "Xavier normal with gain beta for the value, output and feed-forward projections, "
-        "gain 1 for query and key: decoder-only beta = (8M)^(-1/4); encoder-decoder: encoder "
-        "beta = 0.87 (N^4 M)^(-1/16), decoder beta = (12M)^(-1/4); encoder-only (stated with "
-        "architecture=encoder) beta = (8N)^(-1/4). N, M: encoder and decoder layers (their "
-        "self-attention blocks). DeepNorm's alpha multiplies the skip, a constant of the "
-        "architecture, not a weight: not set",
-        "architecture=auto: auto (the graph tells: causal mask = decoder, cross-attention = "
-        "encoder-decoder), encoder or decoder"},
-       {{"architecture", "auto"}},
-       deepnet,
-       "attention blocks (Softmax(Q K^T) V with weighted Q, K, V projections)"},
-      {{"t-fixup",
-        "Huang et al. 2020, Improving Transformer Optimization Through Better Initialization "
-        "(ICML 2020), as in layer6ai-labs/T-Fixup",
-        "Xavier uniform for every attention and feed-forward projection, then the value, "
-        "output and feed-forward ones scaled: encoder 0.67 N^(-1/4), decoder (9M)^(-1/4); "
-        "input embeddings N(0, d^(-1)) (std d^(-1/2), d the width) scaled by (9M)^(-1/4) "
-        "(0.67 N^(-1/4) for an encoder-only model). For Transformers without LayerNorm (the "
-        "paper removes it)",
-        "architecture=auto: auto (the graph tells: causal mask = decoder, cross-attention = "
-        "encoder-decoder), encoder or decoder"},
-       {{"architecture", "auto"}},
-       t_fixup,
-       "attention blocks (Softmax(Q K^T) V with weighted Q, K, V projections)"},
-  };
-  return defs;
+// The checks: the first rule must match a tensor (most presets); fixup
+// also refuses normalization; deepnet and t-fixup need attention blocks
+// whose architecture is known.
+
+void first_rule_matches(const preset_def& def, const param_map& params, const tensor_list& tensors,
+                        const std::string& origin) {
+  const rule first = parse_rule(def.rules(params).front(), origin);
+  if (std::none_of(tensors.begin(), tensors.end(),
+                   [&](const tensor_analysis& t) { return first.matches(t); }))
+    throw rule_error(
+        fmt::format("preset {} needs {}; the model has none", def.info.name, def.needs), origin);
 }
 
-const preset_def& find_preset(const std::string& name, const std::string& origin) {
-  const auto& defs = definitions();
-  auto it = std::find_if(defs.begin(), defs.end(),
-                         [&](const preset_def& d) { return d.info.name == name; });
-  if (it != defs.end()) return *it;
-  std::string known;
-  for (const preset_def& d : defs) known += (known.empty() ? "" : ", ") + d.info.name;
-  throw rule_error(fmt::format("unknown preset '{}'; known: {}", name, known), origin);
-}
-
-std::string trimmed(std::string s) {
-  auto space = [](unsigned char c) { return std::isspace(c) != 0; };
-  s.erase(s.begin(), std::find_if_not(s.begin(), s.end(), space));
-  s.erase(std::find_if_not(s.rbegin(), s.rend(), space).base(), s.end());
-  return s;
-}
-
-// "NAME" or "NAME(k=v,...)": the definition and its parameters, defaults filled.
-std::pair<const preset_def*, param_map> parse_spec(const std::string& spec) {
-  const std::size_t open = spec.find('(');
-  const std::string name = trimmed(spec.substr(0, open));
-  const std::string origin = fmt::format("--preset {}", name);
-  const preset_def& def = find_preset(name, origin);
-  param_map params = def.defaults;
-  if (open == std::string::npos) return {&def, params};
-  if (spec.back() != ')') throw rule_error("missing ')' after the preset's parameters", origin);
-  std::string inside = spec.substr(open + 1, spec.size() - open - 2);
-  for (std::size_t start = 0; start <= inside.size();) {
-    std::size_t comma = std::min(inside.find(',', start), inside.size());
-    const std::string item = trimmed(inside.substr(start, comma - start));
-    start = comma + 1;
-    if (item.empty()) continue;
-    const std::size_t eq = item.find('=');
-    const std::string key = trimmed(item.substr(0, eq));
-    if (eq == std::string::npos || params.count(key) == 0)
-      throw rule_error(
-          fmt::format("preset {} takes {}, not '{}'", name,
-                      def.info.params.empty() ? "no parameters" : def.info.params, item),
-          origin);
-    const std::string value = trimmed(item.substr(eq + 1));
-    if (key == "architecture") {
-      if (value != "auto" && value != "encoder" && value != "decoder")
-        throw rule_error(
-            fmt::format("architecture must be auto, encoder or decoder, not '{}'", value), origin);
-      params[key] = value;
-      continue;
-    }
-    char* end = nullptr;
-    const double v = std::strtod(value.c_str(), &end);
-    if (value.empty() || *end != '\0' || !std::isfinite(v) || v < 0)
-      throw rule_error(fmt::format("{} must be a finite number >= 0, not '{}'", key, value),
-                       origin);
-    params[key] = value;
-  }
-  return {&def, params};
+void without_normalization(const preset_def& def, const param_map& params,
+                           const tensor_list& tensors, const std::string& origin) {
+  first_rule_matches(def, params, tensors, origin);
+  auto norm = std::find_if(tensors.begin(), tensors.end(), [](const tensor_analysis& t) {
+    return t.info.role == tensor_role::norm_scale;
+  });
+  if (norm != tensors.end())
+    throw rule_error(fmt::format("{} is for residual networks without normalization; '{}' is "
+                                 "a norm scale (use zero-init-residual instead)",
+                                 def.info.name, norm->info.name),
+                     origin);
 }
 
 // deepnet, t-fixup: the graph must show attention blocks with separate
 // q, k, v projections, and tell its architecture unless the parameter does.
-void check_transformer(const std::string& name, const param_map& params,
-                       const std::vector<tensor_analysis>& tensors, const std::string& origin) {
+void transformer_blocks(const preset_def& def, const param_map& params, const tensor_list& tensors,
+                        const std::string& origin) {
   using kind = transformer_place::kind;
+  const std::string& name = def.info.name;
   const auto with_blocks = std::find_if(tensors.begin(), tensors.end(), [](const auto& t) {
     return t.transformer.model != kind::none;
   });
   if (with_blocks == tensors.end())
-    throw rule_error(fmt::format("preset {} needs attention blocks (Softmax(Q K^T) V with "
-                                 "weighted Q, K, V projections); the model has none",
-                                 name),
+    throw rule_error(fmt::format("preset {} needs {}; the model has none", name, def.needs),
                      origin);
   const transformer_place& model = with_blocks->transformer;
   for (const tensor_analysis& t : tensors)
@@ -285,6 +179,176 @@ void check_transformer(const std::string& name, const param_map& params,
                      origin);
 }
 
+// The architecture parameter of deepnet and t-fixup.
+const std::map<std::string, std::vector<std::string>> architecture_words = {
+    {"architecture", {"auto", "encoder", "decoder"}}};
+
+const std::vector<preset_def>& definitions() {
+  static const std::vector<preset_def> defs = {
+      {{"zero-init-residual",
+        "Goyal et al. 2017, Accurate, Large Minibatch SGD (arXiv:1706.02677); torchvision's "
+        "zero_init_residual",
+        "gamma = 0 for the last normalization scale of each residual branch (the norm between "
+        "its last weighted layer and the join), so every block starts as the identity",
+        ""},
+       {},
+       {},
+       zero_init_residual,
+       first_rule_matches,
+       "a residual branch ending in a normalization (an eval export folds BatchNorm into the "
+       "Conv, leaving none)"},
+      {{"fixup", "Zhang, Dauphin & Ma, Fixup Initialization, ICLR 2019 (arXiv:1901.09321)",
+        "for residual networks without normalization: W = 0 for the last weighted layer of "
+        "each branch and for the output layer; the other weighted layers of a branch "
+        "std = gain/sqrt(fan_in) * L^(-1/(2m-2)) (He init scaled), L branches in the stream, "
+        "m weighted layers in the branch; branch multipliers 1",
+        ""},
+       {},
+       {},
+       fixup,
+       without_normalization,
+       "a residual branch"},
+      {{"gpt2",
+        "Radford et al. 2019, Language Models are Unsupervised Multitask Learners; as in "
+        "Megatron-LM and nanoGPT",
+        "every weight and embedding N(0, 0.02^2); the last projection of each residual branch "
+        "N(0, (0.02/sqrt(2 n_layer))^2), written 0.02/sqrt(L) with L = 2 n_layer branches in "
+        "the stream; norm scales 1, biases 0",
+        ""},
+       {},
+       {},
+       gpt2,
+       first_rule_matches,
+       "a residual branch"},
+      {{"skipinit",
+        "De & Smith 2020, Batch Normalization Biases Residual Blocks Towards the "
+        "Identity Function in Deep Networks (arXiv:2002.10444)",
+        "alpha = 0 for the learnable multiplier at the end of each residual branch", ""},
+       {},
+       {},
+       zero_multiplier,
+       first_rule_matches,
+       "a residual branch ending in a multiplier (a Mul by a learnable constant)"},
+      {{"rezero", "Bachlechner et al. 2020, ReZero is All You Need (arXiv:2003.04887)",
+        "alpha = 0 for the learnable multiplier at the end of each residual branch", ""},
+       {},
+       {},
+       zero_multiplier,
+       first_rule_matches,
+       "a residual branch ending in a multiplier (a Mul by a learnable constant)"},
+      {{"layerscale",
+        "Touvron et al. 2021, Going deeper with Image Transformers (CaiT, arXiv:2103.17239)",
+        "diag(lambda) = value for the per-channel multiplier at the end of each residual branch",
+        "value=1e-5: the multiplier's initial value"},
+       {{"value", "1e-5"}},
+       {},
+       layerscale,
+       first_rule_matches,
+       "a residual branch ending in a multiplier (a Mul by a learnable constant)"},
+      {{"small-head", "torchvision's VisionTransformer (zero head) and Fixup (zero classifier)",
+        "W = 0 (std=0) or N(0, std^2) for the output layer (the weighted layer before a "
+        "Softmax, a loss or a graph output), so the loss at init is close to ln C for C classes",
+        "std=0: the output layer's standard deviation, 0 for zeros"},
+       {{"std", "0"}},
+       {},
+       small_head,
+       first_rule_matches,
+       "an output layer (a weighted layer before a Softmax, a loss or a graph output)"},
+      {{"deepnet",
+        "Wang et al. 2022, DeepNet: Scaling Transformers to 1,000 Layers (arXiv:2203.00555); "
+        "as torchscale's deepnorm init",
+        "Xavier normal with gain beta for the value, output and feed-forward projections, "
+        "gain 1 for query and key: decoder-only beta = (8M)^(-1/4); encoder-decoder: encoder "
+        "beta = 0.87 (N^4 M)^(-1/16), decoder beta = (12M)^(-1/4); encoder-only (stated with "
+        "architecture=encoder) beta = (8N)^(-1/4). N, M: encoder and decoder layers (their "
+        "self-attention blocks). DeepNorm's alpha multiplies the skip, a constant of the "
+        "architecture, not a weight: not set",
+        "architecture=auto: auto (the graph tells: causal mask = decoder, cross-attention = "
+        "encoder-decoder), encoder or decoder"},
+       {{"architecture", "auto"}},
+       architecture_words,
+       deepnet,
+       transformer_blocks,
+       "attention blocks (Softmax(Q K^T) V with weighted Q, K, V projections)"},
+      {{"t-fixup",
+        "Huang et al. 2020, Improving Transformer Optimization Through Better Initialization "
+        "(ICML 2020), as in layer6ai-labs/T-Fixup",
+        "Xavier uniform for every attention and feed-forward projection, then the value, "
+        "output and feed-forward ones scaled: encoder 0.67 N^(-1/4), decoder (9M)^(-1/4); "
+        "input embeddings N(0, d^(-1)) (std d^(-1/2), d the width) scaled by (9M)^(-1/4) "
+        "(0.67 N^(-1/4) for an encoder-only model). For Transformers without LayerNorm (the "
+        "paper removes it)",
+        "architecture=auto: auto (the graph tells: causal mask = decoder, cross-attention = "
+        "encoder-decoder), encoder or decoder"},
+       {{"architecture", "auto"}},
+       architecture_words,
+       t_fixup,
+       transformer_blocks,
+       "attention blocks (Softmax(Q K^T) V with weighted Q, K, V projections)"},
+  };
+  return defs;
+}
+
+const preset_def& find_preset(const std::string& name, const std::string& origin) {
+  const auto& defs = definitions();
+  auto it = std::find_if(defs.begin(), defs.end(),
+                         [&](const preset_def& d) { return d.info.name == name; });
+  if (it != defs.end()) return *it;
+  std::vector<std::string> known;
+  for (const preset_def& d : defs) known.push_back(d.info.name);
+  throw rule_error(fmt::format("unknown preset '{}'; known: {}", name, fmt::join(known, ", ")),
+                   origin);
+}
+
+// "auto, encoder or decoder".
+std::string alternatives_text(const std::vector<std::string>& words) {
+  if (words.size() < 2) return fmt::format("{}", fmt::join(words, ""));
+  return fmt::format("{} or {}", fmt::join(words.begin(), words.end() - 1, ", "), words.back());
+}
+
+// Checks `value` of parameter `key` against the preset's words for it, or
+// as a finite number >= 0.
+void check_value(const preset_def& def, const std::string& key, const std::string& value,
+                 const std::string& origin) {
+  if (auto it = def.words.find(key); it != def.words.end()) {
+    if (std::find(it->second.begin(), it->second.end(), value) == it->second.end())
+      throw rule_error(
+          fmt::format("{} must be {}, not '{}'", key, alternatives_text(it->second), value),
+          origin);
+    return;
+  }
+  const std::optional<double> v = detail::parse_number<double>(value);
+  if (!v || !std::isfinite(*v) || *v < 0)
+    throw rule_error(fmt::format("{} must be a finite number >= 0, not '{}'", key, value), origin);
+}
+
+// "NAME" or "NAME(k=v,...)": the definition and its parameters, defaults filled.
+std::pair<const preset_def*, param_map> parse_spec(const std::string& spec) {
+  const std::size_t open = spec.find('(');
+  const std::string name(detail::trim(std::string_view(spec).substr(0, open)));
+  const std::string origin = fmt::format("--preset {}", name);
+  const preset_def& def = find_preset(name, origin);
+  param_map params = def.defaults;
+  if (open == std::string::npos) return {&def, params};
+  if (spec.back() != ')') throw rule_error("missing ')' after the preset's parameters", origin);
+  const std::string_view inside = std::string_view(spec).substr(open + 1, spec.size() - open - 2);
+  for (const std::string& part : detail::split(inside, ',')) {
+    const std::string_view item = detail::trim(part);
+    if (item.empty()) continue;
+    const std::size_t eq = item.find('=');
+    const std::string key(detail::trim(item.substr(0, eq)));
+    if (eq == std::string::npos || params.count(key) == 0)
+      throw rule_error(
+          fmt::format("preset {} takes {}, not '{}'", name,
+                      def.info.params.empty() ? "no parameters" : def.info.params, item),
+          origin);
+    const std::string value(detail::trim(item.substr(eq + 1)));
+    check_value(def, key, value, origin);
+    params[key] = value;
+  }
+  return {&def, params};
+}
+
 }  // namespace
 
 const std::vector<preset_info>& preset_list() {
@@ -306,23 +370,7 @@ std::vector<rule> preset_rules(const std::string& spec) {
 
 void check_preset(const std::string& spec, const std::vector<tensor_analysis>& tensors) {
   const auto [def, params] = parse_spec(spec);
-  const std::string origin = fmt::format("--preset {}", def->info.name);
-  if (params.count("architecture") != 0)
-    return check_transformer(def->info.name, params, tensors, origin);
-  const rule first = parse_rule(def->rules(params).front(), origin);
-  if (std::none_of(tensors.begin(), tensors.end(),
-                   [&](const tensor_analysis& t) { return first.matches(t); }))
-    throw rule_error(
-        fmt::format("preset {} needs {}; the model has none", def->info.name, def->needs), origin);
-  if (def->info.name != "fixup") return;
-  auto norm = std::find_if(tensors.begin(), tensors.end(), [](const tensor_analysis& t) {
-    return t.info.role == tensor_role::norm_scale;
-  });
-  if (norm != tensors.end())
-    throw rule_error(fmt::format("fixup is for residual networks without normalization; '{}' is "
-                                 "a norm scale (use zero-init-residual instead)",
-                                 norm->info.name),
-                     origin);
+  def->check(*def, params, tensors, fmt::format("--preset {}", def->info.name));
 }
 
 std::string presets_text() {

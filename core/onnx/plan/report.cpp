@@ -7,11 +7,14 @@
 #include <cmath>
 #include <limits>
 #include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
 #include <utility>
 #include <vector>
 
 #include "json_number.h"
 #include "onnx_reinit/format.h"
+#include "onnx_reinit/text.h"
 #include "onnx_reinit/version.h"
 
 namespace onnx_reinit {
@@ -78,7 +81,11 @@ json tensor_json(const tensor_plan& plan, const tensor_outcome& outcome) {
   j["graph"] = t.ref.graph_path;
   j["origin"] = t.ref.origin == tensor_origin::initializer ? "initializer" : "constant_node";
   j["rule"] = plan.rule;
-  j["forget_bias"] = plan.forget_bias ? json(*plan.forget_bias) : json(nullptr);
+  // One field per host parameter (host_params), null where the plan has none.
+  for (const host_param& hp : host_params()) {
+    const std::optional<double> v = plan.host_value(hp.schema.name);
+    j[hp.schema.name] = v ? json(*v) : json(nullptr);
+  }
   j["notes"] = t.notes;
   j["residual"] = t.residual ? json(fmt::format("{}", *t.residual)) : json(nullptr);
   j["output_layer"] = t.output_layer;
@@ -127,6 +134,26 @@ std::string attention_text(const transformer_place& t) {
   return fmt::format("{}{}{}", t.ffn ? "" : "attention ", fmt::join(parts, "+"), side);
 }
 
+// `text` as '#' comment lines of at most 80 columns, broken at spaces.
+// (Words gathered per line and joined by fmt: GCC 12 misreads string
+// appends in this loop as overlapping copies, -Wrestrict.)
+std::string comment_lines(const std::string& text) {
+  constexpr std::size_t width = 80;
+  std::vector<std::vector<std::string>> lines(1);
+  std::size_t used = 1;  // the '#'
+  for (std::string& word : detail::split(text, ' ')) {
+    if (!lines.back().empty() && used + 1 + word.size() > width) {
+      lines.emplace_back();
+      used = 1;
+    }
+    used += 1 + word.size();
+    lines.back().push_back(std::move(word));
+  }
+  std::string out;
+  for (const auto& words : lines) out += fmt::format("# {}\n", fmt::join(words, " "));
+  return out;
+}
+
 }  // namespace
 
 std::string_view to_string(fan_convention c) {
@@ -162,7 +189,8 @@ std::string plan_table(const std::vector<tensor_plan>& plans,
       decision += fmt::format("  std={:.4g}", outcomes[i].target_std);
     if (rewrite && outcomes[i].rewritten)
       decision += fmt::format("  got={:.4g}", outcomes[i].achieved_std);
-    if (p.forget_bias) decision += fmt::format("  forget_bias={}", *p.forget_bias);
+    for (const host_adjustment& a : p.adjustments)
+      decision += fmt::format("  {}={}", a.name, a.value);
     if (p.tensor.residual) decision += fmt::format("  [{}]", *p.tensor.residual);
     if (p.tensor.output_layer) decision += "  [output layer]";
     if (p.tensor.transformer.in_block())
@@ -181,14 +209,19 @@ std::string plan_table(const std::vector<tensor_plan>& plans,
 }
 
 std::string policy_text() {
+  // What `auto` and the host parameters mean, from their tables.
+  std::vector<std::string> notes;
+  for (const auto_param& p : auto_params()) notes.push_back(p.note);
+  for (const host_param& p : host_params()) notes.push_back(p.note);
+  notes.emplace_back("keep leaves the bytes untouched.");
   std::string out =
       "# The default policy: tried after user rules, in order; the first match decides.\n"
       "# MATCH terms: name glob, op:TYPE, role:ROLE, act:ACTIVATION, dtype:TYPE,\n"
       "# residual:any|last|inner|norm|multiplier|skip|none, layer:output,\n"
       "# attention:query|key|value|output|ffn|any|encoder|decoder,\n"
-      "# transformer:decoder|encoder-decoder|unknown|none, joined by '&'.\n"
-      "# gain=auto is the gain of the tensor's activation; forget_bias=V sets the LSTM\n"
-      "# forget-gate input bias after the strategy; keep leaves the bytes untouched.\n"
+      "# transformer:decoder|encoder-decoder|unknown|none, joined by '&'.\n";
+  out += comment_lines(fmt::format("{}", fmt::join(notes, "; ")));
+  out +=
       "# Non-float tensors are always kept (quantized weights and biases unless\n"
       "# --quantized requantize), and a rule naming one is an error; tensors of unknown\n"
       "# role are rewritten only by user rules that name them (a name glob other than '*').\n";

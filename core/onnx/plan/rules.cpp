@@ -10,7 +10,6 @@
 #include <cctype>
 #include <cerrno>
 #include <cmath>
-#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <limits>
@@ -260,11 +259,10 @@ class expression {
     return name(word);
   }
   double number(std::size_t start) {
-    const std::string rest(text_.substr(start));
-    char* end = nullptr;
-    const double v = std::strtod(rest.c_str(), &end);
-    if (end == rest.c_str()) fail("bad number");
-    pos_ = start + static_cast<std::size_t>(end - rest.c_str());
+    double v = 0.0;
+    const std::size_t used = detail::read_number(text_.substr(start), v);
+    if (used == 0) fail("bad number");
+    pos_ = start + used;
     return v;
   }
   double name(const std::string& word) const {
@@ -318,9 +316,7 @@ class expression {
 
 // An expression holds an operator and is not a plain number ("1e-5").
 bool is_expression(const std::string& value) {
-  char* end = nullptr;
-  std::strtod(value.c_str(), &end);
-  if (!value.empty() && *end == '\0') return false;
+  if (detail::parse_number<double>(value)) return false;
   return value.find_first_of("+-*/^(") != std::string::npos;
 }
 
@@ -553,19 +549,20 @@ const std::vector<host_param>& host_params() {
     forget.min_value = -std::numeric_limits<double>::infinity();
     forget.max_value = std::numeric_limits<double>::infinity();
     forget.help = "LSTM forget-gate input biases set to this value after the strategy";
-    auto apply = [](tensor_plan& plan, double value) {
-      // PyTorch's b_hh (the second half of an LSTM's B) holds no forget-gate
-      // input rows: only tensors that do get the value.
-      if (!plan.tensor.forget_gate_ranges.empty()) plan.forget_bias = value;
-    };
-    return std::vector<host_param>{{forget, apply}};
+    // PyTorch's b_hh (the second half of an LSTM's B) holds no forget-gate
+    // input rows: only tensors that do take the value.
+    auto forget_rows = [](const tensor_analysis& t) { return t.forget_gate_ranges; };
+    return std::vector<host_param>{
+        {forget, forget_rows,
+         "forget_bias=V sets the LSTM forget-gate input bias after the strategy"}};
   }();
   return params;
 }
 
 const std::vector<auto_param>& auto_params() {
   static const std::vector<auto_param> params = {
-      {"gain", [](const tensor_analysis& t) { return t.info.gain; }},
+      {"gain", [](const tensor_analysis& t) { return t.info.gain; },
+       "gain=auto is the gain of the tensor's activation"},
   };
   return params;
 }

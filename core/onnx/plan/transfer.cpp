@@ -167,7 +167,7 @@ transfer_summary plan_transfer(const loaded_model& pretrained, const std::vector
     plan.action = plan_action::transfer;
     plan.transfer_source = source_name;
     plan.call = {};
-    plan.forget_bias.reset();
+    plan.adjustments.clear();
     plan.rule.clear();
     plan.rule_origin = fmt::format("--from {}", summary.pretrained);
     plan.reason = fmt::format("transferred from '{}'", source_name);

@@ -68,8 +68,7 @@ struct tensor_job {
   tensor_info info;
   std::string stream;
   std::uint64_t seed = 0;
-  std::vector<std::pair<std::int64_t, std::int64_t>> forget_ranges;
-  double forget_value = 0.0;
+  std::vector<host_adjustment> adjustments;  // the plan's, written after the strategy
   onnx_reinit_rng rng{};
   std::uint64_t count = 0;
   std::uint64_t chunk = 1;
@@ -81,13 +80,16 @@ std::size_t stored_size(element_type t) {
   return t == element_type::float64 ? 8 : (t == element_type::float32 ? 4 : 2);
 }
 
+// The host parameters' values over their elements, in the chunk of
+// `values` that starts at element `first`.
 template <class T>
-void apply_forget_bias(const tensor_job& job, std::uint64_t first, std::span<T> values) {
+void apply_adjustments(const tensor_job& job, std::uint64_t first, std::span<T> values) {
   const auto begin_at = static_cast<std::int64_t>(first);
   const auto end_at = static_cast<std::int64_t>(first + values.size());
-  for (const auto& [begin, end] : job.forget_ranges)
-    for (std::int64_t i = std::max(begin, begin_at); i < std::min(end, end_at); ++i)
-      values[static_cast<std::size_t>(i - begin_at)] = static_cast<T>(job.forget_value);
+  for (const host_adjustment& a : job.adjustments)
+    for (const auto& [begin, end] : a.elements)
+      for (std::int64_t i = std::max(begin, begin_at); i < std::min(end, end_at); ++i)
+        values[static_cast<std::size_t>(i - begin_at)] = static_cast<T>(a.value);
 }
 
 [[noreturn]] void throw_non_finite(const tensor_job& job, double value, std::uint64_t index) {
@@ -149,8 +151,8 @@ void encode(const tensor_job& job, std::uint64_t first, std::span<const T> value
 template <class T>
 using scratch_buffers = tbb::enumerable_thread_specific<std::vector<T>>;
 
-// One chunk: fill (in place when the stored dtype is T), forget bias,
-// encode. `out` points at the chunk's bytes.
+// One chunk: fill (in place when the stored dtype is T), host
+// adjustments, encode. `out` points at the chunk's bytes.
 template <class T>
 void produce_chunk(const tensor_job& job, std::uint64_t first, std::uint64_t n, std::byte* out,
                    scratch_buffers<T>& scratch) {
@@ -163,7 +165,7 @@ void produce_chunk(const tensor_job& job, std::uint64_t first, std::uint64_t n, 
     values = std::span<T>(buffer.data(), n);
   }
   job.strategy.fill(job.info, job.rng, first, values);
-  apply_forget_bias(job, first, values);
+  apply_adjustments(job, first, values);
   encode<T>(job, first, values, out);
 }
 
@@ -175,7 +177,7 @@ void produce_window(const tensor_job& job, std::uint64_t first, std::uint64_t n,
   if (!job.strategy.elementwise()) {
     std::vector<T> whole(n);
     job.strategy.fill(job.info, job.rng, 0, std::span<T>(whole));
-    apply_forget_bias(job, 0, std::span<T>(whole));
+    apply_adjustments(job, 0, std::span<T>(whole));
     encode<T>(job, 0, std::span<const T>(whole), out);
     return;
   }
@@ -273,10 +275,7 @@ tensor_job make_job(const tensor_plan& plan, const configured_strategy& strategy
   job.info = plan.tensor.info;
   job.stream = stream_name(plan.tensor.ref);
   job.seed = options.seed;
-  if (plan.forget_bias) {
-    job.forget_ranges = plan.tensor.forget_gate_ranges;
-    job.forget_value = *plan.forget_bias;
-  }
+  job.adjustments = plan.adjustments;
   job.rng = make_tensor_rng(options.seed, job.stream);
   job.count = static_cast<std::uint64_t>(plan.tensor.info.element_count());
   job.chunk = std::max<std::uint64_t>(options.chunk_elements, 1);

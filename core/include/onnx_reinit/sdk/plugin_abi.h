@@ -7,7 +7,12 @@
  *    below with its exact type. It returns a pointer to a static, constant
  *    descriptor that lives as long as the library is loaded.
  *  - The host checks abi_version == ONNX_REINIT_ABI_VERSION and
- *    struct_size >= sizeof(onnx_reinit_plugin_desc) before reading further.
+ *    struct_size >= ONNX_REINIT_PLUGIN_DESC_MIN_SIZE (the first released
+ *    descriptor's) before reading further, and reads only its struct_size
+ *    bytes: a descriptor with fields appended later still loads.
+ *  - Every numeric value crossing the boundary (status codes, dtypes,
+ *    parameter types, roles, activations, flags) is pinned below with
+ *    ONNX_REINIT_ABI_PIN: renumbering one does not compile.
  *  - Every function that can fail returns an onnx_reinit_status and writes a
  *    NUL-terminated message into the caller's buffer.
  *
@@ -47,6 +52,16 @@ extern "C" {
 #define ONNX_REINIT_ABI_VERSION 2u
 #define ONNX_REINIT_PLUGIN_ENTRY_NAME "onnx_reinit_plugin_entry"
 
+/* A compile-time check of the ABI: static_assert in C++ and C11; in older
+ * C an array declaration whose size is negative when the check fails. */
+#if defined(__cplusplus)
+#define ONNX_REINIT_ABI_PIN(condition) static_assert(condition, #condition)
+#elif defined(__STDC_VERSION__) && __STDC_VERSION__ >= 201112L
+#define ONNX_REINIT_ABI_PIN(condition) _Static_assert(condition, #condition)
+#else
+#define ONNX_REINIT_ABI_PIN(condition) extern int onnx_reinit_abi_pin[(condition) ? 1 : -1]
+#endif
+
 #if defined(_WIN32)
 #define ONNX_REINIT_EXPORT __declspec(dllexport)
 #else
@@ -70,6 +85,51 @@ typedef enum onnx_reinit_dtype {
   ONNX_REINIT_BFLOAT16 = 4,
 } onnx_reinit_dtype;
 
+ONNX_REINIT_ABI_PIN(ONNX_REINIT_OK == 0 && ONNX_REINIT_ERROR == 1 &&
+                    ONNX_REINIT_INVALID_ARGUMENT == 2 && ONNX_REINIT_OUT_OF_MEMORY == 3 &&
+                    ONNX_REINIT_UNKNOWN == 4);
+ONNX_REINIT_ABI_PIN(ONNX_REINIT_FLOAT32 == 1 && ONNX_REINIT_FLOAT64 == 2 &&
+                    ONNX_REINIT_FLOAT16 == 3 && ONNX_REINIT_BFLOAT16 == 4);
+
+/* Tensor roles (onnx_reinit_tensor_info::role), numbered as
+ * onnx_reinit::tensor_role (sdk/tensor_info.h says what each means). */
+typedef enum onnx_reinit_role {
+  ONNX_REINIT_ROLE_UNKNOWN = 0,
+  ONNX_REINIT_ROLE_WEIGHT = 1,
+  ONNX_REINIT_ROLE_RECURRENT_WEIGHT = 2,
+  ONNX_REINIT_ROLE_BIAS = 3,
+  ONNX_REINIT_ROLE_NORM_SCALE = 4,
+  ONNX_REINIT_ROLE_NORM_BIAS = 5,
+  ONNX_REINIT_ROLE_RUNNING_MEAN = 6,
+  ONNX_REINIT_ROLE_RUNNING_VAR = 7,
+  ONNX_REINIT_ROLE_EMBEDDING = 8,
+  ONNX_REINIT_ROLE_PRELU_SLOPE = 9,
+} onnx_reinit_role;
+
+/* The activation after a tensor's layer (onnx_reinit_tensor_info::
+ * activation), numbered as onnx_reinit::activation_kind. */
+typedef enum onnx_reinit_activation {
+  ONNX_REINIT_ACT_LINEAR = 0,
+  ONNX_REINIT_ACT_RELU = 1,
+  ONNX_REINIT_ACT_RELU6 = 2,
+  ONNX_REINIT_ACT_LEAKY_RELU = 3,
+  ONNX_REINIT_ACT_PRELU = 4,
+  ONNX_REINIT_ACT_ELU = 5,
+  ONNX_REINIT_ACT_SELU = 6,
+  ONNX_REINIT_ACT_GELU = 7,
+  ONNX_REINIT_ACT_SILU = 8,
+  ONNX_REINIT_ACT_HARDSWISH = 9,
+  ONNX_REINIT_ACT_MISH = 10,
+  ONNX_REINIT_ACT_SOFTPLUS = 11,
+  ONNX_REINIT_ACT_SIGMOID = 12,
+  ONNX_REINIT_ACT_HARDSIGMOID = 13,
+  ONNX_REINIT_ACT_TANH = 14,
+} onnx_reinit_activation;
+
+/* Each value above is written out; the host pins its enums to these names
+ * (core/registry/configured_strategy.cpp). Values are only ever appended. */
+ONNX_REINIT_ABI_PIN(ONNX_REINIT_ROLE_PRELU_SLOPE == 9 && ONNX_REINIT_ACT_TANH == 14);
+
 /* ---- Parameters ---------------------------------------------------------- */
 
 typedef enum onnx_reinit_param_type {
@@ -82,6 +142,10 @@ typedef enum onnx_reinit_param_type {
 /* Range flags for onnx_reinit_param_schema::range_flags. */
 #define ONNX_REINIT_RANGE_MIN_EXCLUSIVE 1u
 #define ONNX_REINIT_RANGE_MAX_EXCLUSIVE 2u
+
+ONNX_REINIT_ABI_PIN(ONNX_REINIT_PARAM_FLOAT == 0 && ONNX_REINIT_PARAM_INT == 1 &&
+                    ONNX_REINIT_PARAM_BOOL == 2 && ONNX_REINIT_PARAM_CHOICE == 3);
+ONNX_REINIT_ABI_PIN(ONNX_REINIT_RANGE_MIN_EXCLUSIVE == 1u && ONNX_REINIT_RANGE_MAX_EXCLUSIVE == 2u);
 
 typedef struct onnx_reinit_param_schema {
   const char* name;
@@ -173,6 +237,7 @@ typedef struct onnx_reinit_rng_api {
 /* Element i of the result depends only on i and the random stream, never on
  * other elements: the host may fill one tensor in chunks, in parallel. */
 #define ONNX_REINIT_STRATEGY_ELEMENTWISE 1u
+ONNX_REINIT_ABI_PIN(ONNX_REINIT_STRATEGY_ELEMENTWISE == 1u);
 
 /* One entry of the plugin's strategy array. The array's stride is the first
  * entry's struct_size and every entry must have the same one, so a plugin
@@ -217,6 +282,21 @@ typedef struct onnx_reinit_plugin_desc {
   const onnx_reinit_strategy_desc* strategies;
   uint32_t strategy_count;
 } onnx_reinit_plugin_desc;
+
+/* The end of the first released descriptor's last field: the host refuses
+ * a smaller struct_size (abi_mismatch) and reads no more than struct_size
+ * bytes, so a field appended later does not refuse older plugins. */
+#define ONNX_REINIT_PLUGIN_DESC_MIN_SIZE \
+  (offsetof(onnx_reinit_plugin_desc, strategy_count) + sizeof(uint32_t))
+
+/* The first released layouts, on LP64 targets: appending fields leaves
+ * these sizes as they are; changing them is an ABI break. */
+#if defined(__LP64__)
+ONNX_REINIT_ABI_PIN(ONNX_REINIT_PLUGIN_DESC_MIN_SIZE == 36);
+ONNX_REINIT_ABI_PIN(ONNX_REINIT_STRATEGY_DESC_MIN_SIZE == 80);
+ONNX_REINIT_ABI_PIN(ONNX_REINIT_TENSOR_INFO_MIN_SIZE == 120);
+ONNX_REINIT_ABI_PIN(ONNX_REINIT_RNG_API_MIN_SIZE == 32);
+#endif
 
 #ifdef __cplusplus
 #define ONNX_REINIT_NOEXCEPT noexcept
