@@ -3,6 +3,8 @@
 //   split(" a | b ", '|')  // {" a ", " b "}
 //   trim(" a ")            // "a"
 // For joining, use fmt::join; for numbers, format_number in format.h.
+// Internal (onnx_reinit/internal/ is never installed): no public header
+// may include it.
 #pragma once
 
 #include <cctype>
