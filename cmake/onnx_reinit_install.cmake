@@ -1,7 +1,8 @@
 # The installable package: public headers, the header-only SDK and the
 # static registry, RNG and ONNX libraries, exported as OnnxReinit::sdk,
 # OnnxReinit::registry, OnnxReinit::rng, OnnxReinit::model_io,
-# OnnxReinit::analysis, OnnxReinit::plan, OnnxReinit::onnx (all three) and
+# OnnxReinit::analysis, OnnxReinit::plan, OnnxReinit::sample,
+# OnnxReinit::onnx (all four) and
 # OnnxReinit::runtime (inspection and LSUV, with the ONNX Runtime library
 # installed beside it when the build has the runtime) so
 # that out-of-tree plugins and programs use find_package(OnnxReinit), with
@@ -13,17 +14,21 @@ include(CMakePackageConfigHelpers)
 
 set(ONNX_REINIT_INSTALL_CMAKEDIR ${CMAKE_INSTALL_LIBDIR}/cmake/OnnxReinit)
 
+# The public headers only: onnx_reinit/internal/ holds what the host's
+# sources share (text.h) and is never installed; the source folders'
+# headers (io_internal.h, parallel_for.h, ...) are not under include/.
 install(DIRECTORY ${PROJECT_SOURCE_DIR}/core/include/onnx_reinit
   DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}
   COMPONENT devel
-  FILES_MATCHING PATTERN "*.h")
+  FILES_MATCHING PATTERN "*.h"
+  PATTERN "internal" EXCLUDE)
 install(FILES ${PROJECT_BINARY_DIR}/generated/include/onnx_reinit/version.h
   DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/onnx_reinit
   COMPONENT devel)
 
 set_target_properties(onnx_reinit_sdk PROPERTIES EXPORT_NAME sdk)
 set(onnx_reinit_exported onnx_reinit_sdk)
-foreach(part registry rng model_io analysis plan onnx runtime)
+foreach(part registry rng model_io analysis plan sample onnx runtime)
   set_target_properties(onnx_reinit_${part} PROPERTIES EXPORT_NAME ${part})
   list(APPEND onnx_reinit_exported onnx_reinit_${part})
 endforeach()

@@ -7,7 +7,7 @@ add_test(NAME make_qdq_model
                  ${ONNX_REINIT_QDQ_MODELS})
 set_tests_properties(make_qdq_model PROPERTIES FIXTURES_SETUP onnx_reinit_qdq_models LABELS unit)
 
-target_link_libraries(quantized_test PRIVATE onnx_reinit_plan)
+target_link_libraries(quantized_test PRIVATE onnx_reinit_sample)
 target_include_directories(quantized_test PRIVATE ${CMAKE_CURRENT_SOURCE_DIR})
 target_compile_definitions(quantized_test PRIVATE ONNX_REINIT_QDQ_MODELS="${ONNX_REINIT_QDQ_MODELS}")
 add_dependencies(quantized_test standard)

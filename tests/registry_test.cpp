@@ -48,7 +48,7 @@ void fake_normal(const onnx_reinit_rng*, const onnx_reinit_span*, double, double
 void fake_truncated(const onnx_reinit_rng*, const onnx_reinit_span*, double, double, double,
                     double) {}
 const onnx_reinit_rng_api fake_api = {sizeof(onnx_reinit_rng_api), fake_uniform, fake_normal,
-                                      fake_truncated};
+                                      fake_truncated, nullptr};
 const onnx_reinit_rng fake_rng = {{1, 2}, 0, &fake_api};
 
 tensor_info matrix(std::string name, std::int64_t rows, std::int64_t cols) {
@@ -553,7 +553,7 @@ TEST_CASE("the host refuses a random stream whose API table is missing or too sm
   // An API table from an older host: only `uniform` exists.
   const onnx_reinit_rng_api old_api = {
       static_cast<std::uint32_t>(offsetof(onnx_reinit_rng_api, normal)), fake_uniform, nullptr,
-      nullptr};
+      nullptr, nullptr};
   const onnx_reinit_rng old_rng = {{1, 2}, 0, &old_api};
   CHECK_THROWS_AS(u.fill(t, old_rng, 0, std::span<float>(out)), usage_error);
   CHECK_THAT(message_of([&] { u.fill(t, old_rng, 0, std::span<float>(out)); }),
@@ -566,7 +566,7 @@ TEST_CASE("the host refuses a random stream whose API table is missing or too sm
     onnx_reinit_rng_api base;
     void (*future)(void);
   };
-  const newer_api bigger = {{sizeof(newer_api), fake_uniform, fake_normal, fake_truncated},
+  const newer_api bigger = {{sizeof(newer_api), fake_uniform, fake_normal, fake_truncated, nullptr},
                             nullptr};
   const onnx_reinit_rng bigger_rng = {{1, 2}, 0, &bigger.base};
   u.fill(t, bigger_rng, 0, std::span<float>(out));

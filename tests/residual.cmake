@@ -17,7 +17,7 @@ set_tests_properties(residual_test PROPERTIES FIXTURES_REQUIRED onnx_reinit_refe
 
 # presets_test rewrites with the standard plugin and measures ResNet-18 with
 # ONNX Runtime's inspection when built with it.
-target_link_libraries(presets_test PRIVATE onnx_reinit_plan onnx_reinit_runtime)
+target_link_libraries(presets_test PRIVATE onnx_reinit_sample onnx_reinit_runtime)
 target_compile_definitions(presets_test PRIVATE
   ONNX_REINIT_REFERENCE_MODELS="${ONNX_REINIT_REFERENCE_MODELS}")
 add_dependencies(presets_test standard)
@@ -36,7 +36,7 @@ set_tests_properties(presets_cli_test PROPERTIES LABELS cli
   FIXTURES_REQUIRED onnx_reinit_reference_models)
 
 # transfer_test builds its models; it rewrites with the standard plugin.
-target_link_libraries(transfer_test PRIVATE onnx_reinit_plan)
+target_link_libraries(transfer_test PRIVATE onnx_reinit_sample)
 add_dependencies(transfer_test standard)
 # The copy runs through the writer's producers and the rewrite's threads.
 set_tests_properties(transfer_test PROPERTIES LABELS "unit;threaded")

@@ -3,7 +3,7 @@
 # default-policy checks. LeakSanitizer reports a small leak inside
 # libonnxruntime itself: suppressed by library name only
 # (tools/lsan_suppressions.txt), for this test and the CLI's.
-target_link_libraries(runtime_test PRIVATE onnx_reinit_runtime onnx_reinit_plan Eigen3::Eigen)
+target_link_libraries(runtime_test PRIVATE onnx_reinit_runtime onnx_reinit_sample Eigen3::Eigen)
 # core/runtime: the batch's internals (runtime_internal.h) are tested directly.
 target_include_directories(runtime_test PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}
                                                 ${PROJECT_SOURCE_DIR}/core/runtime)

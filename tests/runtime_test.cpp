@@ -423,6 +423,21 @@ TEST_CASE("bad .npy files fail naming the file and the problem", "[runtime][npy]
     write_npy(dir.path / "x.npy", "<f4", false, "(2, 3)", six.substr(0, 20));
     fails_with("npy data holds 20 bytes");
   }
+  // A hostile header: dims whose product, or byte size, wraps. The zero
+  // dim must not hide the overflow of the others (every partial product of
+  // an accepted shape is defined, as for a model's dims).
+  SECTION("dims whose product overflows int64") {
+    write_npy(dir.path / "x.npy", "<f4", false, "(4294967296, 4294967296, 16)", six);
+    fails_with("npy shape (4294967296, 4294967296, 16) of '<f4' is too large");
+  }
+  SECTION("dims whose byte size overflows") {
+    write_npy(dir.path / "x.npy", "<f4", false, "(4611686018427387904,)", six);
+    fails_with("npy shape (4611686018427387904,) of '<f4' is too large");
+  }
+  SECTION("an overflowing product behind a zero dim") {
+    write_npy(dir.path / "x.npy", "<f4", false, "(0, 4294967296, 4294967296, 4)", "");
+    fails_with("npy shape (0, 4294967296, 4294967296, 4) of '<f4' is too large");
+  }
   SECTION("no magic") {
     std::ofstream(dir.path / "x.npy", std::ios::binary) << "just some text, not numpy";
     fails_with("not a NumPy .npy file");

@@ -88,15 +88,18 @@ class instance {
   int status() const { return status_; }
   const std::string& error() const { return error_; }
 
+  // `api`: another RNG API table than the host's (null: the host's).
   template <class T>
   fill_result fill(const tensor_info& t, std::uint64_t first, std::span<T> out,
-                   std::uint64_t rng_seed = seed, std::uint32_t dtype = dtype_code<T>()) const {
+                   std::uint64_t rng_seed = seed, std::uint32_t dtype = dtype_code<T>(),
+                   const onnx_reinit_rng_api* api = nullptr) const {
     // No Catch assertion here: the concurrency tests call fill from several
     // threads, and Catch's assertion handler is not thread-safe.
     if (status_ != ONNX_REINIT_OK)
       return {status_, fmt::format("the strategy was not created: {}", error_)};
     onnx_reinit_tensor_info c = to_c(t);
     onnx_reinit_rng rng = make_tensor_rng(rng_seed, t.name);
+    if (api != nullptr) rng.api = api;
     onnx_reinit_span span{out.data(), first, out.size(), dtype};
     char error[512] = "";
     fill_result r;
@@ -764,6 +767,53 @@ TEST_CASE("orthogonal gives the same bytes on 1 and 8 threads", "[standard][orth
     const std::vector<float> one = fill_on(1, *t);
     CHECK(fill_on(8, *t) == one);
     CHECK(fill_on(2, *t) == one);
+  }
+}
+
+namespace {
+
+std::atomic<int> host_loops{0};
+
+// The host's parallel loop, counted.
+void counting_parallel_for(std::uint64_t count, void (*body)(void*, std::uint64_t), void* context) {
+  host_loops.fetch_add(1);
+  host_rng_api().parallel_for(count, body, context);
+}
+
+}  // namespace
+
+TEST_CASE("orthogonal runs its loops on the host's threads, or alone on an older host",
+          "[standard][orthogonal]") {
+  // The plugin has no threads of its own (sdk/parallel.h): its block and
+  // column-chunk loops go through the host's loop in the RNG API table, and
+  // an older table without it gives the same bytes, in order.
+  tensor_info tall = make_tensor("tall", {700, 300}, 300, 700);
+  tensor_info gates = make_tensor("lstm.R", {1, 4 * 150, 150}, 150, 150);
+  gates.block_count = 4;
+  gates.block_rows = 150;
+  gates.block_cols = 150;
+  instance s("orthogonal", {});
+  REQUIRE(s.status() == ONNX_REINIT_OK);
+  onnx_reinit_rng_api counted = host_rng_api();
+  counted.parallel_for = &counting_parallel_for;
+  onnx_reinit_rng_api older = host_rng_api();
+  older.struct_size = static_cast<std::uint32_t>(offsetof(onnx_reinit_rng_api, parallel_for));
+  older.parallel_for = &counting_parallel_for;  // outside struct_size: never called
+  for (const tensor_info* t : {&tall, &gates}) {
+    INFO(t->name);
+    const std::vector<float> expected = fill_whole("orthogonal", {}, *t);
+    std::vector<float> out(expected.size());
+    host_loops = 0;
+    REQUIRE(s.fill(*t, 0, std::span<float>(out), seed, ONNX_REINIT_FLOAT32, &counted).status ==
+            ONNX_REINIT_OK);
+    CHECK(out == expected);
+    CHECK(host_loops.load() > 0);
+    std::fill(out.begin(), out.end(), 0.0f);
+    host_loops = 0;
+    REQUIRE(s.fill(*t, 0, std::span<float>(out), seed, ONNX_REINIT_FLOAT32, &older).status ==
+            ONNX_REINIT_OK);
+    CHECK(out == expected);
+    CHECK(host_loops.load() == 0);
   }
 }
 

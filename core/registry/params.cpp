@@ -14,8 +14,8 @@
 
 #include "onnx_reinit/errors.h"
 #include "onnx_reinit/format.h"
+#include "onnx_reinit/internal/text.h"
 #include "onnx_reinit/registry.h"
-#include "onnx_reinit/text.h"
 
 namespace onnx_reinit {
 namespace {

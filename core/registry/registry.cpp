@@ -21,8 +21,8 @@
 #include <vector>
 
 #include "onnx_reinit/errors.h"
+#include "onnx_reinit/internal/text.h"
 #include "onnx_reinit/registry.h"
-#include "onnx_reinit/text.h"
 #include "registry_internal.h"
 
 namespace onnx_reinit {

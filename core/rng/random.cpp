@@ -6,6 +6,7 @@
 #include "onnx_reinit/random.h"
 
 #include "kernels.h"
+#include "parallel_for.h"
 
 #include <boost/math/policies/policy.hpp>
 #include <boost/math/special_functions/erf.hpp>
@@ -192,8 +193,15 @@ void c_truncated_normal(const onnx_reinit_rng* rng, const onnx_reinit_span* out,
     truncated_normal_f64(*rng, *out, mean, std, a, b);
 }
 
+// The host's parallel loop for plugins (sdk/parallel.h): TBB's, in the
+// run's arena, with its ordering stated to ThreadSanitizer.
+void c_parallel_for(std::uint64_t count, void (*body)(void* context, std::uint64_t index),
+                    void* context) {
+  parallel_for(std::uint64_t{0}, count, [&](std::uint64_t i) { body(context, i); });
+}
+
 constexpr onnx_reinit_rng_api api_table = {sizeof(onnx_reinit_rng_api), &c_uniform, &c_normal,
-                                           &c_truncated_normal};
+                                           &c_truncated_normal, &c_parallel_for};
 
 }  // namespace
 

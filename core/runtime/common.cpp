@@ -164,6 +164,7 @@ void read_data_file(const std::filesystem::path& dir, std::size_t index,
 }  // namespace
 
 std::string elem_type_name(int t) {
+  if (const dtype_info* dtype = find_dtype(t)) return std::string(dtype->name);
   if (!tp::DataType_IsValid(t)) return fmt::format("type {}", t);
   std::string s = tp::DataType_Name(static_cast<tp::DataType>(t));
   std::transform(s.begin(), s.end(), s.begin(),
@@ -172,27 +173,9 @@ std::string elem_type_name(int t) {
 }
 
 std::size_t element_size_of(int t) {
-  switch (t) {
-    case tp::FLOAT:
-    case tp::INT32:
-    case tp::UINT32:
-      return 4;
-    case tp::DOUBLE:
-    case tp::INT64:
-    case tp::UINT64:
-      return 8;
-    case tp::FLOAT16:
-    case tp::BFLOAT16:
-    case tp::INT16:
-    case tp::UINT16:
-      return 2;
-    case tp::INT8:
-    case tp::UINT8:
-    case tp::BOOL:
-      return 1;
-    default:
-      return 0;
-  }
+  // Complex types have a size but no single value to feed.
+  const dtype_info* dtype = find_dtype(t);
+  return dtype != nullptr && dtype->per_element == 1 ? dtype->size : 0;
 }
 
 std::vector<std::byte> encode_values(const std::vector<double>& v, int t,

@@ -9,7 +9,10 @@
 #include <fstream>
 #include <iterator>
 #include <limits>
+#include <optional>
 
+#include "onnx_reinit/io/dtype.h"
+#include "onnx_reinit/sdk/tensor_info.h"
 #include "runtime_internal.h"
 
 namespace onnx_reinit::detail {
@@ -18,22 +21,17 @@ namespace {
 
 using tp = onnx::TensorProto;
 
-struct npy_dtype {
-  int elem_type;
-  std::size_t size;
-};
-
-// The descr's kind and size ("f4", "i8", "b1", ...) as an ONNX type; 0
-// for the kinds ONNX inputs cannot hold (complex, strings, objects, ...).
-npy_dtype dtype_of(const std::string& code) {
-  static const std::pair<const char*, npy_dtype> known[] = {
-      {"f2", {tp::FLOAT16, 2}}, {"f4", {tp::FLOAT, 4}},  {"f8", {tp::DOUBLE, 8}},
-      {"i1", {tp::INT8, 1}},    {"i2", {tp::INT16, 2}},  {"i4", {tp::INT32, 4}},
-      {"i8", {tp::INT64, 8}},   {"u1", {tp::UINT8, 1}},  {"u2", {tp::UINT16, 2}},
-      {"u4", {tp::UINT32, 4}},  {"u8", {tp::UINT64, 8}}, {"b1", {tp::BOOL, 1}}};
-  for (const auto& [name, dtype] : known)
-    if (code == name) return dtype;
-  return {0, 0};
+// The descr's kind and size ("f4", "i8", "b1", ...) as an ONNX type (whose
+// element size, from the data type table, is the code's); null for the
+// kinds ONNX inputs cannot hold (complex, strings, objects, ...).
+const dtype_info* npy_dtype_of(const std::string& code) {
+  static const std::pair<const char*, int> known[] = {
+      {"f2", tp::FLOAT16}, {"f4", tp::FLOAT},  {"f8", tp::DOUBLE}, {"i1", tp::INT8},
+      {"i2", tp::INT16},   {"i4", tp::INT32},  {"i8", tp::INT64},  {"u1", tp::UINT8},
+      {"u2", tp::UINT16},  {"u4", tp::UINT32}, {"u8", tp::UINT64}, {"b1", tp::BOOL}};
+  for (const auto& [name, type] : known)
+    if (code == name) return find_dtype(type);
+  return nullptr;
 }
 
 // The value of `key` in the header's dict literal, as written (a quoted
@@ -152,21 +150,25 @@ npy_array read_npy(const std::filesystem::path& file) {
   npy_array a;
   a.shape = shape_of(shape_text, file);
   const char order = descr.empty() ? '?' : descr.front();
-  const npy_dtype dtype = dtype_of(descr.size() > 1 ? descr.substr(1) : "");
-  if ((order != '<' && order != '>' && order != '|' && order != '=') || dtype.elem_type == 0)
+  const dtype_info* const found = npy_dtype_of(descr.size() > 1 ? descr.substr(1) : "");
+  if ((order != '<' && order != '>' && order != '|' && order != '=') || found == nullptr)
     throw usage_error(fmt::format("npy dtype '{}' is not supported: use one of float16/32/64, "
                                   "int8/16/32/64, uint8/16/32/64 or bool",
                                   descr),
                       file);
-  a.elem_type = dtype.elem_type;
+  const dtype_info& dtype = *found;
+  a.elem_type = dtype.onnx_type;
   a.dtype = descr;
 
-  std::size_t n = 1;
-  for (auto d : a.shape) {
-    if (d > 0 && n > std::numeric_limits<std::size_t>::max() / dtype.size / d)
-      throw usage_error("npy shape too large", file);
-    n *= static_cast<std::size_t>(d);
-  }
+  // The header is untrusted: its dims' product, and that times the element
+  // size, must not wrap before the data's length is compared with them.
+  const std::optional<std::int64_t> count = checked_product(a.shape);
+  if (!count ||
+      static_cast<std::uint64_t>(*count) > std::numeric_limits<std::size_t>::max() / dtype.size)
+    throw usage_error(fmt::format("npy shape {} of '{}' is too large: its byte size overflows",
+                                  shape_text, descr),
+                      file);
+  const std::size_t n = static_cast<std::size_t>(*count);
   if (bytes.size() - data_at != n * dtype.size)
     throw usage_error(fmt::format("npy data holds {} bytes, the header's shape {} of '{}' needs {}",
                                   bytes.size() - data_at, shape_text, descr, n * dtype.size),

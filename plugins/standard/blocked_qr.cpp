@@ -13,7 +13,6 @@
 #include <cstdint>
 #include <vector>
 
-#include "parallel_for.h"
 #include "reflector_simd.h"
 
 namespace onnx_reinit::standard {
@@ -112,11 +111,12 @@ reflector_block<T> make_block(const mat_ref<T>& p, const T* tau, Index first) {
 // c = H^T c (transpose, as the factorization applies the panel to the
 // columns after it) or c = H c (forming Q), in fixed chunks of columns.
 template <class T>
-void apply_block(const reflector_block<T>& r, mat_ref<T> c, bool transpose) {
+void apply_block(const reflector_block<T>& r, mat_ref<T> c, bool transpose,
+                 const host_threads& threads) {
   const Index chunks = (c.cols() + chunk_width - 1) / chunk_width;
   const Index b = r.v.cols();
-  onnx_reinit::parallel_for(Index{0}, chunks, [&](Index k) {
-    const Index first = k * chunk_width;
+  threads.parallel_for(static_cast<std::uint64_t>(chunks), [&](std::uint64_t chunk) {
+    const Index first = static_cast<Index>(chunk) * chunk_width;
     const Index width = std::min(chunk_width, c.cols() - first);
     T* part = c.data() + first * c.outerStride();
     std::vector<T> w(static_cast<std::size_t>(r.padded * width));
@@ -136,7 +136,7 @@ void apply_block(const reflector_block<T>& r, mat_ref<T> c, bool transpose) {
 }  // namespace
 
 template <class T>
-void sign_corrected_q(T* data, std::int64_t m, std::int64_t n) {
+void sign_corrected_q(T* data, std::int64_t m, std::int64_t n, const host_threads& threads) {
   pin_cache_sizes();
   Eigen::Map<mat<T>> a(data, m, n);
   vec<T> tau(n), diagonal(n);
@@ -146,18 +146,20 @@ void sign_corrected_q(T* data, std::int64_t m, std::int64_t n) {
     mat_ref<T> p = a.block(k, k, m - k, b);
     factor_panel<T>(p, tau.data() + k, diagonal.data() + k);
     blocks.push_back(make_block<T>(p, tau.data() + k, k));
-    if (k + b < n) apply_block<T>(blocks.back(), a.block(k, k + b, m - k, n - k - b), true);
+    if (k + b < n)
+      apply_block<T>(blocks.back(), a.block(k, k + b, m - k, n - k - b), true, threads);
   }
   // Q = H_1 ... H_n I, from the last block: a block starting at column k
   // changes only rows and columns k on, the rest is still the identity's.
   a.setIdentity();
   for (auto it = blocks.rbegin(); it != blocks.rend(); ++it)
-    apply_block<T>(*it, a.block(it->first, it->first, m - it->first, n - it->first), false);
+    apply_block<T>(*it, a.block(it->first, it->first, m - it->first, n - it->first), false,
+                   threads);
   for (Index j = 0; j < n; ++j)
     if (diagonal[j] < T(0)) a.col(j) *= T(-1);
 }
 
-template void sign_corrected_q<float>(float*, std::int64_t, std::int64_t);
-template void sign_corrected_q<double>(double*, std::int64_t, std::int64_t);
+template void sign_corrected_q<float>(float*, std::int64_t, std::int64_t, const host_threads&);
+template void sign_corrected_q<double>(double*, std::int64_t, std::int64_t, const host_threads&);
 
 }  // namespace onnx_reinit::standard

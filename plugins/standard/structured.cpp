@@ -11,8 +11,8 @@
 #include <vector>
 
 #include "blocked_qr.h"
+#include "onnx_reinit/sdk/parallel.h"
 #include "onnx_reinit/sdk/plugin.h"
-#include "parallel_for.h"
 #include "strategy_lists.h"
 
 namespace onnx_reinit::standard {
@@ -23,22 +23,22 @@ namespace {
 // (G, or G^T when rows < cols), Q's columns flipped by sign(diag(R)) so the
 // result is Haar distributed, transposed back when wide, times gain.
 template <class T>
-void orthogonal_block(const rng_stream& rng, std::uint64_t first, std::int64_t rows,
-                      std::int64_t cols, double gain, T* out) {
+void orthogonal_block(const rng_stream& rng, const host_threads& threads, std::uint64_t first,
+                      std::int64_t rows, std::int64_t cols, double gain, T* out) {
   const std::size_t size = static_cast<std::size_t>(rows * cols);
   std::vector<T> g(size);
   rng.normal(std::span<T>(g), first, 0.0, 1.0);
   const T scale = static_cast<T>(gain);
   if (rows < cols) {
     // Row-major G is column-major G^T, and column-major Q is row-major Q^T.
-    sign_corrected_q(g.data(), cols, rows);
+    sign_corrected_q(g.data(), cols, rows, threads);
     for (std::size_t i = 0; i < size; ++i) out[i] = scale * g[i];
     return;
   }
   std::vector<T> tall(size);
   for (std::int64_t i = 0; i < rows; ++i)
     for (std::int64_t j = 0; j < cols; ++j) tall[j * rows + i] = g[i * cols + j];
-  sign_corrected_q(tall.data(), rows, cols);
+  sign_corrected_q(tall.data(), rows, cols, threads);
   for (std::int64_t i = 0; i < rows; ++i)
     for (std::int64_t j = 0; j < cols; ++j) out[i * cols + j] = scale * tall[j * rows + i];
 }
@@ -54,12 +54,14 @@ class orthogonal_strategy : public basic_strategy<orthogonal_strategy> {
     const matrix_view v =
         whole_matrix_view("orthogonal", t, first, out.size(), default_rank::at_least_2);
     const std::int64_t block_size = v.rows * v.cols;
-    // Blocks in parallel (each also parallel inside); each block writes only
-    // its own range from its own counters.
-    onnx_reinit::parallel_for(std::int64_t{0}, v.count, [&](std::int64_t b) {
+    // Blocks in parallel on the host's threads (each also parallel inside);
+    // each block writes only its own range from its own counters.
+    const host_threads threads(rng);
+    threads.parallel_for(static_cast<std::uint64_t>(v.count), [&](std::uint64_t block) {
+      const auto b = static_cast<std::int64_t>(block);
       // Counters start at the block's first element, so blocks differ.
-      orthogonal_block<T>(rng, static_cast<std::uint64_t>(b * block_size), v.rows, v.cols, gain_,
-                          out.data() + b * block_size);
+      orthogonal_block<T>(rng, threads, static_cast<std::uint64_t>(b * block_size), v.rows, v.cols,
+                          gain_, out.data() + b * block_size);
     });
   }
   // Orthonormal rows (or columns) give a mean square of 1 / max(rows, cols).

@@ -2,6 +2,7 @@
 #pragma once
 
 #include "onnx_reinit/sdk/gains.h"
+#include "onnx_reinit/sdk/parallel.h"
 #include "onnx_reinit/sdk/params.h"
 #include "onnx_reinit/sdk/plugin.h"
 #include "onnx_reinit/sdk/plugin_abi.h"

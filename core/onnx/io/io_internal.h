@@ -111,12 +111,25 @@ const external_ref& external_of(const loaded_model& model, const onnx::TensorPro
 // the proto. Throws external_data_error like external_of.
 const external_ref* data_outside(const loaded_model& model, const onnx::TensorProto& tensor);
 
+// The bytes of a payload left in the model file as they now are: new ones
+// written since load, or the file's. Whatever the tensor's data type (the
+// payload of a tensor whose type has no element size is still carried).
+std::string detached_bytes(const loaded_model& model, const onnx::TensorProto& t);
+
+// The proto serialised, as protobuf writes it (a skeleton load compares it
+// with the input to know whether splicing the payloads rewrites it whole).
+std::string serialized(const onnx::ModelProto& proto);
+
 // Validates and resolves every external tensor of the model.
 void index_external_data(loaded_model& model);
 
 // Calls fn(TensorProto&) for every tensor anywhere in the model: graph
 // initializers, sparse initializers, node attributes, subgraphs, functions.
 void for_each_tensor(onnx::ModelProto& model, const std::function<void(onnx::TensorProto&)>& fn);
+
+// The table entry of `tensor`'s data type; model_error for a type without
+// a fixed element size.
+const dtype_info& require_dtype(const onnx::TensorProto& tensor);
 
 // The dims of `tensor` as a span, for checked_product.
 std::span<const std::int64_t> tensor_dims_span(const onnx::TensorProto& tensor);

@@ -29,6 +29,14 @@ namespace fs = std::filesystem;
 
 void (*publish_step_hook)(int step) = nullptr;
 
+void fsync_directory(const fs::path& dir) {
+  const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd >= 0) {
+    ::fsync(fd);
+    ::close(fd);
+  }
+}
+
 namespace {
 
 constexpr const char* journal_name = "journal";

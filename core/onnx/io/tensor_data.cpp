@@ -1,6 +1,5 @@
-// Tensor data access: 16-bit float conversions, element counts and storage
-// forms, reading values from any storage field and writing them back in the
-// same field and dtype.
+// Tensor data access (tensor_data.h): reading values from any storage field
+// and writing them back in the same field and dtype.
 #include <algorithm>
 #include <bit>
 #include <cstring>
@@ -10,7 +9,6 @@
 #include <type_traits>
 
 #include <fmt/format.h>
-#include <Eigen/Core>
 
 #include "io_internal.h"
 #include "onnx_reinit/errors.h"
@@ -21,99 +19,7 @@ namespace onnx_reinit {
 // are the in-memory representation, which keeps every path a memcpy.
 static_assert(std::endian::native == std::endian::little, "model I/O assumes a little-endian host");
 
-// ---------------------------------------------------------------------------
-// 16-bit floats
-
-// Eigen's conversions round to nearest even, keep subnormals, and map every
-// NaN to the quiet NaN of its sign (0x7e00 / 0x7fc0, payload dropped).
-std::uint16_t float_to_half_bits(float value) {
-  return std::bit_cast<std::uint16_t>(Eigen::half(value));
-}
-
-std::uint16_t float_to_bfloat16_bits(float value) {
-  return std::bit_cast<std::uint16_t>(Eigen::bfloat16(value));
-}
-
-float half_bits_to_float(std::uint16_t bits) {
-  return static_cast<float>(std::bit_cast<Eigen::half>(bits));
-}
-
-float bfloat16_bits_to_float(std::uint16_t bits) {
-  return static_cast<float>(std::bit_cast<Eigen::bfloat16>(bits));
-}
-
-// ---------------------------------------------------------------------------
-// Metadata
-
 namespace {
-
-struct dtype_layout {
-  std::size_t size;         // bytes per element
-  tensor_storage field;     // typed field used when raw_data is not
-  std::size_t per_element;  // field entries per element (2 for complex)
-};
-
-std::optional<dtype_layout> layout_of(int data_type) {
-  using tp = onnx::TensorProto;
-  switch (data_type) {
-    case tp::FLOAT:
-      return dtype_layout{4, tensor_storage::float_data, 1};
-    case tp::UINT8:
-      return dtype_layout{1, tensor_storage::int32_data, 1};
-    case tp::INT8:
-      return dtype_layout{1, tensor_storage::int32_data, 1};
-    case tp::UINT16:
-      return dtype_layout{2, tensor_storage::int32_data, 1};
-    case tp::INT16:
-      return dtype_layout{2, tensor_storage::int32_data, 1};
-    case tp::INT32:
-      return dtype_layout{4, tensor_storage::int32_data, 1};
-    case tp::INT64:
-      return dtype_layout{8, tensor_storage::int64_data, 1};
-    case tp::BOOL:
-      return dtype_layout{1, tensor_storage::int32_data, 1};
-    case tp::FLOAT16:
-      return dtype_layout{2, tensor_storage::int32_data, 1};
-    case tp::DOUBLE:
-      return dtype_layout{8, tensor_storage::double_data, 1};
-    case tp::UINT32:
-      return dtype_layout{4, tensor_storage::uint64_data, 1};
-    case tp::UINT64:
-      return dtype_layout{8, tensor_storage::uint64_data, 1};
-    case tp::COMPLEX64:
-      return dtype_layout{8, tensor_storage::float_data, 2};
-    case tp::COMPLEX128:
-      return dtype_layout{16, tensor_storage::double_data, 2};
-    case tp::BFLOAT16:
-      return dtype_layout{2, tensor_storage::int32_data, 1};
-    default:
-      return std::nullopt;
-  }
-}
-
-std::optional<element_type> float_type_of(int data_type) {
-  switch (data_type) {
-    case onnx::TensorProto::FLOAT:
-      return element_type::float32;
-    case onnx::TensorProto::DOUBLE:
-      return element_type::float64;
-    case onnx::TensorProto::FLOAT16:
-      return element_type::float16;
-    case onnx::TensorProto::BFLOAT16:
-      return element_type::bfloat16;
-    default:
-      return std::nullopt;
-  }
-}
-
-dtype_layout require_layout(const onnx::TensorProto& tensor) {
-  std::optional<dtype_layout> layout = layout_of(tensor.data_type());
-  if (!layout)
-    throw model_error(fmt::format("tensor '{}' has data type {}, which has no fixed element size",
-                                  tensor.name(), tensor.data_type()),
-                      tensor.name());
-  return *layout;
-}
 
 element_type require_float(const onnx::TensorProto& tensor) {
   std::optional<element_type> type = float_element_type(tensor);
@@ -188,7 +94,7 @@ void check_data_length(const loaded_model* model, const onnx::TensorProto& t) {
                         t.name());
     return;
   }
-  const dtype_layout layout = require_layout(t);
+  const dtype_info& layout = require_dtype(t);
   const std::uint64_t entries = bytes / layout.size * layout.per_element;
   if (typed_field_size(t, storage) != entries)
     throw model_error(fmt::format("tensor '{}': {} holds {} values but dims call for {}", t.name(),
@@ -321,9 +227,8 @@ std::size_t quantized_element_size(const onnx::TensorProto& t) {
   switch (t.data_type()) {
     case onnx::TensorProto::INT8:
     case onnx::TensorProto::UINT8:
-      return 1;
     case onnx::TensorProto::INT32:
-      return 4;
+      return find_dtype(t.data_type())->size;
     default:
       return 0;
   }
@@ -362,61 +267,8 @@ void store_new_bytes(onnx::TensorProto& t, std::span<const std::byte> bytes) {
 
 }  // namespace
 
-std::optional<element_type> float_element_type(const onnx::TensorProto& tensor) {
-  return float_type_of(tensor.data_type());
-}
-
-std::size_t element_size(element_type type) {
-  switch (type) {
-    case element_type::float32:
-      return 4;
-    case element_type::float64:
-      return 8;
-    case element_type::float16:
-    case element_type::bfloat16:
-      return 2;
-  }
-  return 0;
-}
-
 void validate_tensor_data(const loaded_model& model, const onnx::TensorProto& tensor) {
   check_data_length(&model, tensor);
-}
-
-std::span<const std::int64_t> tensor_dims_span(const onnx::TensorProto& tensor) {
-  return {tensor.dims().data(), static_cast<std::size_t>(tensor.dims_size())};
-}
-
-std::int64_t checked_element_count(const onnx::TensorProto& tensor, const std::string& where) {
-  for (std::int64_t d : tensor.dims())
-    if (d < 0)
-      throw model_error(fmt::format("tensor '{}' has a negative dimension ({})", tensor.name(), d),
-                        where);
-  const std::optional<std::int64_t> n = checked_product(tensor_dims_span(tensor));
-  if (!n)
-    throw model_error(
-        fmt::format("tensor '{}': the product of its dims overflows int64", tensor.name()), where);
-  return *n;
-}
-
-std::int64_t tensor_element_count(const onnx::TensorProto& tensor) {
-  return checked_element_count(tensor, tensor.name());
-}
-
-std::uint64_t tensor_byte_size(const onnx::TensorProto& tensor) {
-  const dtype_layout layout = require_layout(tensor);
-  const std::uint64_t n = static_cast<std::uint64_t>(tensor_element_count(tensor));
-  if (n > std::numeric_limits<std::uint64_t>::max() / 2 / layout.size)
-    throw model_error(fmt::format("tensor '{}': dims x element size overflows", tensor.name()),
-                      tensor.name());
-  return n * layout.size;
-}
-
-tensor_storage storage_of(const onnx::TensorProto& tensor) {
-  if (tensor.data_location() == onnx::TensorProto::EXTERNAL) return tensor_storage::external;
-  if (tensor.has_raw_data()) return tensor_storage::raw_data;
-  std::optional<dtype_layout> layout = layout_of(tensor.data_type());
-  return layout ? layout->field : tensor_storage::raw_data;
 }
 
 namespace {
@@ -424,7 +276,7 @@ namespace {
 // tensor_bytes for a tensor that may have no model (inline data only; an
 // external tensor then throws model_error).
 tensor_bytes_view bytes_of(const loaded_model* model, const onnx::TensorProto& t) {
-  const dtype_layout layout = require_layout(t);
+  const dtype_info& layout = require_dtype(t);
   if (const byte_source* p = model != nullptr ? pending_of(*model, t) : nullptr) {
     std::vector<std::byte> out(static_cast<std::size_t>(p->size()));
     p->read(0, out);
@@ -518,7 +370,7 @@ double decode_element(int data_type, const std::byte* p) {
     case tp::BOOL:
       return integer_at<std::uint8_t>(p) != 0 ? 1.0 : 0.0;
     default:
-      return decode<double>(*float_type_of(data_type), p);
+      return decode<double>(*find_dtype(data_type)->float_type, p);
   }
 }
 
@@ -538,7 +390,7 @@ std::optional<std::vector<double>> decode_tensor_prefix(const onnx::TensorProto&
   const int type = tensor.data_type();
   // Strings, complex numbers and types without a fixed element size have no
   // single real value per element.
-  const std::optional<dtype_layout> layout = layout_of(type);
+  const dtype_info* layout = find_dtype(type);
   if (!layout || layout->per_element != 1) return std::nullopt;
   // The whole count, overflow-checked, to validate the stored length.
   const std::optional<std::size_t> count =

@@ -14,7 +14,7 @@
 
 #include "onnx_reinit/errors.h"
 #include "onnx_reinit/residual.h"
-#include "onnx_reinit/text.h"
+#include "onnx_reinit/internal/text.h"
 
 namespace onnx_reinit {
 namespace {

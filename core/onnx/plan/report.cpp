@@ -14,7 +14,7 @@
 
 #include "json_number.h"
 #include "onnx_reinit/format.h"
-#include "onnx_reinit/text.h"
+#include "onnx_reinit/internal/text.h"
 #include "onnx_reinit/version.h"
 
 namespace onnx_reinit {

@@ -17,8 +17,8 @@
 #include <string_view>
 
 #include "onnx_reinit/errors.h"
+#include "onnx_reinit/internal/text.h"
 #include "onnx_reinit/plan.h"
-#include "onnx_reinit/text.h"
 
 namespace onnx_reinit {
 namespace {

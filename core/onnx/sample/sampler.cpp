@@ -76,10 +76,6 @@ struct tensor_job {
   int threads = 0;  // 0: the caller's arena
 };
 
-std::size_t stored_size(element_type t) {
-  return t == element_type::float64 ? 8 : (t == element_type::float32 ? 4 : 2);
-}
-
 // The host parameters' values over their elements, in the chunk of
 // `values` that starts at element `first`.
 template <class T>
@@ -279,7 +275,7 @@ tensor_job make_job(const tensor_plan& plan, const configured_strategy& strategy
   job.rng = make_tensor_rng(options.seed, job.stream);
   job.count = static_cast<std::uint64_t>(plan.tensor.info.element_count());
   job.chunk = std::max<std::uint64_t>(options.chunk_elements, 1);
-  job.element_bytes = stored_size(plan.tensor.info.dtype);
+  job.element_bytes = element_size(plan.tensor.info.dtype);
   job.threads = clamp_threads(options.threads);
   return job;
 }

@@ -1,6 +1,7 @@
 /* The plugin boundary in plain C: the one entry point a strategy plugin
- * exports, the descriptor it returns, and the host services (random streams)
- * it may call. Nothing but C types crosses it; no exception ever does.
+ * exports, the descriptor it returns, and the host services it may call
+ * (random streams, a parallel loop on the host's threads). Nothing but C
+ * types crosses it; no exception ever does.
  *
  * Rules (docs/DESIGN.md section 3):
  *  - A plugin exports exactly one symbol, onnx_reinit_plugin_entry, declared
@@ -227,6 +228,12 @@ typedef struct onnx_reinit_rng_api {
   void (*normal)(const onnx_reinit_rng* rng, const onnx_reinit_span* out, double mean, double std);
   void (*truncated_normal)(const onnx_reinit_rng* rng, const onnx_reinit_span* out, double mean,
                            double std, double a, double b);
+  /* Appended; absent (outside struct_size, or null): the plugin runs the
+   * loop itself. Calls body(context, i) for every i in [0, count), on the
+   * host's threads (as many as the run may use, shared with the host's own
+   * parallel loops), and returns when every call has returned. `body` must
+   * not throw or unwind, and call i must touch only its own data. */
+  void (*parallel_for)(uint64_t count, void (*body)(void* context, uint64_t index), void* context);
 } onnx_reinit_rng_api;
 
 #define ONNX_REINIT_RNG_API_MIN_SIZE \

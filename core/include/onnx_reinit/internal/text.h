@@ -5,6 +5,8 @@
 //   trim(" a ")                       // "a"
 //   parse_number<double>(" +0.02 ")   // 0.02, under any locale
 // For joining, use fmt::join; for writing numbers, format_number in format.h.
+// Internal (onnx_reinit/internal/ is never installed): no public header
+// may include it.
 #pragma once
 
 #include <cctype>
