@@ -1,0 +1,151 @@
+"""The PyTorch bridge on torchvision's ResNet-18, a small GPT with tied
+embeddings and an LSTM: every parameter mapped, ties kept, the module's
+weights equal to what the command writes for the exported file, and one
+training step runs."""
+import math
+
+import numpy as np
+import onnx
+import pytest
+from onnx import numpy_helper
+
+torch = pytest.importorskip("torch")
+import onnx_reinit.torch as ort  # noqa: E402
+from conftest import run_cli  # noqa: E402
+
+
+class Block(torch.nn.Module):
+    def __init__(self, d, heads, n):
+        super().__init__()
+        self.heads = heads
+        self.ln1 = torch.nn.LayerNorm(d)
+        self.qkv = torch.nn.Linear(d, 3 * d)
+        self.proj = torch.nn.Linear(d, d)
+        self.ln2 = torch.nn.LayerNorm(d)
+        self.fc = torch.nn.Linear(d, 4 * d)
+        self.out = torch.nn.Linear(4 * d, d)
+        self.register_buffer("mask", torch.tril(torch.ones(n, n)).view(1, 1, n, n) == 0)
+
+    def forward(self, x):
+        b, t, d = x.shape
+        q, k, v = self.qkv(self.ln1(x)).split(d, dim=2)
+        q, k, v = (z.view(b, t, self.heads, d // self.heads).transpose(1, 2) for z in (q, k, v))
+        att = (q @ k.transpose(-2, -1)) / math.sqrt(d // self.heads)
+        att = torch.softmax(att.masked_fill(self.mask[:, :, :t, :t], float("-inf")), dim=-1)
+        x = x + self.proj((att @ v).transpose(1, 2).reshape(b, t, d))
+        return x + self.out(torch.nn.functional.gelu(self.fc(self.ln2(x))))
+
+
+class TinyGPT(torch.nn.Module):
+    def __init__(self, vocab=64, d=32, heads=4, n=16, layers=2):
+        super().__init__()
+        self.wte = torch.nn.Embedding(vocab, d)
+        self.wpe = torch.nn.Parameter(torch.randn(n, d) * 0.02)
+        self.blocks = torch.nn.ModuleList(Block(d, heads, n) for _ in range(layers))
+        self.ln_f = torch.nn.LayerNorm(d)
+        self.lm_head = torch.nn.Linear(d, vocab, bias=False)
+        self.lm_head.weight = self.wte.weight  # tied
+
+    def forward(self, idx):
+        x = self.wte(idx) + self.wpe[: idx.shape[1]]
+        for b in self.blocks:
+            x = b(x)
+        return self.lm_head(self.ln_f(x))
+
+
+class TinyLSTM(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.lstm = torch.nn.LSTM(16, 32, num_layers=2, batch_first=True)
+        self.head = torch.nn.Linear(32, 5)
+
+    def forward(self, x):
+        y, _ = self.lstm(x)
+        return self.head(y[:, -1])
+
+
+def resnet18():
+    import torchvision
+    return torchvision.models.resnet18(num_classes=10), torch.randn(2, 3, 64, 64)
+
+
+def gpt():
+    return TinyGPT(), torch.randint(0, 64, (2, 16))
+
+
+def lstm():
+    return TinyLSTM(), torch.randn(4, 7, 16)
+
+
+def targets(net, x):
+    with torch.no_grad():
+        y = net(x)
+    return y.reshape(-1, y.shape[-1]).shape[0], y.shape[-1]
+
+
+@pytest.mark.parametrize("make", [resnet18, gpt, lstm], ids=["resnet18", "gpt", "lstm"])
+def test_init_equals_the_command_on_the_export(tmp, make):
+    torch.manual_seed(0)
+    net, x = make()
+    before = {k: v.detach().clone() for k, v in net.state_dict().items()}
+    path = tmp / "export.onnx"
+    path.write_bytes(ort.export(net, x))
+    # Exporting traces the module in training mode: its buffers come back as they were.
+    for k, v in net.state_dict().items():
+        assert torch.equal(v, before[k]), k
+    run_cli(path, "-o", tmp / "cli.onnx", "--seed", "5", "-q")
+    cli = {t.name: numpy_helper.to_array(t) for t in onnx.load(str(tmp / "cli.onnx")).graph.initializer}
+
+    report = ort.init_(net, x, seed=5)
+    t = report["torch"]
+    assert t["unmapped"] == []
+    names = [n for n, _ in ort.named_tensors(net)]
+    assert set(names) <= set(t["mapped"])
+    changed = 0
+    for name, tensor in list(ort.named_tensors(net)) + list(ort.named_tensors(net, "_buffers")):
+        if name not in t["mapped"]:
+            continue
+        want = cli[t["mapped"][name]]
+        assert tensor.detach().numpy().tobytes() == want.astype(tensor.detach().numpy().dtype).tobytes(), name
+        changed += not torch.equal(tensor.detach(), before[name] if name in before else tensor)
+    assert changed > len(names) // 2
+
+    # One training step runs and moves the weights.
+    n, classes = targets(net, x)
+    opt = torch.optim.SGD(net.parameters(), lr=0.01)
+    net.train()
+    y = net(x)
+    loss = torch.nn.functional.cross_entropy(y.reshape(n, classes), torch.zeros(n, dtype=torch.long))
+    assert torch.isfinite(loss)
+    opt.zero_grad()
+    loss.backward()
+    w = next(net.parameters()).detach().clone()
+    opt.step()
+    assert not torch.equal(w, next(net.parameters()).detach())
+
+
+def test_ties_stay_tied():
+    torch.manual_seed(0)
+    net, x = gpt()
+    report = ort.init_(net, x, seed=1)
+    assert net.lm_head.weight is net.wte.weight
+    assert ["wte.weight", "lm_head.weight"] in report["torch"]["ties"]
+    assert report["torch"]["mapped"]["lm_head.weight"] == report["torch"]["mapped"]["wte.weight"]
+
+
+def test_unmapped_parameters_are_listed_and_warned():
+    class Unused(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.used = torch.nn.Linear(4, 4)
+            self.spare = torch.nn.Linear(4, 4)
+
+        def forward(self, x):
+            return self.used(x)
+
+    net = Unused()
+    spare = net.spare.weight.detach().clone()
+    with pytest.warns(UserWarning, match="spare.weight"):
+        report = ort.init_(net, torch.randn(2, 4))
+    assert sorted(report["torch"]["unmapped"]) == ["spare.bias", "spare.weight"]
+    assert torch.equal(net.spare.weight.detach(), spare)
