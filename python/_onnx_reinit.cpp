@@ -33,10 +33,7 @@
 #include "onnx_reinit/presets.h"
 #include "onnx_reinit/random.h"
 #include "onnx_reinit/registry.h"
-#if __has_include("onnx_reinit/reinit.h")
 #include "onnx_reinit/reinit.h"
-#define ONNX_REINIT_PIPELINE 1
-#endif
 #include "onnx_reinit/report.h"
 #include "onnx_reinit/rules.h"
 #include "onnx_reinit/runtime.h"
@@ -238,7 +235,7 @@ ori::tensor_info tensor_of(const std::string& name, const std::vector<std::int64
   if (!ori::checked_product(shape))
     throw ori::usage_error(
         fmt::format("shape [{}]: a negative dim or too many elements", fmt::join(shape, ",")),
-        name);
+        name.empty() ? "sample" : name);
   t.set_default_blocks();
   double receptive = 1.0;
   for (std::size_t i = 2; i < shape.size(); ++i) receptive *= static_cast<double>(shape[i]);
@@ -330,7 +327,6 @@ py::array sample(const std::string& strategy, const std::vector<std::int64_t>& s
   return half;
 }
 
-#ifdef ONNX_REINIT_PIPELINE
 // ---- The pipeline (reinit.h) ---------------------------------------------------
 
 // ONNX's names of NumPy's dtypes, as runtime_input::dtype names them.
@@ -496,7 +492,6 @@ std::string inspect(std::optional<py::bytes> bytes, std::optional<std::string> p
   (void)h;
   return ori::inspection_json(ori::inspect_reinit(model, options));
 }
-#endif
 
 }  // namespace
 
@@ -511,12 +506,10 @@ PYBIND11_MODULE(_onnx_reinit, m) {
   m.def("policy_text", &ori::policy_text);
   m.def("presets_text", &ori::presets_text);
   m.def("runtime_available", &ori::runtime_available);
-#ifdef ONNX_REINIT_PIPELINE
   m.def("plan", &plan, py::arg("bytes"), py::arg("path"), py::arg("options"));
   m.def("reinit", &reinit, py::arg("bytes"), py::arg("path"), py::arg("options"), py::arg("output"),
         py::arg("external_data"), py::arg("in_place"));
   m.def("inspect", &inspect, py::arg("bytes"), py::arg("path"), py::arg("options"));
-#endif
   m.def("sample", &sample, py::arg("strategy"), py::arg("shape"), py::arg("seed"), py::arg("name"),
         py::arg("dtype"), py::arg("info"), py::arg("params"));
 }

@@ -95,7 +95,8 @@ def test_strategy_and_parameter_errors():
     raises(onnx_reinit.ParamError, lambda: onnx_reinit.sample("normal", (2, 2), std=-1.0), "std")
     raises(onnx_reinit.ParamError, lambda: onnx_reinit.sample("normal", (2, 2), stdd=1.0), "stdd")
     raises(onnx_reinit.ParamError, lambda: onnx_reinit.sample("normal", (2, 2), std=[1]))
-    raises(onnx_reinit.UnknownStrategyError, lambda: onnx_reinit.describe("kaiming"), "kaiming_")
+    raises(onnx_reinit.UnknownStrategyError, lambda: onnx_reinit.describe("kaiming_normall"),
+           "kaiming_normal")
 
 
 def test_files_that_cannot_be_read_or_written_are_os_errors(tmp):

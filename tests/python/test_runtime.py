@@ -46,7 +46,6 @@ def test_inspect_is_the_command_document():
     want = json.loads(run_cli(TINY, "--inspect", "--json").stdout)
     assert onnx_reinit.inspect(str(TINY)) == want
     got = onnx_reinit.inspect(onnx.load(str(TINY)))
-    assert got["model"] == "<memory>"
     assert got["layers"] == want["layers"] and got["summary"] == want["summary"]
     assert any("nonfinite" in layer["flags"] for layer in got["layers"])
 

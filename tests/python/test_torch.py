@@ -128,6 +128,20 @@ def test_init_equals_the_command_on_the_export(tmp, make):
     assert not torch.equal(w, next(net.parameters()).detach())
 
 
+def test_presets_and_rules_reach_the_export(tmp):
+    torch.manual_seed(0)
+    net, x = gpt()
+    path = tmp / "gpt.onnx"
+    path.write_bytes(ort.export(net, x))
+    run_cli(path, "-o", tmp / "cli.onnx", "--seed", "2", "--preset", "gpt2", "--rule",
+            "*.fc.bias=normal(std=0.01)", "-q")
+    cli = {t.name: numpy_helper.to_array(t) for t in onnx.load(str(tmp / "cli.onnx")).graph.initializer}
+    ort.init_(net, x, seed=2, preset="gpt2", rules=["*.fc.bias=normal(std=0.01)"])
+    for name, p in ort.named_tensors(net):
+        if name in cli:
+            assert p.detach().numpy().tobytes() == cli[name].tobytes(), name
+
+
 def test_ties_stay_tied():
     torch.manual_seed(0)
     net, x = gpt()
