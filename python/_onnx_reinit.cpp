@@ -460,7 +460,7 @@ py::dict plan(std::optional<py::bytes> bytes, std::optional<std::string> path,
 // Writes the rewritten model to `output` exactly as the command's -o does.
 py::dict reinit(std::optional<py::bytes> bytes, std::optional<std::string> path,
                 const py::dict& options_dict, const std::string& output,
-                const std::string& external_data, bool in_place) {
+                const std::string& external_data, bool in_place, bool measure) {
   const ori::reinit_options options = options_of(options_dict);
   ori::check_reinit_options(options, true);
   ori::check_transfer_options(options, output);
@@ -469,6 +469,10 @@ py::dict reinit(std::optional<py::bytes> bytes, std::optional<std::string> path,
     out.path = output;
     out.in_place = in_place;
     out.external_data = external_data;
+    // The report's achieved figures cost a pass over the written bytes:
+    // only when the caller asked for the report (the command skips it
+    // with -q and no --report too).
+    out.measure = measure;
     return ori::execute_reinit(p, out).report_json;
   });
   py::dict out;
@@ -508,7 +512,7 @@ PYBIND11_MODULE(_onnx_reinit, m) {
   m.def("runtime_available", &ori::runtime_available);
   m.def("plan", &plan, py::arg("bytes"), py::arg("path"), py::arg("options"));
   m.def("reinit", &reinit, py::arg("bytes"), py::arg("path"), py::arg("options"), py::arg("output"),
-        py::arg("external_data"), py::arg("in_place"));
+        py::arg("external_data"), py::arg("in_place"), py::arg("measure"));
   m.def("inspect", &inspect, py::arg("bytes"), py::arg("path"), py::arg("options"));
   m.def("sample", &sample, py::arg("strategy"), py::arg("shape"), py::arg("seed"), py::arg("name"),
         py::arg("dtype"), py::arg("info"), py::arg("params"));

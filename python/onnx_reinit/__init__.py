@@ -357,6 +357,22 @@ def plan(model, **options):
     return _entries(result)
 
 
+def _scratch_dir(raw, path):
+    """Where reinit writes the model it returns, to read it back at once:
+    memory (/dev/shm) when it has ample room for the model, else the
+    temporary directory."""
+    size = len(raw) if raw is not None else 0
+    if path is not None and _os.path.isfile(path):
+        size = _os.path.getsize(path)  # external data aside: hence the margin
+    try:
+        st = _os.statvfs("/dev/shm")
+        if _os.access("/dev/shm", _os.W_OK) and st.f_bavail * st.f_frsize > 4 * size + (256 << 20):
+            return "/dev/shm"
+    except OSError:
+        pass
+    return None
+
+
 def reinit(model, *, report=False, output=None, external_data=None, in_place=False, **options):
     """Rewrites the model's weights as ``onnx-reinit MODEL -o OUT`` does with
     the same options, and returns the new onnx.ModelProto (with ``output``:
@@ -382,12 +398,12 @@ def reinit(model, *, report=False, output=None, external_data=None, in_place=Fal
         output = path
     if output is not None:
         result = _ext.reinit(raw, path, opts, _os.fspath(output), external_data or "",
-                             bool(in_place))
+                             bool(in_place), bool(report))
         return (None, _json.loads(result["report_json"])) if report else None
-    work = _tempfile.mkdtemp(prefix="onnx-reinit-")
+    work = _tempfile.mkdtemp(prefix="onnx-reinit-", dir=_scratch_dir(raw, path))
     try:
         out = _os.path.join(work, "model.onnx")
-        result = _ext.reinit(raw, path, opts, out, external_data or "", False)
+        result = _ext.reinit(raw, path, opts, out, external_data or "", False, bool(report))
         import onnx
         fresh = onnx.load(out)
     finally:
