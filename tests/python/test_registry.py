@@ -64,3 +64,37 @@ def test_sample_equals_the_bytes_in_a_rewritten_model(model):
         assert got.tobytes() == want.tobytes(), e.name
         checked += 1
     assert checked > 0 or not any(e.action == "planned" for e in onnx_reinit.plan(str(model)))
+
+
+def test_the_gil_is_released_while_the_library_works():
+    """While one thread samples a large tensor, another runs Python: with the
+    GIL held through the call it could not run in the middle of it."""
+    import threading
+    import time
+
+    window = {}
+
+    def work():
+        window["start"] = time.perf_counter()
+        onnx_reinit.sample("normal", (8192, 2048), seed=1, name="big")
+        window["end"] = time.perf_counter()
+
+    ticks = []
+    t = threading.Thread(target=work)
+    t.start()
+    while t.is_alive():
+        ticks.append(time.perf_counter())
+        time.sleep(0.001)
+    t.join()
+    span = window["end"] - window["start"]
+    middle = (window["start"] + 0.3 * span, window["end"] - 0.3 * span)
+    assert any(middle[0] < x < middle[1] for x in ticks), (span, len(ticks))
+
+
+def test_concurrent_calls_give_the_same_bytes():
+    from concurrent.futures import ThreadPoolExecutor
+    with ThreadPoolExecutor(4) as pool:
+        models = list(pool.map(lambda s: onnx_reinit.reinit(TINY, seed=s % 2).SerializeToString(),
+                               range(8)))
+    assert models[0::2] == [models[0]] * 4 and models[1::2] == [models[1]] * 4
+    assert models[0] != models[1]
