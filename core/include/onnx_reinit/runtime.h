@@ -185,8 +185,7 @@ std::vector<lsuv_result> calibrate_lsuv(loaded_model& model, const std::vector<t
 std::vector<lsuv_result> calibrate_lsuv(loaded_model& model,
                                         const std::vector<tensor_analysis>& analysis,
                                         const std::vector<tensor_plan>& plans,
-                                        const runtime_options& options,
-                                        const lsuv_options& lsuv = {});
+                                        const runtime_options& options, const lsuv_options& lsuv);
 
 // The --inspect --json document of one inspection: model, batch, inputs[],
 // layers[] (every layer_stats field; NaN as null), summary.
