@@ -83,6 +83,29 @@ def _copy(target, array, name):
         target.copy_(value.to(dtype=target.dtype, device=target.device))
 
 
+def _numpy(v):
+    return v.detach().cpu().numpy() if isinstance(v, _torch.Tensor) else v
+
+
+def _batch(data, exported):
+    """The batch for calibrate: a dict by graph input name as is; a tensor
+    or a tuple of them (like example_inputs) by the export's inputs in
+    order; a path (a --data directory) as is."""
+    if data is None or isinstance(data, (str, bytes)) or hasattr(data, "__fspath__"):
+        return data
+    if isinstance(data, dict):
+        return {k: _numpy(v) for k, v in data.items()}
+    import onnx
+    model = onnx.load_from_string(exported)
+    initializers = {t.name for t in model.graph.initializer}
+    names = [i.name for i in model.graph.input if i.name not in initializers]
+    values = data if isinstance(data, (tuple, list)) else (data,)
+    if len(values) != len(names):
+        raise _ori.UsageError(f"data: {len(values)} arrays for the export's {len(names)} inputs "
+                              f"({', '.join(names)})", "data")
+    return {n: _numpy(v) for n, v in zip(names, values)}
+
+
 def init_(module, example_inputs, *, seed=0, policy=None, preset=None, rules=(), calibrate=None,
           data=None, opset_version=None, **options):
     """Initializes ``module`` in place as ``onnx-reinit`` initializes its
@@ -94,15 +117,15 @@ def init_(module, example_inputs, *, seed=0, policy=None, preset=None, rules=(),
 
     example_inputs: a tensor or a tuple, as torch.onnx.export takes them.
     Options as onnx_reinit.reinit: seed, policy, preset, rules, calibrate
-    ("lsuv", with ``data``: a dict of NumPy arrays or tensors by input
-    name), and the others by keyword."""
+    ("lsuv"; ``data`` is its batch: a tensor or tuple of tensors like
+    example_inputs, or a dict of arrays or tensors by the export's input
+    names; None synthesizes one as the command does), and the others by
+    keyword."""
     import onnx
     from onnx import numpy_helper
 
-    if data is not None and not isinstance(data, (str, bytes)):
-        data = {k: (v.detach().cpu().numpy() if isinstance(v, _torch.Tensor) else v)
-                for k, v in data.items()}
     exported = export(module, example_inputs, opset_version=opset_version)
+    data = _batch(data, exported)
     fresh, report = _ori.reinit(exported, seed=seed, policy=policy, preset=preset, rules=rules,
                                 calibrate=calibrate, data=data, report=True, **options)
     written = {t.name: t for t in fresh.graph.initializer}

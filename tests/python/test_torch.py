@@ -142,6 +142,26 @@ def test_presets_and_rules_reach_the_export(tmp):
             assert p.detach().numpy().tobytes() == cli[name].tobytes(), name
 
 
+def test_calibrate_with_a_batch_of_tensors(tmp):
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3), torch.nn.ReLU(), torch.nn.Flatten(),
+                              torch.nn.Linear(8 * 6 * 6, 4))
+    x = torch.randn(4, 3, 8, 8)
+    exported = ort.export(net, x)
+    path = tmp / "cnn.onnx"
+    path.write_bytes(exported)
+    name = onnx.load_from_string(exported).graph.input[0].name
+    (tmp / "data").mkdir()
+    np.save(tmp / "data" / f"{name}.npy", x.numpy())
+    run_cli(path, "-o", tmp / "cli.onnx", "--seed", "3", "--calibrate", "lsuv", "--data",
+            tmp / "data", "-q")
+    cli = {t.name: numpy_helper.to_array(t) for t in onnx.load(str(tmp / "cli.onnx")).graph.initializer}
+    report = ort.init_(net, x, seed=3, calibrate="lsuv", data=x)
+    assert any(t.get("lsuv_scale") not in (None, 1.0) for t in report["tensors"])
+    for n, p in ort.named_tensors(net):
+        assert p.detach().numpy().tobytes() == cli[n].tobytes(), n
+
+
 def test_ties_stay_tied():
     torch.manual_seed(0)
     net, x = gpt()
