@@ -139,47 +139,6 @@ std::vector<py::dict> init(std::vector<std::filesystem::path> dirs,
   return errors;
 }
 
-py::object number_or_none(double v) {
-  return std::isfinite(v) ? py::object(py::float_(v)) : py::object(py::none());
-}
-
-py::dict param_dict(const ori::param_info& p) {
-  py::dict d;
-  d["name"] = p.name;
-  d["type"] = std::string(to_string(p.type));
-  d["default"] = p.default_text();
-  d["range"] = p.range_text();
-  d["min"] = number_or_none(p.min_value);
-  d["max"] = number_or_none(p.max_value);
-  d["min_exclusive"] = p.min_exclusive;
-  d["max_exclusive"] = p.max_exclusive;
-  d["choices"] = p.choices;
-  d["help"] = p.help;
-  return d;
-}
-
-// Every strategy with its schema, and the --describe text as its doc.
-std::vector<py::dict> strategies() {
-  registry_holder& h = holder();
-  std::shared_lock guard(h.lock);
-  std::vector<py::dict> out;
-  for (const ori::strategy_info& s : h.registry.strategies()) {
-    py::dict d;
-    d["name"] = s.name;
-    d["summary"] = s.summary;
-    d["formula"] = s.formula;
-    std::vector<py::dict> params;
-    for (const ori::param_info& p : s.params) params.push_back(param_dict(p));
-    d["params"] = params;
-    d["elementwise"] = s.elementwise;
-    d["plugin_id"] = s.plugin_id;
-    d["plugin_path"] = s.plugin_path;
-    d["doc"] = ori::describe_strategy(h.registry, s.name);
-    out.push_back(std::move(d));
-  }
-  return out;
-}
-
 std::string describe(const std::string& name) {
   registry_holder& h = holder();
   std::shared_lock guard(h.lock);
@@ -504,7 +463,6 @@ PYBIND11_MODULE(_onnx_reinit, m) {
   py::register_exception_translator(&translate);
   m.attr("__version__") = std::string(ori::tool_version);
   m.def("init", &init, py::arg("dirs"), py::arg("files"));
-  m.def("strategies", &strategies);
   m.def("describe", &describe, py::arg("name"));
   m.def("list_text", &list_text, py::arg("as_json"));
   m.def("policy_text", &ori::policy_text);

@@ -123,17 +123,20 @@ def load_plugins(*paths):
 # ---- The registry ------------------------------------------------------------
 
 class Strategy:
-    """One strategy of the registry: name, summary, formula, parameter
-    schema (``params``, dicts with name, type, default, range, min, max,
-    choices, help), the plugin it comes from. Its ``__doc__`` is the text of
-    ``onnx-reinit --describe NAME``."""
-
-    _fields = ("name", "summary", "formula", "params", "elementwise", "plugin_id", "plugin_path")
+    """One strategy of the registry, as ``onnx-reinit --list --json`` lists
+    it: name, summary, formula, params (dicts with name, type, default,
+    range, choices, help), elementwise, plugin_id, plugin_path. Its
+    ``__doc__`` is the text of ``onnx-reinit --describe NAME``."""
 
     def __init__(self, d):
-        for k in Strategy._fields:
-            setattr(self, k, d[k])
-        self.__doc__ = d["doc"]
+        self.name = d["name"]
+        self.summary = d["summary"]
+        self.formula = d["formula"]
+        self.params = d["params"]
+        self.elementwise = d["elementwise"]
+        self.plugin_id = d["plugin"]
+        self.plugin_path = d["plugin_path"]
+        self.__doc__ = _ext.describe(self.name)
 
     def __repr__(self):
         params = ", ".join(f"{p['name']}={p['default']}" for p in self.params)
@@ -142,8 +145,9 @@ class Strategy:
 
 def strategies():
     """Every strategy of the loaded plugins (the standard plugin, those on
-    ONNX_REINIT_PLUGIN_PATH and those given to load_plugins), in load order."""
-    return [Strategy(d) for d in _ext.strategies()]
+    ONNX_REINIT_PLUGIN_PATH and those given to load_plugins), in load order:
+    the registry's listing, the same document as ``--list --json``."""
+    return [Strategy(d) for d in _json.loads(_ext.list_text(True))["strategies"]]
 
 
 def describe(name):
