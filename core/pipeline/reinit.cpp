@@ -232,6 +232,16 @@ reinit_plan plan_reinit(loaded_model model, const std::string& name, const reini
   return plan_loaded(std::move(model), name, options, planning, strategies, note);
 }
 
+std::size_t reinit_result::rewritten_count() const {
+  return static_cast<std::size_t>(std::count_if(
+      outcomes.begin(), outcomes.end(), [](const tensor_outcome& o) { return o.rewritten; }));
+}
+
+std::size_t reinit_result::transferred_count() const {
+  return static_cast<std::size_t>(std::count_if(
+      outcomes.begin(), outcomes.end(), [](const tensor_outcome& o) { return o.transferred; }));
+}
+
 std::size_t reinit_result::calibrated() const {
   return static_cast<std::size_t>(std::count_if(
       lsuv.begin(), lsuv.end(), [](const lsuv_result& r) { return r.iterations > 0; }));
@@ -305,6 +315,11 @@ inspection inspect_reinit(const loaded_model& model, const reinit_options& optio
   if (!options.plot.empty())
     staged_file(options.plot, options.renderer.render({{"model", &r}}, options.plot)).commit();
   return r;
+}
+
+inspection inspect_reinit(const std::filesystem::path& model, const reinit_options& options) {
+  auto threads = limit_threads(options.threads);
+  return inspect_reinit(load_model(model, options.load), options);
 }
 
 }  // namespace onnx_reinit

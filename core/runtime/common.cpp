@@ -1,6 +1,7 @@
 // The runtime stage's parts that need no ONNX Runtime: the batch, the
 // layers to measure, their statistics and flags.
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <algorithm>
 #include <cmath>
@@ -96,9 +97,7 @@ bool is_integer_type(int t) {
 }
 
 std::string shape_text(const std::vector<std::int64_t>& s) {
-  std::string out;
-  for (std::size_t i = 0; i < s.size(); ++i) out += (i ? "x" : "") + std::to_string(s[i]);
-  return out.empty() ? "scalar" : out;
+  return s.empty() ? std::string("scalar") : fmt::format("{}", fmt::join(s, "x"));
 }
 
 std::int64_t element_count(const std::vector<std::int64_t>& shape) {
@@ -312,11 +311,11 @@ std::vector<std::int64_t> declared_shape(const onnx::ValueInfoProto& in, std::in
                       "--input-shape");
   const dim_list& dims = in.type().tensor_type().shape().dim();
   auto fixed = [&](int i) { return dims[i].has_dim_value() && dims[i].dim_value() > 0; };
-  std::string hint;
+  std::vector<std::string> hint;
   for (int i = 0; i < dims.size(); ++i)
-    hint += (i ? "x" : "") + (fixed(i) ? std::to_string(dims[i].dim_value())
-                              : i == 0 ? std::to_string(batch)
-                                       : std::string("D"));
+    hint.push_back(fixed(i) ? std::to_string(dims[i].dim_value())
+                   : i == 0 ? std::to_string(batch)
+                            : std::string("D"));
   std::vector<std::int64_t> shape;
   for (int i = 0; i < dims.size(); ++i) {
     if (fixed(i) || i == 0) {
@@ -327,7 +326,7 @@ std::vector<std::int64_t> declared_shape(const onnx::ValueInfoProto& in, std::in
         dims[i].has_dim_param() ? fmt::format(" ('{}')", dims[i].dim_param()) : "";
     throw usage_error(fmt::format("dim {}{} of input '{}' is not fixed: give the whole "
                                   "shape with --input-shape {}={}",
-                                  i, label, in.name(), in.name(), hint),
+                                  i, label, in.name(), in.name(), fmt::join(hint, "x")),
                       "--input-shape");
   }
   return shape;

@@ -166,16 +166,18 @@ bool inspect_only(const arguments& a) {
   return a.runtime.inspect && !a.plan && a.output.empty() && !a.in_place;
 }
 
-void check_usage(const arguments& a, const ori::reinit_options& o) {
+// The usage errors, then the pipeline's options (none for a listing).
+ori::reinit_options check_usage(const arguments& a, const numbers& n) {
   if (listing_only(a) && !a.report.empty())
     throw ori::usage_error("--report goes with a rewrite or --plan", command_line);
-  if (listing_only(a)) return;
+  if (listing_only(a)) return {};
   if (a.model.empty()) throw ori::usage_error("no MODEL given (see --help)", command_line);
+  ori::reinit_options o = reinit_options_of(a, n);
   ori::check_reinit_options(o, !a.output.empty() || a.in_place, a.plan);
-  if (inspect_only(a)) return;
+  if (inspect_only(a)) return o;
   if (a.plan && (!a.output.empty() || a.in_place))
     throw ori::usage_error("--plan writes nothing; drop -o/--in-place", command_line);
-  if (a.plan) return;
+  if (a.plan) return o;
   if (a.output.empty() && !a.in_place)
     throw ori::usage_error("say where to write: -o OUT, or --in-place to overwrite MODEL",
                            command_line);
@@ -184,6 +186,7 @@ void check_usage(const arguments& a, const ori::reinit_options& o) {
   if (a.json && !a.runtime.inspect)
     throw ori::usage_error("--json goes with --plan, --list or --inspect; use --report FILE",
                            command_line);
+  return o;
 }
 
 bool same_path(const fs::path& x, const fs::path& y) {
@@ -234,19 +237,16 @@ ori::registry load_registry(const arguments& a) {
 
 // "rewrote 7 of 18 tensors (5 calibrated), transferred 3 in 0.12 s -> out.onnx",
 // counted from what the writer wrote.
-void print_summary(const std::vector<ori::tensor_outcome>& outcomes, std::size_t calibrated,
-                   std::chrono::steady_clock::time_point start, const std::string& out) {
-  std::size_t rewritten = 0;
-  std::size_t transferred = 0;
-  for (const auto& o : outcomes) {
-    rewritten += o.rewritten ? 1 : 0;
-    transferred += o.transferred ? 1 : 0;
-  }
+void print_summary(const ori::reinit_result& result, std::chrono::steady_clock::time_point start) {
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  fmt::print(stderr, "onnx-reinit: rewrote {} of {} tensors{}{} in {:.2f} s -> {}\n", rewritten,
-             outcomes.size(), calibrated > 0 ? fmt::format(" ({} calibrated)", calibrated) : "",
-             transferred > 0 ? fmt::format(", transferred {}", transferred) : "", seconds, out);
+  fmt::print(stderr, "onnx-reinit: rewrote {} of {} tensors{}{} in {:.2f} s -> {}\n",
+             result.rewritten_count(), result.outcomes.size(),
+             result.calibrated() > 0 ? fmt::format(" ({} calibrated)", result.calibrated()) : "",
+             result.transferred_count() > 0
+                 ? fmt::format(", transferred {}", result.transferred_count())
+                 : "",
+             seconds, result.path.string());
 }
 
 // --list-presets, --print-policy, --list and --describe: what they print,
@@ -302,13 +302,12 @@ void rewrite_and_save(const arguments& a, ori::reinit_plan& plan,
   const ori::reinit_result result = ori::execute_reinit(plan, output);
   progress.finish();
   print_written(a, plan, result);
-  if (!a.quiet) print_summary(result.outcomes, result.calibrated(), start, output.path.string());
+  if (!a.quiet) print_summary(result, start);
 }
 
 int run(const arguments& a) {
   const numbers n = parse_numbers(a);
-  const ori::reinit_options options = reinit_options_of(a, n);
-  check_usage(a, options);
+  const ori::reinit_options options = check_usage(a, n);
   if (auto text = listing(a, nullptr)) {
     fmt::print("{}", *text);
     return 0;

@@ -172,7 +172,10 @@ struct reinit_result {
   // The report document (lsuv_* fields with --calibrate), as --report writes it.
   std::string report_json;
 
-  // Weights LSUV scaled.
+  // Tensors written by the sampler, tensors copied from --from, and
+  // weights LSUV scaled.
+  std::size_t rewritten_count() const;
+  std::size_t transferred_count() const;
   std::size_t calibrated() const;
   // {"original": ..., "rewritten": ...}, what `--inspect -o --json` prints;
   // "" without inspect.
@@ -189,6 +192,8 @@ reinit_result execute_reinit(reinit_plan& plan, const reinit_output& output);
 // --inspect without -o: the model as it is (analysed once), the plot
 // written when asked.
 inspection inspect_reinit(const loaded_model& model, const reinit_options& options);
+// The same, loading `model` (options.load).
+inspection inspect_reinit(const std::filesystem::path& model, const reinit_options& options);
 
 // Exposed for the command and tests ----------------------------------------
 
@@ -228,15 +233,11 @@ template <>
 struct fmt::formatter<onnx_reinit::reinit_result> : onnx_reinit::format_detail::plain_formatter {
   template <class Context>
   auto format(const onnx_reinit::reinit_result& r, Context& ctx) const {
-    std::size_t rewritten = 0, transferred = 0;
-    for (const auto& o : r.outcomes) {
-      rewritten += o.rewritten ? 1 : 0;
-      transferred += o.transferred ? 1 : 0;
-    }
-    auto out = fmt::format_to(ctx.out(), "{}: rewrote {} of {} tensors", r.path.string(), rewritten,
-                              r.outcomes.size());
+    auto out = fmt::format_to(ctx.out(), "{}: rewrote {} of {} tensors", r.path.string(),
+                              r.rewritten_count(), r.outcomes.size());
     if (r.calibrated() > 0) out = fmt::format_to(out, " ({} calibrated)", r.calibrated());
-    if (transferred > 0) out = fmt::format_to(out, ", transferred {}", transferred);
+    if (r.transferred_count() > 0)
+      out = fmt::format_to(out, ", transferred {}", r.transferred_count());
     return out;
   }
 };
