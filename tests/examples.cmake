@@ -3,7 +3,8 @@
 # out of tree with find_package(OnnxReinit), then load the custom plugin
 # with the query program and sample it; build examples/rewrite_model and
 # rewrite the example model with the build tree's standard plugin; build
-# examples/inspect_model and inspect the example model with ONNX Runtime. Also
+# examples/inspect_model and inspect the example model with ONNX Runtime;
+# build examples/reinit_model and run the pipeline on it. Also
 # installs everything into a second prefix and checks that no installed file
 # names the build or source tree.
 
@@ -112,6 +113,30 @@ if(ONNX_REINIT_RUNTIME)
               ${PROJECT_SOURCE_DIR}/examples/models/tiny_net.onnx)
   set_tests_properties(examples_inspect_model PROPERTIES
     FIXTURES_REQUIRED onnx_reinit_installed
+    ENVIRONMENT "LSAN_OPTIONS=${ONNX_REINIT_LSAN_OPTIONS}"
+    LABELS example)
+
+  # The pipeline from the package: the example model with every tensor
+  # transferred from itself; the plan, the transfer summary, the inspect
+  # document (the same NaN at the depthwise Conv) and the result.
+  add_test(NAME examples_reinit_model
+    COMMAND ${CMAKE_CTEST_COMMAND} --build-and-test
+            ${PROJECT_SOURCE_DIR}/examples/reinit_model ${examples_work}/reinit_model
+            --build-generator ${CMAKE_GENERATOR}
+            --build-makeprogram ${CMAKE_MAKE_PROGRAM}
+            --build-project onnx_reinit_reinit_model
+            --build-options ${examples_options}
+            --test-command ${CMAKE_COMMAND}
+              "-DEXPECT=plan: [^\n]*tiny_net[.]onnx: [0-9]+ tensors: 0 rewrite, [1-9][0-9]* transfer.*transfer: from [^\n]*tiny_net[.]onnx: [1-9][0-9]* transferred, 0 mismatched.*\"original\": {.*\"worst_layer\": \"dw[.]weight\".*\"rewritten\": {.*result: [^\n]*tiny_net[.]out[.]onnx: rewrote 0 of [0-9]+ tensors, transferred [1-9]"
+              -P ${CMAKE_CURRENT_SOURCE_DIR}/support/expect_output.cmake --
+              ${examples_work}/reinit_model/reinit_model
+              ${PROJECT_SOURCE_DIR}/examples/models/tiny_net.onnx
+              ${PROJECT_SOURCE_DIR}/examples/models/tiny_net.onnx
+              ${examples_work}/reinit_model/tiny_net.out.onnx
+              --seed 1 --plugin-dir ${ONNX_REINIT_BUILD_PLUGIN_DIR})
+  set_tests_properties(examples_reinit_model PROPERTIES
+    FIXTURES_REQUIRED onnx_reinit_installed
+    REQUIRED_FILES $<TARGET_FILE:standard>
     ENVIRONMENT "LSAN_OPTIONS=${ONNX_REINIT_LSAN_OPTIONS}"
     LABELS example)
 endif()

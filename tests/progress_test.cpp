@@ -36,23 +36,6 @@ TEST_CASE("the progress line has no rate before anything is done") {
         "[############------------]  50%  5 B / 10 B  -- B/s  --:-- left");
 }
 
-TEST_CASE("the position while external tensors stream never wraps and stays in the total") {
-  using onnx_reinit::cli::streamed_position;
-  // 100 bytes sampled inline, then 300 streamed: 100 + done.
-  CHECK(streamed_position(400, 300, 0) == 100);
-  CHECK(streamed_position(400, 300, 150) == 250);
-  CHECK(streamed_position(400, 300, 300) == 400);
-  // --from with external data once counted transferred tensors in the
-  // writer's `streamed` but not in the bar's total: total - streamed + done
-  // wrapped around to ~2^64. Clamped, the bar stays in [0, total] and
-  // still moves forward.
-  CHECK(streamed_position(100, 300, 0) == 0);
-  CHECK(streamed_position(100, 300, 50) == 50);
-  CHECK(streamed_position(100, 300, 300) == 100);
-  CHECK(streamed_position(100, 50, 80) == 100);  // done past streamed
-  CHECK(streamed_position(0, 10, 5) == 0);
-}
-
 namespace {
 
 // Everything readable now on a non-blocking descriptor.

@@ -25,14 +25,17 @@ packages=(
   libplplot-dev plplot-driver-cairo
 )
 # What the tests, the benchmarks, the fuzzer and the style checks need
-# beyond that; ccache makes the four builds of tools/test.sh cheap to repeat;
-# strace injects the kills of cli_robustness_test at each rename; locales
-# has the sources localedef compiles plan_test's comma-decimal locale from.
+# beyond that (pybind11, the Python headers and pytest: the Python module
+# and its tests, ONNX_REINIT_PYTHON); ccache makes the four builds of
+# tools/test.sh cheap to repeat; strace injects the kills of
+# cli_robustness_test at each rename; locales has the sources localedef
+# compiles plan_test's comma-decimal locale from.
 test_packages=(
   clang-format clang-tidy catch2 libbenchmark-dev ccache strace locales
   libonnx-testdata python3-onnx python3-numpy python3-torch python3-torchvision
   python3-torchaudio
   clang libclang-rt-14-dev
+  pybind11-dev python3-dev python3-pytest
 )
 ((tool_only)) || packages+=("${test_packages[@]}")
 
@@ -70,9 +73,9 @@ targets=()
 for t in "$@"; do targets+=(--target "$t"); done
 # Every part is switched on or off explicitly, so a build directory never
 # keeps what an earlier, different call put in its cache.
-parts=(-DONNX_REINIT_BUILD_TESTS=ON -DONNX_REINIT_BUILD_BENCH=ON)
+parts=(-DONNX_REINIT_BUILD_TESTS=ON -DONNX_REINIT_BUILD_BENCH=ON -DONNX_REINIT_PYTHON=ON)
 if ((tool_only)); then
-  parts=(-DONNX_REINIT_BUILD_TESTS=OFF -DONNX_REINIT_BUILD_BENCH=OFF)
+  parts=(-DONNX_REINIT_BUILD_TESTS=OFF -DONNX_REINIT_BUILD_BENCH=OFF -DONNX_REINIT_PYTHON=OFF)
   ((${#targets[@]})) || targets=(--target onnx-reinit --target standard)
 fi
 # The project's own builds treat warnings as errors (ONNX_REINIT_WERROR; off

@@ -1,6 +1,7 @@
 // The runtime stage's parts that need no ONNX Runtime: the batch, the
 // layers to measure, their statistics and flags.
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <algorithm>
 #include <cmath>
@@ -45,6 +46,17 @@ std::vector<std::int64_t> parse_shape(const std::string& text, const std::string
   return dims;
 }
 
+std::size_t dtype_size(std::string_view dtype) {
+  // Either case: the analysis names types as ONNX does ("INT32"), the
+  // runtime in lower case ("int32").
+  std::string upper(dtype);
+  std::transform(upper.begin(), upper.end(), upper.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::toupper(c)); });
+  onnx::TensorProto::DataType type{};
+  if (!onnx::TensorProto::DataType_Parse(upper, &type)) return 0;
+  return detail::element_size_of(type);
+}
+
 namespace detail {
 
 namespace {
@@ -85,9 +97,7 @@ bool is_integer_type(int t) {
 }
 
 std::string shape_text(const std::vector<std::int64_t>& s) {
-  std::string out;
-  for (std::size_t i = 0; i < s.size(); ++i) out += (i ? "x" : "") + std::to_string(s[i]);
-  return out.empty() ? "scalar" : out;
+  return s.empty() ? std::string("scalar") : fmt::format("{}", fmt::join(s, "x"));
 }
 
 std::int64_t element_count(const std::vector<std::int64_t>& shape) {
@@ -113,6 +123,30 @@ void check_file_shape(const onnx::ValueInfoProto& in, const std::vector<std::int
   if (!ok)
     throw usage_error(fmt::format("shape {} does not fit input '{}'", shape_text(shape), in.name()),
                       file);
+}
+
+// The input `in` from the arrays given in memory (runtime_options::data).
+void take_array(const std::map<std::string, input_array>& data, const onnx::ValueInfoProto& in,
+                input_data& d) {
+  const std::string where = fmt::format("input '{}'", in.name());
+  auto it = data.find(in.name());
+  if (it == data.end()) throw usage_error("no array given for this input", where);
+  const input_array& a = it->second;
+  if (a.dtype != d.info.dtype)
+    throw usage_error(
+        fmt::format("input '{}' is {}, the array holds {}", in.name(), d.info.dtype, a.dtype),
+        where);
+  check_file_shape(in, a.shape, where);
+  const std::optional<std::int64_t> n = checked_product(a.shape);
+  const std::size_t size = element_size_of(d.elem_type);
+  if (!n || size == 0 || a.bytes.size() / size != static_cast<std::uint64_t>(*n) ||
+      a.bytes.size() % size != 0)
+    throw usage_error(fmt::format("the array holds {} bytes, not {} elements of {} bytes",
+                                  a.bytes.size(), n.value_or(-1), size),
+                      where);
+  d.info.shape = a.shape;
+  d.bytes = a.bytes;
+  d.info.source = "array in memory";
 }
 
 // The input `in` (number `index` among the fed inputs) from DIR/<name>.npy
@@ -260,11 +294,11 @@ std::vector<std::int64_t> declared_shape(const onnx::ValueInfoProto& in, std::in
                       "--input-shape");
   const dim_list& dims = in.type().tensor_type().shape().dim();
   auto fixed = [&](int i) { return dims[i].has_dim_value() && dims[i].dim_value() > 0; };
-  std::string hint;
+  std::vector<std::string> hint;
   for (int i = 0; i < dims.size(); ++i)
-    hint += (i ? "x" : "") + (fixed(i) ? std::to_string(dims[i].dim_value())
-                              : i == 0 ? std::to_string(batch)
-                                       : std::string("D"));
+    hint.push_back(fixed(i) ? std::to_string(dims[i].dim_value())
+                   : i == 0 ? std::to_string(batch)
+                            : std::string("D"));
   std::vector<std::int64_t> shape;
   for (int i = 0; i < dims.size(); ++i) {
     if (fixed(i) || i == 0) {
@@ -275,7 +309,7 @@ std::vector<std::int64_t> declared_shape(const onnx::ValueInfoProto& in, std::in
         dims[i].has_dim_param() ? fmt::format(" ('{}')", dims[i].dim_param()) : "";
     throw usage_error(fmt::format("dim {}{} of input '{}' is not fixed: give the whole "
                                   "shape with --input-shape {}={}",
-                                  i, label, in.name(), in.name(), hint),
+                                  i, label, in.name(), in.name(), fmt::join(hint, "x")),
                       "--input-shape");
   }
   return shape;
@@ -377,8 +411,11 @@ std::vector<input_data> make_batch(const onnx::ModelProto& model, const runtime_
       throw usage_error("only tensor inputs can be fed", fmt::format("input '{}'", in.name()));
     d.elem_type = in.type().tensor_type().elem_type();
     d.info.dtype = elem_type_name(d.elem_type);
-    if (!options.data_dir.empty()) {
-      read_data_file(options.data_dir, index, in, d);
+    if (!options.data_dir.empty() || !options.data.empty()) {
+      if (!options.data_dir.empty())
+        read_data_file(options.data_dir, index, in, d);
+      else
+        take_array(options.data, in, d);
       out.push_back(std::move(d));
       continue;
     }
@@ -395,6 +432,10 @@ std::vector<input_data> make_batch(const onnx::ModelProto& model, const runtime_
   if (!unused_shapes.empty())
     throw usage_error(fmt::format("no graph input named '{}'", *unused_shapes.begin()),
                       "--input-shape");
+  for (const auto& given : options.data)
+    if (std::none_of(out.begin(), out.end(),
+                     [&](const input_data& d) { return d.info.name == given.first; }))
+      throw usage_error(fmt::format("no graph input named '{}'", given.first), "data");
   return out;
 }
 

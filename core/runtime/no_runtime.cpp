@@ -34,4 +34,10 @@ std::vector<lsuv_result> calibrate_lsuv(loaded_model&, const std::vector<tensor_
   unavailable();
 }
 
+std::vector<lsuv_result> calibrate_lsuv(loaded_model&, const std::vector<tensor_analysis>&,
+                                        const std::vector<tensor_plan>&, const runtime_options&,
+                                        const lsuv_options&) {
+  unavailable();
+}
+
 }  // namespace onnx_reinit

@@ -183,30 +183,20 @@ moments measure(const Ort::Value& v, const std::string& name) {
 }
 
 struct prepared {
-  std::vector<tensor_analysis> analysis;
+  const std::vector<tensor_analysis>& analysis;  // the caller's, used as it is
   std::vector<layer_site> layers;
   std::vector<input_data> batch;
 };
 
 // The layers and the batch of `model`, from its analysis (never recomputed
-// here: the caller analysed the model once).
-prepared prepare(const loaded_model& model, std::vector<tensor_analysis> analysis,
+// here, nor copied: the caller analysed the model once).
+prepared prepare(const loaded_model& model, const std::vector<tensor_analysis>& analysis,
                  const runtime_options& options) {
   if (analysis.size() != collect_model_tensors(model.proto()).size())
     throw usage_error("the analysis or plan is not of this model (one entry per model tensor)",
                       where_of(model));
-  prepared p;
-  p.analysis = std::move(analysis);
-  p.layers = detail::find_layers(model.proto(), p.analysis);
-  p.batch = detail::make_batch(model.proto(), options);
-  return p;
-}
-
-std::vector<tensor_analysis> analysis_of(const std::vector<tensor_plan>& plans) {
-  std::vector<tensor_analysis> analysis;
-  analysis.reserve(plans.size());
-  for (const tensor_plan& plan : plans) analysis.push_back(plan.tensor);
-  return analysis;
+  return prepared{analysis, detail::find_layers(model.proto(), analysis),
+                  detail::make_batch(model.proto(), options)};
 }
 
 // Why the plan hands `ref` to no calibration, or "" when it does: only
@@ -237,18 +227,19 @@ std::string not_handed_over(const std::unordered_map<std::string, const tensor_p
 std::vector<lsuv_result> skipped_weights(
     const prepared& p, const std::unordered_map<std::string, const tensor_plan*>& by_stream) {
   std::vector<lsuv_result> out;
-  auto skip = [&](const std::string& name, const std::string& note) {
+  auto skip = [&](const std::string& name, const std::string& note, bool by_plan = false) {
     lsuv_result r;
     r.name = name;
     r.std = NAN;
     r.note = note;
+    r.left_by_plan = by_plan;
     out.push_back(std::move(r));
   };
   std::unordered_set<std::string> seen;
   for (const auto& l : p.layers) {
     if (!seen.insert(l.weight).second) continue;
     if (std::string why = not_handed_over(by_stream, l.ref); !why.empty())
-      skip(l.weight, why);
+      skip(l.weight, why, by_stream.count(stream_name(l.ref)) != 0);
     else if (l.recurrent)
       skip(l.weight, "recurrent weight: not calibrated; left as sampled");
     else if (l.ref.origin != tensor_origin::initializer)
@@ -327,9 +318,21 @@ inspection inspect_model(const loaded_model& model, const std::vector<tensor_ana
 
 std::vector<lsuv_result> calibrate_lsuv(loaded_model& model, const std::vector<tensor_plan>& plans,
                                         const runtime_options& options, const lsuv_options& lsuv) {
+  std::vector<tensor_analysis> analysis;
+  analysis.reserve(plans.size());
+  for (const tensor_plan& plan : plans) analysis.push_back(plan.tensor);
+  return calibrate_lsuv(model, analysis, plans, options, lsuv);
+}
+
+std::vector<lsuv_result> calibrate_lsuv(loaded_model& model,
+                                        const std::vector<tensor_analysis>& analysis,
+                                        const std::vector<tensor_plan>& plans,
+                                        const runtime_options& options, const lsuv_options& lsuv) {
   if (!(lsuv.tolerance > 0.0) || lsuv.max_iterations < 1)
     throw usage_error("the LSUV tolerance and iteration count must be positive", "--lsuv-tol");
-  prepared p = prepare(model, analysis_of(plans), options);
+  if (analysis.size() != plans.size())
+    throw usage_error("the analysis and the plans are of different models", where_of(model));
+  prepared p = prepare(model, analysis, options);
   std::unordered_map<std::string, const tensor_plan*> by_stream;
   for (const tensor_plan& plan : plans) by_stream.emplace(stream_name(plan.tensor.ref), &plan);
   // The weights to calibrate: initializers of the main graph at

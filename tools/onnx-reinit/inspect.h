@@ -1,18 +1,16 @@
-// The command line's runtime stage: --inspect (per-layer statistics of a
-// batch run through ONNX Runtime) and --calibrate lsuv, as options, a
-// stage around the rewrite, and their text and JSON output.
+// The command line's runtime stage: the --inspect, --calibrate lsuv and
+// --plot options, and how their results are shown. The stage itself (and
+// the JSON documents) run in the library (reinit.h, runtime.h).
 #pragma once
 
 #include <CLI/CLI.hpp>
 
 #include <cstdint>
-#include <optional>
 #include <string>
 #include <vector>
 
-#include "onnx_reinit/model_io.h"
+#include "onnx_reinit/reinit.h"
 #include "onnx_reinit/runtime.h"
-#include "onnx_reinit/staged_file.h"
 
 namespace onnx_reinit::cli {
 
@@ -28,47 +26,20 @@ struct runtime_arguments {
 
 void add_runtime_options(CLI::App& app, runtime_arguments& a);
 
-// Usage errors of the runtime options. `rewriting`: -o or --in-place given.
-void check_runtime_usage(const runtime_arguments& a, bool rewriting, bool plan);
+// Sets the runtime fields of `options` from `a` (parsing --input-shape),
+// with the PLplot renderer for --plot.
+void set_runtime_options(const runtime_arguments& a, reinit_options& options);
 
-// --inspect without -o: inspect MODEL as it is and print.
-int inspect_only(const loaded_model& model, const runtime_arguments& a, std::uint64_t seed,
-                 bool json);
-
-// --inspect and --calibrate around a rewrite: before_rewrite inspects the
-// original, after_rewrite calibrates then inspects the result (all before
-// anything is written), report() adds the LSUV figures to the JSON report,
-// take_plot() hands the staged plot (rendered with the inspections) to the
-// save, which publishes it with the model, and print() shows the
-// inspections after the model's write.
-class runtime_stage {
- public:
-  runtime_stage(const runtime_arguments& a, std::uint64_t seed);
-  bool active() const { return args_.inspect || !args_.calibrate.empty(); }
-  void before_rewrite(const loaded_model& model, const std::vector<tensor_plan>& plans);
-  // Calibrates only what `plans` rewrites (the plan is law).
-  void after_rewrite(loaded_model& model, const std::vector<tensor_plan>& plans);
-  std::string report(const std::string& report_json) const;
-  // Weights the calibration scaled (0 without --calibrate).
-  std::size_t calibrated() const;
-  // The --plot file staged, if any, for save_options::before_commit: staged
-  // only then, so a run killed before its save leaves no temp file.
-  std::optional<staged_file> take_plot();
-  void print(bool json);
-
- private:
-  const runtime_arguments& args_;
-  runtime_options options_;
-  std::optional<inspection> original_, rewritten_;
-  // Before calibration, for the plot only.
-  std::optional<inspection> uncalibrated_;
-  std::optional<std::string> plot_;  // rendered, not yet staged
-  std::vector<lsuv_result> lsuv_;
-  std::vector<tensor_analysis> analysis_;  // the plans' analysis of the model
-};
-
-// One inspection as JSON (the --inspect --json contract) and as a table.
-std::string inspection_json(const inspection& r);
+// One inspection as a table; `bars` adds a log-scale bar of each std.
 std::string inspection_text(const inspection& r, bool bars);
+
+// Why LSUV left weights alone, on stderr: one line per weight, except the
+// weights the plan keeps or transfers (possibly most of the model with
+// --only), which are counted in one line; the report lists each.
+void print_lsuv_notes(const std::vector<lsuv_result>& results);
+
+// The inspections of a rewrite (original and rewritten), after the write:
+// the JSON document, or two tables.
+void print_inspections(const reinit_result& result, bool json, bool calibrated);
 
 }  // namespace onnx_reinit::cli

@@ -7,14 +7,9 @@
 #include <string>
 #include <vector>
 
-#include "onnx_reinit/runtime.h"
+#include "onnx_reinit/reinit.h"
 
 namespace onnx_reinit::cli {
-
-struct plot_series {
-  std::string label;  // "original", "rewritten", "calibrated (lsuv)"
-  const inspection* data;
-};
 
 // Throws usage_error unless `file` ends in .svg or .png, and error when
 // the PLplot driver for it is missing.

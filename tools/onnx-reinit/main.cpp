@@ -1,8 +1,8 @@
 // onnx-reinit: rewrite the weight initializers of an ONNX model with fresh,
-// principled values. Parses arguments, calls the library, prints; all
-// analysis and planning live in core/.
+// principled values. Parses arguments, calls the library's pipeline
+// (reinit.h), prints and draws the progress bar; all the work lives in
+// core/.
 #include <fmt/format.h>
-#include <tbb/global_control.h>
 #include <unistd.h>
 #include <CLI/CLI.hpp>
 
@@ -18,15 +18,12 @@
 
 #include "cli_numbers.h"
 #include "inspect.h"
-#include "onnx_reinit/analysis.h"
 #include "onnx_reinit/errors.h"
 #include "onnx_reinit/model_io.h"
-#include "onnx_reinit/plan.h"
 #include "onnx_reinit/presets.h"
 #include "onnx_reinit/registry.h"
+#include "onnx_reinit/reinit.h"
 #include "onnx_reinit/report.h"
-#include "onnx_reinit/rewrite.h"
-#include "onnx_reinit/rules.h"
 #include "onnx_reinit/staged_file.h"
 #include "onnx_reinit/version.h"
 #include "progress.h"
@@ -139,17 +136,48 @@ numbers parse_numbers(const arguments& a) {
   return n;
 }
 
-void check_usage(const arguments& a) {
-  const bool listing = a.list || !a.describe.empty() || a.print_policy || a.recipes.list_presets;
-  if (listing && !a.report.empty())
+// The pipeline's options from the arguments (--input-shape parsed here).
+ori::reinit_options reinit_options_of(const arguments& a, const numbers& n) {
+  ori::reinit_options o;
+  o.seed = n.seed;
+  o.threads = n.threads;
+  o.convention =
+      a.fan_convention == "torch" ? ori::fan_convention::torch : ori::fan_convention::semantic;
+  o.rules = a.rules;
+  o.rules_file = a.rules_file;
+  o.presets = a.recipes.presets;
+  o.only = a.only;
+  o.skip = a.skip;
+  o.requantize = a.quantized == "requantize";
+  o.from = a.recipes.from;
+  o.maps = a.recipes.maps;
+  o.load.max_tensor_bytes = a.no_size_limit ? ori::load_options::no_size_limit : n.max_tensor_bytes;
+  o.load.max_total_bytes = a.no_size_limit ? ori::load_options::no_size_limit : n.max_total_bytes;
+  ori::cli::set_runtime_options(a.runtime, o);
+  return o;
+}
+
+bool listing_only(const arguments& a) {
+  return a.list || !a.describe.empty() || a.print_policy || a.recipes.list_presets;
+}
+
+// --inspect alone: inspect MODEL as it is, write nothing else.
+bool inspect_only(const arguments& a) {
+  return a.runtime.inspect && !a.plan && a.output.empty() && !a.in_place;
+}
+
+// The usage errors, then the pipeline's options (none for a listing).
+ori::reinit_options check_usage(const arguments& a, const numbers& n) {
+  if (listing_only(a) && !a.report.empty())
     throw ori::usage_error("--report goes with a rewrite or --plan", command_line);
-  if (listing) return;
+  if (listing_only(a)) return {};
   if (a.model.empty()) throw ori::usage_error("no MODEL given (see --help)", command_line);
-  ori::cli::check_runtime_usage(a.runtime, !a.output.empty() || a.in_place, a.plan);
-  if (a.runtime.inspect && !a.plan && a.output.empty() && !a.in_place) return;
+  ori::reinit_options o = reinit_options_of(a, n);
+  ori::check_reinit_options(o, !a.output.empty() || a.in_place, a.plan);
+  if (inspect_only(a)) return o;
   if (a.plan && (!a.output.empty() || a.in_place))
     throw ori::usage_error("--plan writes nothing; drop -o/--in-place", command_line);
-  if (a.plan) return;
+  if (a.plan) return o;
   if (a.output.empty() && !a.in_place)
     throw ori::usage_error("say where to write: -o OUT, or --in-place to overwrite MODEL",
                            command_line);
@@ -158,6 +186,7 @@ void check_usage(const arguments& a) {
   if (a.json && !a.runtime.inspect)
     throw ori::usage_error("--json goes with --plan, --list or --inspect; use --report FILE",
                            command_line);
+  return o;
 }
 
 bool same_path(const fs::path& x, const fs::path& y) {
@@ -195,75 +224,29 @@ void check_destinations(const arguments& a) {
 }
 
 ori::registry load_registry(const arguments& a) {
-  ori::discovery_options options;
-  for (const std::string& p : a.plugins) options.plugin_files.emplace_back(p);
-  for (const std::string& d : a.plugin_dirs) options.plugin_dirs.emplace_back(d);
-  ori::registry r = ori::registry::discover(options);
-  // A plugin the user named must load; failures elsewhere are warnings.
-  for (const ori::plugin_load_error& e : r.load_errors()) {
-    bool explicit_file = false;
-    for (const std::string& p : a.plugins)
-      explicit_file = explicit_file || fs::weakly_canonical(p) == fs::weakly_canonical(e.path);
-    if (explicit_file && e.kind != ori::plugin_load_error_kind::duplicate_strategy)
-      throw ori::error(fmt::format("cannot load plugin ({}): {}", to_string(e.kind), e.message),
-                       e.path);
-    if (!a.quiet)
+  ori::plugin_options options;
+  for (const std::string& p : a.plugins) options.files.emplace_back(p);
+  for (const std::string& d : a.plugin_dirs) options.dirs.emplace_back(d);
+  if (!a.quiet)
+    options.warn = [](const ori::plugin_load_error& e) {
       fmt::print(stderr, "onnx-reinit: warning: plugin not loaded ({}): {} ({})\n",
                  to_string(e.kind), e.message, e.path);
-  }
-  return r;
-}
-
-ori::plan_options plan_options_of(const arguments& a, const ori::registry& strategies) {
-  ori::plan_options options;
-  options.strategies = &strategies;
-  for (std::size_t i = 0; i < a.rules.size(); ++i)
-    options.rules.push_back(ori::parse_rule(a.rules[i], fmt::format("--rule {}", i + 1)));
-  if (!a.rules_file.empty())
-    for (ori::rule& r : ori::load_rules_file(a.rules_file)) options.rules.push_back(std::move(r));
-  for (ori::rule& r : ori::cli::preset_rules(a.recipes)) options.rules.push_back(std::move(r));
-  options.only = a.only;
-  options.skip = a.skip;
-  options.requantize = a.quantized == "requantize";
-  return options;
-}
-
-// What the rewrite writes, for the progress bar: sampled and transferred
-// tensors (the writer streams both).
-std::uint64_t rewritten_bytes(const std::vector<ori::tensor_plan>& plans) {
-  std::uint64_t bytes = 0;
-  for (const ori::tensor_plan& p : plans)
-    if (p.action == ori::plan_action::rewrite || p.action == ori::plan_action::transfer)
-      bytes += static_cast<std::uint64_t>(p.tensor.info.element_count()) *
-               (p.tensor.is_float               ? ori::element_size(p.tensor.info.dtype)
-                : p.tensor.data_type == "int32" ? 4    // a requantized bias
-                                                : 1);  // a requantized int8/uint8 weight
-  return bytes;
-}
-
-ori::load_options load_options_of(const arguments& a, const numbers& n) {
-  ori::load_options options;
-  options.max_tensor_bytes =
-      a.no_size_limit ? ori::load_options::no_size_limit : n.max_tensor_bytes;
-  options.max_total_bytes = a.no_size_limit ? ori::load_options::no_size_limit : n.max_total_bytes;
-  return options;
+    };
+  return ori::load_strategies(options);
 }
 
 // "rewrote 7 of 18 tensors (5 calibrated), transferred 3 in 0.12 s -> out.onnx",
 // counted from what the writer wrote.
-void print_summary(const std::vector<ori::tensor_outcome>& outcomes, std::size_t calibrated,
-                   std::chrono::steady_clock::time_point start, const std::string& out) {
-  std::size_t rewritten = 0;
-  std::size_t transferred = 0;
-  for (const auto& o : outcomes) {
-    rewritten += o.rewritten ? 1 : 0;
-    transferred += o.transferred ? 1 : 0;
-  }
+void print_summary(const ori::reinit_result& result, std::chrono::steady_clock::time_point start) {
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  fmt::print(stderr, "onnx-reinit: rewrote {} of {} tensors{}{} in {:.2f} s -> {}\n", rewritten,
-             outcomes.size(), calibrated > 0 ? fmt::format(" ({} calibrated)", calibrated) : "",
-             transferred > 0 ? fmt::format(", transferred {}", transferred) : "", seconds, out);
+  fmt::print(stderr, "onnx-reinit: rewrote {} of {} tensors{}{} in {:.2f} s -> {}\n",
+             result.rewritten_count(), result.outcomes.size(),
+             result.calibrated() > 0 ? fmt::format(" ({} calibrated)", result.calibrated()) : "",
+             result.transferred_count() > 0
+                 ? fmt::format(", transferred {}", result.transferred_count())
+                 : "",
+             seconds, result.path.string());
 }
 
 // --list-presets, --print-policy, --list and --describe: what they print,
@@ -280,107 +263,51 @@ std::optional<std::string> listing(const arguments& a, const ori::registry* stra
 
 // --plan: the plan with the figures the strategies aim at, printed and,
 // with --report, written as the report.
-void print_plan(const arguments& a, const std::vector<ori::tensor_plan>& plans,
-                const ori::registry& strategies, const ori::report_header& header) {
-  const auto outcomes = ori::preview_outcomes(plans, strategies);
-  if (!a.report.empty())
-    ori::write_file_atomically(a.report, ori::report_json(header, plans, outcomes));
-  fmt::print("{}", a.json ? ori::report_json(header, plans, outcomes)
-                          : ori::plan_table(plans, outcomes, a.verbose));
-  if (!a.json && header.transfer) fmt::print("{}", ori::transfer_text(*header.transfer));
-}
-
-// One bar in bytes for the whole rewrite: inline tensors as the sample is
-// applied, then the external ones as the writer streams them.
-void connect_progress(ori::cli::progress_bar& progress, std::uint64_t total_bytes,
-                      ori::rewrite_options& rewrite_options, ori::save_options& save_options) {
-  auto bar = progress.callback();
-  if (!bar) return;
-  rewrite_options.progress = [bar, total_bytes](std::uint64_t done, std::uint64_t) {
-    bar(done, total_bytes);
-  };
-  save_options.progress = [bar, total_bytes](std::uint64_t done, std::uint64_t streamed) {
-    bar(ori::cli::streamed_position(total_bytes, streamed, done), total_bytes);
-  };
-}
-
-ori::save_options save_options_of(const arguments& a, const ori::loaded_model& model) {
-  ori::save_options save_options;
-  save_options.in_place = a.in_place;
-  save_options.external_data_name = a.external_data;
-  // The written values' figures are shown in the summary, the verbose table
-  // and the report; with none of them the writer skips measuring.
-  save_options.measure = !a.quiet || a.verbose || !a.report.empty();
-  // Checked before the rewrite, as read: an input that already fails the
-  // checker may be written if the output fails it in no new way.
-  save_options.input_check_failure = ori::check_input_model(model);
-  return save_options;
+void print_plan(const arguments& a, const ori::reinit_plan& plan) {
+  const auto outcomes = plan.preview();
+  const std::string report = ori::report_json(plan.header, plan.plans, outcomes);
+  if (!a.report.empty()) ori::write_file_atomically(a.report, report);
+  fmt::print("{}", a.json ? report : ori::plan_table(plan.plans, outcomes, a.verbose));
+  if (!a.json && plan.header.transfer) fmt::print("{}", ori::transfer_text(*plan.header.transfer));
 }
 
 // What the command prints after a successful write.
-void print_written(const arguments& a, const ori::save_result& saved,
-                   ori::cli::runtime_stage& runtime, const std::vector<ori::tensor_plan>& plans,
-                   const std::vector<ori::tensor_outcome>& outcomes,
-                   const ori::report_header& header) {
-  if (saved.checker_failure)
+void print_written(const arguments& a, const ori::reinit_plan& plan,
+                   const ori::reinit_result& result) {
+  if (result.saved.checker_failure)
     fmt::print(stderr,
                "onnx-reinit: warning: the input model fails the ONNX checker: {}; writing the "
                "output anyway since it fails the same way\n",
-               one_line(*saved.checker_failure));
-  runtime.print(a.json);
-  if (a.verbose) fmt::print("{}", ori::plan_table(plans, outcomes, true));
-  if (!a.quiet && header.transfer)
-    fmt::print(stderr, "onnx-reinit: {}", ori::transfer_text(*header.transfer));
+               one_line(*result.saved.checker_failure));
+  ori::cli::print_inspections(result, a.json, !a.runtime.calibrate.empty());
+  if (a.verbose) fmt::print("{}", ori::plan_table(plan.plans, result.outcomes, true));
+  if (!a.quiet && plan.header.transfer)
+    fmt::print(stderr, "onnx-reinit: {}", ori::transfer_text(*plan.header.transfer));
 }
 
-// The rewrite: sample, transfer, runtime stages, then the model and its
-// report written together.
-void rewrite_and_save(const arguments& a, const numbers& n, ori::loaded_model& model,
-                      const std::vector<ori::tensor_plan>& plans, const ori::registry& strategies,
-                      const ori::cli::transfer_stage& transfer, const ori::report_header& header,
+// The rewrite, with the progress bar and the LSUV notes on stderr.
+void rewrite_and_save(const arguments& a, ori::reinit_plan& plan,
                       std::chrono::steady_clock::time_point start) {
-  ori::save_options save_options = save_options_of(a, model);
-  ori::rewrite_options rewrite_options;
-  rewrite_options.seed = n.seed;
-  rewrite_options.threads = n.threads;
-  const std::uint64_t total_bytes = rewritten_bytes(plans);
-  ori::cli::progress_bar progress(!a.quiet, STDERR_FILENO, total_bytes);
-  connect_progress(progress, total_bytes, rewrite_options, save_options);
-  ori::cli::runtime_stage runtime(a.runtime, n.seed);
-  runtime.before_rewrite(model, plans);
-  const ori::model_sample sample = ori::rewrite_model(model, plans, strategies, rewrite_options);
-  transfer.copy(model, plans);
-  runtime.after_rewrite(model, plans);
-
-  // Before the commit: the plan is law (exactly the tensors it hands to a
-  // stage were written, or nothing is), then the report is staged from the
-  // figures the writer returns; it and the plot are published with the
-  // model as one set.
-  save_options.before_commit = [&](const ori::save_result& written) {
-    ori::check_written_follows_plan(sample, written);
-    std::vector<ori::staged_file> files;
-    if (!a.report.empty())
-      files.emplace_back(a.report, runtime.report(ori::report_json(
-                                       header, plans, ori::outcomes_of(sample, written))));
-    if (auto plot = runtime.take_plot()) files.push_back(std::move(*plot));
-    return files;
-  };
-  const std::string out = a.in_place ? a.model : a.output;
-  const ori::save_result saved = ori::save_model(model, out, save_options);
+  ori::reinit_output output;
+  output.path = a.in_place ? a.model : a.output;
+  output.in_place = a.in_place;
+  output.external_data = a.external_data;
+  output.report = a.report;
+  // The written values' figures are shown in the summary, the verbose table
+  // and the report; with none of them the writer skips measuring.
+  output.measure = !a.quiet || a.verbose || !a.report.empty();
+  ori::cli::progress_bar progress(!a.quiet, STDERR_FILENO, plan.rewritten_bytes());
+  output.progress = progress.callback();
+  output.calibrated = ori::cli::print_lsuv_notes;
+  const ori::reinit_result result = ori::execute_reinit(plan, output);
   progress.finish();
-  const std::vector<ori::tensor_outcome> outcomes = ori::outcomes_of(sample, saved);
-  print_written(a, saved, runtime, plans, outcomes, header);
-  if (!a.quiet) print_summary(outcomes, runtime.calibrated(), start, out);
+  print_written(a, plan, result);
+  if (!a.quiet) print_summary(result, start);
 }
 
 int run(const arguments& a) {
   const numbers n = parse_numbers(a);
-  check_usage(a);
-  // --threads bounds every parallel stage (analysis, sampling, orthogonal
-  // QR), not only the sampler's arena.
-  std::optional<tbb::global_control> thread_limit;
-  if (n.threads > 0)
-    thread_limit.emplace(tbb::global_control::max_allowed_parallelism, std::size_t{n.threads});
+  const ori::reinit_options options = check_usage(a, n);
   if (auto text = listing(a, nullptr)) {
     fmt::print("{}", *text);
     return 0;
@@ -392,30 +319,22 @@ int run(const arguments& a) {
   }
 
   check_destinations(a);
-  ori::cli::transfer_stage::check_usage(a.recipes, a.in_place ? a.model : a.output);
-
+  ori::check_transfer_options(options, a.in_place ? a.model : a.output);
   const auto start = std::chrono::steady_clock::now();
-  const ori::plan_options plan_options = plan_options_of(a, strategies);
-  ori::analysis_options analysis_options;
-  analysis_options.convention =
-      a.fan_convention == "torch" ? ori::fan_convention::torch : ori::fan_convention::semantic;
-
-  ori::loaded_model model = ori::load_model(a.model, load_options_of(a, n));
-  if (a.runtime.inspect && !a.plan && a.output.empty() && !a.in_place)
-    return ori::cli::inspect_only(model, a.runtime, n.seed, a.json);
-  const std::vector<ori::tensor_analysis> analysis = ori::analyze_model(model, analysis_options);
-  ori::cli::check_presets(a.recipes, analysis);
-  std::vector<ori::tensor_plan> plans = ori::make_plan(analysis, plan_options);
-  if (const std::string note = ori::quantized_summary(plans); !note.empty() && !a.quiet)
-    fmt::print(stderr, "onnx-reinit: {}\n", note);
-  ori::validate_plan(plans, strategies);
-  ori::cli::transfer_stage transfer(a.recipes, load_options_of(a, n));
-  transfer.plan(plans, plan_options);
-  const ori::report_header header{a.model, n.seed, analysis_options.convention, transfer.summary()};
+  if (inspect_only(a)) {
+    const ori::inspection r = ori::inspect_reinit(ori::load_model(a.model, options.load), options);
+    fmt::print("{}", a.json ? ori::inspection_json(r)
+                            : ori::cli::inspection_text(r, isatty(STDOUT_FILENO) != 0));
+    return 0;
+  }
+  auto note = [&a](const std::string& text) {
+    if (!a.quiet) fmt::print(stderr, "onnx-reinit: {}\n", text);
+  };
+  ori::reinit_plan plan = ori::plan_reinit(a.model, options, strategies, note);
   if (a.plan)
-    print_plan(a, plans, strategies, header);
+    print_plan(a, plan);
   else
-    rewrite_and_save(a, n, model, plans, strategies, transfer, header, start);
+    rewrite_and_save(a, plan, start);
   return 0;
 }
 

@@ -51,11 +51,6 @@ std::string progress_line(std::uint64_t done, std::uint64_t total, double elapse
                      clock_text(static_cast<double>(total - done) / rate));
 }
 
-std::uint64_t streamed_position(std::uint64_t total, std::uint64_t streamed, std::uint64_t done) {
-  const std::uint64_t before = total - std::min(streamed, total);
-  return before + std::min(done, total - before);
-}
-
 progress_bar::progress_bar(bool enabled, int fd, std::uint64_t total_bytes)
     : fd_(fd),
       active_(enabled && isatty(fd) == 1),

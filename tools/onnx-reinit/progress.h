@@ -26,13 +26,6 @@ namespace onnx_reinit::cli {
 // Rate and time left read "--" until something is done.
 std::string progress_line(std::uint64_t done, std::uint64_t total, double elapsed);
 
-// Where the bar stands while save_model streams external tensors, which
-// it reports as (done, streamed): `streamed` bytes come last in the run's
-// `total`, so the bar is at total - streamed + done. Clamped into
-// [0, total]: a total that missed some streamed bytes (or a done past
-// streamed) never wraps around.
-std::uint64_t streamed_position(std::uint64_t total, std::uint64_t streamed, std::uint64_t done);
-
 class progress_bar {
  public:
   // Draws on `fd` only when `enabled` and `fd` is a terminal; otherwise

@@ -9,11 +9,13 @@
 // figures (and the bytes LSUV writes) are the same whatever --threads says.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <filesystem>
 #include <map>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "onnx_reinit/errors.h"
@@ -37,6 +39,15 @@ class runtime_error : public error {
 bool runtime_available();
 std::string runtime_version();
 
+// One input of the batch given in memory (the Python module's NumPy
+// arrays): its elements as little-endian bytes in C order, of the graph
+// input's type, named as runtime_input::dtype names it ("float", "int64").
+struct input_array {
+  std::string dtype;
+  std::vector<std::int64_t> shape;
+  std::vector<std::byte> bytes;
+};
+
 struct runtime_options {
   // Size of dim 0 of every graph input whose first dim is not fixed.
   std::int64_t batch = 32;
@@ -47,6 +58,9 @@ struct runtime_options {
   // test-data file input_<i>.pb (TensorProto; i counts those inputs in
   // graph order). Empty: the batch is synthesized.
   std::filesystem::path data_dir;
+  // The batch in memory, one array per graph input that is not an
+  // initializer; excludes data_dir (usage_error with both).
+  std::map<std::string, input_array> data;
   // Seed of the synthesized batch (Philox streams keyed by "input:<name>").
   std::uint64_t seed = 0;
 };
@@ -141,6 +155,9 @@ struct lsuv_result {
   // Why the layer was left alone ("constant output; left alone", or why it
   // is not calibrated at all), or "" when calibrated.
   std::string note;
+  // The plan keeps or transfers this weight, so LSUV never touches it (the
+  // note says which); the command counts these in one line.
+  bool left_by_plan = false;
 };
 
 // Layer-sequential unit-variance calibration (Mishkin & Matas, "All you need
@@ -163,8 +180,30 @@ struct lsuv_result {
 std::vector<lsuv_result> calibrate_lsuv(loaded_model& model, const std::vector<tensor_plan>& plans,
                                         const runtime_options& options,
                                         const lsuv_options& lsuv = {});
+// The same with the analysis the plans were made from (make_plan's input),
+// used as it is instead of copied out of the plans.
+std::vector<lsuv_result> calibrate_lsuv(loaded_model& model,
+                                        const std::vector<tensor_analysis>& analysis,
+                                        const std::vector<tensor_plan>& plans,
+                                        const runtime_options& options, const lsuv_options& lsuv);
+
+// The --inspect --json document of one inspection: model, batch, inputs[],
+// layers[] (every layer_stats field; NaN as null), summary.
+std::string inspection_json(const inspection& r);
+// {"original": ..., "rewritten": ...}: what `--inspect -o --json` prints.
+std::string inspection_json(const inspection& original, const inspection& rewritten);
+
+// The report `report_json` with each tensor's lsuv_scale, lsuv_iterations,
+// lsuv_std (null for a tensor LSUV did not see) and lsuv_note (when set):
+// the report of a run with --calibrate lsuv.
+std::string report_with_lsuv(const std::string& report_json, const std::vector<lsuv_result>& lsuv);
 
 // Exposed for tests and other front ends ----------------------------------
+
+// Bytes per element of a fixed-size ONNX data type named as
+// runtime_input::dtype and tensor_analysis::data_type name it ("float",
+// "int32", "float16"); 0 for any other name (strings, complex, unknown).
+std::size_t dtype_size(std::string_view dtype);
 
 // "1x3x224x224" -> {1, 3, 224, 224}; throws usage_error naming `what`.
 std::vector<std::int64_t> parse_shape(const std::string& text, const std::string& what);

@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "onnx_reinit/format.h"
 #include "onnx_reinit/model_io.h"
 #include "onnx_reinit/plan.h"
 
@@ -81,3 +82,14 @@ void copy_transferred(loaded_model& model, const loaded_model& pretrained,
 std::string transfer_text(const transfer_summary& summary);
 
 }  // namespace onnx_reinit
+
+// "from backbone.onnx: 3 transferred, 1 mismatched, 0 kept, 2 unused"
+template <>
+struct fmt::formatter<onnx_reinit::transfer_summary> : onnx_reinit::format_detail::plain_formatter {
+  template <class Context>
+  auto format(const onnx_reinit::transfer_summary& s, Context& ctx) const {
+    return fmt::format_to(ctx.out(), "from {}: {} transferred, {} mismatched, {} kept, {} unused",
+                          s.pretrained, s.transferred, s.mismatches.size(), s.kept.size(),
+                          s.unused.size());
+  }
+};

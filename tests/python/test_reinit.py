@@ -1,0 +1,133 @@
+"""onnx_reinit.reinit and onnx_reinit.plan give what the command gives:
+the same model bytes, the same report and the same plan, for every kind of
+model argument (ModelProto, bytes, path) and the options the command has."""
+import json
+import os
+
+import numpy as np
+import onnx
+import pytest
+
+import onnx_reinit
+from conftest import CLI, SOURCE, corpus, corpus_ids, dense_model, run_cli
+
+TINY = SOURCE / "examples/models/tiny_net.onnx"
+
+
+def cli_rewrite(tmp, model, *args):
+    out, report = tmp / "cli.onnx", tmp / "cli.json"
+    run_cli(model, "-o", out, "--report", report, "-q", *args)
+    return out.read_bytes(), json.loads(report.read_text())
+
+
+def without_model(report):
+    return {k: v for k, v in report.items() if k != "model"}
+
+
+@pytest.mark.parametrize("model", corpus(), ids=corpus_ids())
+def test_every_argument_kind_gives_the_command_bytes(tmp, model):
+    want, want_report = cli_rewrite(tmp, model, "--seed", "7")
+    proto = onnx.load(str(model))
+    raw = model.read_bytes()
+    for kind, arg in (("path", str(model)), ("ModelProto", proto), ("bytes", raw)):
+        fresh, report = onnx_reinit.reinit(arg, seed=7, report=True)
+        assert fresh.SerializeToString() == want, kind
+        if kind == "path":
+            assert report == want_report
+        else:
+            assert report["model"] == "<memory>"
+            assert without_model(report) == without_model(want_report), kind
+
+
+def test_output_writes_the_command_file(tmp):
+    want, want_report = cli_rewrite(tmp, TINY, "--seed", "3", "--external-data", "w.data")
+    out = tmp / "py" / "out.onnx"
+    out.parent.mkdir()
+    assert onnx_reinit.reinit(str(TINY), seed=3, output=out, external_data="w.data") is None
+    assert out.read_bytes() == (tmp / "cli.onnx").read_bytes()
+    assert (tmp / "py" / "w.data").read_bytes() == (tmp / "w.data").read_bytes()
+
+
+@pytest.mark.parametrize("args,kwargs", [
+    (["--seed", "123456789012345"], {"seed": 123456789012345}),
+    (["--rule", "role:weight=orthogonal(gain=2)", "--rule", "*.bias=normal(std=0.01)"],
+     {"rules": ["role:weight=orthogonal(gain=2)", "*.bias=normal(std=0.01)"]}),
+    (["--only", "conv*"], {"only": ["conv*"]}),
+    (["--skip", "fc*", "--skip", "bn*"], {"skip": ("fc*", "bn*")}),
+    (["--fan-convention", "torch"], {"fan_convention": "torch"}),
+    (["--threads", "1"], {"threads": 1}),
+])
+def test_options_give_the_command_bytes(tmp, args, kwargs):
+    want, want_report = cli_rewrite(tmp, TINY, *args)
+    fresh, report = onnx_reinit.reinit(str(TINY), report=True, **kwargs)
+    assert fresh.SerializeToString() == want
+    assert report == want_report
+
+
+def test_rules_file_gives_the_command_bytes(tmp):
+    rules = tmp / "rules.yaml"
+    rules.write_text("rules:\n  - match: 'role:weight'\n    strategy: xavier_uniform\n")
+    want, _ = cli_rewrite(tmp, TINY, "--rules", rules)
+    assert onnx_reinit.reinit(str(TINY), rules_file=rules).SerializeToString() == want
+
+
+@pytest.mark.parametrize("model,preset", [
+    ("layernorm_relu_opset17.onnx", "small-head"),
+    ("tokens_layernorm_gelu_opset17.onnx", ["small-head"]),
+])
+def test_presets_give_the_command_bytes(tmp, model, preset):
+    model = SOURCE / "tests/exports/torch" / model
+    want, want_report = cli_rewrite(tmp, model, "--preset", "small-head")
+    fresh, report = onnx_reinit.reinit(str(model), preset=preset, report=True)
+    assert fresh.SerializeToString() == want
+    assert report == want_report
+
+
+def test_transfer_gives_the_command_bytes(tmp):
+    pretrained = tmp / "pretrained.onnx"
+    run_cli(TINY, "-o", pretrained, "--seed", "99", "-q")
+    want, want_report = cli_rewrite(tmp, TINY, "--from", pretrained, "--map", "conv1.=conv1.")
+    fresh, report = onnx_reinit.reinit(str(TINY), from_=pretrained, maps={"conv1.": "conv1."},
+                                       report=True)
+    assert fresh.SerializeToString() == want
+    assert report == want_report
+    assert report["transfer"]["transferred"] > 0
+
+
+def test_plan_records_are_the_json_plan_and_the_table(tmp):
+    table = run_cli(TINY, "--plan", "--seed", "5").stdout
+    doc = json.loads(run_cli(TINY, "--plan", "--json", "--seed", "5").stdout)
+    for arg in (str(TINY), onnx.load(str(TINY))):
+        plan = onnx_reinit.plan(arg, seed=5)
+        assert len(plan) == len(doc["tensors"])
+        for entry, want, row in zip(plan, doc["tensors"], table.splitlines()[1:]):
+            for k, v in want.items():
+                assert getattr(entry, k) == v, k
+            assert repr(entry) == row
+    assert str(onnx_reinit.plan(str(TINY), seed=5)) == table
+    assert onnx_reinit.plan(str(TINY), seed=5).report == doc
+
+
+def test_plan_fields_name_what_the_plan_decides():
+    plan = onnx_reinit.plan(str(TINY))
+    conv = next(e for e in plan if e.name == "conv1.weight")
+    assert (conv.op if hasattr(conv, "op") else conv.consumer_op) == "Conv"
+    assert conv.role == "weight" and conv.activation == "relu"
+    assert conv.strategy == "kaiming_normal" and conv.params["mode"] == "fan_in"
+    assert conv.fan_in == 27.0 and conv.receptive_field == 9.0
+    assert "conv1.weight" in repr(conv) and "kaiming_normal" in repr(conv)
+    with pytest.raises(AttributeError):
+        conv.role = "bias"
+
+
+def test_in_place_rewrites_the_file(tmp):
+    model = tmp / "m.onnx"
+    model.write_bytes(TINY.read_bytes())
+    want, _ = cli_rewrite(tmp, TINY, "--seed", "2")
+    onnx_reinit.reinit(str(model), seed=2, in_place=True)
+    assert model.read_bytes() == want
+
+
+def test_listings_are_the_command_texts():
+    assert onnx_reinit.policy_text() == run_cli("--print-policy").stdout
+    assert onnx_reinit.presets_text() == run_cli("--list-presets").stdout

@@ -1,0 +1,111 @@
+#!/usr/bin/python3
+"""The Python module against the command on the bench's inline model
+(issue 20: reinit on the 100 MB inline model takes at most 1.2x the
+command's time on the same file).
+
+    /usr/bin/python3 tools/bench/python_bench.py [--build build] [--runs 5]
+        [--workdir /tmp/onnx-reinit-bench] [--inline-mb 100] [--model FILE]
+
+The model is the one tools/bench/run.sh makes (onnx-reinit-bench-model,
+hidden 1024; built with ONNX_REINIT_BUILD_BENCH=ON), or --model. In
+interleaved rounds, each in a fresh process, it times:
+  - cli:          onnx-reinit MODEL -o OUT -q (the whole process);
+  - py path->file: onnx_reinit.reinit(MODEL, output=OUT), timed around the call;
+  - py path->proto: onnx_reinit.reinit(MODEL) returning an onnx.ModelProto;
+  - py proto->proto: onnx_reinit.reinit(onnx.load(MODEL)), the call only;
+and prints medians, each row's ratio to the command, and the target. Runs
+delete the output and sync between runs, untimed, as run_bench.py does.
+"""
+import argparse
+import os
+import pathlib
+import statistics
+import subprocess
+import sys
+import time
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+
+CHILD = r"""
+import sys, time
+import onnx, onnx_reinit
+mode, model, out = sys.argv[1:4]
+if mode == "proto":
+    m = onnx.load(model)
+    t = time.perf_counter()
+    onnx_reinit.reinit(m)
+elif mode == "path-proto":
+    t = time.perf_counter()
+    onnx_reinit.reinit(model)
+else:
+    t = time.perf_counter()
+    onnx_reinit.reinit(model, output=out)
+print(time.perf_counter() - t)
+"""
+
+
+def timed_cli(cli, model, out):
+    t = time.perf_counter()
+    subprocess.run([str(cli), str(model), "-o", str(out), "-q"], check=True)
+    return time.perf_counter() - t
+
+
+def timed_python(build, mode, model, out):
+    env = dict(os.environ, PYTHONPATH=str(build / "python"))
+    r = subprocess.run([sys.executable, "-c", CHILD, mode, str(model), str(out)], check=True,
+                       env=env, capture_output=True, text=True)
+    return float(r.stdout.strip().splitlines()[-1])
+
+
+def clean(out):
+    for p in out.parent.glob(out.name + "*"):
+        p.unlink()
+    subprocess.run(["sync"], check=True)
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--build", type=pathlib.Path, default=ROOT / "build")
+    p.add_argument("--runs", type=int, default=5)
+    p.add_argument("--workdir", type=pathlib.Path,
+                   default=pathlib.Path(os.environ.get("ONNX_REINIT_BENCH_DIR",
+                                                       "/tmp/onnx-reinit-bench")))
+    p.add_argument("--inline-mb", type=float, default=100)
+    p.add_argument("--model", type=pathlib.Path, help="a model instead of the bench's")
+    args = p.parse_args()
+    build = args.build.resolve()
+    cli = build / "bin" / "onnx-reinit"
+    model = args.model
+    if model is None:
+        model = args.workdir / "models" / f"inline_{args.inline_mb:g}mb.onnx"
+        if not model.exists():
+            gen = build / "bin" / "onnx-reinit-bench-model"
+            if not gen.exists():
+                sys.exit(f"python_bench: no {model} and no {gen} to make it "
+                         "(configure with -DONNX_REINIT_BUILD_BENCH=ON, or pass --model)")
+            model.parent.mkdir(parents=True, exist_ok=True)
+            subprocess.run([str(gen), str(model), "--mb", str(args.inline_mb), "--hidden", "1024"],
+                           check=True)
+    out = args.workdir / "python_bench_out.onnx"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    rows = {"cli": [], "py path->file": [], "py path->proto": [], "py proto->proto": []}
+    modes = {"py path->file": "file", "py path->proto": "path-proto", "py proto->proto": "proto"}
+    timed_cli(cli, model, out)  # warm the page cache
+    clean(out)
+    for _ in range(args.runs):
+        for name in rows:
+            rows[name].append(timed_cli(cli, model, out) if name == "cli"
+                              else timed_python(build, modes[name], model, out))
+            clean(out)
+    base = statistics.median(rows["cli"])
+    size = model.stat().st_size / 2**20
+    print(f"| {model.name} ({size:.0f} MB), {args.runs} runs | median s | x cli | target |")
+    print("|---|---|---|---|")
+    for name, times in rows.items():
+        ratio = statistics.median(times) / base
+        target = "" if name == "cli" else ("<= 1.2x: met" if ratio <= 1.2 else "<= 1.2x: NOT met")
+        print(f"| {name} | {statistics.median(times):.3f} | {ratio:.2f} | {target} |")
+
+
+if __name__ == "__main__":
+    main()
