@@ -455,3 +455,25 @@ TEST_CASE("numbers in rules and presets read the same under a comma-decimal loca
   CHECK_THROWS_WITH(ori::preset_rules("layerscale(value=0,1)"),
                     Catch::Contains("takes value=1e-5"));
 }
+
+TEST_CASE("a '*' name term names nothing: unknown roles and fixed constants need a real name") {
+  ori::tensor_analysis basis = tensor("dft_basis", ori::tensor_role::weight, {}, "MatMul");
+  basis.fixed_constant = "a DFT basis (fixed constant)";
+  ori::tensor_analysis offset = tensor("offset", ori::tensor_role::unknown, {}, "Add");
+  for (const char* text :
+       {"*=normal(std=1)", "*&role:weight=normal(std=1)", "*&op:MatMul|Add=normal(std=1)"}) {
+    INFO(text);
+    const ori::rule r = ori::parse_rule(text, "--rule 1");
+    CHECK_FALSE(r.names_tensors());
+    CHECK(plan_for(basis, {r}).action == ori::plan_action::keep);
+    CHECK(plan_for(offset, {r}).action == ori::plan_action::keep);
+  }
+  const ori::rule named = ori::parse_rule("dft_*|offset&op:MatMul|Add=normal(std=1)", "--rule 1");
+  CHECK(named.names_tensors());
+  CHECK(plan_for(basis, {named}).action == ori::plan_action::rewrite);
+  CHECK(plan_for(offset, {named}).action == ori::plan_action::rewrite);
+  // An ordinary weight is still decided by a '*&...' rule.
+  CHECK(plan_for(tensor("fc.w", ori::tensor_role::weight),
+                 {ori::parse_rule("*&role:weight=normal(std=1)", "--rule 1")})
+            .action == ori::plan_action::rewrite);
+}

@@ -39,9 +39,10 @@ struct rule {
 
   bool keeps() const { return call.strategy == "keep"; }
   bool has_name_term() const;
-  // A name term, or a residual:multiplier|norm term: terms that pick
-  // tensors by name or by place, which may decide for a tensor of unknown
-  // role (a branch multiplier is a Mul operand, role unknown).
+  // A name term other than `*` (`*&role:weight` names nothing), or a
+  // residual:multiplier|norm term: terms that pick tensors by name or by
+  // place, which may decide for a tensor of unknown role or a fixed
+  // constant (a branch multiplier is a Mul operand, role unknown).
   bool names_tensors() const;
   bool matches(const tensor_analysis& tensor) const;
 };

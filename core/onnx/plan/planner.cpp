@@ -112,8 +112,6 @@ bool rule_applies(const rule& r, const tensor_analysis& tensor) {
   const bool needs_name =
       tensor.info.role == tensor_role::unknown || !tensor.fixed_constant.empty();
   if (needs_name && !r.names_tensors()) return false;
-  if (needs_name && r.terms.size() == 1 && r.terms[0].alternatives == std::vector<std::string>{"*"})
-    return false;
   return r.matches(tensor);
 }
 

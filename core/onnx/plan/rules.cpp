@@ -452,7 +452,9 @@ bool rule::has_name_term() const {
 
 bool rule::names_tensors() const {
   return std::any_of(terms.begin(), terms.end(), [](const match_term& t) {
-    if (t.field == match_term::kind::name) return true;
+    if (t.field == match_term::kind::name)  // `*` alone names nothing
+      return std::any_of(t.alternatives.begin(), t.alternatives.end(),
+                         [](const std::string& g) { return g != "*"; });
     return t.field == match_term::kind::residual &&
            std::all_of(t.alternatives.begin(), t.alternatives.end(),
                        [](const std::string& w) { return w == "multiplier" || w == "norm"; });
