@@ -774,6 +774,10 @@ TEST_CASE("LSUV changes only the weights the plan rewrites", "[runtime][lsuv][pl
   CHECK_THAT(result_of("fc0.weight").note, Catch::StartsWith("kept by the plan ("));
   CHECK_THAT(result_of("fc2.weight").note, Catch::StartsWith("kept by the plan ("));
   CHECK(result_of("fc3.weight").note == "transferred from pretrained.fc3.weight: not calibrated");
+  // The flag the command counts by, not the note's text.
+  for (const char* left : {"fc0.weight", "fc2.weight", "fc3.weight"})
+    CHECK(result_of(left).left_by_plan);
+  CHECK_FALSE(result_of("fc1.weight").left_by_plan);
   const auto& inits = model.proto().graph().initializer();
   for (int i = 0; i < inits.size(); ++i) {
     INFO(inits[i].name());
@@ -1039,3 +1043,14 @@ TEST_CASE("an input declared 2^40 x 4 is refused before allocating, naming its b
   CHECK_THROWS_AS(ori::detail::make_batch(g.model(), options), ori::usage_error);  // dim 0 fixed
 }
 #endif
+
+TEST_CASE("dtype sizes by the names the analysis and the runtime use", "[runtime]") {
+  CHECK(ori::dtype_size("float") == 4);
+  CHECK(ori::dtype_size("FLOAT") == 4);
+  CHECK(ori::dtype_size("INT32") == 4);
+  CHECK(ori::dtype_size("int8") == 1);
+  CHECK(ori::dtype_size("float16") == 2);
+  CHECK(ori::dtype_size("DOUBLE") == 8);
+  CHECK(ori::dtype_size("string") == 0);
+  CHECK(ori::dtype_size("no such type") == 0);
+}

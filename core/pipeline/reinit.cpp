@@ -253,6 +253,11 @@ std::string reinit_result::inspection_json() const {
 }
 
 reinit_result execute_reinit(reinit_plan& plan, const reinit_output& output) {
+  if (plan.executed)
+    throw usage_error("this plan was executed already (its model is rewritten): plan again",
+                      plan.header.model);
+  if (plan.strategies == nullptr) throw usage_error("a plan without strategies", plan.header.model);
+  plan.executed = true;
   auto threads = limit_threads(plan.options.threads);
   check_reinit_options(plan.options, true);
   check_transfer_options(plan.options, output.path);

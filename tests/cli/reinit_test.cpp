@@ -224,6 +224,11 @@ TEST_CASE("errors are thrown with the command's messages, and nothing is written
     output.report = dir / "missing" / "report.json";
     CHECK_THROWS_AS(ori::execute_reinit(plan, output), ori::error);
     CHECK_FALSE(fs::exists(dir / "out.onnx"));
+    // The failed run rewrote the plan's model in memory: it is not run twice.
+    output.report.clear();
+    CHECK_THROWS_WITH(ori::execute_reinit(plan, output),
+                      Catch::Contains("this plan was executed already"));
+    CHECK_FALSE(fs::exists(dir / "out.onnx"));
   }
 #ifndef ONNX_REINIT_NO_RUNTIME
   SECTION("a runtime failure: nothing written") {

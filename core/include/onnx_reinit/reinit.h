@@ -12,7 +12,7 @@
 //   options.presets = {"gpt2"};
 //   onnx_reinit::registry strategies = onnx_reinit::load_strategies({});
 //   onnx_reinit::reinit_plan plan = onnx_reinit::plan_reinit("model.onnx", options, strategies);
-//   fmt::print("{}\n", plan);  // "model.onnx: 18 tensors: 12 rewrite, 6 keep; seed 1"
+//   fmt::print("{}\n", plan);  // "model.onnx: 18 tensors: 12 rewrite, 0 transfer, 6 keep; seed 1"
 //   onnx_reinit::reinit_result result = onnx_reinit::execute_reinit(plan, {.path = "out.onnx"});
 //   fmt::print("{}\n{}", result, result.report_json);
 #pragma once
@@ -109,7 +109,7 @@ void check_transfer_options(const reinit_options& options, const std::filesystem
 // The planning step's value: the model as loaded, its analysis (computed
 // once; every later stage uses it), the plans, the report header (with the
 // transfer summary) and the pretrained model the transfer copies from. Move
-// only; execute_reinit consumes it.
+// only; execute_reinit rewrites its model, so a plan is executed once.
 struct reinit_plan {
   reinit_options options;
   const registry* strategies = nullptr;
@@ -120,6 +120,8 @@ struct reinit_plan {
   // quantized_summary(plans): "" or a note the command prints on stderr.
   std::string quantized_note;
   std::optional<loaded_model> pretrained;
+  // Set by execute_reinit; a second execution is a usage_error.
+  bool executed = false;
 
   // --plan: the figures the strategies aim at, without sampling.
   std::vector<tensor_outcome> preview() const;
