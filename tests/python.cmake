@@ -26,9 +26,13 @@ set(python_test_env
   "PYTHONPATH=${PROJECT_BINARY_DIR}/python"
   "PYTHONDONTWRITEBYTECODE=1"
   "ONNX_REINIT_CLI=$<TARGET_FILE:onnx-reinit>")
+# python_install installs the build into a temporary prefix.
+set(python_install_env
+  "ONNX_REINIT_BUILD_DIR=${PROJECT_BINARY_DIR}"
+  "ONNX_REINIT_INSTALL_PYTHONDIR=${ONNX_REINIT_INSTALL_PYTHONDIR}")
 set(python_required "$<TARGET_FILE:onnx-reinit>;$<TARGET_FILE:onnx_reinit_python>")
 
-foreach(part reinit errors registry runtime torch)
+foreach(part reinit errors registry runtime torch install)
   add_test(NAME python_${part}
     COMMAND ${ONNX_REINIT_PYTHON_EXECUTABLE} -m pytest -q -p no:cacheprovider
             ${CMAKE_CURRENT_SOURCE_DIR}/python/test_${part}.py)
@@ -37,7 +41,7 @@ foreach(part reinit errors registry runtime torch)
     set(labels "python;slow;no_sanitize")
   endif()
   set_tests_properties(python_${part} PROPERTIES
-    ENVIRONMENT "${python_test_env}"
+    ENVIRONMENT "${python_test_env};${python_install_env}"
     REQUIRED_FILES "${python_required}"
     LABELS "${labels}")
 endforeach()
