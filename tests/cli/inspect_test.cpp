@@ -45,7 +45,7 @@ onnx::ModelProto mlp() {
 
 // The text of an SVG with its character references (PLplot's SVG driver
 // writes every character as &#xNN;) decoded.
-std::string decoded_svg(const std::string& svg) {
+[[maybe_unused]] std::string decoded_svg(const std::string& svg) {
   std::string out;
   for (std::size_t i = 0; i < svg.size(); ++i) {
     if (svg.compare(i, 3, "&#x") == 0) {
