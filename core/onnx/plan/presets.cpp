@@ -13,8 +13,8 @@
 #include <utility>
 
 #include "onnx_reinit/errors.h"
-#include "onnx_reinit/residual.h"
 #include "onnx_reinit/internal/text.h"
+#include "onnx_reinit/residual.h"
 
 namespace onnx_reinit {
 namespace {
