@@ -259,21 +259,20 @@ class write_context {
       return std::span<std::byte>(buffer,
                                   static_cast<std::size_t>(std::min(window, size - offset)));
     };
-    std::unique_ptr<std::byte[]> buffers[2];
-    buffers[0] = std::make_unique_for_overwrite<std::byte[]>(static_cast<std::size_t>(window));
-    if (size > window)
-      buffers[1] = std::make_unique_for_overwrite<std::byte[]>(static_cast<std::size_t>(window));
+    window_buffers own;  // a window too large to keep between tensors
+    window_buffers& buffers = window <= kept_window_limit ? kept_ : own;
+    buffers.reserve(static_cast<std::size_t>(window), size > window ? 2 : 1);
     const auto read_and_measure = [&](std::byte* buffer, std::uint64_t offset) {
       const std::span<std::byte> bytes = span_at(buffer, offset);
       source.read(offset, bytes);
       if (stats != nullptr) stats->add(bytes);
     };
-    read_and_measure(buffers[0].get(), 0);
+    read_and_measure(buffers.get(0), 0);
     for (std::uint64_t offset = 0, k = 0; offset < size; offset += window, k ^= 1) {
-      const std::span<std::byte> bytes = span_at(buffers[k].get(), offset);
+      const std::span<std::byte> bytes = span_at(buffers.get(k), offset);
       const std::uint64_t next = offset + window;
       if (next < size)
-        overlap([&] { read_and_measure(buffers[k ^ 1].get(), next); }, [&] { out.write(bytes); });
+        overlap([&] { read_and_measure(buffers.get(k ^ 1), next); }, [&] { out.write(bytes); });
       else
         out.write(bytes);
       done_ += bytes.size();
@@ -281,7 +280,29 @@ class write_context {
     }
   }
 
+  // The two window buffers of stream(). Kept from one tensor to the next
+  // (docs/DESIGN.md section 10): a fresh buffer per tensor costs a page
+  // fault and a page zeroed by the kernel per 4 KiB written, as much system
+  // time as the write itself on a model of many tensors of a few MiB.
+  struct window_buffers {
+    std::unique_ptr<std::byte[]> slots[2];
+    std::size_t capacity[2] = {0, 0};
+    void reserve(std::size_t bytes, int count) {
+      for (int k = 0; k < count; ++k) {
+        if (capacity[k] >= bytes) continue;
+        slots[k].reset();  // freed first: never both sizes at once
+        slots[k] = std::make_unique_for_overwrite<std::byte[]>(bytes);
+        capacity[k] = bytes;
+      }
+    }
+    std::byte* get(std::uint64_t k) const { return slots[k].get(); }
+  };
+  // Windows above this are whole tensors of a non-element-wise strategy:
+  // their buffers are freed with the tensor, so peak memory stays as it was.
+  static constexpr std::uint64_t kept_window_limit = std::uint64_t{32} << 20;
+
   const loaded_model& model_;
+  window_buffers kept_;
   std::function<void(std::uint64_t, std::uint64_t)> progress_;
   std::uint64_t done_ = 0;
   std::uint64_t total_ = 0;
