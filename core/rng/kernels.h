@@ -32,6 +32,15 @@ inline constexpr float log_q1 = -0x1.bd0106p-13f;  // ln 2 - log_q2
 inline constexpr float log_q2 = 0x1.63p-1f;        // 0.693359375
 inline constexpr float sqrt_half = 0x1.6a09e6p-1f;
 
+// The truncated normal's logarithm, negated: x = m 2^e as for log_f,
+// t = m - 1, s = t / (t + 2) (|s| <= 3 - 2 sqrt 2), log(m) = 2 atanh(s) =
+// s (2 + C(s^2)) with C(u) = C0 u^2 + C1 u a minimax fit (absolute error
+// 3.5e-8: the erfinv polynomials read w = -log(1 - x^2) to absolute, not
+// relative, accuracy, and w's own rounding is of that order). About half
+// the operations of log_f, so the truncated normal keeps pace with the
+// normal, whose log_f is shared by two values.
+inline constexpr float log_w_c[2] = {0x1.a6c8cap-2f, 0x1.5543fap-1f};
+
 // sin(pi/2 f) = f S(f^2) and cos(pi/2 f) = C(f^2) for |f| <= 1/2: the Taylor
 // coefficients (pi/2)^k / k! rounded to float, truncated where the remainder
 // is below 1e-9.
@@ -42,18 +51,21 @@ inline constexpr float cos_c[6] = {0x1p+0f,         -0x1.3bd3ccp+0f, 0x1.03c1fp-
 
 // erfinv(x) = x P(w), w = -ln((1 - x)(1 + x)), after Giles, "Approximating
 // the erfinv function" (GPU Computing Gems, 2011), single precision: P is
-// erfinv_central of w - 2.5 for w < 5, else erfinv_tail of sqrt(w) - 3,
-// Horner from index 0. Accurate while w < 16, i.e. 1 - |x| above 2^-24.
-inline constexpr float erfinv_central[9] = {2.81022636e-08f,  3.43273939e-07f, -3.5233877e-06f,
-                                            -4.39150654e-06f, 0.00021858087f,  -0.00125372503f,
-                                            -0.00417768164f,  0.246640727f,    1.50140941f};
-inline constexpr float erfinv_tail[9] = {-0.000200214257f, 0.000100950558f, 0.00134934322f,
-                                         -0.00367342844f,  0.00573950773f,  -0.0076224613f,
-                                         0.00943887047f,   1.00167406f,     2.83297682f};
-inline constexpr float sqrt2_f = 0x1.6a09e6p+0f;
+// his central polynomial of w - 2.5 for w < 5, else his tail polynomial of
+// sqrt(w) - 3, Horner from index 0. Accurate while w < 16, i.e. 1 - |x|
+// above 2^-24. The quantile is sqrt(2) erfinv(x), so the truncated normal's
+// polynomials are Giles' times sqrt(2) (his decimals times sqrt(2), rounded
+// once to float): one multiply less per value.
+inline constexpr float erfinv2_central[9] = {0x1.5562e8p-25f, 0x1.04a17ap-21f, -0x1.4e643ep-18f,
+                                             -0x1.a0c81p-18f, 0x1.4422c6p-12f, -0x1.d0ca5cp-10f,
+                                             -0x1.83320ap-8f, 0x1.652c86p-2f,  0x1.0fc8bep+1f};
+inline constexpr float erfinv2_tail[9] = {-0x1.28e65ap-12f, 0x1.2b66bap-13f, 0x1.f43d2p-10f,
+                                          -0x1.5475d8p-8f,  0x1.09f968p-7f,  -0x1.613b6ap-7f,
+                                          0x1.b567fep-7f,   0x1.6aa50ep+0f,  0x1.00696cp+2f};
 
 // A float32 truncated normal fill's constants, rounded once from doubles
-// (see rng.h): 2 Phi(lo), 2 (Phi(hi) - Phi(lo)), and
+// (see rng.h): 2 Phi(lo), 2 (Phi(hi) - Phi(lo)) (the kernels use it times
+// 2^-24, a float multiply), and
 // x = mean + std_signed * clamp(z, lo, hi).
 struct truncated_f32 {
   float cdf_lo2, cdf_width2, lo, hi, mean, std_signed;
@@ -128,6 +140,8 @@ float reference_uniform(std::uint32_t w, float low, float width);
 void reference_normal_pair(std::uint32_t w_radius, std::uint32_t w_angle, float mean, float std,
                            float out[2]);
 
+// Minus the truncated normal's logarithm (log_w_c), positive normal x.
+float reference_neg_log_w(float x);
 // The inverse-CDF truncated normal of one Philox word.
 float reference_truncated_normal(std::uint32_t w, const truncated_f32& t);
 

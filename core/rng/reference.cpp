@@ -74,30 +74,51 @@ void reference_normal_pair(std::uint32_t w_radius, std::uint32_t w_angle, float 
   out[1] = mean + std * (r * sc.sin);
 }
 
+float reference_neg_log_w(float x) {
+  // The range reduction of reference_log.
+  const std::uint32_t bits = std::bit_cast<std::uint32_t>(x);
+  std::int32_t e = static_cast<std::int32_t>(bits >> 23) - 126;
+  const float m = std::bit_cast<float>((bits & 0x807FFFFFu) | 0x3F000000u);
+  const bool small = m < sqrt_half;
+  e -= small ? 1 : 0;
+  float t = m - 1.0f;
+  t = t + (small ? m : 0.0f);
+  const float fe = static_cast<float>(e);
+  // -log(m) = s (-2 - C(s^2)) for s = t / (t + 2), negated constants (exact).
+  const float s = t / (t + 2.0f);
+  const float u = s * s;
+  float p = -log_w_c[0] * u + -log_w_c[1];
+  p = p * u + -2.0f;
+  float y = s * p;
+  y = y + fe * -log_q1;
+  return y + fe * -log_q2;
+}
+
 float reference_truncated_normal(std::uint32_t w, const truncated_f32& t) {
-  // u = ((w >> 8) | 1) 2^-24: 23 random bits, centred in (0, 1), exact.
-  const float u = static_cast<float>((w >> 8) | 1u) * 0x1p-24f;
-  // p2 = 2 p for p = cdf_lo + u width, the constants doubled beforehand.
+  // f = (w >> 8) | 1: 23 random bits, odd, exact as a float; u = f 2^-24 is
+  // centred in (0, 1). p2 = 2 p for p = cdf_lo + u width, the constants
+  // doubled beforehand and the width scaled by 2^-24 (exact).
+  const float f = static_cast<float>((w >> 8) | 1u);
+  const float p2 = t.cdf_lo2 + f * (t.cdf_width2 * 0x1p-24f);
   // 1 - x^2 = 4 p (1 - p) for x = 2 p - 1, formed from p so a small p keeps
   // its precision; FLT_MIN keeps the logarithm finite when p rounds to 1.
-  const float p2 = t.cdf_lo2 + u * t.cdf_width2;
   const float x = p2 - 1.0f;
   float e = p2 * (2.0f - p2);
   e = e < 0x1p-126f ? 0x1p-126f : e;
-  const float lw = -reference_log(e);
+  const float lw = reference_neg_log_w(e);
   float q;
   if (lw < 5.0f) {
     const float v = lw - 2.5f;
-    q = erfinv_central[0];
-    for (int k = 1; k < 9; ++k) q = q * v + erfinv_central[k];
+    q = erfinv2_central[0];
+    for (int k = 1; k < 9; ++k) q = q * v + erfinv2_central[k];
   } else {
     const float v = std::sqrt(lw) - 3.0f;
-    q = erfinv_tail[0];
-    for (int k = 1; k < 9; ++k) q = q * v + erfinv_tail[k];
+    q = erfinv2_tail[0];
+    for (int k = 1; k < 9; ++k) q = q * v + erfinv2_tail[k];
   }
   // Comparisons and selects, not min/max, whose choice between -0 and +0
   // differs between instruction sets.
-  float z = (q * x) * sqrt2_f;
+  float z = q * x;
   z = z < t.lo ? t.lo : z;
   z = z > t.hi ? t.hi : z;
   return t.mean + t.std_signed * z;

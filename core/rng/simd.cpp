@@ -169,6 +169,36 @@ HWY_INLINE vf_k<K> log_f(const vf_k<K>& x) {
   return r;
 }
 
+// reference_neg_log_w, lane-wise: minus the truncated normal's logarithm.
+template <std::size_t K>
+HWY_INLINE vf_k<K> neg_log_w(const vf_k<K>& x) {
+  const df_t df;
+  const du_t du;
+  const di_t di;
+  vf_k<K> s, fe, u;
+  for_each_vector<K>([&](std::size_t j) {
+    const vu_t bits = hn::BitCast(du, x[j]);
+    auto e = hn::Sub(hn::BitCast(di, hn::ShiftRight<23>(bits)), hn::Set(di, 126));
+    const vf_t m =
+        hn::BitCast(df, hn::Or(hn::And(bits, hn::Set(du, 0x807FFFFFu)), hn::Set(du, 0x3F000000u)));
+    const auto small = hn::Lt(m, hn::Set(df, sqrt_half));
+    e = hn::Sub(e, hn::IfThenElseZero(hn::RebindMask(di, small), hn::Set(di, 1)));
+    const vf_t t = hn::Add(hn::Sub(m, hn::Set(df, 1.0f)), hn::IfThenElseZero(small, m));
+    fe[j] = hn::ConvertTo(df, e);
+    s[j] = hn::Div(t, hn::Add(t, hn::Set(df, 2.0f)));
+    u[j] = hn::Mul(s[j], s[j]);
+  });
+  vf_k<K> r;
+  for_each_vector<K>([&](std::size_t j) {
+    vf_t p = hn::Add(hn::Mul(hn::Set(df, -log_w_c[0]), u[j]), hn::Set(df, -log_w_c[1]));
+    p = hn::Add(hn::Mul(p, u[j]), hn::Set(df, -2.0f));
+    vf_t y = hn::Mul(s[j], p);
+    y = hn::Add(y, hn::Mul(fe[j], hn::Set(df, -log_q1)));
+    r[j] = hn::Add(y, hn::Mul(fe[j], hn::Set(df, -log_q2)));
+  });
+  return r;
+}
+
 HWY_INLINE vf_t log_f(vf_t x) {
   return log_f<1>({x})[0];
 }
@@ -215,13 +245,14 @@ HWY_INLINE void normal_pairs(vu_t w_radius, vu_t w_angle, vf_t mean, vf_t std, v
 // A truncated_f32 as vectors, set once per fill: the output stores could
 // alias the struct, so reading its fields in the loop would reload them.
 struct truncated_vectors {
-  vf_t cdf_lo2, cdf_width2, lo, hi, mean, std_signed;
+  vf_t cdf_lo2, cdf_width2_24, lo, hi, mean, std_signed;
 };
 
 HWY_INLINE truncated_vectors vectors_of(const truncated_f32& t) {
   const df_t df;
-  return {hn::Set(df, t.cdf_lo2), hn::Set(df, t.cdf_width2), hn::Set(df, t.lo),
-          hn::Set(df, t.hi),      hn::Set(df, t.mean),       hn::Set(df, t.std_signed)};
+  return {hn::Set(df, t.cdf_lo2), hn::Set(df, t.cdf_width2 * 0x1p-24f),
+          hn::Set(df, t.lo),      hn::Set(df, t.hi),
+          hn::Set(df, t.mean),    hn::Set(df, t.std_signed)};
 }
 
 // reference_truncated_normal, lane-wise. The tail polynomial (w >= 5, |z|
@@ -233,31 +264,31 @@ HWY_INLINE vf_k<K> truncated_values(const vecs<vu_t, K>& w, const truncated_vect
   vf_k<K> p2, e;
   for_each_vector<K>([&](std::size_t j) {
     const vu_t odd = hn::Or(hn::ShiftRight<8>(w[j]), hn::Set(du_t(), 1u));
-    const vf_t u = hn::Mul(hn::ConvertTo(df, hn::BitCast(di_t(), odd)), hn::Set(df, 0x1p-24f));
-    p2[j] = hn::Add(t.cdf_lo2, hn::Mul(u, t.cdf_width2));
+    const vf_t f = hn::ConvertTo(df, hn::BitCast(di_t(), odd));
+    p2[j] = hn::Add(t.cdf_lo2, hn::Mul(f, t.cdf_width2_24));
     const vf_t ej = hn::Mul(p2[j], hn::Sub(hn::Set(df, 2.0f), p2[j]));
     const vf_t tiny = hn::Set(df, 0x1p-126f);
     e[j] = hn::IfThenElse(hn::Lt(ej, tiny), tiny, ej);
   });
-  vf_k<K> lw = log_f(e), v;
-  bool tail = false;
+  const vf_k<K> lw = neg_log_w(e);
+  vf_k<K> v;
+  vf_t most = lw[0];
   for_each_vector<K>([&](std::size_t j) {
-    lw[j] = hn::Neg(lw[j]);
     v[j] = hn::Sub(lw[j], hn::Set(df, 2.5f));
-    tail = tail || !hn::AllTrue(df, hn::Lt(lw[j], hn::Set(df, 5.0f)));
+    most = hn::Max(most, lw[j]);
   });
-  vf_k<K> q = horner(erfinv_central, v);
-  if (HWY_UNLIKELY(tail)) {
+  vf_k<K> q = horner(erfinv2_central, v);
+  if (HWY_UNLIKELY(!hn::AllTrue(df, hn::Lt(most, hn::Set(df, 5.0f))))) {
     vf_k<K> vt;
     for_each_vector<K>([&](std::size_t j) { vt[j] = hn::Sub(hn::Sqrt(lw[j]), hn::Set(df, 3.0f)); });
-    const vf_k<K> qt = horner(erfinv_tail, vt);
+    const vf_k<K> qt = horner(erfinv2_tail, vt);
     for_each_vector<K>([&](std::size_t j) {
       q[j] = hn::IfThenElse(hn::Lt(lw[j], hn::Set(df, 5.0f)), q[j], qt[j]);
     });
   }
   vf_k<K> x;
   for_each_vector<K>([&](std::size_t j) {
-    vf_t z = hn::Mul(hn::Mul(q[j], hn::Sub(p2[j], hn::Set(df, 1.0f))), hn::Set(df, sqrt2_f));
+    vf_t z = hn::Mul(q[j], hn::Sub(p2[j], hn::Set(df, 1.0f)));
     z = hn::IfThenElse(hn::Lt(z, t.lo), t.lo, z);
     z = hn::IfThenElse(hn::Gt(z, t.hi), t.hi, z);
     x[j] = hn::Add(t.mean, hn::Mul(t.std_signed, z));

@@ -30,19 +30,32 @@
 //             arithmetic like the normal below, with c2 = (float)(2 cdf_lo),
 //             d2 = (float)(2 width), lo_f = (float)lo, hi_f = (float)hi,
 //             std_s = (float)(s * std):
-//               u  = (float)((w >> 8) | 1) * 2^-24              (exact, in (0, 1))
-//               p2 = c2 + u * d2  (= 2p);  x = p2 - 1
+//               f  = (float)((w >> 8) | 1)         (exact; u = f 2^-24 is in (0, 1))
+//               p2 = c2 + f * d2s, d2s = d2 * 2^-24  (= 2p);  x = p2 - 1
 //               e  = p2 * (2 - p2); if e < 2^-126: e = 2^-126    (= 1 - x^2)
-//               lw = -log_f(e)
+//               lw = nlog_w(e)                                   (= -ln e)
 //               q  = lw < 5 ? E1(lw - 2.5) : E2(sqrt(lw) - 3)   (Horner, from k = 0)
-//               z  = (q * x) * sqrt2_f;  if z < lo_f: z = lo_f;  if z > hi_f: z = hi_f
+//               z  = q * x;  if z < lo_f: z = lo_f;  if z > hi_f: z = hi_f
 //               x  = mean_f + std_s * z
-//             E1 = {2.81022636e-08, 3.43273939e-07, -3.5233877e-06, -4.39150654e-06,
-//                   0.00021858087, -0.00125372503, -0.00417768164, 0.246640727, 1.50140941}
-//             E2 = {-0.000200214257, 0.000100950558, 0.00134934322, -0.00367342844,
-//                   0.00573950773, -0.0076224613, 0.00943887047, 1.00167406, 2.83297682}
-//             (decimal literals rounded to float; Giles' single-precision erfinv,
-//             erfinv(x) = x E(lw)), sqrt2_f = 0x1.6a09e6p+0
+//             E1, E2: Giles' single-precision erfinv polynomials (erfinv(x) =
+//             x P(w)) times sqrt(2), so q x is the quantile: his decimals
+//             2.81022636e-08, 3.43273939e-07, -3.5233877e-06, -4.39150654e-06,
+//             0.00021858087, -0.00125372503, -0.00417768164, 0.246640727,
+//             1.50140941 and -0.000200214257, 0.000100950558, 0.00134934322,
+//             -0.00367342844, 0.00573950773, -0.0076224613, 0.00943887047,
+//             1.00167406, 2.83297682, each times sqrt(2) rounded once to float:
+//             E1 = {0x1.5562e8p-25, 0x1.04a17ap-21, -0x1.4e643ep-18, -0x1.a0c81p-18,
+//                   0x1.4422c6p-12, -0x1.d0ca5cp-10, -0x1.83320ap-8, 0x1.652c86p-2,
+//                   0x1.0fc8bep+1}
+//             E2 = {-0x1.28e65ap-12, 0x1.2b66bap-13, 0x1.f43d2p-10, -0x1.5475d8p-8,
+//                   0x1.09f968p-7, -0x1.613b6ap-7, 0x1.b567fep-7, 0x1.6aa50ep+0,
+//                   0x1.00696cp+2}
+//             nlog_w(x), x > 0 normal: the range reduction of log_f below (e,
+//             t, fe), then s = t / (t + 2); u = s * s;
+//               y = -C0 * u + -C1; y = y * u + -2; y = s * y   (-2 atanh(s))
+//               y = y + fe * -Q1;  nlog_w = y + fe * -Q2
+//             C0 = 0x1.a6c8cap-2, C1 = 0x1.5543fap-1 (a minimax fit; absolute
+//             error 3.5e-8, which w = -ln(1 - x^2) needs, not relative)
 //     double, lo >= -8 (the fast range): block i/2, bits = (w[2j+1] << 32) | w[2j]
 //             with j = i%2, in double arithmetic as the float above, with
 //             c2 = 2 cdf_lo, d2 = 2 width (exact doublings):
