@@ -122,12 +122,20 @@ class output_file {
     }
   }
   // Bytes [offset, offset + length) of `source`'s file, copied by the
-  // kernel when it can.
+  // kernel when it can. A writeback step at a time, each started on the
+  // disk before the next is copied: one copy_file_range of a long kept run
+  // (--only) left it all dirty until the final fsync, which then waited for
+  // all of it, as cp + sync does.
   void copy(range_source& source, std::uint64_t offset, std::uint64_t length) {
-    const std::uint64_t done = source.copy(fd_, offset, length, published_, path_);
-    written_ += done;
-    write(source.file().bytes().subspan(static_cast<std::size_t>(offset + done),
-                                        static_cast<std::size_t>(length - done)));
+    while (length > 0) {
+      const std::uint64_t n = std::min(length, writeback_step);
+      const std::uint64_t done = source.copy(fd_, offset, n, published_, path_);
+      written_ += done;
+      write(source.file().bytes().subspan(static_cast<std::size_t>(offset + done),
+                                          static_cast<std::size_t>(n - done)));
+      offset += n;
+      length -= n;
+    }
   }
   std::uint64_t written() const { return written_; }
   int fd() const { return fd_; }
@@ -148,13 +156,14 @@ class output_file {
   // it). Only a hint: fsync still decides, and reports any error.
   void start_writeback() {
 #ifdef SYNC_FILE_RANGE_WRITE
-    constexpr std::uint64_t step = std::uint64_t{8} << 20;
-    if (written_ - writeback_started_ < step) return;
+    if (written_ - writeback_started_ < writeback_step) return;
     ::sync_file_range(fd_, static_cast<off_t>(writeback_started_),
                       static_cast<off_t>(written_ - writeback_started_), SYNC_FILE_RANGE_WRITE);
     writeback_started_ = written_;
 #endif
   }
+
+  static constexpr std::uint64_t writeback_step = std::uint64_t{8} << 20;
 
   fs::path path_;
   fs::path published_;
