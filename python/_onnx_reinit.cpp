@@ -2,7 +2,8 @@
 // (docs/DESIGN.md section 15): the library's registry, sampler and pipeline
 // for python/onnx_reinit/__init__.py, which gives them their Python shape.
 // Models cross as serialized bytes or paths, never as C++ protos shared
-// with Python's onnx; the GIL is released while the library works; library
+// with Python's onnx (a rewritten model as a bytes object the library
+// fills); the GIL is released while the library works; library
 // errors become the package's exception classes, carrying the error class,
 // message and `where`.
 //   import onnx_reinit._onnx_reinit as ext
@@ -350,27 +351,42 @@ ori::reinit_options options_of(const py::dict& d) {
   return o;
 }
 
-// A model given as bytes (an onnx.ModelProto serialized by the caller):
-// read without a copy from the Python object while the GIL is released;
-// external data cannot be resolved (no directory), as the library says.
+// A model given as bytes (an onnx.ModelProto serialized by the caller, or
+// any buffer): read without a copy from the Python object, which the call
+// keeps alive, while the GIL is released; external data cannot be resolved
+// (no directory), as the library says.
 constexpr const char* memory_model_name = "<memory>";
+
+// The bytes of a buffer argument (bytes, bytearray, memoryview: C-contiguous).
+struct model_bytes {
+  std::optional<py::buffer_info> info;
+  explicit model_bytes(const std::optional<py::buffer>& b) {
+    if (b) info.emplace(b->request());
+    if (info && !PyBuffer_IsContiguous(info->view(), 'C'))
+      throw ori::usage_error("model: a buffer that is not contiguous", "model");
+  }
+  std::span<const std::byte> span() const {
+    if (!info) return {};
+    return {static_cast<const std::byte*>(info->ptr),
+            static_cast<std::size_t>(info->size * info->itemsize)};
+  }
+};
 
 // What the library does with one model, without the GIL; `run` receives
 // the plan. `bytes` or `path` names the model.
 template <class Run>
-auto with_plan(const std::optional<py::bytes>& bytes, const std::optional<std::string>& path,
+auto with_plan(const std::optional<py::buffer>& bytes, const std::optional<std::string>& path,
                const ori::reinit_options& options, Run run) {
   registry_holder& h = holder();
   std::shared_lock guard(h.lock);
-  std::string_view raw;
-  if (bytes) raw = std::string_view(*bytes);
+  const model_bytes raw(bytes);
   py::gil_scoped_release release;
   std::optional<tbb::global_control> limit;
   if (options.threads > 0)
     limit.emplace(tbb::global_control::max_allowed_parallelism, std::size_t{options.threads});
   if (path) return run(ori::plan_reinit(*path, options, h.registry));
-  ori::loaded_model model = ori::load_model_from_bytes(
-      std::as_bytes(std::span(raw.data(), raw.size())), memory_model_name, {}, options.load);
+  ori::loaded_model model =
+      ori::load_model_from_bytes(raw.span(), memory_model_name, {}, options.load);
   return run(ori::plan_reinit(std::move(model), memory_model_name, options, h.registry));
 }
 
@@ -395,7 +411,7 @@ struct plan_texts {
   std::vector<ori::tensor_plan> plans;
 };
 
-py::dict plan(std::optional<py::bytes> bytes, std::optional<std::string> path,
+py::dict plan(std::optional<py::buffer> bytes, std::optional<std::string> path,
               const py::dict& options_dict) {
   const ori::reinit_options options = options_of(options_dict);
   ori::check_reinit_options(options, false, true);
@@ -416,18 +432,44 @@ py::dict plan(std::optional<py::bytes> bytes, std::optional<std::string> path,
   return out;
 }
 
-// Writes the rewritten model to `output` exactly as the command's -o does.
-py::dict reinit(std::optional<py::bytes> bytes, std::optional<std::string> path,
+// A bytes object of `size` bytes for the library to fill (its contents
+// uninitialised until then): the serialized model is written once, into
+// the object Python receives. Called without the GIL.
+std::span<std::byte> new_bytes(py::object& holder, std::size_t size) {
+  py::gil_scoped_acquire gil;
+  PyObject* b = PyBytes_FromStringAndSize(nullptr, static_cast<Py_ssize_t>(size));
+  if (b == nullptr) {
+    PyErr_Clear();
+    throw std::bad_alloc();
+  }
+  holder = py::reinterpret_steal<py::object>(b);
+  return {reinterpret_cast<std::byte*>(PyBytes_AS_STRING(b)), size};
+}
+
+// Writes the rewritten model to `output` exactly as the command's -o does,
+// or, with no output, returns its bytes ("model"): the library writes them
+// into a Python bytes object (reinit_output::memory), no file and no other
+// copy. A model with external data cannot be written to memory: it is
+// written into `scratch` (a fresh directory) and its path returned ("path").
+py::dict reinit(std::optional<py::buffer> bytes, std::optional<std::string> path,
                 const py::dict& options_dict, const std::string& output,
-                const std::string& external_data, bool in_place, bool measure) {
+                const std::string& external_data, bool in_place, bool measure,
+                const std::string& scratch) {
   const ori::reinit_options options = options_of(options_dict);
   ori::check_reinit_options(options, true);
   ori::check_transfer_options(options, output);
+  py::object model;  // the bytes object, created (with the GIL) by the sink
+  std::string written;
   std::string report = with_plan(bytes, path, options, [&](ori::reinit_plan p) {
     ori::reinit_output out;
-    out.path = output;
-    out.in_place = in_place;
     out.external_data = external_data;
+    out.in_place = in_place;
+    if (!output.empty())
+      out.path = output;
+    else if (p.model.has_external_data() || !external_data.empty())
+      out.path = written = std::filesystem::path(scratch) / "model.onnx";
+    else
+      out.memory = [&model](std::size_t size) { return new_bytes(model, size); };
     // The report's achieved figures cost a pass over the written bytes:
     // only when the caller asked for the report (the command skips it
     // with -q and no --report too).
@@ -436,23 +478,21 @@ py::dict reinit(std::optional<py::bytes> bytes, std::optional<std::string> path,
   });
   py::dict out;
   out["report_json"] = report;
+  if (model) out["model"] = model;
+  if (!written.empty()) out["path"] = written;
   return out;
 }
 
-std::string inspect(std::optional<py::bytes> bytes, std::optional<std::string> path,
+std::string inspect(std::optional<py::buffer> bytes, std::optional<std::string> path,
                     const py::dict& options_dict) {
   ori::reinit_options options = options_of(options_dict);
   options.inspect = true;
   ori::check_reinit_options(options, false);
-  registry_holder& h = holder();
-  std::string_view raw;
-  if (bytes) raw = std::string_view(*bytes);
+  const model_bytes raw(bytes);
   py::gil_scoped_release release;
   const ori::loaded_model model =
       path ? ori::load_model(*path, options.load)
-           : ori::load_model_from_bytes(std::as_bytes(std::span(raw.data(), raw.size())),
-                                        memory_model_name, {}, options.load);
-  (void)h;
+           : ori::load_model_from_bytes(raw.span(), memory_model_name, {}, options.load);
   return ori::inspection_json(ori::inspect_reinit(model, options));
 }
 
@@ -470,7 +510,7 @@ PYBIND11_MODULE(_onnx_reinit, m) {
   m.def("runtime_available", &ori::runtime_available);
   m.def("plan", &plan, py::arg("bytes"), py::arg("path"), py::arg("options"));
   m.def("reinit", &reinit, py::arg("bytes"), py::arg("path"), py::arg("options"), py::arg("output"),
-        py::arg("external_data"), py::arg("in_place"), py::arg("measure"));
+        py::arg("external_data"), py::arg("in_place"), py::arg("measure"), py::arg("scratch"));
   m.def("inspect", &inspect, py::arg("bytes"), py::arg("path"), py::arg("options"));
   m.def("sample", &sample, py::arg("strategy"), py::arg("shape"), py::arg("seed"), py::arg("name"),
         py::arg("dtype"), py::arg("info"), py::arg("params"));

@@ -257,6 +257,9 @@ reinit_result execute_reinit(reinit_plan& plan, const reinit_output& output) {
     throw usage_error("this plan was executed already (its model is rewritten): plan again",
                       plan.header.model);
   if (plan.strategies == nullptr) throw usage_error("a plan without strategies", plan.header.model);
+  if (output.memory && (!output.path.empty() || output.in_place || !output.external_data.empty()))
+    throw usage_error("an output in memory has no path, in-place or external data name",
+                      plan.header.model);
   plan.executed = true;
   auto threads = limit_threads(plan.options.threads);
   check_reinit_options(plan.options, true);
@@ -308,7 +311,8 @@ reinit_result execute_reinit(reinit_plan& plan, const reinit_output& output) {
     if (plot) files.emplace_back(plan.options.plot, *plot);
     return files;
   };
-  result.saved = save_model(model, output.path, save);
+  result.saved = output.memory ? save_model_to_memory(model, output.memory, save, plan.header.model)
+                               : save_model(model, output.path, save);
   result.outcomes = outcomes_of(result.sample, result.saved);
   return result;
 }

@@ -195,9 +195,10 @@ def sample(strategy, shape, *, seed=0, fan_in=None, fan_out=None, name="", dtype
 # ---- Models and options ------------------------------------------------------
 
 def _model_argument(model):
-    """(bytes or None, path or None) of what the caller gave."""
+    """(bytes or None, path or None) of what the caller gave; a buffer
+    (bytes, bytearray, memoryview) is read in place, not copied."""
     if isinstance(model, (bytes, bytearray, memoryview)):
-        return bytes(model), None
+        return model, None
     if isinstance(model, (str, _os.PathLike)):
         return None, _os.fspath(model)
     if hasattr(model, "SerializeToString"):
@@ -361,13 +362,14 @@ def plan(model, **options):
     return _entries(result)
 
 
-def _scratch_dir(raw, path):
-    """Where reinit writes the model it returns, to read it back at once:
-    memory (/dev/shm) when it has ample room for the model, else the
-    temporary directory."""
-    size = len(raw) if raw is not None else 0
+def _scratch_dir(path):
+    """Where reinit writes a model with external data that it returns, to
+    read it back at once: memory (/dev/shm) when it has ample room for the
+    model, else the temporary directory. Any other model is written into
+    memory by the library, no file."""
+    size = 0
     if path is not None and _os.path.isfile(path):
-        size = _os.path.getsize(path)  # external data aside: hence the margin
+        size = _os.path.getsize(path)  # its external data aside: hence the margin
     try:
         st = _os.statvfs("/dev/shm")
         if _os.access("/dev/shm", _os.W_OK) and st.f_bavail * st.f_frsize > 4 * size + (256 << 20):
@@ -402,16 +404,24 @@ def reinit(model, *, report=False, output=None, external_data=None, in_place=Fal
         output = path
     if output is not None:
         result = _ext.reinit(raw, path, opts, _os.fspath(output), external_data or "",
-                             bool(in_place), bool(report))
+                             bool(in_place), bool(report), "")
         return (None, _json.loads(result["report_json"])) if report else None
-    work = _tempfile.mkdtemp(prefix="onnx-reinit-", dir=_scratch_dir(raw, path))
+    import onnx
+    # The library writes the model into a bytes object (no file, no other
+    # copy), parsed here once; a model with external data goes through a
+    # scratch directory instead, read back with its data.
+    work = _tempfile.mkdtemp(prefix="onnx-reinit-", dir=_scratch_dir(path)) \
+        if path is not None or external_data else ""
     try:
-        out = _os.path.join(work, "model.onnx")
-        result = _ext.reinit(raw, path, opts, out, external_data or "", False, bool(report))
-        import onnx
-        fresh = onnx.load(out)
+        result = _ext.reinit(raw, path, opts, "", external_data or "", False, bool(report), work)
+        if "model" in result:
+            fresh = onnx.ModelProto()
+            fresh.ParseFromString(result.pop("model"))
+        else:
+            fresh = onnx.load(result["path"])
     finally:
-        _shutil.rmtree(work, ignore_errors=True)
+        if work:
+            _shutil.rmtree(work, ignore_errors=True)
     return (fresh, _json.loads(result["report_json"])) if report else fresh
 
 

@@ -39,6 +39,32 @@ def test_every_argument_kind_gives_the_command_bytes(tmp, model):
             assert without_model(report) == without_model(want_report), kind
 
 
+def test_buffers_are_models_as_bytes_are(tmp):
+    want, _ = cli_rewrite(tmp, TINY, "--seed", "5")
+    raw = TINY.read_bytes()
+    for arg in (bytearray(raw), memoryview(raw)):
+        assert onnx_reinit.reinit(arg, seed=5).SerializeToString() == want, type(arg).__name__
+    with pytest.raises(onnx_reinit.UsageError):
+        onnx_reinit.reinit(memoryview(raw)[::2], seed=5)  # not contiguous
+
+
+def test_a_model_with_external_data_comes_back_whole(tmp):
+    # Written through a scratch directory (the library writes only models
+    # without external data into memory), read back with its data inline.
+    run_cli(TINY, "-o", tmp / "ext.onnx", "--external-data", "ext.data", "-q")
+    want, _ = cli_rewrite(tmp, tmp / "ext.onnx", "--seed", "2")
+    fresh = onnx_reinit.reinit(str(tmp / "ext.onnx"), seed=2)
+    onnx.save_model(fresh, str(tmp / "py.onnx"), save_as_external_data=True,
+                    all_tensors_to_one_file=True, location="py.data")
+    got = onnx.load(str(tmp / "py.onnx"))
+    cli = onnx.load(str(tmp / "cli.onnx"))
+    assert len(cli.graph.initializer) == len(got.graph.initializer)
+    for a, b in zip(cli.graph.initializer, got.graph.initializer):
+        assert a.name == b.name
+        assert onnx.numpy_helper.to_array(a).tobytes() == onnx.numpy_helper.to_array(b).tobytes()
+    assert want  # the command wrote a model
+
+
 def test_output_writes_the_command_file(tmp):
     want, want_report = cli_rewrite(tmp, TINY, "--seed", "3", "--external-data", "w.data")
     out = tmp / "py" / "out.onnx"
