@@ -26,7 +26,9 @@
 #include <shared_mutex>
 #include <span>
 #include <string>
+#include <type_traits>
 #include <utility>
+#include <variant>
 #include <vector>
 
 #include "onnx_reinit/errors.h"
@@ -228,63 +230,85 @@ ori::element_type parse_dtype(const std::string& dtype) {
   if (dtype == "float32") return ori::element_type::float32;
   if (dtype == "float64") return ori::element_type::float64;
   if (dtype == "float16") return ori::element_type::float16;
+  if (dtype == "bfloat16") return ori::element_type::bfloat16;
   throw ori::usage_error(
-      fmt::format("dtype '{}': expected float32, float64 or float16 (NumPy has no bfloat16)",
-                  dtype),
-      "sample");
+      fmt::format("dtype '{}': expected float32, float64, float16 or bfloat16", dtype), "sample");
+}
+
+// NumPy's dtype for the stored bytes of `type`: NumPy has no bfloat16, so
+// a bfloat16 tensor comes back as its raw bits, uint16 (ONNX stores it so).
+py::dtype numpy_dtype(ori::element_type type) {
+  switch (type) {
+    case ori::element_type::float64:
+      return py::dtype("float64");
+    case ori::element_type::float16:
+      return py::dtype("float16");
+    case ori::element_type::bfloat16:
+      return py::dtype("uint16");
+    default:
+      return py::dtype("float32");
+  }
+}
+
+// A strategy parameter as the text a rule gives it (the planner's form):
+// numbers in their shortest exact form, so the value is the same.
+std::string param_text(const ori::param_value& v) {
+  return std::visit(
+      [](const auto& x) -> std::string {
+        using T = std::decay_t<decltype(x)>;
+        if constexpr (std::is_same_v<T, bool>)
+          return x ? "true" : "false";
+        else if constexpr (std::is_same_v<T, std::string>)
+          return x;
+        else
+          return fmt::format("{}", x);
+      },
+      v);
+}
+
+// The host adjustments of a plan record ("adjustments": name, value and
+// element ranges, as plan() gives them).
+std::vector<ori::host_adjustment> adjustments_of(const py::dict& info) {
+  std::vector<ori::host_adjustment> out;
+  if (!info.contains("adjustments") || info["adjustments"].is_none()) return out;
+  for (const py::handle& a : info["adjustments"]) {
+    const py::dict d = py::reinterpret_borrow<py::dict>(a);
+    ori::host_adjustment h;
+    h.name = d["name"].cast<std::string>();
+    h.value = d["value"].cast<double>();
+    h.elements = d["elements"].cast<std::vector<std::pair<std::int64_t, std::int64_t>>>();
+    out.push_back(std::move(h));
+  }
+  return out;
 }
 
 // The values the tool writes for a tensor of this name and shape under
-// `seed`: the strategy fills the NumPy array in place from the tensor's
-// Philox stream (docs/DESIGN.md section 4); float16 is rounded as the
-// writer rounds it. No forget-gate bias: that is the plan's, not the
-// strategy's.
+// `seed`: the library's sampler (sample_tensor) fills the NumPy array in
+// place from the tensor's Philox stream (docs/DESIGN.md section 4), applies
+// the plan's host adjustments given in `info` (the forget-gate bias) and
+// rounds to the dtype as the writer does.
 py::array sample(const std::string& strategy, const std::vector<std::int64_t>& shape,
                  std::uint64_t seed, const std::string& name, const std::string& dtype,
                  const py::dict& info, const py::dict& params) {
   const ori::element_type type = parse_dtype(dtype);
-  const ori::tensor_info tensor = tensor_of(name, shape, type, info);
-  const ori::param_value_list values = param_values(params);
-  registry_holder& h = holder();
-  std::shared_lock guard(h.lock);
-  ori::configured_strategy s;
+  ori::tensor_plan plan;
+  plan.tensor.info = tensor_of(name, shape, type, info);
+  plan.tensor.is_float = true;
+  plan.action = ori::plan_action::rewrite;
+  plan.call.strategy = strategy;
+  for (const auto& [key, value] : param_values(params))
+    plan.call.params.emplace_back(key, param_text(value));
+  plan.adjustments = adjustments_of(info);
+  py::array out(numpy_dtype(type), shape);
+  const std::span<std::byte> bytes(static_cast<std::byte*>(out.mutable_data()),
+                                   static_cast<std::size_t>(out.nbytes()));
   {
+    registry_holder& h = holder();
+    std::shared_lock guard(h.lock);
     py::gil_scoped_release release;
-    s = h.registry.create(strategy, values);
+    ori::sample_tensor(plan, h.registry, seed, bytes);
   }
-  const onnx_reinit_rng rng = ori::make_tensor_rng(seed, name);
-  const auto count = static_cast<std::size_t>(tensor.element_count());
-  auto check = [&](double v, std::size_t i) {
-    if (!std::isfinite(v))
-      throw ori::strategy_error(
-          fmt::format("strategy '{}' of plugin '{}' ({}) wrote a non-finite value ({}) at "
-                      "element {}",
-                      s.name(), s.plugin_id(), s.plugin_path(), v, i),
-          name);
-  };
-  if (type == ori::element_type::float64) {
-    py::array_t<double> out(shape);
-    std::span<double> values_out(out.mutable_data(), count);
-    py::gil_scoped_release release;
-    s.fill(tensor, rng, 0, values_out);
-    for (std::size_t i = 0; i < count; ++i) check(values_out[i], i);
-    return out;
-  }
-  py::array_t<float> floats(shape);
-  std::span<float> filled(floats.mutable_data(), count);
-  {
-    py::gil_scoped_release release;
-    s.fill(tensor, rng, 0, filled);
-    for (std::size_t i = 0; i < count; ++i) check(filled[i], i);
-  }
-  if (type == ori::element_type::float32) return floats;
-  py::array half(py::dtype("float16"), shape);
-  auto* bits = static_cast<std::uint16_t*>(half.mutable_data());
-  for (std::size_t i = 0; i < count; ++i) {
-    bits[i] = ori::float_to_half_bits(filled[i]);
-    check(ori::half_bits_to_float(bits[i]), i);
-  }
-  return half;
+  return out;
 }
 
 // ---- The pipeline (reinit.h) ---------------------------------------------------
@@ -322,6 +346,17 @@ std::map<std::string, ori::input_array> input_arrays(const py::dict& data) {
   return out;
 }
 
+// policy= until the library has --policy: None ("") is the command's
+// default; a name is refused (UsageError, a ValueError in Python).
+void policy_not_yet(const std::string& policy) {
+  if (!policy.empty())
+    throw ori::usage_error(
+        fmt::format("policy '{}': this build has no policy choice yet (--policy is coming, "
+                    "issue 19); leave policy=None for the default policy",
+                    policy),
+        "policy");
+}
+
 // reinit_options from the dict python/onnx_reinit/__init__.py builds (its
 // _options, which checks types and choices).
 ori::reinit_options options_of(const py::dict& d) {
@@ -342,6 +377,10 @@ ori::reinit_options options_of(const py::dict& d) {
   o.data_dir = d["data_dir"].cast<std::string>();
   o.data = input_arrays(d["data"].cast<py::dict>());
   o.input_shapes = d["input_shapes"].cast<std::map<std::string, std::vector<std::int64_t>>>();
+  // --policy (issue 19): when reinit_options has its `policy` field, this
+  // one line becomes `o.policy = d["policy"].cast<std::string>();` (the
+  // library then checks the name, with the command's message).
+  policy_not_yet(d["policy"].cast<std::string>());
   if (d.contains("lsuv_tol")) o.lsuv_tolerance = d["lsuv_tol"].cast<double>();
   if (d.contains("batch")) o.batch = d["batch"].cast<std::int64_t>();
   if (d.contains("max_tensor_bytes"))
@@ -401,6 +440,12 @@ py::dict tensor_extra(const ori::tensor_plan& p) {
   d["block_count"] = t.block_count;
   d["block_rows"] = t.block_rows;
   d["block_cols"] = t.block_cols;
+  // The host parameters' values and where they go (sample() applies them).
+  py::list adjustments;
+  for (const ori::host_adjustment& a : p.adjustments)
+    adjustments.append(py::dict(py::arg("name") = a.name, py::arg("value") = a.value,
+                                py::arg("elements") = a.elements));
+  d["adjustments"] = adjustments;
   return d;
 }
 

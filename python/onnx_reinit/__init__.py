@@ -172,10 +172,15 @@ def sample(strategy, shape, *, seed=0, fan_in=None, fan_out=None, name="", dtype
     place, no copy). Fans default to PyTorch's rule from the shape (dim 1 x
     receptive field in, dim 0 x receptive field out); ``info`` (a PlanEntry,
     or a dict of its fields) gives everything the analysis knows of the
-    tensor (role, fans, activation, gain, matrix view), so
-    ``sample(e.strategy, e.shape, seed=s, name=e.name, info=e, **e.params)``
-    equals that tensor in the model ``reinit(model, seed=s)`` writes (a
-    forget-gate bias aside: the plan sets those after the strategy)."""
+    tensor (role, fans, activation, gain, matrix view) and the host
+    parameters the plan applies after the strategy (``adjustments``: the
+    LSTM forget-gate bias), so ``sample(e.strategy, e.shape, seed=s,
+    name=e.name, dtype=e.dtype, info=e, **e.params)`` equals that tensor in
+    the model ``reinit(model, seed=s)`` writes, byte for byte: the library's
+    sampler fills it. ``dtype``: float32, float64, float16, or bfloat16,
+    which NumPy lacks: returned as its raw bits, a uint16 array (ONNX's
+    BFLOAT16 storage; ``(a.astype(np.uint32) << 16).view(np.float32)``
+    gives the values)."""
     fields = {}
     if info is not None:
         fields = dict(info.asdict() if isinstance(info, PlanEntry) else info)
@@ -184,7 +189,7 @@ def sample(strategy, shape, *, seed=0, fan_in=None, fan_out=None, name="", dtype
     if fan_out is not None:
         fields["fan_out"] = float(fan_out)
     keep = ("role", "fan_in", "fan_out", "receptive_field", "groups", "gate_count", "activation",
-            "activation_param", "gain", "block_count", "block_rows", "block_cols")
+            "activation_param", "gain", "block_count", "block_rows", "block_cols", "adjustments")
     fields = {k: v for k, v in fields.items() if k in keep and v is not None}
     if isinstance(shape, int):
         shape = (shape,)
@@ -245,9 +250,9 @@ def _options(seed=0, policy=None, preset=None, rules=(), rules_file=None, only=(
              from_=None, maps=(), calibrate=None, data=None, threads=0,
              fan_convention="semantic", quantized="keep", lsuv_tol=None, batch=None,
              input_shapes=None, max_tensor_bytes=None, max_total_bytes=None):
-    if policy not in (None, "textbook"):
-        raise UsageError(f"policy '{policy}': this build has only the textbook policy "
-                         "(the default)", "policy")
+    if policy is not None and not isinstance(policy, str):
+        raise UsageError(f"policy: expected a name or None, got {type(policy).__name__}",
+                         "policy")
     if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**64:
         raise UsageError(f"seed: expected an integer in [0, 2^64), got {seed!r}", "seed")
     if isinstance(threads, bool) or not isinstance(threads, int) or not 0 <= threads < 2**32:
@@ -270,6 +275,7 @@ def _options(seed=0, policy=None, preset=None, rules=(), rules_file=None, only=(
         "skip": _strings(skip, "skip"), "requantize": quantized == "requantize",
         "from": _os.fspath(from_ or ""), "maps": _maps(maps), "calibrate": calibrate or "",
         "data_dir": data_dir or "", "data": arrays, "input_shapes": shapes,
+        "policy": policy or "",
     }
     if lsuv_tol is not None:
         o["lsuv_tol"] = float(lsuv_tol)
@@ -290,7 +296,9 @@ class PlanEntry:
     activation, gain, strategy, params, action, reason, target_mean,
     target_std, rule, notes, ...) as attributes, plus the analysis' matrix
     view (receptive_field, groups, gate_count, block_count, block_rows,
-    block_cols). ``repr`` is the tensor's row of ``--plan``."""
+    block_cols) and the host parameters the plan applies after the strategy
+    (adjustments: dicts of name, value and element ranges [begin, end)).
+    ``repr`` is the tensor's row of ``--plan``."""
 
     __slots__ = ("_fields", "_row")
 
@@ -393,7 +401,9 @@ def reinit(model, *, report=False, output=None, external_data=None, in_place=Fal
     (``OLD=NEW`` texts or a dict), calibrate ("lsuv"), data (a dict of
     NumPy arrays by input name, or a --data directory), threads,
     fan_convention, quantized, lsuv_tol, batch, input_shapes (dict),
-    max_tensor_bytes, max_total_bytes, policy (None)."""
+    max_tensor_bytes, max_total_bytes, policy (None: the command's default;
+    any name is refused with a UsageError, a ValueError, until the library
+    has --policy)."""
     raw, path = _model_argument(model)
     opts = _options(**options)
     if in_place:

@@ -23,6 +23,7 @@
 #include <functional>
 #include <map>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -203,6 +204,17 @@ reinit_result execute_reinit(reinit_plan& plan, const reinit_output& output);
 inspection inspect_reinit(const loaded_model& model, const reinit_options& options);
 // The same, loading `model` (options.load).
 inspection inspect_reinit(const std::filesystem::path& model, const reinit_options& options);
+
+// One tensor's bytes exactly as a rewrite writes them (docs/DESIGN.md
+// section 4): `plan` (a rewrite) gives the tensor (name, shape, dtype and
+// what the analysis knows), its strategy call and host adjustments (the
+// forget-gate bias); the sampler fills `out` (element count x the dtype's
+// size) from the tensor's stream under `seed`, applies the adjustments,
+// rounds to the dtype (16-bit floats as raw bits) and checks every value is
+// finite (strategy_error). For the Python module's sample(). A tensor
+// inside a subgraph is keyed by its name alone here.
+void sample_tensor(const tensor_plan& plan, const registry& strategies, std::uint64_t seed,
+                   std::span<std::byte> out);
 
 // Exposed for the command and tests ----------------------------------------
 
