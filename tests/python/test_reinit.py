@@ -157,3 +157,43 @@ def test_in_place_rewrites_the_file(tmp):
 def test_listings_are_the_command_texts():
     assert onnx_reinit.policy_text() == run_cli("--print-policy").stdout
     assert onnx_reinit.presets_text() == run_cli("--list-presets").stdout
+
+
+def test_the_gil_is_released_while_reinit_works():
+    """While one thread rewrites a 64 MB model in memory, another runs
+    Python: with the GIL held through the call it could not run in the
+    middle of it (the library takes it back only to make the bytes object
+    it writes the model into)."""
+    import threading
+    import time
+    from onnx import TensorProto, helper, numpy_helper
+
+    w = numpy_helper.from_array(np.zeros((4096, 4096), dtype=np.float32), "w")
+    g = helper.make_graph([helper.make_node("MatMul", ["x", "w"], ["y"])], "big",
+                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 4096])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, 4096])],
+                          [w])
+    raw = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]).SerializeToString()
+    window = {}
+
+    def work():
+        # The extension's call alone: reinit() then parses the bytes into a
+        # ModelProto, which holds the GIL (Python's protobuf).
+        window["start"] = time.perf_counter()
+        window["model"] = onnx_reinit._ext.reinit(raw, None, onnx_reinit._options(seed=1), "", "",
+                                                  False, False, "")["model"]
+        window["end"] = time.perf_counter()
+
+    ticks = []
+    t = threading.Thread(target=work)
+    t.start()
+    while t.is_alive():
+        ticks.append(time.perf_counter())
+        time.sleep(0.001)
+    t.join()
+    span = window["end"] - window["start"]
+    middle = (window["start"] + 0.3 * span, window["end"] - 0.3 * span)
+    assert any(middle[0] < x < middle[1] for x in ticks), (span, len(ticks))
+    fresh = onnx.ModelProto()
+    fresh.ParseFromString(window["model"])
+    assert numpy_helper.to_array(fresh.graph.initializer[0]).std() > 0
