@@ -63,13 +63,21 @@ std::vector<written_tensor> figures(const loaded_model& model, bool wanted, stat
 // The input file with each rewritten payload produced in its place; false,
 // having asked for no buffer, when that would not be the serialisation: no
 // payloads left in the file, the structure changed since load, or a new
-// payload of another length.
+// payload of another length (or payloads out of file order: never from the
+// scan, but then the plain serialisation is still right).
 bool splice_in_memory(const loaded_model& model, const memory_sink& sink, bool wanted,
                       stats_map& stats) {
   const auto& st = model_io_access::state(model);
   if (st.detached.empty() || !st.model_file || !st.canonical ||
       serialized(model.proto()) != st.skeleton)
     return false;
+  // Payloads in file order, inside the file (as the scan finds them).
+  std::uint64_t end = 0;
+  for (const onnx::TensorProto* t : st.detached_order) {
+    const external_ref& ref = st.detached.at(t);
+    if (ref.offset < end || ref.offset + ref.length > st.model_file->bytes().size()) return false;
+    end = ref.offset + ref.length;
+  }
   for (const auto& [t, source] : st.pending)
     if (const auto d = st.detached.find(t);
         d != st.detached.end() && source->size() != d->second.length)
