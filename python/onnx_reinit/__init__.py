@@ -201,7 +201,8 @@ def sample(strategy, shape, *, seed=0, fan_in=None, fan_out=None, name="", dtype
 
 def _model_argument(model):
     """(bytes or None, path or None) of what the caller gave; a buffer
-    (bytes, bytearray, memoryview) is read in place, not copied."""
+    (bytes, bytearray, memoryview) is read in place, not copied (so a
+    mutable one must not change while the call runs: the GIL is released)."""
     if isinstance(model, (bytes, bytearray, memoryview)):
         return model, None
     if isinstance(model, (str, _os.PathLike)):
