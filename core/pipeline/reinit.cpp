@@ -257,6 +257,9 @@ reinit_result execute_reinit(reinit_plan& plan, const reinit_output& output) {
     throw usage_error("this plan was executed already (its model is rewritten): plan again",
                       plan.header.model);
   if (plan.strategies == nullptr) throw usage_error("a plan without strategies", plan.header.model);
+  if (output.memory && (!output.path.empty() || output.in_place || !output.external_data.empty()))
+    throw usage_error("an output in memory has no path, in-place or external data name",
+                      plan.header.model);
   plan.executed = true;
   auto threads = limit_threads(plan.options.threads);
   check_reinit_options(plan.options, true);
@@ -308,9 +311,34 @@ reinit_result execute_reinit(reinit_plan& plan, const reinit_output& output) {
     if (plot) files.emplace_back(plan.options.plot, *plot);
     return files;
   };
-  result.saved = save_model(model, output.path, save);
+  result.saved = output.memory ? save_model_to_memory(model, output.memory, save, plan.header.model)
+                               : save_model(model, output.path, save);
   result.outcomes = outcomes_of(result.sample, result.saved);
   return result;
+}
+
+void sample_tensor(const tensor_plan& plan, const registry& strategies, std::uint64_t seed,
+                   std::span<std::byte> out) {
+  // A model of this one tensor (no data: the sampler reads none), so the
+  // sample is the rewrite's own, adjustments and rounding included.
+  const tensor_info& info = plan.tensor.info;
+  onnx::ModelProto proto;
+  onnx::TensorProto& t = *proto.mutable_graph()->add_initializer();
+  t.set_name(info.name);
+  for (const std::int64_t d : info.shape) t.add_dims(d);
+  t.set_data_type(dtype_of(info.dtype).onnx_type);
+  const loaded_model model = loaded_model::from_proto(std::move(proto));
+  tensor_plan one = plan;
+  one.tensor.ref = collect_model_tensors(model.proto()).at(0).ref;
+  one.action = plan_action::rewrite;
+  rewrite_options options;
+  options.seed = seed;
+  const model_sample sample = sample_model(model, {one}, strategies, options);
+  const byte_source& source = *sample.tensors.at(0).source;
+  if (source.size() != out.size())
+    throw usage_error(fmt::format("{} bytes given for a tensor of {}", out.size(), source.size()),
+                      info.name);
+  source.read(0, out);
 }
 
 inspection inspect_reinit(const loaded_model& model, const reinit_options& options) {

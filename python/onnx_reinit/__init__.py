@@ -172,10 +172,15 @@ def sample(strategy, shape, *, seed=0, fan_in=None, fan_out=None, name="", dtype
     place, no copy). Fans default to PyTorch's rule from the shape (dim 1 x
     receptive field in, dim 0 x receptive field out); ``info`` (a PlanEntry,
     or a dict of its fields) gives everything the analysis knows of the
-    tensor (role, fans, activation, gain, matrix view), so
-    ``sample(e.strategy, e.shape, seed=s, name=e.name, info=e, **e.params)``
-    equals that tensor in the model ``reinit(model, seed=s)`` writes (a
-    forget-gate bias aside: the plan sets those after the strategy)."""
+    tensor (role, fans, activation, gain, matrix view) and the host
+    parameters the plan applies after the strategy (``adjustments``: the
+    LSTM forget-gate bias), so ``sample(e.strategy, e.shape, seed=s,
+    name=e.name, dtype=e.dtype, info=e, **e.params)`` equals that tensor in
+    the model ``reinit(model, seed=s)`` writes, byte for byte: the library's
+    sampler fills it. ``dtype``: float32, float64, float16, or bfloat16,
+    which NumPy lacks: returned as its raw bits, a uint16 array (ONNX's
+    BFLOAT16 storage; ``(a.astype(np.uint32) << 16).view(np.float32)``
+    gives the values)."""
     fields = {}
     if info is not None:
         fields = dict(info.asdict() if isinstance(info, PlanEntry) else info)
@@ -184,7 +189,7 @@ def sample(strategy, shape, *, seed=0, fan_in=None, fan_out=None, name="", dtype
     if fan_out is not None:
         fields["fan_out"] = float(fan_out)
     keep = ("role", "fan_in", "fan_out", "receptive_field", "groups", "gate_count", "activation",
-            "activation_param", "gain", "block_count", "block_rows", "block_cols")
+            "activation_param", "gain", "block_count", "block_rows", "block_cols", "adjustments")
     fields = {k: v for k, v in fields.items() if k in keep and v is not None}
     if isinstance(shape, int):
         shape = (shape,)
@@ -195,9 +200,11 @@ def sample(strategy, shape, *, seed=0, fan_in=None, fan_out=None, name="", dtype
 # ---- Models and options ------------------------------------------------------
 
 def _model_argument(model):
-    """(bytes or None, path or None) of what the caller gave."""
+    """(bytes or None, path or None) of what the caller gave; a buffer
+    (bytes, bytearray, memoryview) is read in place, not copied (so a
+    mutable one must not change while the call runs: the GIL is released)."""
     if isinstance(model, (bytes, bytearray, memoryview)):
-        return bytes(model), None
+        return model, None
     if isinstance(model, (str, _os.PathLike)):
         return None, _os.fspath(model)
     if hasattr(model, "SerializeToString"):
@@ -244,9 +251,9 @@ def _options(seed=0, policy=None, preset=None, rules=(), rules_file=None, only=(
              from_=None, maps=(), calibrate=None, data=None, threads=0,
              fan_convention="semantic", quantized="keep", lsuv_tol=None, batch=None,
              input_shapes=None, max_tensor_bytes=None, max_total_bytes=None):
-    if policy not in (None, "textbook"):
-        raise UsageError(f"policy '{policy}': this build has only the textbook policy "
-                         "(the default)", "policy")
+    if policy is not None and not isinstance(policy, str):
+        raise UsageError(f"policy: expected a name or None, got {type(policy).__name__}",
+                         "policy")
     if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**64:
         raise UsageError(f"seed: expected an integer in [0, 2^64), got {seed!r}", "seed")
     if isinstance(threads, bool) or not isinstance(threads, int) or not 0 <= threads < 2**32:
@@ -269,6 +276,7 @@ def _options(seed=0, policy=None, preset=None, rules=(), rules_file=None, only=(
         "skip": _strings(skip, "skip"), "requantize": quantized == "requantize",
         "from": _os.fspath(from_ or ""), "maps": _maps(maps), "calibrate": calibrate or "",
         "data_dir": data_dir or "", "data": arrays, "input_shapes": shapes,
+        "policy": policy or "",
     }
     if lsuv_tol is not None:
         o["lsuv_tol"] = float(lsuv_tol)
@@ -289,7 +297,9 @@ class PlanEntry:
     activation, gain, strategy, params, action, reason, target_mean,
     target_std, rule, notes, ...) as attributes, plus the analysis' matrix
     view (receptive_field, groups, gate_count, block_count, block_rows,
-    block_cols). ``repr`` is the tensor's row of ``--plan``."""
+    block_cols) and the host parameters the plan applies after the strategy
+    (adjustments: dicts of name, value and element ranges [begin, end)).
+    ``repr`` is the tensor's row of ``--plan``."""
 
     __slots__ = ("_fields", "_row")
 
@@ -361,13 +371,14 @@ def plan(model, **options):
     return _entries(result)
 
 
-def _scratch_dir(raw, path):
-    """Where reinit writes the model it returns, to read it back at once:
-    memory (/dev/shm) when it has ample room for the model, else the
-    temporary directory."""
-    size = len(raw) if raw is not None else 0
+def _scratch_dir(path):
+    """Where reinit writes a model with external data that it returns, to
+    read it back at once: memory (/dev/shm) when it has ample room for the
+    model, else the temporary directory. Any other model is written into
+    memory by the library, no file."""
+    size = 0
     if path is not None and _os.path.isfile(path):
-        size = _os.path.getsize(path)  # external data aside: hence the margin
+        size = _os.path.getsize(path)  # its external data aside: hence the margin
     try:
         st = _os.statvfs("/dev/shm")
         if _os.access("/dev/shm", _os.W_OK) and st.f_bavail * st.f_frsize > 4 * size + (256 << 20):
@@ -391,7 +402,9 @@ def reinit(model, *, report=False, output=None, external_data=None, in_place=Fal
     (``OLD=NEW`` texts or a dict), calibrate ("lsuv"), data (a dict of
     NumPy arrays by input name, or a --data directory), threads,
     fan_convention, quantized, lsuv_tol, batch, input_shapes (dict),
-    max_tensor_bytes, max_total_bytes, policy (None)."""
+    max_tensor_bytes, max_total_bytes, policy (None: the command's default;
+    any name is refused with a UsageError, a ValueError, until the library
+    has --policy)."""
     raw, path = _model_argument(model)
     opts = _options(**options)
     if in_place:
@@ -402,16 +415,24 @@ def reinit(model, *, report=False, output=None, external_data=None, in_place=Fal
         output = path
     if output is not None:
         result = _ext.reinit(raw, path, opts, _os.fspath(output), external_data or "",
-                             bool(in_place), bool(report))
+                             bool(in_place), bool(report), "")
         return (None, _json.loads(result["report_json"])) if report else None
-    work = _tempfile.mkdtemp(prefix="onnx-reinit-", dir=_scratch_dir(raw, path))
+    import onnx
+    # The library writes the model into a bytes object (no file, no other
+    # copy), parsed here once; a model with external data goes through a
+    # scratch directory instead, read back with its data.
+    work = _tempfile.mkdtemp(prefix="onnx-reinit-", dir=_scratch_dir(path)) \
+        if path is not None or external_data else ""
     try:
-        out = _os.path.join(work, "model.onnx")
-        result = _ext.reinit(raw, path, opts, out, external_data or "", False, bool(report))
-        import onnx
-        fresh = onnx.load(out)
+        result = _ext.reinit(raw, path, opts, "", external_data or "", False, bool(report), work)
+        if "model" in result:
+            fresh = onnx.ModelProto()
+            fresh.ParseFromString(result.pop("model"))
+        else:
+            fresh = onnx.load(result["path"])
     finally:
-        _shutil.rmtree(work, ignore_errors=True)
+        if work:
+            _shutil.rmtree(work, ignore_errors=True)
     return (fresh, _json.loads(result["report_json"])) if report else fresh
 
 

@@ -159,6 +159,33 @@ TEST_CASE("the pipeline writes the command's bytes and report for the same argum
       CHECK(read_file(lib_dir / "report.json") == read_file(cli_dir / "report.json"));
       CHECK(result.report_json == read_file(cli_dir / "report.json"));
       if (c.options.inspect) CHECK(result.inspection_json() == r.out);
+      if (c.external_data.empty()) {
+        // The same run into memory (reinit_output::memory): the bytes -o
+        // writes, for the model loaded from its file (payloads spliced in
+        // place) and from bytes (the proto serialised).
+        const std::string input = read_file(model);
+        for (const bool from_bytes : {false, true}) {
+          INFO("from bytes: " << from_bytes);
+          ori::reinit_plan again =
+              from_bytes ? ori::plan_reinit(ori::load_model_from_bytes(
+                                                std::as_bytes(std::span(input)), model.string()),
+                                            model.string(), c.options, strategies())
+                         : ori::plan_reinit(model, c.options, strategies());
+          std::vector<std::byte> bytes;
+          std::size_t asked = 0;
+          ori::reinit_output memory;
+          memory.memory = [&](std::size_t n) {
+            ++asked;
+            bytes.resize(n);
+            return std::span<std::byte>(bytes);
+          };
+          const ori::reinit_result in_memory = ori::execute_reinit(again, memory);
+          CHECK(asked == 1);
+          CHECK(std::string(reinterpret_cast<const char*>(bytes.data()), bytes.size()) ==
+                read_file(cli_dir / "out.onnx"));
+          CHECK(in_memory.report_json == result.report_json);
+        }
+      }
       if (!c.options.from.empty()) {
         REQUIRE(plan.header.transfer);
         CHECK(plan.header.transfer->transferred == 4);  // fc0, fc1: weight and bias
@@ -308,4 +335,37 @@ TEST_CASE("the position while external tensors stream never wraps and stays in t
   CHECK(streamed_position(100, 300, 300) == 100);
   CHECK(streamed_position(100, 50, 80) == 100);  // done past streamed
   CHECK(streamed_position(0, 10, 5) == 0);
+}
+
+TEST_CASE("a model with external data is not written into memory, and nothing is written",
+          "[reinit]") {
+  temp_dir dir;
+  save_proto(mlp(), dir / "m.onnx");
+  {
+    ori::reinit_plan plan = ori::plan_reinit(dir / "m.onnx", {}, strategies());
+    ori::reinit_output output;
+    output.path = dir / "ext.onnx";
+    output.external_data = "ext.data";
+    ori::execute_reinit(plan, output);
+  }
+  const std::string data = read_file(dir / "ext.data");
+  ori::reinit_plan plan = ori::plan_reinit(dir / "ext.onnx", {}, strategies());
+  bool asked = false;
+  ori::reinit_output memory;
+  memory.memory = [&](std::size_t n) {
+    asked = true;
+    static std::vector<std::byte> bytes;
+    bytes.resize(n);
+    return std::span<std::byte>(bytes);
+  };
+  CHECK_THROWS_WITH(ori::execute_reinit(plan, memory),
+                    Catch::Contains("a model with external data is written to files"));
+  CHECK(!asked);
+  CHECK(read_file(dir / "ext.data") == data);
+
+  // Memory and a path are one output or the other.
+  ori::reinit_plan other = ori::plan_reinit(dir / "m.onnx", {}, strategies());
+  memory.path = dir / "both.onnx";
+  CHECK_THROWS_AS(ori::execute_reinit(other, memory), ori::usage_error);
+  CHECK(!fs::exists(dir / "both.onnx"));
 }

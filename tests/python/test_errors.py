@@ -121,3 +121,17 @@ def test_external_data_of_a_model_in_memory_is_refused(tmp):
 def test_errors_carry_where():
     e = raises(onnx_reinit.UsageError, lambda: onnx_reinit.sample("normal", (-1, 2)))
     assert e.where and e.what and str(e) == f"{e.what} ({e.where})"
+
+
+def test_a_policy_name_is_refused_until_the_library_has_policies(tmp):
+    # policy=None is the command's default; a name (or anything else) is a
+    # usage error, a ValueError, from every call that takes options, and
+    # nothing is written.
+    for policy in ("signal", "textbook", 3):
+        e = raises(onnx_reinit.UsageError,
+                   lambda: onnx_reinit.reinit(TINY, policy=policy, output=tmp / "o.onnx"),
+                   "policy", builtin=ValueError)
+        assert e.where == "policy"
+        raises(onnx_reinit.UsageError, lambda: onnx_reinit.plan(TINY, policy=policy), "policy")
+    assert not (tmp / "o.onnx").exists()
+    assert onnx_reinit.reinit(TINY, policy=None).graph.initializer

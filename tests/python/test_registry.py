@@ -5,7 +5,7 @@ import json
 import numpy as np
 import onnx
 import pytest
-from onnx import numpy_helper
+from onnx import TensorProto, helper, numpy_helper
 
 import onnx_reinit
 from conftest import SOURCE, corpus, corpus_ids, run_cli
@@ -53,17 +53,84 @@ def test_sample_equals_the_bytes_in_a_rewritten_model(model):
     written = {t.name: t for t in fresh.graph.initializer}
     checked = 0
     for e in onnx_reinit.plan(str(model), seed=11):
-        if (e.action != "planned" or e.strategy is None or e.forget_bias is not None
-                or e.name not in written
-                or e.graph != ""
-                or e.strategy in ("requantize",) or e.dtype == "bfloat16"):
+        if (e.action != "planned" or e.strategy is None or e.name not in written
+                or e.graph != "" or e.strategy in ("requantize",)):
             continue
         got = onnx_reinit.sample(e.strategy, e.shape, seed=11, name=e.name, dtype=e.dtype,
                                  info=e, **e.params)
-        want = numpy_helper.to_array(written[e.name])
-        assert got.tobytes() == want.tobytes(), e.name
+        assert got.tobytes() == stored_bytes(written[e.name]), e.name
         checked += 1
     assert checked > 0 or not any(e.action == "planned" for e in onnx_reinit.plan(str(model)))
+
+
+def stored_bytes(t):
+    """A tensor's little-endian element bytes as stored (raw_data, or the
+    typed field: 16-bit floats as their bits in int32_data)."""
+    if t.HasField("raw_data"):
+        return t.raw_data
+    if t.data_type in (TensorProto.BFLOAT16, TensorProto.FLOAT16):
+        return np.array(t.int32_data, dtype=np.uint16).tobytes()
+    return numpy_helper.to_array(t).tobytes()
+
+
+def test_sample_applies_the_forget_gate_bias_the_plan_sets():
+    # The default policy sets each LSTM forget-gate input bias to 1 after
+    # the strategy: sample() with the plan record gives those bytes too.
+    model = SOURCE / "tests/exports/torch/lstm_opset17.onnx"
+    fresh = onnx_reinit.reinit(str(model), seed=4)
+    written = {t.name: t for t in fresh.graph.initializer}
+    biased = [e for e in onnx_reinit.plan(str(model), seed=4) if e.forget_bias is not None]
+    assert biased
+    for e in biased:
+        assert e.adjustments and e.adjustments[0]["name"] == "forget_bias"
+        got = onnx_reinit.sample(e.strategy, e.shape, seed=4, name=e.name, dtype=e.dtype,
+                                 info=e, **e.params)
+        assert got.tobytes() == stored_bytes(written[e.name]), e.name
+        ones = np.zeros(got.size, dtype=bool)
+        for begin, end in e.adjustments[0]["elements"]:
+            ones[begin:end] = True
+        assert ones.any() and np.all(got.reshape(-1)[ones] == e.forget_bias)
+        assert not np.all(got.reshape(-1)[~ones] == e.forget_bias)
+        # Without the plan's adjustments: the strategy's values alone.
+        bare = onnx_reinit.sample(e.strategy, e.shape, seed=4, name=e.name, dtype=e.dtype,
+                                  **e.params)
+        assert not np.array_equal(bare, got)
+
+
+def bfloat16_model():
+    """x @ w + b in bfloat16 (ONNX stores w and b as bits in int32_data)."""
+    def bf16(values, name):
+        bits = (np.asarray(values, dtype=np.float32).view(np.uint32) >> 16).astype(np.uint16)
+        t = TensorProto(name=name, data_type=TensorProto.BFLOAT16, dims=values.shape)
+        t.int32_data.extend(int(b) for b in bits.reshape(-1))
+        return t
+    w = bf16(np.linspace(-1, 1, 64 * 32, dtype=np.float32).reshape(64, 32), "w")
+    b = bf16(np.full(32, 0.5, dtype=np.float32), "b")
+    g = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "w"], ["h"]), helper.make_node("Add", ["h", "b"], ["y"])],
+        "bf16", [helper.make_tensor_value_info("x", TensorProto.BFLOAT16, [None, 64])],
+        [helper.make_tensor_value_info("y", TensorProto.BFLOAT16, [None, 32])], [w, b])
+    return helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def test_sample_gives_bfloat16_as_its_bits():
+    model = bfloat16_model()
+    fresh = onnx_reinit.reinit(model, seed=6, rules=["w=normal(std=0.5)"])
+    e = next(e for e in onnx_reinit.plan(model, seed=6, rules=["w=normal(std=0.5)"])
+             if e.name == "w")
+    assert e.dtype == "bfloat16"
+    got = onnx_reinit.sample(e.strategy, e.shape, seed=6, name="w", dtype="bfloat16", info=e,
+                             **e.params)
+    assert got.dtype == np.uint16 and got.shape == (64, 32)
+    assert got.tobytes() == stored_bytes(next(t for t in fresh.graph.initializer
+                                              if t.name == "w"))
+    values = (got.astype(np.uint32) << 16).view(np.float32)
+    assert abs(values.std() - 0.5) < 5 * 0.5 / np.sqrt(2 * values.size)
+    # The float32 sample rounded to bfloat16 (ties to even) is the same tensor.
+    f = onnx_reinit.sample(e.strategy, e.shape, seed=6, name="w", info=e, **e.params)
+    u = f.view(np.uint32).astype(np.uint64)
+    rounded = ((u + 0x7FFF + ((u >> 16) & 1)) >> 16).astype(np.uint16)
+    assert np.array_equal(rounded, got)
 
 
 def test_the_gil_is_released_while_the_library_works():

@@ -39,6 +39,32 @@ def test_every_argument_kind_gives_the_command_bytes(tmp, model):
             assert without_model(report) == without_model(want_report), kind
 
 
+def test_buffers_are_models_as_bytes_are(tmp):
+    want, _ = cli_rewrite(tmp, TINY, "--seed", "5")
+    raw = TINY.read_bytes()
+    for arg in (bytearray(raw), memoryview(raw)):
+        assert onnx_reinit.reinit(arg, seed=5).SerializeToString() == want, type(arg).__name__
+    with pytest.raises(onnx_reinit.UsageError):
+        onnx_reinit.reinit(memoryview(raw)[::2], seed=5)  # not contiguous
+
+
+def test_a_model_with_external_data_comes_back_whole(tmp):
+    # Written through a scratch directory (the library writes only models
+    # without external data into memory), read back with its data inline.
+    run_cli(TINY, "-o", tmp / "ext.onnx", "--external-data", "ext.data", "-q")
+    want, _ = cli_rewrite(tmp, tmp / "ext.onnx", "--seed", "2")
+    fresh = onnx_reinit.reinit(str(tmp / "ext.onnx"), seed=2)
+    onnx.save_model(fresh, str(tmp / "py.onnx"), save_as_external_data=True,
+                    all_tensors_to_one_file=True, location="py.data")
+    got = onnx.load(str(tmp / "py.onnx"))
+    cli = onnx.load(str(tmp / "cli.onnx"))
+    assert len(cli.graph.initializer) == len(got.graph.initializer)
+    for a, b in zip(cli.graph.initializer, got.graph.initializer):
+        assert a.name == b.name
+        assert onnx.numpy_helper.to_array(a).tobytes() == onnx.numpy_helper.to_array(b).tobytes()
+    assert want  # the command wrote a model
+
+
 def test_output_writes_the_command_file(tmp):
     want, want_report = cli_rewrite(tmp, TINY, "--seed", "3", "--external-data", "w.data")
     out = tmp / "py" / "out.onnx"
@@ -131,3 +157,43 @@ def test_in_place_rewrites_the_file(tmp):
 def test_listings_are_the_command_texts():
     assert onnx_reinit.policy_text() == run_cli("--print-policy").stdout
     assert onnx_reinit.presets_text() == run_cli("--list-presets").stdout
+
+
+def test_the_gil_is_released_while_reinit_works():
+    """While one thread rewrites a 64 MB model in memory, another runs
+    Python: with the GIL held through the call it could not run in the
+    middle of it (the library takes it back only to make the bytes object
+    it writes the model into)."""
+    import threading
+    import time
+    from onnx import TensorProto, helper, numpy_helper
+
+    w = numpy_helper.from_array(np.zeros((4096, 4096), dtype=np.float32), "w")
+    g = helper.make_graph([helper.make_node("MatMul", ["x", "w"], ["y"])], "big",
+                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 4096])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, 4096])],
+                          [w])
+    raw = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]).SerializeToString()
+    window = {}
+
+    def work():
+        # The extension's call alone: reinit() then parses the bytes into a
+        # ModelProto, which holds the GIL (Python's protobuf).
+        window["start"] = time.perf_counter()
+        window["model"] = onnx_reinit._ext.reinit(raw, None, onnx_reinit._options(seed=1), "", "",
+                                                  False, False, "")["model"]
+        window["end"] = time.perf_counter()
+
+    ticks = []
+    t = threading.Thread(target=work)
+    t.start()
+    while t.is_alive():
+        ticks.append(time.perf_counter())
+        time.sleep(0.001)
+    t.join()
+    span = window["end"] - window["start"]
+    middle = (window["start"] + 0.3 * span, window["end"] - 0.3 * span)
+    assert any(middle[0] < x < middle[1] for x in ticks), (span, len(ticks))
+    fresh = onnx.ModelProto()
+    fresh.ParseFromString(window["model"])
+    assert numpy_helper.to_array(fresh.graph.initializer[0]).std() > 0

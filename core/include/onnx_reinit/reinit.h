@@ -23,11 +23,13 @@
 #include <functional>
 #include <map>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
 #include "onnx_reinit/analysis.h"
 #include "onnx_reinit/format.h"
+#include "onnx_reinit/io/save_memory.h"
 #include "onnx_reinit/model_io.h"
 #include "onnx_reinit/plan.h"
 #include "onnx_reinit/registry.h"
@@ -150,6 +152,11 @@ struct reinit_output {
   bool in_place = false;         // --in-place
   std::string external_data;     // --external-data NAME
   std::filesystem::path report;  // --report FILE, published with the model; "" none
+  // Set instead of `path`: the model is written into the buffer this hands
+  // out once its size is known (io/save_memory.h), the same bytes -o
+  // writes, and no model file. A model with external data is refused
+  // (usage_error): its data files need a path beside the model.
+  memory_sink memory;
   // Measure the written values (the report's and summary's figures); false
   // skips a pass over the bytes when nothing reads them.
   bool measure = true;
@@ -186,7 +193,8 @@ struct reinit_result {
 
 // Rewrites `plan.model` by the plan, copies the transferred tensors,
 // inspects and calibrates as the options say, and saves it to
-// `output.path` with the report and plot as one set, after checking that
+// `output.path` with the report and plot as one set (or into
+// `output.memory`), after checking that
 // exactly the tensors the plan hands to a stage were written. Throws on
 // any failure, with nothing written.
 reinit_result execute_reinit(reinit_plan& plan, const reinit_output& output);
@@ -196,6 +204,17 @@ reinit_result execute_reinit(reinit_plan& plan, const reinit_output& output);
 inspection inspect_reinit(const loaded_model& model, const reinit_options& options);
 // The same, loading `model` (options.load).
 inspection inspect_reinit(const std::filesystem::path& model, const reinit_options& options);
+
+// One tensor's bytes exactly as a rewrite writes them (docs/DESIGN.md
+// section 4): `plan` (a rewrite) gives the tensor (name, shape, dtype and
+// what the analysis knows), its strategy call and host adjustments (the
+// forget-gate bias); the sampler fills `out` (element count x the dtype's
+// size) from the tensor's stream under `seed`, applies the adjustments,
+// rounds to the dtype (16-bit floats as raw bits) and checks every value is
+// finite (strategy_error). For the Python module's sample(). A tensor
+// inside a subgraph is keyed by its name alone here.
+void sample_tensor(const tensor_plan& plan, const registry& strategies, std::uint64_t seed,
+                   std::span<std::byte> out);
 
 // Exposed for the command and tests ----------------------------------------
 

@@ -198,6 +198,11 @@ save_result save_model_impl(loaded_model& model, const fs::path& out_arg,
 
 }  // namespace
 
+void check_saved_model(const loaded_model& model, const std::string& name,
+                       const save_options& options, save_result& result) {
+  check_staged(model, fs::path(), false, fs::path(name), options, result);
+}
+
 std::optional<checker_failure> check_input_model(const loaded_model& model) {
   return check_failure(model.proto(), model.has_external_data() && !model.path().empty()
                                           ? model.path()

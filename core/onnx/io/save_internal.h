@@ -363,4 +363,10 @@ fs::path stage_consolidated(loaded_model& model, const fs::path& out_dir, const 
 bool serialize_model(const loaded_model& model, const fs::path& path, const fs::path& out,
                      bool splice, write_context& writer);
 
+// The checker step of save_model for a model written to memory
+// (save_memory.cpp): the proto checked as save_model checks a model without
+// data files, failures reported against `name`.
+void check_saved_model(const loaded_model& model, const std::string& name,
+                       const save_options& options, save_result& result);
+
 }  // namespace onnx_reinit
