@@ -66,8 +66,7 @@ class solver {
     signal::moment_pass_hooks hooks;
     hooks.constant = [this](const std::string& name) { return constant(name); };
     hooks.layer = [this](const signal::layer_visit& v) { layer(v); };
-    const signal::moment_pass_result r =
-        signal::run_moment_pass(index_, signal::infer_value_shapes(index_, model_.proto()), hooks);
+    const signal::moment_pass_result r = signal::run_moment_pass(index_, model_.proto(), hooks);
     predict(r);
     signal_summary summary;
     summary.policy = options_.policy;
@@ -163,9 +162,7 @@ class solver {
       else
         q = operating_point(info, f, read);
       if (pred.basis.empty()) {
-        const double reads = info.activation == activation_kind::linear
-                                 ? q
-                                 : signal::post_activation_second_moment(f, q);
+        const double reads = info.activation == activation_kind::linear ? q : reads_at(info, f, q);
         pred.basis =
             info.activation == activation_kind::linear
                 ? fmt::format("next layer reads second moment {:g}", read)
@@ -226,7 +223,8 @@ class solver {
     double lo = 1e-6, hi = max_q;
     if (second(hi) < read) return options_.target;
     if (second(lo) > read) return lo;
-    for (int i = 0; i < 60; ++i) {
+    // 40 halvings of the log-range [1e-6, 64]: q to about 1e-11 relative.
+    for (int i = 0; i < 40; ++i) {
       const double mid = std::sqrt(lo * hi);
       (second(mid) < read ? lo : hi) = mid;
     }
@@ -244,16 +242,48 @@ class solver {
     if (auto it = operating_.find(key); it != operating_.end()) return it->second;
     double q = pre_activation_for(info, f, read);
     const auto depth = static_cast<double>(chain_layers_[key]);
-    auto stable = [&](double at) {
-      return signal::elasticity(f, at) <= 1.0 || signal::tenfold_error_depth(f, at) >= 2.0 * depth;
-    };
-    while (!stable(q) && q * 1.25 <= max_q) q *= 1.25;
+    // A ten-fold error over 2 x depth layers: elasticity below 10^(1/(2 depth)).
+    const double allowed = std::pow(10.0, 1.0 / std::max(2.0 * depth, 1.0));
+    double e = signal::elasticity(f, q);
+    while (e > allowed && q * 1.25 <= max_q) {
+      q *= 1.25;
+      e = signal::elasticity(f, q);
+    }
+    elasticity_[key] = e;
     operating_[key] = q;
     return q;
   }
+  // E[f(z)^2] at the operating point, once per activation.
+  double reads_at(const tensor_info& info, const signal::scalar_function& f, double q) {
+    const std::pair<activation_kind, double> key{info.activation, info.activation_param};
+    auto it = reads_.find(key);
+    if (it == reads_.end())
+      it = reads_.emplace(key, signal::post_activation_second_moment(f, q)).first;
+    return it->second;
+  }
+  std::map<std::pair<activation_kind, double>, double> reads_;
   static constexpr double max_q = 64.0;
   std::map<std::pair<activation_kind, double>, double> operating_;
+  std::map<std::pair<activation_kind, double>, double> elasticity_;  // at operating_
   std::map<std::pair<activation_kind, double>, int> chain_layers_;
+
+  // The moments of the activation the analysis names applied to `z`
+  // (decomposed activations have no output value of their own); layers of
+  // a deep chain share them.
+  moments after(const tensor_info& info, const moments& z) {
+    const std::string key = fmt::format("{}|{:a}|{:.12g}|{:.12g}", to_string(info.activation),
+                                        info.activation_param, z.mean, z.second);
+    if (auto it = after_.find(key); it != after_.end()) return it->second;
+    const signal::scalar_function f =
+        signal::activation_function(info.activation, info.activation_param);
+    const moments y =
+        z.variance() > 0
+            ? signal::gaussian_moments(f.apply, {z.mean, std::sqrt(z.variance())}, f.kinks, 1e-8)
+            : moments{f(z.mean), f(z.mean) * f(z.mean)};
+    after_.emplace(key, y);
+    return y;
+  }
+  std::unordered_map<std::string, moments> after_;
 
   void predict(const signal::moment_pass_result& r) {
     auto rms_of = [&](const std::string& v) -> std::optional<double> {
@@ -273,16 +303,7 @@ class solver {
           p->tensor.activation_output.empty() ? std::nullopt : rms_of(p->tensor.activation_output);
       if (!read) {
         auto it = r.values.find(act_in);
-        if (it != r.values.end()) {
-          const moments z = it->second.m;
-          const signal::scalar_function f =
-              signal::activation_function(info.activation, info.activation_param);
-          const moments y =
-              z.variance() > 0
-                  ? signal::gaussian_moments(f.apply, {z.mean, std::sqrt(z.variance())}, f.kinks)
-                  : moments{f(z.mean), f(z.mean) * f(z.mean)};
-          read = std::sqrt(std::max(y.second, 0.0));
-        }
+        if (it != r.values.end()) read = std::sqrt(std::max(after(info, it->second.m).second, 0.0));
       }
       pred.read_rms = read.value_or(*out);
       if (pred.basis.empty())
@@ -294,10 +315,12 @@ class solver {
   std::vector<std::string> depth_warnings() const {
     std::vector<std::string> out;
     for (const auto& [key, value] : solved_) {
-      const auto& [count, q] = value;
-      const signal::scalar_function f = signal::activation_function(key.first, key.second);
-      const double depth = signal::tenfold_error_depth(f, q);
-      if (std::isfinite(depth) && count > depth && signal::elasticity(f, q) > 1.0)
+      const int count = value.first;
+      auto el = elasticity_.find(key);
+      if (el == elasticity_.end() || !(el->second > 1.0)) continue;
+      // As tenfold_error_depth: ln 10 / ln elasticity.
+      const double depth = std::log(10.0) / std::log(el->second);
+      if (count > depth)
         out.push_back(fmt::format(
             "{}: an error in the signal's scale grows 10x every {:.0f} layers, and {} layers "
             "have it: data-driven calibration (--calibrate) can correct what the formulas miss",

@@ -18,6 +18,9 @@ namespace onnx_reinit::signal {
 using detail::model_index;
 using detail::moment_rule;
 
+// The quadrature's relative tolerance in the pass (gaussian_moments.h).
+constexpr double pass_tolerance = 1e-8;
+
 moments moments_of(const std::vector<double>& values) {
   if (values.empty()) return {0.0, 0.0};
   double sum = 0.0, squares = 0.0;
@@ -141,10 +144,8 @@ struct elementwise_origin {
 
 class pass {
  public:
-  pass(const model_index& index,
-       const std::unordered_map<std::string, std::vector<std::int64_t>>& shapes,
-       const moment_pass_hooks& hooks)
-      : index_(index), shapes_(shapes), hooks_(hooks) {}
+  pass(const model_index& index, const onnx::ModelProto& model, const moment_pass_hooks& hooks)
+      : index_(index), model_(model), hooks_(hooks) {}
 
   moment_pass_result run() {
     find_decomposed_norms();
@@ -162,7 +163,9 @@ class pass {
   };
 
   const model_index& index_;
-  const std::unordered_map<std::string, std::vector<std::int64_t>>& shapes_;
+  const onnx::ModelProto& model_;
+  // Inferred on first use: chains of layers and activations need none.
+  mutable std::optional<std::unordered_map<std::string, std::vector<std::int64_t>>> shapes_;
   const moment_pass_hooks& hooks_;
   moment_pass_result result_;
   std::unordered_map<std::string, elementwise_origin> origins_;
@@ -187,14 +190,19 @@ class pass {
   bool is_constant(const std::string& name) const { return index_.constant(name, 0) != nullptr; }
 
   std::optional<std::vector<std::int64_t>> shape(const std::string& name) const {
-    auto it = shapes_.find(name);
-    if (it == shapes_.end()) return std::nullopt;
+    if (!shapes_) shapes_ = infer_value_shapes(index_, model_);
+    auto it = shapes_->find(name);
+    if (it == shapes_->end()) return std::nullopt;
     return it->second;
   }
 
   std::optional<double> scalar_constant(const std::string& name) const {
     const onnx::TensorProto* t = index_.constant(name, 0);
     if (t == nullptr) return std::nullopt;
+    // One value, or a few equal ones; a bias vector is no scalar and is not
+    // decoded to find that out.
+    std::optional<double> count = element_count(detail::tensor_dims(*t));
+    if (!count || *count > 16) return std::nullopt;
     std::optional<std::vector<double>> v = index_.values(*t, 1 << 16);
     if (!v || v->empty()) return std::nullopt;
     for (double x : *v)
@@ -318,12 +326,23 @@ class pass {
     if (!program) return false;
     scalar_function f = program->function();
     value_moments out;
-    out.m = moments_of_function(f, r->m);
+    out.m = cached_moments(program->signature(), f, r->m);
     out.probabilities = r->probabilities && program->ops() == "Identity";
     set(node, out);
     origins_[node.output(0)] = {root, std::vector<int>(nodes.begin(), nodes.end()), std::move(f)};
     return true;
   }
+
+  // Deep chains repeat the same function of the same Gaussian layer after
+  // layer: its moments are computed once (inputs equal to 12 digits).
+  moments cached_moments(const std::string& signature, const scalar_function& f, const moments& x) {
+    const std::string key = fmt::format("{}|{:.12g}|{:.12g}", signature, x.mean, x.second);
+    if (auto it = moment_cache_.find(key); it != moment_cache_.end()) return it->second;
+    const moments m = moments_of_function(f, x);
+    moment_cache_.emplace(key, m);
+    return m;
+  }
+  std::unordered_map<std::string, moments> moment_cache_;
 
   static moments moments_of_function(const scalar_function& f, const moments& x) {
     const double variance = x.variance();
@@ -331,7 +350,7 @@ class pass {
       const double y = f(x.mean);
       return {y, y * y};
     }
-    return gaussian_moments(f.apply, {x.mean, std::sqrt(variance)}, f.kinks);
+    return gaussian_moments(f.apply, {x.mean, std::sqrt(variance)}, f.kinks, pass_tolerance);
   }
 
   // E[h(max of k values)] of a value: the value is its chain's function of a
@@ -352,14 +371,17 @@ class pass {
       return k * std::pow(cdf, k - 1.0);
     };
     const double mu = root.mean;
-    const double mean =
-        gaussian_moments([&](double u) { return f(mu + sd * u) * density(u); }, {0.0, 1.0}).mean;
+    std::vector<double> kinks;
+    for (double k0 : f.kinks) kinks.push_back((k0 - mu) / sd);
+    const double mean = gaussian_moments([&](double u) { return f(mu + sd * u) * density(u); },
+                                         {0.0, 1.0}, kinks, pass_tolerance)
+                            .mean;
     const double second = gaussian_moments(
                               [&](double u) {
                                 const double y = f(mu + sd * u);
                                 return y * y * density(u);
                               },
-                              {0.0, 1.0})
+                              {0.0, 1.0}, kinks, pass_tolerance)
                               .mean;
     return {mean, second};
   }
@@ -490,12 +512,14 @@ class pass {
   // Products summed per output element of a weighted layer.
   std::optional<double> summed_terms(const onnx::NodeProto& node, const detail::op_entry& e,
                                      int weight_slot) const {
-    std::optional<std::vector<std::int64_t>> w = shape(node.input(weight_slot));
-    if (!w) {
-      const onnx::TensorProto* t = index_.constant(node.input(weight_slot), 0);
-      if (t == nullptr) return std::nullopt;
+    // The weight as the layer reads it: the constant's dims when it is read
+    // directly, else (through layout ops) the inferred shape.
+    std::optional<std::vector<std::int64_t>> w;
+    if (const onnx::TensorProto* t = index_.constant(node.input(weight_slot), 0))
       w = detail::tensor_dims(*t);
-    }
+    else
+      w = shape(node.input(weight_slot));
+    if (!w) return std::nullopt;
     const auto& d = *w;
     const auto r = static_cast<std::ptrdiff_t>(d.size());
     auto product_of = [&](std::ptrdiff_t from) {
@@ -724,11 +748,9 @@ class pass {
 
 }  // namespace
 
-moment_pass_result run_moment_pass(
-    const model_index& index,
-    const std::unordered_map<std::string, std::vector<std::int64_t>>& shapes,
-    const moment_pass_hooks& hooks) {
-  return pass(index, shapes, hooks).run();
+moment_pass_result run_moment_pass(const model_index& index, const onnx::ModelProto& model,
+                                   const moment_pass_hooks& hooks) {
+  return pass(index, model, hooks).run();
 }
 
 }  // namespace onnx_reinit::signal

@@ -13,7 +13,7 @@
 // layer's weight variance from the moments the layer reads:
 //   signal::moment_pass_hooks hooks{.constant = ..., .layer = ...};
 //   signal::moment_pass_result r =
-//       signal::run_moment_pass(index, signal::infer_value_shapes(index, model), hooks);
+//       signal::run_moment_pass(index, model, hooks);
 //   fmt::print("{}\n", r.values.at("fc1_out").second);
 #pragma once
 
@@ -77,12 +77,10 @@ struct moment_pass_result {
 // The pass over the main graph of `index`, in node order. Values of
 // subgraphs are not followed (their nodes count as assumptions of the If or
 // Loop holding them).
-// `shapes`: infer_value_shapes of the model (pooling, concat, softmax and
-// computed products need them).
-moment_pass_result run_moment_pass(
-    const detail::model_index& index,
-    const std::unordered_map<std::string, std::vector<std::int64_t>>& shapes,
-    const moment_pass_hooks& hooks);
+// `model` is the model `index` indexes: the shapes pooling, concat, softmax
+// and computed products need come from infer_value_shapes on it, on first use.
+moment_pass_result run_moment_pass(const detail::model_index& index, const onnx::ModelProto& model,
+                                   const moment_pass_hooks& hooks);
 
 // The moments of a tensor's values: mean and mean square.
 moments moments_of(const std::vector<double>& values);
