@@ -28,7 +28,7 @@ install(FILES ${PROJECT_BINARY_DIR}/generated/include/onnx_reinit/version.h
 
 set_target_properties(onnx_reinit_sdk PROPERTIES EXPORT_NAME sdk)
 set(onnx_reinit_exported onnx_reinit_sdk)
-foreach(part registry rng model_io analysis plan sample onnx runtime pipeline)
+foreach(part registry rng model_io analysis signal plan sample onnx runtime pipeline)
   set_target_properties(onnx_reinit_${part} PROPERTIES EXPORT_NAME ${part})
   list(APPEND onnx_reinit_exported onnx_reinit_${part})
 endforeach()

@@ -184,7 +184,7 @@ TEST_CASE("transfer works with external data on both sides", "[transfer]") {
   CHECK(bytes_of(t.model, "conv.bias") == bytes_of(pretrained, "conv.bias"));
   // The report marks them and lists the mismatches.
   const std::string json =
-      ori::report_json({"m", 0, ori::fan_convention::semantic, t.summary}, t.plans, t.outcomes);
+      ori::report_json({"m", 0, ori::fan_convention::semantic, t.summary, {}}, t.plans, t.outcomes);
   CHECK(json.find("\"action\": \"transferred\"") != std::string::npos);
   CHECK(json.find("\"source_shape\"") != std::string::npos);
 }
@@ -232,7 +232,7 @@ TEST_CASE("a fixed constant is kept, not transferred, unless a rule names it", "
   // The int64 shape constant could never be transferred: not "unused".
   CHECK(s.unused.empty());
   const std::string json =
-      ori::report_json({"m", 0, ori::fan_convention::semantic, s}, plans,
+      ori::report_json({"m", 0, ori::fan_convention::semantic, s, {}}, plans,
                        ori::preview_outcomes(plans, ori::test::standard_registry()));
   CHECK(json.find("\"kept\"") != std::string::npos);
 

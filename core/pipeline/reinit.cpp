@@ -78,7 +78,11 @@ reinit_plan plan_loaded(loaded_model model, const std::string& name, const reini
     p.pretrained.emplace(load_model(options.from, options.load));
     transfer = plan_transfer(*p.pretrained, maps, planning, p.plans);
   }
-  p.header = report_header{name, options.seed, options.convention, std::move(transfer)};
+  signal_options signal;
+  signal.policy = options.policy;
+  signal.output_rms = options.output_rms;
+  p.signal = apply_signal_policy(p.model, p.plans, strategies, signal);
+  p.header = report_header{name, options.seed, options.convention, std::move(transfer), p.signal};
   return p;
 }
 

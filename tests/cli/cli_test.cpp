@@ -368,7 +368,7 @@ TEST_CASE("--plan shows the chosen strategies and writes nothing") {
   CHECK(contains(row_of(conv.out, "conv.b"), " zeros"));
   CHECK(contains(row_of(conv.out, "shape"), "keep: "));
 
-  const run_result gemm = run_cli({(dir / "gemm.onnx").string(), "--plan"});
+  const run_result gemm = run_cli({(dir / "gemm.onnx").string(), "--plan", "--policy", "textbook"});
   REQUIRE(gemm.status == 0);
   CHECK(std::regex_search(row_of(gemm.out, "fc.w"),
                           std::regex(" Gemm +weight +64 +10 +linear +xavier_uniform\\(gain=1\\)")));
@@ -436,9 +436,21 @@ TEST_CASE("--plan --json has every report field per tensor") {
   CHECK(shape.at("strategy").is_null());
   CHECK(!shape.at("reason").get<std::string>().empty());
 
-  const run_result g = run_cli({(dir / "gemm.onnx").string(), "--plan", "--json"});
+  // The default (signal) policy gives the output layer logits of RMS 0.1:
+  // it reads the graph input, second moment 1, over fan_in 64.
+  const run_result sg = run_cli({(dir / "gemm.onnx").string(), "--plan", "--json"});
+  REQUIRE(sg.status == 0);
+  const json sj = json::parse(sg.out);
+  CHECK(sj.at("policy") == "signal");
+  CHECK(tensor_entry(sj, "fc.w").at("strategy") == "variance_scaling");
+  CHECK(tensor_entry(sj, "fc.w").at("target_std").get<double>() == Approx(0.1 / 8.0));
+  CHECK(tensor_entry(sj, "fc.w").at("predicted_output_rms").get<double>() == Approx(0.1));
+
+  const run_result g =
+      run_cli({(dir / "gemm.onnx").string(), "--plan", "--json", "--policy", "textbook"});
   REQUIRE(g.status == 0);
   const json gj = json::parse(g.out);
+  CHECK(gj.at("policy") == "textbook");
   const json& fc = tensor_entry(gj, "fc.w");
   CHECK(fc.at("consumer_op") == "Gemm");
   CHECK(fc.at("fan_in").get<double>() == 64.0);
@@ -574,8 +586,12 @@ TEST_CASE("same seed gives the same bytes for any thread count; --only and --ski
   // a.w has 600k elements, more than two default chunks of 2^18.
   const onnx::ModelProto input = two_layer_model(600, 1000, 10);
   save_proto(input, dir / "in.onnx");
+  // The textbook policy: each tensor by its own formula, so --skip and
+  // --only leave the others' bytes as the full run writes them (under the
+  // signal policy a kept layer changes what the next one is solved for).
   auto rewrite = [&](const std::string& out, std::vector<std::string> extra) {
-    std::vector<std::string> args{(dir / "in.onnx").string(), "-o", (dir / out).string(), "-q"};
+    std::vector<std::string> args{
+        (dir / "in.onnx").string(), "-o", (dir / out).string(), "-q", "--policy", "textbook"};
     args.insert(args.end(), extra.begin(), extra.end());
     const run_result r = run_cli(args);
     INFO(r.err);

@@ -58,6 +58,8 @@ struct arguments {
   std::vector<std::string> skip;
   std::string fan_convention = "semantic";
   std::string quantized = "keep";
+  std::string policy = "signal";
+  double output_rms = ori::signal_options{}.output_rms;
   std::string report;
   std::vector<std::string> plugins;
   std::vector<std::string> plugin_dirs;
@@ -94,6 +96,13 @@ void add_options(CLI::App& app, arguments& a) {
                  "quantized (QDQ) weights and biases: keep (default) or requantize (draw in "
                  "float with their layer's plan, quantize back with new scales)")
       ->check(CLI::IsMember({"keep", "requantize"}));
+  app.add_option("--policy", a.policy,
+                 "signal (default): scales solved over the whole graph so every layer reads "
+                 "second moment 1; textbook: each tensor's own formula (the bytes of 0.1)")
+      ->check(CLI::IsMember({"signal", "textbook"}));
+  app.add_option("--output-rms", a.output_rms,
+                 "with --policy signal: the RMS of output layers' logits (default 0.1)")
+      ->check(CLI::PositiveNumber);
   app.add_option("--report", a.report, "write the JSON report to FILE");
   app.add_option("--plugin", a.plugins, "load a strategy plugin FILE; repeatable");
   app.add_option("--plugin-dir", a.plugin_dirs, "load every plugin in DIR; repeatable");
@@ -149,6 +158,8 @@ ori::reinit_options reinit_options_of(const arguments& a, const numbers& n) {
   o.only = a.only;
   o.skip = a.skip;
   o.requantize = a.quantized == "requantize";
+  o.policy = ori::parse_init_policy(a.policy);
+  o.output_rms = a.output_rms;
   o.from = a.recipes.from;
   o.maps = a.recipes.maps;
   o.load.max_tensor_bytes = a.no_size_limit ? ori::load_options::no_size_limit : n.max_tensor_bytes;

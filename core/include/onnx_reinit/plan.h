@@ -28,6 +28,18 @@ struct host_adjustment {
   std::vector<std::pair<std::int64_t, std::int64_t>> elements;  // [begin, end)
 };
 
+// What the moment pass predicts for a weighted layer's weight (docs/DESIGN.md
+// section 14), under the input assumption (N(0, 1) per element).
+struct signal_prediction {
+  double output_rms = 0.0;  // RMS of the layer's output 0
+  double read_rms = 0.0;    // RMS of what the next layer reads (after the activation)
+  // How the signal policy set the scale, or why it kept the textbook one:
+  // "next layer reads second moment 1 (relu: pre-activation 2)", "norm follows:
+  // textbook kept", "residual branch: 1/8 of the stream", "output layer: logits
+  // RMS 0.1", "textbook within 1%".
+  std::string basis;
+};
+
 struct tensor_plan {
   tensor_analysis tensor;
   plan_action action = plan_action::keep;
@@ -44,6 +56,8 @@ struct tensor_plan {
   // set this tensor's (the scale of its DequantizeLinear); action rewrite,
   // call.strategy "requantize", no registry strategy.
   std::string requantized_from;
+  // Weighted layers' weights (of the main graph): the moment pass's figures.
+  std::optional<signal_prediction> predicted;
 
   // The value of host parameter `name` in this plan, nullopt when it has none.
   std::optional<double> host_value(std::string_view name) const {
@@ -68,6 +82,42 @@ struct plan_options {
   // back (requantize.h); false keeps them.
   bool requantize = false;
 };
+
+// The default policy: `signal` solves each policy-decided weight's scale
+// over the whole graph (docs/DESIGN.md section 14); `textbook` keeps each
+// tensor's own formula (the policy before 0.2, byte for byte).
+enum class init_policy { signal, textbook };
+std::string_view to_string(init_policy p);
+// "signal" or "textbook"; usage_error otherwise.
+init_policy parse_init_policy(std::string_view text);
+
+struct signal_options {
+  init_policy policy = init_policy::signal;
+  // Output layers' logits: this RMS, so the loss at initialization is
+  // close to ln C for C classes.
+  double output_rms = 0.1;
+  // What every next layer reads: this second moment.
+  double target = 1.0;
+};
+
+// What the moment pass says of the whole model.
+struct signal_summary {
+  init_policy policy = init_policy::signal;
+  // Ops whose moments were assumed (no rule, recurrent, unknown shapes), with counts.
+  std::vector<std::string> assumptions;
+  // Activations whose length map amplifies a scale error so fast that the
+  // signal cannot be held over the network's depth by any fixed per-layer
+  // scale: "gelu: an error in scale passes 10x after 17 layers; 64 gelu layers".
+  std::vector<std::string> warnings;
+};
+
+// The moment pass over `model` under `plans` (fills tensor_plan::predicted);
+// with init_policy::signal, first solves the scale of every weight the
+// default policy decided (rule_origin "policy"), replacing its call by
+// variance_scaling when its textbook std is more than 1% off.
+// Deterministic; reads no tensor data but the kept constants'.
+signal_summary apply_signal_policy(const loaded_model& model, std::vector<tensor_plan>& plans,
+                                   const registry& strategies, const signal_options& options);
 
 // One plan per analysed tensor, in the same order. A user rule whose name
 // glob (other than `*`) picks a tensor that is never rewritten (not float,

@@ -69,8 +69,10 @@ struct reinit_options {
   std::vector<std::string> only;     // --only GLOB
   std::vector<std::string> skip;     // --skip GLOB
   bool requantize = false;           // --quantized requantize (false: keep)
-  std::filesystem::path from;        // --from PRETRAINED
-  std::vector<std::string> maps;     // --map OLD_PREFIX=NEW_PREFIX
+  init_policy policy = init_policy::signal;         // --policy signal|textbook
+  double output_rms = signal_options{}.output_rms;  // --output-rms
+  std::filesystem::path from;                       // --from PRETRAINED
+  std::vector<std::string> maps;                    // --map OLD_PREFIX=NEW_PREFIX
   load_options load;  // --max-tensor-bytes, --max-total-bytes, for the model and --from
 
   // The runtime stage (runtime.h).
@@ -121,6 +123,9 @@ struct reinit_plan {
   report_header header;
   // quantized_summary(plans): "" or a note the command prints on stderr.
   std::string quantized_note;
+  // The moment pass's assumptions and warnings (tensor_plan::predicted holds
+  // its per-layer figures).
+  signal_summary signal;
   std::optional<loaded_model> pretrained;
   // Set by execute_reinit; a second execution is a usage_error.
   bool executed = false;

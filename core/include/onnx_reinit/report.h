@@ -23,12 +23,17 @@ struct report_header {
   fan_convention convention = fan_convention::semantic;
   // With --from: the report gains a top-level `transfer` object.
   std::optional<transfer_summary> transfer;
+  // The policy and the moment pass's assumptions and warnings: the report's
+  // `policy` and `signal` fields.
+  signal_summary signal;
 };
 
 std::string_view to_string(fan_convention c);
 
-// The JSON report: tool_version, model, seed, fan_convention, tensors[] with
-// one entry per tensor in model order. NaN figures are written as null.
+// The JSON report: tool_version, model, seed, fan_convention, policy,
+// signal {assumptions, warnings}, tensors[] with one entry per tensor in
+// model order (weighted layers' weights carry predicted_output_rms,
+// predicted_read_rms and signal_basis; null elsewhere). NaN figures are written as null.
 std::string report_json(const report_header& header, const std::vector<tensor_plan>& plans,
                         const std::vector<tensor_outcome>& outcomes);
 

@@ -215,6 +215,7 @@ constexpr op_entry table[] = {
     passed("GlobalMaxPool", mr::global_pool),
     passed("GlobalAveragePool", mr::global_pool),
     passed("LpPool", mr::unknown),
+    {.op = "ReduceMean", .moments = mr::mean_reduce},
     passed("Pad", mr::layout, {.skip_path = true}),
     passed("Resize", mr::layout),
     passed("Upsample", mr::layout),

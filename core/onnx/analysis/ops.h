@@ -70,6 +70,7 @@ enum class moment_rule {
   average_pool,       // mean kept, variance over the window's correlation
   max_pool,           // order statistics of the window
   global_pool,        // one value per channel (average or max over space)
+  mean_reduce,        // mean kept, variance over the count of reduced elements
   dropout,            // identity at inference
   layout,             // values moved, selected, repeated or resampled: unchanged
   norm,               // reset: mean β, second moment γ² + β²

@@ -90,6 +90,10 @@ json tensor_json(const tensor_plan& plan, const tensor_outcome& outcome) {
   j["residual"] = t.residual ? json(fmt::format("{}", *t.residual)) : json(nullptr);
   j["output_layer"] = t.output_layer;
   j["source"] = transfer ? json(plan.transfer_source) : json(nullptr);
+  const std::optional<signal_prediction>& predicted = plan.predicted;
+  j["predicted_output_rms"] = predicted ? number_or_null(predicted->output_rms) : json(nullptr);
+  j["predicted_read_rms"] = predicted ? number_or_null(predicted->read_rms) : json(nullptr);
+  j["signal_basis"] = predicted ? json(predicted->basis) : json(nullptr);
   return j;
 }
 
@@ -167,6 +171,9 @@ std::string report_json(const report_header& header, const std::vector<tensor_pl
   root["model"] = header.model;
   root["seed"] = header.seed;
   root["fan_convention"] = std::string(to_string(header.convention));
+  root["policy"] = std::string(to_string(header.signal.policy));
+  root["signal"] = {{"assumptions", header.signal.assumptions},
+                    {"warnings", header.signal.warnings}};
   json tensors = json::array();
   for (std::size_t i = 0; i < plans.size(); ++i)
     tensors.push_back(tensor_json(plans[i], outcomes[i]));
@@ -193,6 +200,9 @@ std::string plan_table(const std::vector<tensor_plan>& plans,
       decision += fmt::format("  {}={}", a.name, a.value);
     if (p.tensor.residual) decision += fmt::format("  [{}]", *p.tensor.residual);
     if (p.tensor.output_layer) decision += "  [output layer]";
+    if (p.predicted && p.predicted->output_rms > 0)
+      decision += fmt::format("  predicted rms: out={:.3g} read={:.3g}", p.predicted->output_rms,
+                              p.predicted->read_rms);
     if (p.tensor.transformer.in_block())
       decision += fmt::format("  [{}]", attention_text(p.tensor.transformer));
     out += fmt::format("{:<32} {:<14} {:<18} {:<16} {:>9} {:>9} {:<11} {}\n", info.name,
@@ -202,6 +212,8 @@ std::string plan_table(const std::vector<tensor_plan>& plans,
                        to_string(info.activation), decision);
     if (verbose) {
       if (rewrite) out += fmt::format("    rule: {} ({})\n", p.rule, p.rule_origin);
+      if (p.predicted && !p.predicted->basis.empty())
+        out += fmt::format("    signal: {}\n", p.predicted->basis);
       for (const std::string& note : p.tensor.notes) out += fmt::format("    note: {}\n", note);
     }
   }

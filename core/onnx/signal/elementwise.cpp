@@ -3,6 +3,7 @@
 #include "elementwise.h"
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <limits>
 #include <map>
@@ -37,47 +38,222 @@ double hardsigmoid(double x, double alpha, double beta) {
   return std::clamp(alpha * x + beta, 0.0, 1.0);
 }
 
+// Every op the evaluator knows, in the order of `op_code`; a step resolves
+// its name once, so evaluating it is a switch, not string compares (the
+// quadrature evaluates a program thousands of times).
+constexpr const char* op_names[] = {"Identity",
+                                    "Dropout",
+                                    "Cast",
+                                    "Relu",
+                                    "LeakyRelu",
+                                    "PRelu",
+                                    "Elu",
+                                    "Celu",
+                                    "Selu",
+                                    "Gelu",
+                                    "Sigmoid",
+                                    "HardSigmoid",
+                                    "HardSwish",
+                                    "Softplus",
+                                    "Softsign",
+                                    "Mish",
+                                    "Tanh",
+                                    "Erf",
+                                    "Exp",
+                                    "Log",
+                                    "Abs",
+                                    "Neg",
+                                    "Sqrt",
+                                    "Reciprocal",
+                                    "Sin",
+                                    "Cos",
+                                    "Sign",
+                                    "Floor",
+                                    "Ceil",
+                                    "Round",
+                                    "ThresholdedRelu",
+                                    "Shrink",
+                                    "Clip",
+                                    "Add",
+                                    "Sub",
+                                    "Mul",
+                                    "Div",
+                                    "Pow",
+                                    "Max",
+                                    "Min"};
+enum op_code {
+  identity,
+  dropout,
+  cast,
+  relu,
+  leaky_relu,
+  prelu,
+  elu_op,
+  celu,
+  selu,
+  gelu,
+  sigmoid_op,
+  hard_sigmoid,
+  hard_swish,
+  softplus_op,
+  softsign,
+  mish,
+  tanh_op,
+  erf_op,
+  exp_op,
+  log_op,
+  abs_op,
+  neg,
+  sqrt_op,
+  reciprocal,
+  sin_op,
+  cos_op,
+  sign,
+  floor_op,
+  ceil_op,
+  round_op,
+  thresholded_relu,
+  shrink,
+  clip,
+  add,
+  sub,
+  mul,
+  div_op,
+  pow_op,
+  max_op,
+  min_op
+};
+
+int code_of(const std::string& op) {
+  for (std::size_t i = 0; i < std::size(op_names); ++i)
+    if (op == op_names[i]) return static_cast<int>(i);
+  return -1;
+}
+
 // One op on its inputs' values; NaN for an op this evaluator does not know.
 double evaluate(const elementwise_program::step& s, double a, double b) {
-  const std::string& op = s.op;
-  if (op == "Identity" || op == "Dropout" || op == "Cast") return a;
-  if (op == "Relu") return std::max(a, 0.0);
-  if (op == "LeakyRelu" || op == "PRelu") return a >= 0 ? a : s.alpha * a;
-  if (op == "Elu") return elu(a, s.alpha);
-  if (op == "Celu") return std::max(a, 0.0) + std::min(0.0, s.alpha * std::expm1(a / s.alpha));
-  if (op == "Selu") return a > 0 ? s.gamma * a : s.gamma * s.alpha * std::expm1(a);
-  if (op == "Gelu") return s.tanh_approximation ? gelu_tanh(a) : gelu_erf(a);
-  if (op == "Sigmoid") return sigmoid(a);
-  if (op == "HardSigmoid") return hardsigmoid(a, s.alpha, s.beta);
-  if (op == "HardSwish") return a * hardsigmoid(a, 1.0 / 6.0, 0.5);
-  if (op == "Softplus") return softplus(a);
-  if (op == "Softsign") return a / (1.0 + std::abs(a));
-  if (op == "Mish") return a * std::tanh(softplus(a));
-  if (op == "Tanh") return std::tanh(a);
-  if (op == "Erf") return std::erf(a);
-  if (op == "Exp") return std::exp(a);
-  if (op == "Log") return std::log(a);
-  if (op == "Abs") return std::abs(a);
-  if (op == "Neg") return -a;
-  if (op == "Sqrt") return std::sqrt(a);
-  if (op == "Reciprocal") return 1.0 / a;
-  if (op == "Sin") return std::sin(a);
-  if (op == "Cos") return std::cos(a);
-  if (op == "Sign") return a > 0 ? 1.0 : a < 0 ? -1.0 : 0.0;
-  if (op == "Floor") return std::floor(a);
-  if (op == "Ceil") return std::ceil(a);
-  if (op == "Round") return std::nearbyint(a);
-  if (op == "ThresholdedRelu") return a > s.alpha ? a : 0.0;
-  if (op == "Shrink") return a < -s.alpha ? a + s.beta : a > s.alpha ? a - s.beta : 0.0;
-  if (op == "Clip") return std::clamp(a, s.alpha, s.beta);
-  if (op == "Add") return a + b;
-  if (op == "Sub") return a - b;
-  if (op == "Mul") return a * b;
-  if (op == "Div") return a / b;
-  if (op == "Pow") return std::pow(a, b);
-  if (op == "Max") return std::max(a, b);
-  if (op == "Min") return std::min(a, b);
-  return std::numeric_limits<double>::quiet_NaN();
+  switch (s.code) {
+    case identity:
+    case dropout:
+    case cast:
+      return a;
+    case relu:
+      return std::max(a, 0.0);
+    case leaky_relu:
+    case prelu:
+      return a >= 0 ? a : s.alpha * a;
+    case elu_op:
+      return elu(a, s.alpha);
+    case celu:
+      return std::max(a, 0.0) + std::min(0.0, s.alpha * std::expm1(a / s.alpha));
+    case selu:
+      return a > 0 ? s.gamma * a : s.gamma * s.alpha * std::expm1(a);
+    case gelu:
+      return s.tanh_approximation ? gelu_tanh(a) : gelu_erf(a);
+    case sigmoid_op:
+      return sigmoid(a);
+    case hard_sigmoid:
+      return hardsigmoid(a, s.alpha, s.beta);
+    case hard_swish:
+      return a * hardsigmoid(a, 1.0 / 6.0, 0.5);
+    case softplus_op:
+      return softplus(a);
+    case softsign:
+      return a / (1.0 + std::abs(a));
+    case mish:
+      return a * std::tanh(softplus(a));
+    case tanh_op:
+      return std::tanh(a);
+    case erf_op:
+      return std::erf(a);
+    case exp_op:
+      return std::exp(a);
+    case log_op:
+      return std::log(a);
+    case abs_op:
+      return std::abs(a);
+    case neg:
+      return -a;
+    case sqrt_op:
+      return std::sqrt(a);
+    case reciprocal:
+      return 1.0 / a;
+    case sin_op:
+      return std::sin(a);
+    case cos_op:
+      return std::cos(a);
+    case sign:
+      return a > 0 ? 1.0 : a < 0 ? -1.0 : 0.0;
+    case floor_op:
+      return std::floor(a);
+    case ceil_op:
+      return std::ceil(a);
+    case round_op:
+      return std::nearbyint(a);
+    case thresholded_relu:
+      return a > s.alpha ? a : 0.0;
+    case shrink:
+      return a < -s.alpha ? a + s.beta : a > s.alpha ? a - s.beta : 0.0;
+    case clip:
+      return std::clamp(a, s.alpha, s.beta);
+    case add:
+      return a + b;
+    case sub:
+      return a - b;
+    case mul:
+      return a * b;
+    case div_op:
+      return a / b;
+    case pow_op:
+      return std::pow(a, b);
+    case max_op:
+      return std::max(a, b);
+    case min_op:
+      return std::min(a, b);
+    default:
+      return std::numeric_limits<double>::quiet_NaN();
+  }
+}
+
+// Where a step reading the program's input directly has a kink, in the
+// input's coordinate: what splits the quadrature exactly there.
+void add_kinks(const elementwise_program::step& s, std::vector<double>& kinks) {
+  if (s.inputs.empty() || s.inputs[0].value != 0) return;
+  const bool constant_other = s.inputs.size() > 1 && s.inputs[1].value < 0;
+  switch (s.code) {
+    case relu:
+    case leaky_relu:
+    case prelu:
+    case elu_op:
+    case celu:
+    case selu:
+    case abs_op:
+    case sign:
+      kinks.push_back(0.0);
+      break;
+    case thresholded_relu:
+      kinks.push_back(s.alpha);
+      break;
+    case shrink:
+      kinks.insert(kinks.end(), {-s.alpha, s.alpha});
+      break;
+    case clip:
+      for (double b : {s.alpha, s.beta})
+        if (std::isfinite(b)) kinks.push_back(b);
+      break;
+    case hard_sigmoid:
+      if (s.alpha != 0) kinks.insert(kinks.end(), {-s.beta / s.alpha, (1 - s.beta) / s.alpha});
+      break;
+    case hard_swish:
+      kinks.insert(kinks.end(), {-3.0, 3.0});
+      break;
+    case max_op:
+    case min_op:
+      if (constant_other) kinks.push_back(s.inputs[1].constant);
+      break;
+    default:
+      break;
+  }
 }
 
 constexpr const char* unary_ops[] = {
@@ -158,6 +334,7 @@ class compiler {
     }
     elementwise_program::step s;
     s.op = op;
+    s.code = code_of(op);
     read_attributes(node, s);
     const int arity = binary ? 2 : 1;
     if (node.input_size() < arity) {
@@ -280,9 +457,18 @@ std::optional<elementwise_program> elementwise_program::compile(
 }
 
 double elementwise_program::operator()(double x) const {
-  std::vector<double> values(steps_.size() + 1);
+  // Programs are short (a decomposed activation is a handful of steps): the
+  // values live on the stack unless one is long.
+  constexpr std::size_t on_stack = 32;
+  std::array<double, on_stack> small;
+  std::vector<double> large;
+  double* values = small.data();
+  if (steps_.size() + 1 > on_stack) {
+    large.resize(steps_.size() + 1);
+    values = large.data();
+  }
   values[0] = x;
-  auto read = [&values](const operand& o) { return o.value >= 0 ? values[o.value] : o.constant; };
+  auto read = [values](const operand& o) { return o.value >= 0 ? values[o.value] : o.constant; };
   for (std::size_t i = 0; i < steps_.size(); ++i) {
     const step& s = steps_[i];
     values[i + 1] = evaluate(s, read(s.inputs[0]), s.inputs.size() > 1 ? read(s.inputs[1]) : 0.0);
@@ -291,7 +477,21 @@ double elementwise_program::operator()(double x) const {
 }
 
 scalar_function elementwise_program::function() const {
-  return {[program = *this](double x) { return program(x); }, {}};
+  std::vector<double> kinks;
+  for (const step& s : steps_) add_kinks(s, kinks);
+  std::sort(kinks.begin(), kinks.end());
+  kinks.erase(std::unique(kinks.begin(), kinks.end()), kinks.end());
+  return {[program = *this](double x) { return program(x); }, std::move(kinks)};
+}
+
+std::string elementwise_program::signature() const {
+  std::string out = fmt::format("out {}", output_);
+  for (const step& s : steps_) {
+    out += fmt::format(";{} {:a} {:a} {:a} {}", s.code, s.alpha, s.beta, s.gamma,
+                       s.tanh_approximation ? 1 : 0);
+    for (const operand& o : s.inputs) out += fmt::format(" {}:{:a}", o.value, o.constant);
+  }
+  return out;
 }
 
 std::string elementwise_program::ops() const {

@@ -52,6 +52,10 @@ class elementwise_program {
   scalar_function function() const;
   // The ops in order, "Mul(x, Sigmoid(x))" style is not kept: "Sigmoid Mul".
   std::string ops() const;
+  // Everything the function depends on (ops, operands, constants,
+  // attributes) as text: two programs with the same signature compute the
+  // same function.
+  std::string signature() const;
 
   struct operand {
     int value = -1;         // index into the program's values (0: the input)
@@ -59,6 +63,7 @@ class elementwise_program {
   };
   struct step {
     std::string op;
+    int code = -1;  // the op's index in the evaluator's table, resolved once
     std::vector<operand> inputs;
     double alpha = 0.0, beta = 0.0, gamma = 0.0;
     bool tanh_approximation = false;

@@ -28,11 +28,13 @@ struct moments {
   double variance() const { return second - mean * mean; }
 };
 
-// E[f(z)] and E[f(z)^2] for z ~ `z`, to a relative accuracy of about 1e-10
-// for functions that grow at most exponentially. `kinks`: points (in z)
-// where f or its derivative jumps; optional, they only split the integral.
+// E[f(z)] and E[f(z)^2] for z ~ `z`, to `relative_tolerance` (about 1e-10
+// by default) for functions that grow at most exponentially. `kinks`: points
+// (in z) where f or its derivative jumps; optional, they only split the
+// integral. The moment pass asks for 1e-8: its predictions are compared
+// with measurements to 1e-2, and deep models call it thousands of times.
 // A non-finite value of f anywhere the Gaussian has mass gives NaN moments.
 moments gaussian_moments(const std::function<double(double)>& f, gaussian z,
-                         std::span<const double> kinks = {});
+                         std::span<const double> kinks = {}, double relative_tolerance = 1e-11);
 
 }  // namespace onnx_reinit::signal
