@@ -347,15 +347,16 @@ std::map<std::string, ori::input_array> input_arrays(const py::dict& data) {
   return out;
 }
 
-// policy= until the library has --policy: None ("") is the command's
-// default; a name is refused (UsageError, a ValueError in Python).
-void policy_not_yet(const std::string& policy) {
-  if (!policy.empty())
-    throw ori::usage_error(
-        fmt::format("policy '{}': this build has no policy choice yet (--policy is coming, "
-                    "issue 19); leave policy=None for the default policy",
-                    policy),
-        "policy");
+// policy=: None ("") is the command's default (signal); a name is the
+// library's to check, with the error pointing at the keyword.
+ori::init_policy policy_of(const std::string& policy) {
+  if (policy.empty()) return ori::reinit_options{}.policy;
+  try {
+    return ori::parse_init_policy(policy);
+  } catch (const ori::usage_error&) {
+    throw ori::usage_error(fmt::format("policy '{}': expected 'signal' or 'textbook'", policy),
+                           "policy");
+  }
 }
 
 // reinit_options from the dict python/onnx_reinit/__init__.py builds (its
@@ -378,10 +379,8 @@ ori::reinit_options options_of(const py::dict& d) {
   o.data_dir = d["data_dir"].cast<std::string>();
   o.data = input_arrays(d["data"].cast<py::dict>());
   o.input_shapes = d["input_shapes"].cast<std::map<std::string, std::vector<std::int64_t>>>();
-  // --policy (issue 19): when reinit_options has its `policy` field, this
-  // one line becomes `o.policy = d["policy"].cast<std::string>();` (the
-  // library then checks the name, with the command's message).
-  policy_not_yet(d["policy"].cast<std::string>());
+  o.policy = policy_of(d["policy"].cast<std::string>());
+  if (d.contains("output_rms")) o.output_rms = d["output_rms"].cast<double>();
   if (d.contains("lsuv_tol")) o.lsuv_tolerance = d["lsuv_tol"].cast<double>();
   if (d.contains("batch")) o.batch = d["batch"].cast<std::int64_t>();
   if (d.contains("max_tensor_bytes"))

@@ -250,7 +250,7 @@ def _arrays(data):
 def _options(seed=0, policy=None, preset=None, rules=(), rules_file=None, only=(), skip=(),
              from_=None, maps=(), calibrate=None, data=None, threads=0,
              fan_convention="semantic", quantized="keep", lsuv_tol=None, batch=None,
-             input_shapes=None, max_tensor_bytes=None, max_total_bytes=None):
+             input_shapes=None, max_tensor_bytes=None, max_total_bytes=None, output_rms=None):
     if policy is not None and not isinstance(policy, str):
         raise UsageError(f"policy: expected a name or None, got {type(policy).__name__}",
                          "policy")
@@ -278,6 +278,11 @@ def _options(seed=0, policy=None, preset=None, rules=(), rules_file=None, only=(
         "data_dir": data_dir or "", "data": arrays, "input_shapes": shapes,
         "policy": policy or "",
     }
+    if output_rms is not None:
+        if isinstance(output_rms, bool) or not isinstance(output_rms, (int, float)) or not output_rms > 0:
+            raise UsageError(f"output_rms: expected a positive number, got {output_rms!r}",
+                             "output_rms")
+        o["output_rms"] = float(output_rms)
     if lsuv_tol is not None:
         o["lsuv_tol"] = float(lsuv_tol)
     if batch is not None:
@@ -402,9 +407,8 @@ def reinit(model, *, report=False, output=None, external_data=None, in_place=Fal
     (``OLD=NEW`` texts or a dict), calibrate ("lsuv"), data (a dict of
     NumPy arrays by input name, or a --data directory), threads,
     fan_convention, quantized, lsuv_tol, batch, input_shapes (dict),
-    max_tensor_bytes, max_total_bytes, policy (None: the command's default;
-    any name is refused with a UsageError, a ValueError, until the library
-    has --policy)."""
+    max_tensor_bytes, max_total_bytes, policy ("signal", the default, or
+    "textbook": ``--policy``), output_rms (``--output-rms``)."""
     raw, path = _model_argument(model)
     opts = _options(**options)
     if in_place:

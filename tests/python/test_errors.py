@@ -123,15 +123,16 @@ def test_errors_carry_where():
     assert e.where and e.what and str(e) == f"{e.what} ({e.where})"
 
 
-def test_a_policy_name_is_refused_until_the_library_has_policies(tmp):
-    # policy=None is the command's default; a name (or anything else) is a
-    # usage error, a ValueError, from every call that takes options, and
-    # nothing is written.
-    for policy in ("signal", "textbook", 3):
+def test_an_unknown_policy_is_refused(tmp):
+    # policy=None is the command's default (signal); another name, or
+    # anything not a name, is a usage error, a ValueError, from every call
+    # that takes options, and nothing is written.
+    for policy in ("fancy", 3):
         e = raises(onnx_reinit.UsageError,
                    lambda: onnx_reinit.reinit(TINY, policy=policy, output=tmp / "o.onnx"),
                    "policy", builtin=ValueError)
         assert e.where == "policy"
         raises(onnx_reinit.UsageError, lambda: onnx_reinit.plan(TINY, policy=policy), "policy")
+    raises(onnx_reinit.UsageError, lambda: onnx_reinit.plan(TINY, output_rms=0), "output_rms")
     assert not (tmp / "o.onnx").exists()
     assert onnx_reinit.reinit(TINY, policy=None).graph.initializer

@@ -82,6 +82,8 @@ def test_output_writes_the_command_file(tmp):
     (["--skip", "fc*", "--skip", "bn*"], {"skip": ("fc*", "bn*")}),
     (["--fan-convention", "torch"], {"fan_convention": "torch"}),
     (["--threads", "1"], {"threads": 1}),
+    (["--policy", "textbook"], {"policy": "textbook"}),
+    (["--policy", "signal", "--output-rms", "0.5"], {"policy": "signal", "output_rms": 0.5}),
 ])
 def test_options_give_the_command_bytes(tmp, args, kwargs):
     want, want_report = cli_rewrite(tmp, TINY, *args)
