@@ -6,6 +6,7 @@
 #include <tbb/global_control.h>
 
 #include <algorithm>
+#include <unordered_map>
 #include <utility>
 
 #include "onnx_reinit/errors.h"
@@ -105,7 +106,20 @@ struct runtime_run {
       result.lsuv = calibrate_lsuv(model, plan.analysis, plan.plans, options, lsuv);
       if (output.calibrated) output.calibrated(result.lsuv);
     }
-    if (o.inspect) result.rewritten = inspect_model(model, plan.analysis, options);
+    if (o.inspect) {
+      result.rewritten = inspect_model(model, plan.analysis, options);
+      attach_predictions(*result.rewritten, plan.plans);
+    }
+  }
+  // The moment pass's predicted RMS beside each measured layer of the
+  // rewritten model (docs/DESIGN.md section 14).
+  static void attach_predictions(inspection& r, const std::vector<tensor_plan>& plans) {
+    std::unordered_map<std::string, double> predicted;
+    for (const tensor_plan& p : plans)
+      if (p.predicted && p.tensor.ref.graph_path.empty() && p.predicted->output_rms > 0)
+        predicted[p.tensor.info.name] = p.predicted->output_rms;
+    for (layer_stats& l : r.layers)
+      if (auto it = predicted.find(l.name); it != predicted.end()) l.predicted_rms = it->second;
   }
   // The --plot figure, rendered before the save so it is published with
   // the model; nullopt without --plot.

@@ -42,6 +42,8 @@ json inspection_document(const inspection& r) {
     o["max_abs"] = number_or_null(l.max_abs);
     o["nonfinite"] = l.nonfinite;
     o["ratio_to_first"] = number_or_null(l.ratio_to_first);
+    o["rms"] = number_or_null(l.rms());
+    o["predicted_rms"] = number_or_null(l.predicted_rms);
     o["flags"] = l.flags;
     layers.push_back(std::move(o));
   }

@@ -98,6 +98,8 @@ TEST_CASE("--inspect --json prints the documented document", "[cli][inspect]") {
                                            "max_abs",
                                            "nonfinite",
                                            "ratio_to_first",
+                                           "rms",
+                                           "predicted_rms",
                                            "flags"};
   for (std::size_t i = 0; i < 7; ++i) {
     const auto& l = j["layers"][i];

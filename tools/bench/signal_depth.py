@@ -10,6 +10,7 @@ layer reads (MLPs), or of the stream before the head over the stream after
 the stem (residual networks).
 
   tools/bench/signal_depth.py --cli build/bin/onnx-reinit [--width 256] [--batch 256]
+      [--only "gelu MLP"] [--depths 32,128]
 
 Exit status 1 when a signal-policy ratio is outside [0.5, 2].
 """
@@ -123,6 +124,7 @@ def main():
     ap.add_argument("--width", type=int, default=256)
     ap.add_argument("--batch", type=int, default=256)
     ap.add_argument("--only", default="", help="run only the networks whose name contains this")
+    ap.add_argument("--depths", default="", help="comma-separated depths to run (default: all)")
     args = ap.parse_args()
     x = np.random.default_rng(0).standard_normal((args.batch, args.width))
     cases = [("mlp", a, d) for a in ACTS for d in (32, 64, 128)] + [("resnet", "relu", d) for d in (8, 32, 100)]
@@ -131,6 +133,8 @@ def main():
     with tempfile.TemporaryDirectory(prefix="signal-depth-") as tmp:
         for kind, act, depth in cases:
             if args.only not in (f"{act} MLP" if kind == "mlp" else "residual"):
+                continue
+            if args.depths and str(depth) not in args.depths.split(","):
                 continue
             src = os.path.join(tmp, "m.onnx")
             (mlp(src, act, depth, args.width) if kind == "mlp" else resnet(src, depth, args.width))

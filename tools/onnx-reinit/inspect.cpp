@@ -75,18 +75,27 @@ std::string inspection_text(const inspection& r, bool bars) {
   std::size_t w = 5;
   for (const auto& l : r.layers) w = std::max(w, l.name.size());
   w = std::min<std::size_t>(w, 40);
-  out += fmt::format("{:<{}}  {:<14} {:<11} {:>10} {:>10} {:>10} {:>6} {:>6} {:>8}  {}{}\n",
+  // The rewritten model's table has the moment pass's predicted RMS beside
+  // the measured one.
+  const bool predicted = std::any_of(r.layers.begin(), r.layers.end(), [](const layer_stats& l) {
+    return std::isfinite(l.predicted_rms);
+  });
+  out += fmt::format("{:<{}}  {:<14} {:<11} {:>10} {:>10} {:>10} {:>6} {:>6} {:>8}  {}{}{}\n",
                      "layer", w, "op", "act", "mean", "std", "act_std", "dead", "sat", "ratio",
+                     predicted ? fmt::format("{:>9} {:>9}  ", "rms", "predicted") : "",
                      bars ? "std (log, 1e-3..1e3)      " : "", "flags");
   // Long names (TensorFlow exports) keep their distinctive end.
   auto shown = [w](const std::string& name) {
     return name.size() <= w ? name : fmt::format("~{}", name.substr(name.size() - (w - 1)));
   };
   for (const auto& l : r.layers)
-    out += fmt::format("{:<{}}  {:<14} {:<11} {:>10} {:>10} {:>10} {:>6} {:>6} {:>8}  {}{}\n",
+    out += fmt::format("{:<{}}  {:<14} {:<11} {:>10} {:>10} {:>10} {:>6} {:>6} {:>8}  {}{}{}\n",
                        shown(l.name), w, l.op, l.act, figure(l.mean), figure(l.std),
                        figure(l.act_std), figure(l.dead_fraction, "{:.2f}"),
                        figure(l.saturated_fraction, "{:.2f}"), figure(l.ratio_to_first, "{:.3g}"),
+                       predicted ? fmt::format("{:>9} {:>9}  ", figure(l.rms(), "{:.4g}"),
+                                               figure(l.predicted_rms, "{:.4g}"))
+                                 : "",
                        bars ? bar(l.std) + "  " : "", fmt::join(l.flags, ","));
   out += fmt::format(
       "summary: {} layers, last/first std ratio {}, worst layer {}, flags: {}\n", r.layers.size(),

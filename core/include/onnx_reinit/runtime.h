@@ -9,9 +9,11 @@
 // figures (and the bytes LSUV writes) are the same whatever --threads says.
 #pragma once
 
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
+#include <limits>
 #include <map>
 #include <optional>
 #include <string>
@@ -105,6 +107,10 @@ struct layer_stats {
   double max_abs = 0.0;
   std::int64_t nonfinite = 0;   // NaN/Inf elements of the layer output
   double ratio_to_first = 0.0;  // std / the first layer's std
+  // The moment pass's prediction of the output's RMS (tensor_plan::predicted)
+  // for the rewritten model; NaN where no plan is at hand.
+  double predicted_rms = std::numeric_limits<double>::quiet_NaN();
+  double rms() const { return std::sqrt(mean * mean + std * std); }
   // "vanishing" (ratio_to_first < vanishing_ratio), "exploding" (>
   // exploding_ratio), "dead" (dead_fraction > dead_fraction threshold),
   // "saturated", "nonfinite" (any non-finite element), "constant" (std 0).

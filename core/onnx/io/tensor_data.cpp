@@ -489,6 +489,26 @@ void read_tensor_values(const loaded_model& model, const onnx::TensorProto& t, s
   }
 }
 
+void scan_tensor_values(const loaded_model& model, const onnx::TensorProto& tensor,
+                        const std::function<void(std::span<const double>)>& visit) {
+  const element_type type = require_float(tensor);
+  if (pending_of(model, tensor) == nullptr) check_data_length(&model, tensor);
+  const auto count = static_cast<std::uint64_t>(tensor_element_count(tensor));
+  const external_ref* ref =
+      pending_of(model, tensor) == nullptr ? data_outside(model, tensor) : nullptr;
+  std::vector<double> block(static_cast<std::size_t>(std::min<std::uint64_t>(count, 1 << 16)));
+  for (std::uint64_t first = 0; first < count; first += block.size()) {
+    const auto n = static_cast<std::size_t>(std::min<std::uint64_t>(block.size(), count - first));
+    const std::span<double> values(block.data(), n);
+    read_tensor_values<double>(model, tensor, first, values);
+    // Read once: the mapped pages go, so the resident set does not grow
+    // with the tensor.
+    if (ref != nullptr)
+      ref->map->release(ref->offset + first * element_size(type), n * element_size(type));
+    visit(values);
+  }
+}
+
 template <class T>
 std::vector<T> read_tensor_values(const loaded_model& model, const onnx::TensorProto& tensor) {
   require_float(tensor);

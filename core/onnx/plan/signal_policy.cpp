@@ -108,12 +108,35 @@ class solver {
     if (p != nullptr && p->action == plan_action::rewrite && p->requantized_from.empty()) {
       m = target_of(*p);
     } else if (p == nullptr || p->action == plan_action::keep) {
-      if (const onnx::TensorProto* t = index_.constant(name, 0))
-        if (std::optional<std::vector<double>> v = index_.values(*t, std::size_t{1} << 28))
-          m = signal::moments_of(*v);
+      if (const onnx::TensorProto* t = index_.constant(name, 0)) m = kept_moments(p, *t);
     }
     constants_[name] = m;
     return m;
+  }
+
+  // A kept constant's moments from its bytes: float tensors read in
+  // blocks (a kept backbone may be gigabytes: never held whole), others
+  // (small integer constants) decoded.
+  std::optional<moments> kept_moments(const tensor_plan* p, const onnx::TensorProto& t) const {
+    if (p == nullptr || !p->tensor.is_float) {
+      std::optional<std::vector<double>> v = index_.values(t, std::size_t{1} << 20);
+      if (!v) return std::nullopt;
+      return signal::moments_of(*v);
+    }
+    double sum = 0.0, squares = 0.0, count = 0.0;
+    try {
+      scan_tensor_values(model_, t, [&](std::span<const double> block) {
+        for (double v : block) {
+          sum += v;
+          squares += v * v;
+        }
+        count += static_cast<double>(block.size());
+      });
+    } catch (const std::exception&) {
+      return std::nullopt;  // unreadable: an assumption, not an error of the plan
+    }
+    if (count == 0) return std::nullopt;
+    return moments{sum / count, squares / count};
   }
 
   std::optional<moments> target_of(const tensor_plan& p) const {

@@ -83,6 +83,12 @@ void read_tensor_values(const loaded_model& model, const onnx::TensorProto& tens
 template <class T>
 std::vector<T> read_tensor_values(const loaded_model& model, const onnx::TensorProto& tensor);
 
+// The values of a float tensor, whatever its size, passed to `visit` in
+// blocks of at most 65536, in order; the pages of a mapped file are let go
+// after each block (the moment pass reads kept weights of any size).
+void scan_tensor_values(const loaded_model& model, const onnx::TensorProto& tensor,
+                        const std::function<void(std::span<const double>)>& visit);
+
 // Sets all values of a float tensor, keeping dtype, dims and storage field;
 // rounds to nearest-even for 16-bit types. values.size() must equal the
 // element count. External tensors keep the new bytes pending until save.
