@@ -48,13 +48,9 @@ std::vector<std::int64_t> parse_shape(const std::string& text, const std::string
 
 std::size_t dtype_size(std::string_view dtype) {
   // Either case: the analysis names types as ONNX does ("INT32"), the
-  // runtime in lower case ("int32").
-  std::string upper(dtype);
-  std::transform(upper.begin(), upper.end(), upper.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::toupper(c)); });
-  onnx::TensorProto::DataType type{};
-  if (!onnx::TensorProto::DataType_Parse(upper, &type)) return 0;
-  return detail::element_size_of(type);
+  // runtime in lower case ("int32"); one table knows both (io/dtype.h).
+  const dtype_info* d = find_dtype(dtype);
+  return d != nullptr && d->per_element == 1 ? d->size : 0;
 }
 
 namespace detail {

@@ -91,8 +91,22 @@ constexpr const dtype_info* find_dtype(int onnx_type) noexcept {
   return i < 0 ? nullptr : &dtype_table[i];
 }
 
+// The entry named `name` as ONNX names types, in either case ("float16",
+// "FLOAT16"); null for a name without one.
+constexpr const dtype_info* find_dtype(std::string_view name) noexcept {
+  auto lower = [](char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; };
+  for (const dtype_info& d : dtype_table) {
+    if (d.name.size() != name.size()) continue;
+    bool same = true;
+    for (std::size_t i = 0; same && i < name.size(); ++i) same = lower(name[i]) == d.name[i];
+    if (same) return &d;
+  }
+  return nullptr;
+}
+
 static_assert(find_dtype(onnx::TensorProto::FLOAT16)->size == 2);
 static_assert(find_dtype(onnx::TensorProto::STRING) == nullptr);
+static_assert(find_dtype("BFLOAT16")->size == 2 && find_dtype("string") == nullptr);
 
 // The entry of a float element type (never null).
 constexpr const dtype_info& dtype_of(element_type type) noexcept {
