@@ -13,6 +13,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <cstring>
 #include <limits>
 #include <map>
@@ -143,7 +144,8 @@ void encode(const tensor_job& job, std::uint64_t first, std::span<const T> value
   }
 }
 
-// Per-thread scratch for chunks that cannot be filled in place (16-bit).
+// Per-thread scratch for chunks that cannot be filled in place (16-bit, or
+// an unaligned destination).
 template <class T>
 using scratch_buffers = tbb::enumerable_thread_specific<std::vector<T>>;
 
@@ -153,7 +155,10 @@ template <class T>
 void produce_chunk(const tensor_job& job, std::uint64_t first, std::uint64_t n, std::byte* out,
                    scratch_buffers<T>& scratch) {
   std::span<T> values;
-  if (job.element_bytes == sizeof(T)) {
+  // In place only where `out` is aligned for T: a payload spliced into a
+  // serialized model in memory (save_memory.cpp) starts at any byte.
+  const bool aligned = reinterpret_cast<std::uintptr_t>(out) % alignof(T) == 0;
+  if (job.element_bytes == sizeof(T) && aligned) {
     values = std::span<T>(reinterpret_cast<T*>(out), n);
   } else {
     std::vector<T>& buffer = scratch.local();
