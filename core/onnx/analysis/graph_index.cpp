@@ -38,6 +38,10 @@ std::optional<onnx::TensorProto> scalar_attribute_tensor(const onnx::AttributePr
 
 }  // namespace
 
+std::string node_label(const onnx::NodeProto& node) {
+  return node.name().empty() && node.output_size() > 0 ? node.output(0) : node.name();
+}
+
 std::string qualified_op(const onnx::NodeProto& node) {
   return is_default_domain(node) ? node.op_type() : node.domain() + "." + node.op_type();
 }

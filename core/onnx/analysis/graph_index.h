@@ -102,6 +102,8 @@ class model_index {
   std::deque<onnx::TensorProto> scalar_constants_;  // value_float etc.; stable addresses
 };
 
+// How reports name a node: its name, else (unnamed) its first output.
+std::string node_label(const onnx::NodeProto& node);
 // "Conv" for the default domain, "com.microsoft.FusedConv" otherwise.
 std::string qualified_op(const onnx::NodeProto& node);
 bool is_default_domain(const onnx::NodeProto& node);

@@ -160,10 +160,6 @@ std::vector<int> weighted_nodes(const model_index& index, const std::vector<int>
   return out;
 }
 
-std::string node_label(const onnx::NodeProto& node) {
-  return node.name().empty() && node.output_size() > 0 ? node.output(0) : node.name();
-}
-
 struct join_parts {
   std::string fork;
   std::string branch_value;

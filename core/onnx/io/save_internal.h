@@ -363,6 +363,15 @@ fs::path stage_consolidated(loaded_model& model, const fs::path& out_dir, const 
 bool serialize_model(const loaded_model& model, const fs::path& path, const fs::path& out,
                      bool splice, write_context& writer);
 
+// Sets the payloads left in the model file back into the proto (the pending
+// bytes, or the file's) until `patch` is undone, for a writer that
+// serialises the whole proto (splice.cpp; save_memory.cpp).
+void inline_detached(const loaded_model& model, proto_patch& patch);
+
+// The proto's serialized size; model_error naming `where` past protobuf's
+// 2 GiB limit.
+std::size_t checked_serialized_size(const onnx::ModelProto& proto, const std::string& where);
+
 // The checker step of save_model for a model written to memory
 // (save_memory.cpp): the proto checked as save_model checks a model without
 // data files, failures reported against `name`.

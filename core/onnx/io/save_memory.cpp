@@ -105,19 +105,11 @@ bool splice_in_memory(const loaded_model& model, const memory_sink& sink, bool w
 void serialize_in_memory(loaded_model& model, const memory_sink& sink, const std::string& name,
                          bool wanted, stats_map& stats) {
   proto_patch inlined;
-  for (onnx::TensorProto* t : model_io_access::state(model).detached_order) {
-    auto payload = std::make_shared<std::string>(detached_bytes(model, *t));
-    measure(model, *t, std::as_bytes(std::span(*payload)), wanted, stats);
-    payload->swap(*t->mutable_raw_data());
-    inlined.add([t, payload] { payload->swap(*t->mutable_raw_data()); });
-  }
+  inline_detached(model, inlined);
+  for (const onnx::TensorProto* t : model_io_access::state(model).detached_order)
+    measure(model, *t, std::as_bytes(std::span(t->raw_data())), wanted, stats);
   const onnx::ModelProto& proto = model.proto();
-  const std::size_t size = proto.ByteSizeLong();
-  if (size > static_cast<std::size_t>(std::numeric_limits<int>::max()))
-    throw model_error(fmt::format("the output model would be {} bytes, over protobuf's 2 GiB "
-                                  "limit; write tensors as external data",
-                                  size),
-                      name);
+  const std::size_t size = checked_serialized_size(proto, name);
   const std::span<std::byte> out = sink(size);
   if (!proto.SerializeToArray(out.data(), static_cast<int>(size)))
     throw model_error("the model cannot be serialized", name);

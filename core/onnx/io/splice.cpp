@@ -125,9 +125,8 @@ void splice_payloads(const loaded_model& model, output_file& file, write_context
                      file, writer, true);
 }
 
-// Sets the payloads left in the model file back into the proto (their new
-// bytes, or the file's) until `patch` is undone, for a writer that
-// serialises the whole proto.
+}  // namespace
+
 void inline_detached(const loaded_model& model, proto_patch& patch) {
   for (onnx::TensorProto* t : model_io_access::state(model).detached_order) {
     // Moved to a data file by this save (stage_consolidated): nothing to set.
@@ -138,7 +137,15 @@ void inline_detached(const loaded_model& model, proto_patch& patch) {
   }
 }
 
-}  // namespace
+std::size_t checked_serialized_size(const onnx::ModelProto& proto, const std::string& where) {
+  const std::size_t size = proto.ByteSizeLong();
+  if (size > static_cast<std::size_t>(std::numeric_limits<int>::max()))
+    throw model_error(fmt::format("the output model would be {} bytes, over protobuf's 2 GiB "
+                                  "limit; write tensors as external data",
+                                  size),
+                      where);
+  return size;
+}
 
 // Returns true when the file was written by splicing: the payloads left in
 // the model file spliced into it when nothing else changed, else the
@@ -156,12 +163,7 @@ bool serialize_model(const loaded_model& model, const fs::path& path, const fs::
     inline_detached(model, inlined);
   }
   const onnx::ModelProto& proto = model.proto();
-  const std::size_t size = proto.ByteSizeLong();
-  if (size > static_cast<std::size_t>(std::numeric_limits<int>::max()))
-    throw model_error(fmt::format("the output model would be {} bytes, over protobuf's 2 GiB "
-                                  "limit; write tensors as external data",
-                                  size),
-                      out.string());
+  const std::size_t size = checked_serialized_size(proto, out.string());
   output_file file(path, out);
   if (splice && splice_model(model, proto, size, file, out)) {
     file.finish();

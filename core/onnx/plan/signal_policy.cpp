@@ -56,6 +56,9 @@ class solver {
     residual_ = find_residual_structure(model);
     for (const residual_branch& b : residual_.branches)
       if (!b.layers.empty()) last_layer_branch_[b.layers.back()] = &b;
+    // The joins' nodes, by the label residual_branch::join gives them.
+    for (const onnx::NodeProto& n : model.proto().graph().node())
+      joins_.emplace(detail::node_label(n), &n);
     for (const tensor_plan& p : plans_)
       if (p.rule_origin == "policy" && p.tensor.info.role == tensor_role::weight &&
           !p.tensor.output_layer && !last_layer_branch_.count(p.tensor.info.name))
@@ -86,13 +89,14 @@ class solver {
   std::unordered_map<std::string, tensor_plan*> by_name_;
   residual_structure residual_;
   std::unordered_map<std::string, const residual_branch*> last_layer_branch_;
+  std::unordered_map<std::string, const onnx::NodeProto*> joins_;
   std::unordered_map<std::string, std::optional<moments>> constants_;
   std::set<std::string> visited_;
   std::vector<std::string> shared_;
   // Layers whose weight the pass reached: (layer output, plan).
   std::vector<std::pair<std::string, tensor_plan*>> layers_;
-  // Solved layers per activation, with the pre-activation second moment.
-  std::map<std::pair<activation_kind, double>, std::pair<int, double>> solved_;
+  // Solved layers per activation.
+  std::map<std::pair<activation_kind, double>, int> solved_;
 
   tensor_plan* plan_of(const std::string& name) const {
     auto it = by_name_.find(name);
@@ -196,9 +200,7 @@ class solver {
               fmt::format(", moved up from {:g} so a scale error stays below 10x over {} layers",
                           read, 2 * chain_layers_[{info.activation, info.activation_param}]);
       }
-      auto& s = solved_[{info.activation, info.activation_param}];
-      s.first += 1;
-      s.second = q;
+      ++solved_[{info.activation, info.activation_param}];
     }
     const double variance = q / (v.fan_in * v.input.second * v.output_scale * v.output_scale);
     const std::optional<moments> textbook = target_of(p);
@@ -223,12 +225,9 @@ class solver {
   double branch_share(const residual_branch& b, const signal::layer_visit& v, std::string& basis) {
     const int count = residual_.stream_sizes.at(static_cast<std::size_t>(b.stream));
     std::optional<moments> skip;
-    for (const onnx::NodeProto& n : model_.proto().graph().node()) {
-      if (n.name() != b.join && (n.output_size() == 0 || n.output(0) != b.join)) continue;
-      for (const std::string& in : n.input())
+    if (auto join = joins_.find(b.join); join != joins_.end())
+      for (const std::string& in : join->second->input())
         if (std::optional<moments> m = v.known(in)) skip = m;
-      break;
-    }
     const double target = options_.target;
     const double q_skip = skip ? skip->second : target;
     const double share = std::max(target - q_skip, std::min(target, q_skip) / count);
@@ -297,12 +296,8 @@ class solver {
     const std::string key = fmt::format("{}|{:a}|{:.12g}|{:.12g}", to_string(info.activation),
                                         info.activation_param, z.mean, z.second);
     if (auto it = after_.find(key); it != after_.end()) return it->second;
-    const signal::scalar_function f =
-        signal::activation_function(info.activation, info.activation_param);
-    const moments y =
-        z.variance() > 0
-            ? signal::gaussian_moments(f.apply, {z.mean, std::sqrt(z.variance())}, f.kinks, 1e-8)
-            : moments{f(z.mean), f(z.mean) * f(z.mean)};
+    const moments y = signal::moments_after(
+        signal::activation_function(info.activation, info.activation_param), z);
     after_.emplace(key, y);
     return y;
   }
@@ -337,8 +332,7 @@ class solver {
 
   std::vector<std::string> depth_warnings() const {
     std::vector<std::string> out;
-    for (const auto& [key, value] : solved_) {
-      const int count = value.first;
+    for (const auto& [key, count] : solved_) {
       auto el = elasticity_.find(key);
       if (el == elasticity_.end() || !(el->second > 1.0)) continue;
       // As tenfold_error_depth: ln 10 / ln elasticity.

@@ -210,14 +210,6 @@ class pass {
     return v->front();
   }
 
-  std::optional<moments> constant_values(const std::string& name) const {
-    const onnx::TensorProto* t = index_.constant(name, 0);
-    if (t == nullptr) return std::nullopt;
-    std::optional<std::vector<double>> v = index_.values(*t, 1 << 20);
-    if (!v) return std::nullopt;
-    return moments_of(*v);
-  }
-
   void set(const onnx::NodeProto& node, value_moments v) {
     for (const std::string& out : node.output())
       if (!out.empty()) result_.values[out] = v;
@@ -338,20 +330,11 @@ class pass {
   moments cached_moments(const std::string& signature, const scalar_function& f, const moments& x) {
     const std::string key = fmt::format("{}|{:.12g}|{:.12g}", signature, x.mean, x.second);
     if (auto it = moment_cache_.find(key); it != moment_cache_.end()) return it->second;
-    const moments m = moments_of_function(f, x);
+    const moments m = moments_after(f, x);
     moment_cache_.emplace(key, m);
     return m;
   }
   std::unordered_map<std::string, moments> moment_cache_;
-
-  static moments moments_of_function(const scalar_function& f, const moments& x) {
-    const double variance = x.variance();
-    if (!(variance > 0.0)) {
-      const double y = f(x.mean);
-      return {y, y * y};
-    }
-    return gaussian_moments(f.apply, {x.mean, std::sqrt(variance)}, f.kinks, pass_tolerance);
-  }
 
   // E[h(max of k values)] of a value: the value is its chain's function of a
   // Gaussian root (identity when it has none), taken monotone, so the max
@@ -440,13 +423,13 @@ class pass {
         break;
     }
     if (detail::reads_shape_only(node) || node.output_size() == 0) return;
-    if (!produces_float(node)) return;
+    if (!carries_signal(node)) return;
     pass_through(node, "no rule");
   }
 
-  bool produces_float(const onnx::NodeProto& node) const {
-    // Shape arithmetic (Shape, Gather of shapes, ConstantOfShape...) is not
-    // signal: an output that inference types as an integer is skipped.
+  bool carries_signal(const onnx::NodeProto& node) const {
+    // Shape arithmetic, comparisons and index ops carry no signal: no
+    // assumption is listed for them.
     static const std::set<std::string> non_signal = {"Shape",    "Size",        "ConstantOfShape",
                                                      "Range",    "NonZero",     "ArgMax",
                                                      "ArgMin",   "Equal",       "Less",
@@ -586,7 +569,7 @@ class pass {
       std::optional<value_moments> slope = get(node.input(1));
       if (x && slope) {
         scalar_function f = activation_function(activation_kind::leaky_relu, slope->m.mean);
-        return set(node, {moments_of_function(f, x->m)});
+        return set(node, {moments_after(f, x->m)});
       }
     }
     pass_through(node, "elementwise function not compiled");
@@ -747,6 +730,13 @@ class pass {
 };
 
 }  // namespace
+
+moments moments_after(const scalar_function& f, const moments& x) {
+  // A variance of 0 (or below, by rounding) is a point: gaussian_moments
+  // evaluates f there.
+  return gaussian_moments(f.apply, {x.mean, std::sqrt(std::max(x.variance(), 0.0))}, f.kinks,
+                          pass_tolerance);
+}
 
 moment_pass_result run_moment_pass(const model_index& index, const onnx::ModelProto& model,
                                    const moment_pass_hooks& hooks) {

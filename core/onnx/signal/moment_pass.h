@@ -25,6 +25,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "elementwise.h"
 #include "gaussian_moments.h"
 #include "graph_index.h"
 
@@ -81,6 +82,10 @@ struct moment_pass_result {
 // and computed products need come from infer_value_shapes on it, on first use.
 moment_pass_result run_moment_pass(const detail::model_index& index, const onnx::ModelProto& model,
                                    const moment_pass_hooks& hooks);
+
+// E[f(x)] and E[f(x)^2] for x Gaussian with moments `x`, to the pass's
+// accuracy (relative 1e-8).
+moments moments_after(const scalar_function& f, const moments& x);
 
 // The moments of a tensor's values: mean and mean square.
 moments moments_of(const std::vector<double>& values);
